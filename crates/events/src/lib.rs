@@ -1,0 +1,1 @@
+//! Event schemas (placeholder while the crate is written).

@@ -1,0 +1,2 @@
+//! The `wasl` binary (placeholder).
+fn main() {}
