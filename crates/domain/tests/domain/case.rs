@@ -1,0 +1,377 @@
+//! The case's rules: opening, profile, assignment, consent, closing and reopening.
+
+use crate::support::Given;
+use crate::support::*;
+use wasl_domain::case::{Case, CaseCommand as C, CaseEvent as E, CaseStatus, CloseCase, ConsentScope, Scope};
+use wasl_domain::catalogue::{CloseCode, Reason, ServiceCategory};
+use wasl_domain::client::Vulnerability;
+use wasl_domain::ids::ConsentId;
+use wasl_domain::pii::PersonalData;
+use wasl_domain::{Aggregate, DomainError, Forbidden};
+
+fn open() -> Vec<E> {
+    vec![case_opened()]
+}
+
+fn close(open_referrals: Vec<wasl_domain::ids::ReferralId>, cancel: bool) -> C {
+    C::Close(CloseCase {
+        reason: Reason::coded(CloseCode::NeedsMet),
+        open_referrals,
+        cancel_open_referrals: cancel,
+    })
+}
+
+fn closed() -> Vec<E> {
+    vec![
+        case_opened(),
+        E::Closed {
+            reason: Reason::coded(CloseCode::NeedsMet),
+            cancelled_referrals: vec![],
+        },
+    ]
+}
+
+#[test]
+fn a_caseworker_opens_a_case_owned_by_their_organisation_and_assigned_to_them() {
+    let case = fresh::<Case>()
+        .when(open_case_command(), &caseworker())
+        .then(vec![case_opened()]);
+    let state = case.state().expect("opened");
+    assert_eq!(state.owner_org, referring_org());
+    assert_eq!(state.caseworker, caseworker().actor.user);
+    assert_eq!(state.status, CaseStatus::Open);
+}
+
+#[test]
+fn a_partner_focal_point_cannot_open_a_case() {
+    fresh::<Case>()
+        .when(open_case_command(), &focal_point())
+        .then_refused(DomainError::Forbidden(Forbidden::MissingRole));
+}
+
+#[test]
+fn a_case_cannot_be_opened_twice() {
+    given(open())
+        .when(open_case_command(), &caseworker())
+        .then_refused(DomainError::AlreadyExists);
+}
+
+#[test]
+fn nothing_can_be_done_to_a_case_that_does_not_exist() {
+    fresh::<Case>()
+        .when(close(vec![], false), &caseworker())
+        .then_refused(DomainError::NotFound);
+}
+
+#[test]
+fn another_organisation_cannot_see_or_change_the_case() {
+    given(open())
+        .when(C::Assign { caseworker: id(99) }, &outsider_caseworker())
+        .then_refused(DomainError::Forbidden(Forbidden::NotCaseOwner));
+}
+
+#[test]
+fn the_profile_is_replaced_and_an_unchanged_profile_is_refused() {
+    let mut changed = profile();
+    changed.vulnerabilities = vec![
+        Vulnerability::Disability,
+        Vulnerability::GbvSurvivor,
+        Vulnerability::Disability,
+    ];
+    let mut normalised = changed.clone();
+    normalised.vulnerabilities = vec![Vulnerability::GbvSurvivor, Vulnerability::Disability];
+    normalised.vulnerabilities.sort();
+    given(open())
+        .when(C::UpdateProfile(changed), &caseworker())
+        .then(vec![E::ProfileUpdated { profile: normalised }]);
+    given(open())
+        .when(C::UpdateProfile(profile()), &caseworker())
+        .then_refused(DomainError::NothingToChange);
+}
+
+#[test]
+fn personal_data_is_replaced_as_sealed_values() {
+    let personal = PersonalData {
+        name: Some(pii(1)),
+        phone: Some(pii(2)),
+        ..PersonalData::default()
+    };
+    given(open())
+        .when(C::UpdatePersonalData(personal.clone()), &supervisor())
+        .then(vec![E::PersonalDataUpdated { personal }]);
+}
+
+#[test]
+fn a_supervisor_reassigns_the_case() {
+    let case = given(open())
+        .when(C::Assign { caseworker: id(99) }, &supervisor())
+        .then(vec![E::Assigned { caseworker: id(99) }]);
+    assert_eq!(case.state().expect("case").caseworker, id(99));
+    given(open())
+        .when(
+            C::Assign {
+                caseworker: caseworker().actor.user,
+            },
+            &supervisor(),
+        )
+        .then_refused(DomainError::NothingToChange);
+}
+
+#[test]
+fn consent_is_given_with_a_scope_and_a_future_expiry() {
+    let scope = ConsentScope {
+        expires_at: Some(T0.plus_hours(24 * 90)),
+        ..any_consent()
+    };
+    let case = given(open())
+        .when(
+            C::GiveConsent {
+                consent_id: consent_id(),
+                scope: scope.clone(),
+            },
+            &caseworker(),
+        )
+        .then(vec![E::ConsentGiven {
+            consent_id: consent_id(),
+            scope,
+        }]);
+    let state = case.state().expect("case");
+    assert_eq!(
+        state.covering_consent(receiving_org(), ServiceCategory::Shelter, T0),
+        Some(consent_id())
+    );
+    assert_eq!(
+        state.covering_consent(receiving_org(), ServiceCategory::Shelter, T0.plus_hours(24 * 91)),
+        None
+    );
+}
+
+#[test]
+fn consent_that_has_already_expired_or_covers_nothing_is_refused() {
+    let past = ConsentScope {
+        expires_at: Some(T0),
+        ..any_consent()
+    };
+    given(open())
+        .when(
+            C::GiveConsent {
+                consent_id: consent_id(),
+                scope: past,
+            },
+            &caseworker(),
+        )
+        .then_invalid("expires_at");
+    let nothing = ConsentScope {
+        categories: Scope::Only(Default::default()),
+        ..any_consent()
+    };
+    given(open())
+        .when(
+            C::GiveConsent {
+                consent_id: consent_id(),
+                scope: nothing,
+            },
+            &caseworker(),
+        )
+        .then_invalid("categories");
+    assert!(Scope::<ServiceCategory>::only([], "categories").is_err());
+}
+
+#[test]
+fn the_same_consent_cannot_be_given_twice() {
+    given(vec![case_opened(), consent_given(any_consent())])
+        .when(
+            C::GiveConsent {
+                consent_id: consent_id(),
+                scope: any_consent(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::AlreadyRecorded);
+}
+
+fn health_and_legal() -> ConsentScope {
+    ConsentScope {
+        categories: Scope::only([ServiceCategory::Health, ServiceCategory::Legal], "categories").expect("scope"),
+        organisations: Scope::Any,
+        expires_at: Some(T0.plus_hours(1000)),
+    }
+}
+
+#[test]
+fn consent_can_be_narrowed_but_never_widened() {
+    let history = vec![case_opened(), consent_given(health_and_legal())];
+    let health_only = ConsentScope {
+        categories: Scope::only([ServiceCategory::Health], "categories").expect("scope"),
+        ..health_and_legal()
+    };
+    let case = given(history.clone())
+        .when(
+            C::NarrowConsent {
+                consent_id: consent_id(),
+                scope: health_only.clone(),
+            },
+            &caseworker(),
+        )
+        .then(vec![E::ConsentNarrowed {
+            consent_id: consent_id(),
+            scope: health_only,
+        }]);
+    let state = case.state().expect("case");
+    assert!(
+        state
+            .covering_consent(receiving_org(), ServiceCategory::Legal, T0)
+            .is_none()
+    );
+
+    let wider = ConsentScope {
+        categories: Scope::Any,
+        ..health_and_legal()
+    };
+    given(history.clone())
+        .when(
+            C::NarrowConsent {
+                consent_id: consent_id(),
+                scope: wider,
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::NotANarrowing);
+    let longer = ConsentScope {
+        expires_at: None,
+        ..health_and_legal()
+    };
+    given(history.clone())
+        .when(
+            C::NarrowConsent {
+                consent_id: consent_id(),
+                scope: longer,
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::NotANarrowing);
+    given(history)
+        .when(
+            C::NarrowConsent {
+                consent_id: consent_id(),
+                scope: health_and_legal(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::NothingToChange);
+}
+
+#[test]
+fn an_unknown_or_withdrawn_consent_cannot_be_narrowed() {
+    let unknown: ConsentId = id(41);
+    given(open())
+        .when(
+            C::NarrowConsent {
+                consent_id: unknown,
+                scope: any_consent(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::UnknownConsent);
+    let withdrawn = vec![
+        case_opened(),
+        consent_given(health_and_legal()),
+        E::ConsentWithdrawn {
+            consent_id: consent_id(),
+        },
+    ];
+    given(withdrawn)
+        .when(
+            C::NarrowConsent {
+                consent_id: consent_id(),
+                scope: health_and_legal(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::ConsentNotActive);
+}
+
+#[test]
+fn consent_is_withdrawn_once_even_after_the_case_closed() {
+    let mut history = closed();
+    history.push(consent_given(any_consent()));
+    let case = given(history)
+        .when(
+            C::WithdrawConsent {
+                consent_id: consent_id(),
+            },
+            &caseworker(),
+        )
+        .then(vec![E::ConsentWithdrawn {
+            consent_id: consent_id(),
+        }]);
+    assert!(case.state().expect("case").consents[&consent_id()].withdrawn);
+    Given::from_state(case)
+        .when(
+            C::WithdrawConsent {
+                consent_id: consent_id(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::ConsentNotActive);
+}
+
+#[test]
+fn a_case_with_open_referrals_does_not_close_unless_the_close_cancels_them() {
+    let open_referrals = vec![id(20), id(21), id(20)];
+    given(open())
+        .when(close(open_referrals.clone(), false), &caseworker())
+        .then_refused(DomainError::OpenReferrals { count: 2 });
+    given(open())
+        .when(close(open_referrals, true), &caseworker())
+        .then(vec![E::Closed {
+            reason: Reason::coded(CloseCode::NeedsMet),
+            cancelled_referrals: vec![id(20), id(21)],
+        }]);
+}
+
+#[test]
+fn closing_for_another_reason_needs_text() {
+    let other = C::Close(CloseCase {
+        reason: Reason::coded(CloseCode::Other),
+        open_referrals: vec![],
+        cancel_open_referrals: false,
+    });
+    given(open())
+        .when(other, &caseworker())
+        .then_refused(DomainError::ReasonRequired);
+}
+
+#[test]
+fn a_closed_case_refuses_changes_until_reopened() {
+    given(closed())
+        .when(C::UpdateProfile(profile()), &caseworker())
+        .then_refused(DomainError::CaseClosed);
+    given(closed())
+        .when(C::Assign { caseworker: id(99) }, &supervisor())
+        .then_refused(DomainError::CaseClosed);
+    given(closed())
+        .when(close(vec![], false), &caseworker())
+        .then_refused(DomainError::CaseClosed);
+    given(closed())
+        .when(
+            C::GiveConsent {
+                consent_id: consent_id(),
+                scope: any_consent(),
+            },
+            &caseworker(),
+        )
+        .then_refused(DomainError::CaseClosed);
+    let case = given(closed())
+        .when(C::Reopen { reason: Some(pii(5)) }, &caseworker())
+        .then(vec![E::Reopened { reason: Some(pii(5)) }]);
+    assert_eq!(case.state().expect("case").status, CaseStatus::Open);
+    given(open())
+        .when(C::Reopen { reason: None }, &caseworker())
+        .then_refused(DomainError::CaseOpen);
+}
+
+#[test]
+fn events_that_do_not_start_a_case_build_nothing() {
+    assert_eq!(Case::replay(&[E::Reopened { reason: None }]), Case::default());
+}

@@ -1,0 +1,336 @@
+//! A small given / when / then harness and a fixed, obviously synthetic world: a referring
+//! organisation, a receiving one, their staff, one case and one health service.
+
+use wasl_domain::case::{Case, CaseCommand, CaseEvent, ConsentScope, OpenCase, Scope};
+use wasl_domain::catalogue::{Priority, Reason, ReasonCode, ServiceCategory};
+use wasl_domain::client::{
+    Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+};
+use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationEvent, ServiceSpec};
+use wasl_domain::geo::{District, Governorate, Location};
+use wasl_domain::ids::{self, CaseId, ConsentId, OrgId, ReferralId, ServiceId};
+use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
+use wasl_domain::referral::{Referral, ReferralCommand, ReferralEvent, RequestReferral};
+use wasl_domain::time::Timestamp;
+use wasl_domain::{Actor, Aggregate, Context, DomainError, Role};
+
+/// 2026-01-01T00:00:00Z.
+pub const T0: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
+
+/// A deterministic UUIDv7-based id; `n` keeps them apart.
+pub fn id<T: TryFrom<uuid::Uuid, Error = wasl_domain::ValidationError>>(n: u8) -> T {
+    T::try_from(ids::uuid_v7_from_parts(1_767_225_600_000, [n; 10])).expect("a v7 uuid")
+}
+
+pub fn referring_org() -> OrgId {
+    id(1)
+}
+pub fn receiving_org() -> OrgId {
+    id(2)
+}
+pub fn other_org() -> OrgId {
+    id(3)
+}
+pub fn hub_org() -> OrgId {
+    id(9)
+}
+pub fn case_id() -> CaseId {
+    id(10)
+}
+pub fn referral_id() -> ReferralId {
+    id(20)
+}
+pub fn health_service() -> ServiceId {
+    id(30)
+}
+pub fn consent_id() -> ConsentId {
+    id(40)
+}
+
+fn actor(user: u8, org: OrgId, roles: &[Role]) -> Context {
+    Context {
+        now: T0.plus_hours(1),
+        actor: Actor {
+            user: id(100 + user),
+            org,
+            roles: roles.to_vec(),
+        },
+    }
+}
+
+pub fn caseworker() -> Context {
+    actor(1, referring_org(), &[Role::Caseworker])
+}
+pub fn supervisor() -> Context {
+    actor(2, referring_org(), &[Role::Supervisor])
+}
+pub fn focal_point() -> Context {
+    actor(3, receiving_org(), &[Role::FocalPoint])
+}
+pub fn partner_system() -> Context {
+    actor(4, receiving_org(), &[Role::PartnerSystem])
+}
+pub fn outsider_caseworker() -> Context {
+    actor(5, other_org(), &[Role::Caseworker, Role::Supervisor, Role::FocalPoint])
+}
+pub fn coordinator() -> Context {
+    actor(6, hub_org(), &[Role::Coordinator])
+}
+pub fn system() -> Context {
+    actor(7, hub_org(), &[Role::System])
+}
+pub fn admin() -> Context {
+    actor(8, hub_org(), &[Role::Admin])
+}
+
+/// The same context, later by `hours`.
+pub fn at(ctx: Context, hours: i64) -> Context {
+    Context {
+        now: T0.plus_hours(hours),
+        ..ctx
+    }
+}
+
+/// A sealed value with dummy bytes; `n` varies the bytes. Stands for encrypted personal data.
+pub fn pii(n: u8) -> EncryptedPii {
+    EncryptedPii::new(
+        Cipher::XChaCha20Poly1305,
+        KeyId::parse("case:test:1").expect("key id"),
+        vec![n; 24],
+        vec![n; 32],
+    )
+    .expect("valid sealed value")
+}
+
+/// A sealed empty string: present, but says nothing.
+pub fn empty_pii() -> EncryptedPii {
+    EncryptedPii::new(
+        Cipher::XChaCha20Poly1305,
+        KeyId::parse("case:test:1").expect("key id"),
+        vec![0; 24],
+        vec![0; 16],
+    )
+    .expect("valid sealed value")
+}
+
+/// A reason with explanatory text.
+pub fn explained<C: ReasonCode>(code: C) -> Reason<C> {
+    Reason {
+        code,
+        text: Some(pii(7)),
+    }
+}
+
+pub fn mosul() -> Location {
+    Location::new(Governorate::Ninawa, Some(District::parse("mosul").expect("district"))).expect("location")
+}
+
+pub fn profile() -> ClientProfile {
+    ClientProfile {
+        survivor_code: SurvivorCode::parse("TEST-0001").expect("code"),
+        sex: Sex::Female,
+        age: Age::years(29).expect("age"),
+        population_group: PopulationGroup::Returnee,
+        nationality: Nationality::parse("IQ").expect("nationality"),
+        location: mosul(),
+        language: Language::parse("ar").expect("language"),
+        vulnerabilities: vec![Vulnerability::GbvSurvivor],
+    }
+}
+
+pub fn any_consent() -> ConsentScope {
+    ConsentScope {
+        categories: Scope::Any,
+        organisations: Scope::Any,
+        expires_at: None,
+    }
+}
+
+pub fn case_opened() -> CaseEvent {
+    CaseEvent::Opened {
+        case_id: case_id(),
+        owner_org: referring_org(),
+        caseworker: caseworker().actor.user,
+        profile: profile(),
+        personal: PersonalData {
+            name: Some(pii(1)),
+            ..PersonalData::default()
+        },
+    }
+}
+
+pub fn consent_given(scope: ConsentScope) -> CaseEvent {
+    CaseEvent::ConsentGiven {
+        consent_id: consent_id(),
+        scope,
+    }
+}
+
+pub fn open_case_command() -> CaseCommand {
+    CaseCommand::Open(OpenCase {
+        case_id: case_id(),
+        caseworker: None,
+        profile: profile(),
+        personal: PersonalData {
+            name: Some(pii(1)),
+            ..PersonalData::default()
+        },
+    })
+}
+
+/// The case with consent to any service of any organisation.
+pub fn consenting_case() -> Case {
+    Case::replay(&[case_opened(), consent_given(any_consent())])
+}
+
+pub fn health_spec() -> ServiceSpec {
+    ServiceSpec {
+        name: DisplayName::parse("Clinical care (test clinic)").expect("name"),
+        category: ServiceCategory::Health,
+        areas: vec![Location::governorate_only(Governorate::Ninawa)],
+        languages: vec![
+            Language::parse("ar").expect("language"),
+            Language::parse("ckb").expect("language"),
+        ],
+        eligibility: Eligibility::everyone(),
+    }
+}
+
+pub fn provider_registered() -> OrganisationEvent {
+    OrganisationEvent::Registered {
+        org_id: receiving_org(),
+        name: DisplayName::parse("Test Health Partner").expect("name"),
+        kind: OrgKind::NationalNgo,
+    }
+}
+
+/// The receiving organisation with its accepting health service.
+pub fn provider() -> Organisation {
+    Organisation::replay(&[
+        provider_registered(),
+        OrganisationEvent::ServiceAdded {
+            service_id: health_service(),
+            spec: health_spec(),
+        },
+    ])
+}
+
+pub fn request(case: Case, provider: Organisation) -> RequestReferral {
+    RequestReferral {
+        referral_id: referral_id(),
+        case,
+        provider,
+        service_id: health_service(),
+        priority: Priority::Urgent,
+        redirected_from: None,
+        consent_override: None,
+        notes: Some(pii(3)),
+    }
+}
+
+/// The event a caseworker's referral of the consenting case to the health service records.
+pub fn requested() -> ReferralEvent {
+    let events = Referral::default()
+        .decide(
+            &ReferralCommand::Request(Box::new(request(consenting_case(), provider()))),
+            &caseworker(),
+        )
+        .expect("the standard referral is allowed");
+    events.into_iter().next().expect("one event")
+}
+
+/// Ties an event type to its aggregate, so `given(events)` knows which aggregate to build.
+pub trait EventOf: Sized {
+    type Aggregate: Aggregate<Event = Self>;
+}
+
+impl EventOf for CaseEvent {
+    type Aggregate = Case;
+}
+impl EventOf for ReferralEvent {
+    type Aggregate = Referral;
+}
+impl EventOf for OrganisationEvent {
+    type Aggregate = Organisation;
+}
+
+/// Starts a scenario from a history.
+pub fn given<E: EventOf>(history: impl IntoIterator<Item = E>) -> Given<E::Aggregate> {
+    let history: Vec<E> = history.into_iter().collect();
+    Given {
+        state: E::Aggregate::replay(&history),
+    }
+}
+
+/// Starts a scenario before the aggregate exists.
+pub fn fresh<A: Aggregate>() -> Given<A> {
+    Given { state: A::default() }
+}
+
+pub struct Given<A> {
+    state: A,
+}
+
+impl<A: Aggregate> Given<A> {
+    /// Starts a scenario from a state reached earlier in the same test.
+    pub fn from_state(state: A) -> Self {
+        Self { state }
+    }
+
+    pub fn when(&self, command: A::Command, ctx: &Context) -> Then<A> {
+        Then {
+            state: self.state.clone(),
+            result: self.state.decide(&command, ctx),
+        }
+    }
+}
+
+pub struct Then<A: Aggregate> {
+    state: A,
+    result: Result<Vec<A::Event>, DomainError>,
+}
+
+impl<A: Aggregate> Then<A> {
+    /// Asserts the command was accepted with exactly `expected`, and returns the new state.
+    #[track_caller]
+    pub fn then(self, expected: Vec<A::Event>) -> A {
+        match self.result {
+            Ok(events) => {
+                assert_eq!(events, expected, "the command recorded other events than expected");
+                events.iter().fold(self.state, |s, e| s.evolve(e))
+            }
+            Err(err) => panic!(
+                "the command was refused ({}: {err}), expected it to succeed",
+                err.code()
+            ),
+        }
+    }
+
+    /// Asserts the command was refused with `expected`.
+    #[track_caller]
+    pub fn then_refused(self, expected: DomainError) {
+        match self.result {
+            Ok(events) => panic!(
+                "the command was accepted with {} events, expected {expected:?}",
+                events.len()
+            ),
+            Err(err) => assert_eq!(err, expected),
+        }
+    }
+
+    /// Asserts the command was refused for an invalid field.
+    #[track_caller]
+    pub fn then_invalid(self, field: &str) {
+        match self.result {
+            Err(DomainError::Invalid(err)) => assert_eq!(err.field, field),
+            other => panic!("expected an invalid {field}, got {other:?}"),
+        }
+    }
+
+    /// The events, for tests that look at one detail.
+    #[track_caller]
+    pub fn events(self) -> Vec<A::Event> {
+        self.result
+            .unwrap_or_else(|err| panic!("the command was refused: {err:?}"))
+    }
+}
