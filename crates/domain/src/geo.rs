@@ -80,7 +80,7 @@ governorates! {
 
 impl fmt::Display for Governorate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
+        f.pad(self.code())
     }
 }
 
@@ -131,7 +131,7 @@ impl District {
 
 impl fmt::Display for District {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code)
+        f.pad(self.code)
     }
 }
 

@@ -118,7 +118,7 @@ pub const fn transition(from: ReferralStatus, action: ReferralAction) -> Option<
         (S::Requested, A::Receive) => Some(S::Received),
         (S::Requested | S::Received, A::Accept) => Some(S::Accepted),
         (S::Requested | S::Received, A::Reject) => Some(S::Rejected),
-        (S::Accepted | S::OnHold, A::Start) => Some(S::InProgress),
+        (S::Accepted, A::Start) => Some(S::InProgress),
         (S::Accepted | S::InProgress, A::Hold) => Some(S::OnHold),
         (S::OnHold, A::Resume) => Some(S::InProgress),
         (S::Accepted | S::InProgress | S::OnHold, A::Complete) => Some(S::Completed),

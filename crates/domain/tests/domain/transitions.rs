@@ -30,7 +30,6 @@ const ALLOWED: &[(S, ReferralAction, S)] = {
         (S::InProgress, A::Fail, S::Failed),
         (S::InProgress, A::Cancel, S::Cancelled),
         (S::OnHold, A::Resume, S::InProgress),
-        (S::OnHold, A::Start, S::InProgress),
         (S::OnHold, A::Complete, S::Completed),
         (S::OnHold, A::Fail, S::Failed),
         (S::OnHold, A::Cancel, S::Cancelled),
