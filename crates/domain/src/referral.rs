@@ -698,6 +698,9 @@ fn overdue(
 
 fn decide_request(request: &RequestReferral, ctx: &Context) -> Result<Vec<ReferralEvent>, DomainError> {
     let actor = &ctx.actor;
+    if request.redirected_from == Some(request.referral_id) {
+        return Err(ValidationError::new("redirected_from", "cannot be the referral itself").into());
+    }
     let case = request.case.state().ok_or(DomainError::NotFound)?;
     if actor.org != case.owner_org {
         return Err(DomainError::Forbidden(Forbidden::NotCaseOwner));

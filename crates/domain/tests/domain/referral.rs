@@ -348,6 +348,12 @@ fn a_redirect_names_the_suggested_organisation_and_the_new_referral_points_back(
             .events(),
     );
     assert_eq!(r.redirected_from, Some(referral_id()));
+
+    let mut itself = request(consenting_case(), provider());
+    itself.redirected_from = Some(itself.referral_id);
+    fresh::<Referral>()
+        .when(C::Request(Box::new(itself)), &caseworker())
+        .then_invalid("redirected_from");
 }
 
 #[test]
