@@ -121,9 +121,6 @@ pub enum DomainError {
     /// The service does not accept referrals now.
     #[error("the service does not accept referrals now")]
     ServiceNotAccepting,
-    /// The service is of another category than the referral asks for.
-    #[error("the service is of another category")]
-    CategoryMismatch,
 }
 
 impl DomainError {
@@ -151,7 +148,6 @@ impl DomainError {
             Self::UnknownService => "unknown_service",
             Self::ServiceRetired => "service_retired",
             Self::ServiceNotAccepting => "service_not_accepting",
-            Self::CategoryMismatch => "category_mismatch",
         }
     }
 }

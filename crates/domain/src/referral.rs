@@ -556,7 +556,12 @@ impl Aggregate for Referral {
                 ReferralEvent::Failed(reason.clone())
             }
             ReferralCommand::Cancel(reason) => {
-                referring(REFERRING_ROLES)?;
+                // Wasl's process managers cancel on the client's behalf when consent is withdrawn
+                // or the case is closed with its referrals, and for nothing else.
+                let on_behalf = matches!(reason.code, CancelCode::ConsentWithdrawn | CancelCode::CaseClosed);
+                if !(on_behalf && actor.has(Role::System)) {
+                    referring(REFERRING_ROLES)?;
+                }
                 moving()?;
                 reason.validate()?;
                 ReferralEvent::Cancelled(reason.clone())

@@ -236,6 +236,24 @@ fn check_referral_step(
         }
         _ => {}
     }
+    if let Some(state) = before.state() {
+        use ReferralCommand as C;
+        let by_receiver = ctx.actor.org == state.to_org;
+        let by_referrer = ctx.actor.org == state.from_org;
+        match command {
+            C::Receive | C::Accept | C::Reject(_) | C::Start | C::Hold(_) | C::Resume | C::Complete | C::Fail(_) => {
+                prop_assert!(
+                    by_receiver,
+                    "{} by another organisation than the receiving one",
+                    command.action()
+                );
+            }
+            C::Cancel(_) => prop_assert!(by_referrer || ctx.actor.has(Role::System), "cancelled by an outsider"),
+            C::RecordFollowUp(_) => prop_assert!(by_referrer, "follow-up by an outsider"),
+            C::MarkEnteredInError(_) => prop_assert!(by_referrer && ctx.actor.has(Role::Supervisor)),
+            _ => {}
+        }
+    }
     if let (ReferralCommand::Request(request), Some(state)) = (command, after_state) {
         match &state.consent {
             ConsentBasis::Consent(consent_id) => {

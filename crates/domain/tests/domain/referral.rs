@@ -635,3 +635,21 @@ fn follow_up_becomes_overdue_only_after_the_service_ended_without_follow_up() {
 fn events_that_do_not_start_a_referral_build_nothing() {
     assert_eq!(Referral::replay(&[E::Accepted, E::Completed]), Referral::default());
 }
+
+#[test]
+fn wasls_process_managers_cancel_only_for_withdrawn_consent_or_a_closed_case() {
+    for code in [CancelCode::ConsentWithdrawn, CancelCode::CaseClosed] {
+        given(history_to(ReferralStatus::Accepted))
+            .when(C::Cancel(Reason::coded(code)), &system())
+            .then(vec![E::Cancelled(Reason::coded(code))]);
+    }
+    given([requested()])
+        .when(C::Cancel(Reason::coded(CancelCode::NoLongerNeeded)), &system())
+        .then_refused(DomainError::Forbidden(Forbidden::NotReferringOrganisation));
+    given(history_to(ReferralStatus::Completed))
+        .when(C::Cancel(Reason::coded(CancelCode::CaseClosed)), &system())
+        .then_refused(DomainError::InvalidTransition {
+            from: ReferralStatus::Completed,
+            action: ReferralAction::Cancel,
+        });
+}
