@@ -17,7 +17,7 @@
 
 use crate::case::{Case, CaseStatus};
 use crate::catalogue::{
-    CancelCode, Decline, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason, ServiceCategory,
+    CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason, ServiceCategory,
 };
 use crate::client::{AgeGroup, Language, PopulationGroup, Sex};
 use crate::codes::code_enum;
@@ -251,6 +251,8 @@ pub struct ReferralState {
     pub consent: ConsentBasis,
     /// The referral this one replaces after a redirect.
     pub redirected_from: Option<ReferralId>,
+    /// The decline, once rejected.
+    pub decline: Option<Decline>,
     /// Whether follow-up was recorded (the loop is closed).
     pub followed_up: bool,
     /// Deadlines recorded as missed.
@@ -303,8 +305,9 @@ pub struct RequestReferral {
     pub service_id: ServiceId,
     /// Priority.
     pub priority: Priority,
-    /// The referral this one replaces after a redirect.
-    pub redirected_from: Option<ReferralId>,
+    /// The referral this one replaces, as loaded: it must belong to the same case and have been
+    /// declined as `redirected`.
+    pub redirected_from: Option<Referral>,
     /// A supervisor's reason to refer without covering consent.
     pub consent_override: Option<Reason<OverrideCode>>,
     /// Notes for the receiving organisation, encrypted (fetched over the API, never routed).
@@ -641,6 +644,7 @@ impl Aggregate for Referral {
                     status: ReferralStatus::Requested,
                     consent: req.consent.clone(),
                     redirected_from: req.redirected_from,
+                    decline: None,
                     followed_up: false,
                     overdue: BTreeSet::new(),
                     escalated: BTreeSet::new(),
@@ -654,7 +658,10 @@ impl Aggregate for Referral {
             ReferralEvent::Requested(_) => {}
             ReferralEvent::Received => r.status = ReferralStatus::Received,
             ReferralEvent::Accepted => r.status = ReferralStatus::Accepted,
-            ReferralEvent::Rejected(_) => r.status = ReferralStatus::Rejected,
+            ReferralEvent::Rejected(decline) => {
+                r.status = ReferralStatus::Rejected;
+                r.decline = Some(decline.clone());
+            }
             ReferralEvent::Started | ReferralEvent::Resumed => r.status = ReferralStatus::InProgress,
             ReferralEvent::PutOnHold(_) => r.status = ReferralStatus::OnHold,
             ReferralEvent::Completed => r.status = ReferralStatus::Completed,
@@ -701,12 +708,34 @@ fn overdue(
     Ok(())
 }
 
+/// A redirect continues a referral that the receiving organisation declined as `redirected`,
+/// for the same case.
+fn check_redirect(earlier: &Referral, new_id: ReferralId, case_id: CaseId) -> Result<ReferralId, DomainError> {
+    let invalid = |problem| DomainError::from(ValidationError::new("redirected_from", problem));
+    let earlier = earlier.state().ok_or_else(|| invalid("is not an existing referral"))?;
+    if earlier.id == new_id {
+        return Err(invalid("cannot be the referral itself"));
+    }
+    if earlier.case_id != case_id {
+        return Err(invalid("belongs to another case"));
+    }
+    let redirected = earlier
+        .decline
+        .as_ref()
+        .is_some_and(|d| d.reason.code == DeclineCode::Redirected);
+    if earlier.status != ReferralStatus::Rejected || !redirected {
+        return Err(invalid("was not declined as redirected"));
+    }
+    Ok(earlier.id)
+}
+
 fn decide_request(request: &RequestReferral, ctx: &Context) -> Result<Vec<ReferralEvent>, DomainError> {
     let actor = &ctx.actor;
-    if request.redirected_from == Some(request.referral_id) {
-        return Err(ValidationError::new("redirected_from", "cannot be the referral itself").into());
-    }
     let case = request.case.state().ok_or(DomainError::NotFound)?;
+    let redirected_from = match &request.redirected_from {
+        None => None,
+        Some(earlier) => Some(check_redirect(earlier, request.referral_id, case.id)?),
+    };
     if actor.org != case.owner_org {
         return Err(DomainError::Forbidden(Forbidden::NotCaseOwner));
     }
@@ -757,7 +786,7 @@ fn decide_request(request: &RequestReferral, ctx: &Context) -> Result<Vec<Referr
             location: profile.location,
         },
         consent,
-        redirected_from: request.redirected_from,
+        redirected_from,
         notes: request.notes.clone(),
     }))])
 }

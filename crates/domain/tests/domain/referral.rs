@@ -339,20 +339,62 @@ fn a_redirect_names_the_suggested_organisation_and_the_new_referral_points_back(
         .when(C::Reject(redirect.clone()), &focal_point())
         .then(vec![E::Rejected(redirect)]);
 
+    let declined = Referral::replay(&[
+        requested(),
+        E::Rejected(Decline {
+            reason: Reason::coded(DeclineCode::Redirected),
+            suggested_org: Some(other_org()),
+        }),
+    ]);
     let mut again = request(consenting_case(), provider());
     again.referral_id = id(21);
-    again.redirected_from = Some(referral_id());
+    again.redirected_from = Some(declined);
     let r = requested_event(
         fresh::<Referral>()
             .when(C::Request(Box::new(again)), &caseworker())
             .events(),
     );
     assert_eq!(r.redirected_from, Some(referral_id()));
+}
 
-    let mut itself = request(consenting_case(), provider());
-    itself.redirected_from = Some(itself.referral_id);
+#[test]
+fn only_a_referral_of_the_same_case_declined_as_redirected_can_be_redirected() {
+    let redirect_from = |earlier: Referral, new_id| {
+        let mut again = request(consenting_case(), provider());
+        again.referral_id = new_id;
+        again.redirected_from = Some(earlier);
+        C::Request(Box::new(again))
+    };
+    let declined_for_capacity = Referral::replay(&history_to(ReferralStatus::Rejected));
     fresh::<Referral>()
-        .when(C::Request(Box::new(itself)), &caseworker())
+        .when(redirect_from(declined_for_capacity, id(21)), &caseworker())
+        .then_invalid("redirected_from");
+    let redirected = Referral::replay(&[
+        requested(),
+        E::Rejected(Decline {
+            reason: Reason::coded(DeclineCode::Redirected),
+            suggested_org: Some(other_org()),
+        }),
+    ]);
+    fresh::<Referral>()
+        .when(redirect_from(redirected.clone(), referral_id()), &caseworker())
+        .then_invalid("redirected_from");
+    fresh::<Referral>()
+        .when(redirect_from(Referral::default(), id(21)), &caseworker())
+        .then_invalid("redirected_from");
+    let mut other_case = requested();
+    if let E::Requested(r) = &mut other_case {
+        r.case_id = id(11);
+    }
+    let elsewhere = Referral::replay(&[
+        other_case,
+        E::Rejected(Decline {
+            reason: Reason::coded(DeclineCode::Redirected),
+            suggested_org: Some(other_org()),
+        }),
+    ]);
+    fresh::<Referral>()
+        .when(redirect_from(elsewhere, id(21)), &caseworker())
         .then_invalid("redirected_from");
 }
 
