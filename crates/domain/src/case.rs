@@ -64,7 +64,7 @@ pub struct ConsentScope {
     pub categories: Scope<ServiceCategory>,
     /// Organisations the client agreed to be referred to.
     pub organisations: Scope<OrgId>,
-    /// When the consent lapses; `None` until withdrawn.
+    /// When the consent lapses; `None` for a consent without expiry (it lasts until withdrawn).
     pub expires_at: Option<Timestamp>,
 }
 
