@@ -1,0 +1,296 @@
+//! The command handler: load → decide → append, with bounded retries, idempotent by command id.
+
+use crate::aggregate::StoredAggregate;
+use crate::append::{self, Ack, Append, AppendError};
+use crate::cache::Cache;
+use crate::config::StoreConfig;
+use crate::error::{CommandError, StoreError};
+use crate::load::{self, LoadStrategy, Recorded};
+use crate::provision;
+use async_nats::Client;
+use async_nats::jetstream::{self, stream::Stream};
+use std::collections::HashMap;
+use std::time::Duration;
+use wasl_domain::ids::{CommandId, EventId, uuid_v7_from_parts};
+use wasl_domain::{Context, DomainError};
+use wasl_events::{EventMeta, StoredEvent};
+
+/// Who sends a command, when, and under which id.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// The client's id for the command; a retry carries the same id and gets the same answer.
+    pub command_id: CommandId,
+    /// The decision's time and actor.
+    pub context: Context,
+    /// The caller's W3C trace context, if any.
+    pub traceparent: Option<String>,
+}
+
+/// The answer to a command that was carried out (now or before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The aggregate's version after the command: how many events it has.
+    pub version: u64,
+    /// The stream position of the command's last event; a query can wait for read models to
+    /// reach it.
+    pub position: u64,
+    /// The command had been carried out before; this is the original answer.
+    pub replayed: bool,
+}
+
+/// An aggregate as loaded from the log.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    /// Its state.
+    pub state: A,
+    /// How many events it has.
+    pub version: u64,
+    /// The stream sequence of its last event (0 when it has none).
+    pub last_sequence: u64,
+    /// The outcome of every command recorded in its history.
+    commands: HashMap<CommandId, CommandOutcome>,
+}
+
+impl<A: StoredAggregate> Loaded<A> {
+    fn empty() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            last_sequence: 0,
+            commands: HashMap::new(),
+        }
+    }
+
+    fn apply(&mut self, recorded: Vec<Recorded>) -> Result<(), StoreError> {
+        for Recorded { sequence, event } in recorded {
+            let command_id = event.meta.command_id;
+            let Some(event) = A::unwrap(event.event) else {
+                return Err(StoreError::Undecodable {
+                    sequence,
+                    reason: "an event of another kind of aggregate is on this subject".to_owned(),
+                });
+            };
+            self.state = std::mem::take(&mut self.state).evolve(&event);
+            self.version += 1;
+            self.last_sequence = sequence;
+            self.commands.insert(
+                command_id,
+                CommandOutcome {
+                    version: self.version,
+                    position: sequence,
+                    replayed: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The recorded outcome of a command, if this aggregate's history holds it.
+    pub fn outcome_of(&self, command_id: CommandId) -> Option<CommandOutcome> {
+        self.commands.get(&command_id).map(|outcome| CommandOutcome {
+            replayed: true,
+            ..*outcome
+        })
+    }
+}
+
+/// The event store and command handler.
+pub struct EventStore {
+    client: Client,
+    stream: Stream,
+    config: StoreConfig,
+    cache: Cache,
+    strategy: LoadStrategy,
+}
+
+impl EventStore {
+    /// Connects to the stream, creating it when missing (see [`provision::ensure_stream`]).
+    pub async fn open(client: Client, config: StoreConfig) -> Result<Self, StoreError> {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(config.request_timeout);
+        let stream = provision::ensure_stream(&js, &config).await?;
+        Ok(Self {
+            client,
+            stream,
+            cache: Cache::new(config.cache_capacity),
+            config,
+            strategy: LoadStrategy::default(),
+        })
+    }
+
+    /// Chooses how aggregates are read (for benchmarks).
+    pub fn with_load_strategy(mut self, strategy: LoadStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The NATS client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Loads an aggregate as the log has it now.
+    pub async fn load<A: StoredAggregate>(&self, id: A::Id) -> Result<Loaded<A>, StoreError> {
+        let cached = self
+            .cache
+            .get::<Loaded<A>>((A::KIND, A::uuid(id)))
+            .unwrap_or_else(Loaded::empty);
+        self.catch_up(id, cached).await
+    }
+
+    /// Reads the events after what `loaded` holds and applies them; refreshes the cache.
+    async fn catch_up<A: StoredAggregate>(&self, id: A::Id, mut loaded: Loaded<A>) -> Result<Loaded<A>, StoreError> {
+        let subject = A::subject(id);
+        let recorded = load::read_subject(&self.stream, self.strategy, &subject, loaded.last_sequence + 1).await?;
+        if !recorded.is_empty() {
+            loaded.apply(recorded)?;
+            self.cache.put((A::KIND, A::uuid(id)), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Carries out a command on the aggregate `id`: decides on its current state and appends
+    /// the events. A command id seen before answers with the original outcome.
+    #[tracing::instrument(skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
+    pub async fn execute<A: StoredAggregate>(
+        &self,
+        id: A::Id,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<CommandOutcome, CommandError> {
+        let key = (A::KIND, A::uuid(id));
+        let subject = A::subject(id);
+        let (mut loaded, mut fresh) = match self.cache.get::<Loaded<A>>(key) {
+            Some(cached) => (cached, false),
+            None => (self.catch_up(id, Loaded::empty()).await?, true),
+        };
+        let mut conflicts = 0;
+        loop {
+            if let Some(outcome) = loaded.outcome_of(meta.command_id) {
+                return Ok(outcome);
+            }
+            let events = match loaded.state.decide(command, &meta.context) {
+                Ok(events) => events,
+                // A refusal may come from a stale cached state: decide again on the log's state.
+                Err(_) if !fresh => {
+                    loaded = self.catch_up(id, loaded).await?;
+                    fresh = true;
+                    continue;
+                }
+                Err(DomainError::NotFound) => return Err(CommandError::NotFound),
+                Err(err) => return Err(CommandError::Rejected(err)),
+            };
+            let stored = stored_events::<A>(id, events, meta);
+            let append = Append {
+                subject: &subject,
+                expected_last_sequence: loaded.last_sequence,
+                events: &stored,
+                traceparent: meta.traceparent.as_deref(),
+                attempt: 0,
+            };
+            match self.append_settled(append).await {
+                Ok(Ack {
+                    duplicate: false,
+                    last_sequence,
+                }) => {
+                    let count = stored.len() as u64;
+                    let outcome = CommandOutcome {
+                        version: loaded.version + count,
+                        position: last_sequence,
+                        replayed: false,
+                    };
+                    let first = last_sequence + 1 - count;
+                    let recorded = stored
+                        .into_iter()
+                        .zip(first..)
+                        .map(|(event, sequence)| Recorded { sequence, event })
+                        .collect();
+                    loaded.apply(recorded)?;
+                    self.cache.put(key, loaded);
+                    return Ok(outcome);
+                }
+                // Stored before by an earlier attempt: the history has the original outcome.
+                Ok(Ack { duplicate: true, .. }) | Err(AppendError::Conflict) => {
+                    loaded = self.catch_up(id, loaded).await?;
+                    fresh = true;
+                    if loaded.outcome_of(meta.command_id).is_none() {
+                        conflicts += 1;
+                        if conflicts > self.config.max_conflict_retries {
+                            return Err(CommandError::Conflict {
+                                current_version: loaded.version,
+                            });
+                        }
+                    }
+                }
+                Err(AppendError::Unsettled(reason)) => {
+                    // Resent as often as allowed without an answer: whether it landed decides.
+                    let loaded = self.catch_up(id, loaded).await?;
+                    return match loaded.outcome_of(meta.command_id) {
+                        Some(outcome) => Ok(outcome),
+                        None => Err(CommandError::Unavailable(reason)),
+                    };
+                }
+                Err(AppendError::Unavailable(reason)) => return Err(CommandError::Unavailable(reason)),
+                Err(AppendError::Store(err)) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Appends, resending the same append (same ids) while its outcome is unknown.
+    async fn append_settled(&self, mut append: Append<'_>) -> Result<Ack, AppendError> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match append::append(&self.client, &self.config, append).await {
+                Err(AppendError::Unsettled(reason)) if append.attempt < self.config.max_unsettled_retries => {
+                    tracing::warn!(attempt = append.attempt, %reason, "append outcome unknown; sending it again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    append.attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Wraps a command's events for storage. Event ids derive from the command id, its time and the
+/// index, so a retry of the same command produces byte-identical events.
+fn stored_events<A: StoredAggregate>(id: A::Id, events: Vec<A::Event>, meta: &CommandMeta) -> Vec<StoredEvent> {
+    let millis = u64::try_from(meta.context.now.unix_millis()).unwrap_or(0);
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let mut random = [0u8; 10];
+            random.copy_from_slice(&meta.command_id.as_uuid().as_bytes()[6..]);
+            let index = u16::try_from(index + 1).unwrap_or(u16::MAX).to_be_bytes();
+            random[8] ^= index[0];
+            random[9] ^= index[1];
+            let event_id = EventId::from_uuid(uuid_v7_from_parts(millis, random)).unwrap_or_else(|_| unreachable_v7());
+            StoredEvent {
+                meta: EventMeta {
+                    event_id,
+                    command_id: meta.command_id,
+                    occurred_at: meta.context.now,
+                    actor: meta.context.actor.clone(),
+                },
+                event: A::wrap(id, event),
+            }
+        })
+        .collect()
+}
+
+/// `uuid_v7_from_parts` always sets the version to 7.
+fn unreachable_v7() -> EventId {
+    unreachable!("uuid_v7_from_parts builds version 7 UUIDs")
+}

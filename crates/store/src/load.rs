@@ -1,0 +1,131 @@
+//! Reading an aggregate's events back from the stream, and reading any stored message as an
+//! event. Two ways to read one subject: direct gets (one request per event, served by any
+//! replica) and an ordered consumer (one consumer per read, events pushed in a stream); `wasl
+//! bench store` measures both.
+
+use crate::error::StoreError;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use futures_util::StreamExt;
+use wasl_events::StoredEvent;
+
+/// How to read an aggregate's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadStrategy {
+    /// Direct gets, `next_by_subj` from a sequence (the default; see `docs/performance.md`).
+    #[default]
+    DirectGet,
+    /// An ordered consumer filtered to the subject.
+    OrderedConsumer,
+}
+
+/// A stored event with its stream sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The stream sequence (the event's position in the log).
+    pub sequence: u64,
+    /// The event.
+    pub event: StoredEvent,
+}
+
+/// Reads one stored message as an event: headers, then the body in the schema version they
+/// name; the subject must be the event's own. Any failure names the sequence and never the
+/// contents.
+pub fn decode_message(
+    sequence: u64,
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<StoredEvent, StoreError> {
+    let undecodable = |reason: String| StoreError::Undecodable { sequence, reason };
+    let headers = headers.ok_or_else(|| undecodable("it has no headers".to_owned()))?;
+    let pairs = headers.iter().flat_map(|(name, values)| {
+        values
+            .iter()
+            .map(move |v| (<_ as AsRef<str>>::as_ref(name), v.as_str()))
+    });
+    let parsed = wasl_events::parse_headers(pairs).map_err(|e| undecodable(e.to_string()))?;
+    let event =
+        wasl_events::decode_versioned(parsed.schema_version, payload).map_err(|e| undecodable(e.to_string()))?;
+    if event.event.subject() != subject {
+        return Err(undecodable("the event belongs to another subject".to_owned()));
+    }
+    if parsed.id != event.meta.event_id || parsed.event_type.as_str() != event.event.event_type() {
+        return Err(undecodable(
+            "the headers do not describe the event in the body".to_owned(),
+        ));
+    }
+    Ok(event)
+}
+
+/// The events of `subject` from stream sequence `from` on, in order.
+pub async fn read_subject(
+    stream: &Stream,
+    strategy: LoadStrategy,
+    subject: &str,
+    from: u64,
+) -> Result<Vec<Recorded>, StoreError> {
+    match strategy {
+        LoadStrategy::DirectGet => read_direct(stream, subject, from).await,
+        LoadStrategy::OrderedConsumer => read_ordered(stream, subject, from).await,
+    }
+}
+
+async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
+    let mut next = from.max(1);
+    let mut out = Vec::new();
+    loop {
+        match stream
+            .direct_get_builder()
+            .sequence(next)
+            .next_by_subject(subject)
+            .send()
+            .await
+        {
+            Ok(message) => {
+                let event = decode_message(
+                    message.sequence,
+                    &message.subject,
+                    Some(&message.headers),
+                    &message.payload,
+                )?;
+                out.push(Recorded {
+                    sequence: message.sequence,
+                    event,
+                });
+                next = message.sequence + 1;
+            }
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+            Err(err) => return Err(StoreError::unavailable(err)),
+        }
+    }
+}
+
+async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
+    let config = OrderedConfig {
+        filter_subject: subject.to_owned(),
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: from.max(1),
+        },
+        ..Default::default()
+    };
+    let mut consumer = stream.create_consumer(config).await.map_err(StoreError::unavailable)?;
+    let pending = consumer.info().await.map_err(StoreError::unavailable)?.num_pending;
+    let mut out = Vec::new();
+    if pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(StoreError::unavailable)?;
+        let info = message.info().map_err(StoreError::unavailable)?;
+        let (sequence, remaining) = (info.stream_sequence, info.pending);
+        let event = decode_message(sequence, &message.subject, message.headers.as_ref(), &message.payload)?;
+        out.push(Recorded { sequence, event });
+        if remaining == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}

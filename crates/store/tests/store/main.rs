@@ -1,0 +1,9 @@
+//! The event store against real nats-servers started by the test kit.
+
+mod cluster;
+mod concurrency;
+mod crash;
+mod handler;
+mod provision;
+mod support;
+mod undecodable;

@@ -1,0 +1,44 @@
+//! Real nats-servers for Wasl's tests, never mocks.
+//!
+//! [`NatsServer`] starts one nats-server with JetStream on free loopback ports and a temporary
+//! store; it can be crashed (SIGKILL) and started again on the same store and port to test
+//! recovery. [`NatsCluster`] starts a JetStream cluster on loopback (three nodes for R3 streams)
+//! whose nodes can be stopped and started one by one. Both kill their processes and remove their
+//! temporary directories on `Drop`.
+//!
+//! The binary is found by [`find_nats_server`]: `NATS_SERVER_BIN`, then the project-local
+//! `.tools/nats-server-<pinned>/nats-server` that `./scripts/install-nats-server` installs, then
+//! `PATH`. Its version must be at least [`MIN_VERSION`] (atomic batch publish); an older one, such
+//! as Debian's 2.9, is refused with [`Error::TooOld`] rather than used or skipped.
+//!
+//! The API is synchronous (std only), so it works from plain and async tests alike. Servers are
+//! quiet unless `TEST_LOG=1`, which forwards their logs to stderr. Unix only (signals, `PATH`
+//! executables). See `docs/testing.md`.
+//!
+//! ```no_run
+//! let server = wasl_testkit::NatsServer::builder().sync_always(true).start()?;
+//! println!("connect to {}", server.url());
+//! # Ok::<(), wasl_testkit::Error>(())
+//! ```
+
+mod binary;
+mod cluster;
+mod error;
+mod http;
+mod node;
+mod server;
+
+pub use binary::{MIN_VERSION, NatsBinary, Version, find_nats_server, pinned_version, tools_dir_binary};
+pub use cluster::{NatsCluster, NatsClusterBuilder};
+pub use error::Error;
+pub use http::HttpResponse;
+pub use server::{NatsServer, NatsServerBuilder};
+
+/// The environment variable that names the nats-server binary to use, ahead of every other place.
+pub const NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+
+/// The environment variable that, set to `1`, forwards the servers' logs to stderr.
+pub const TEST_LOG: &str = "TEST_LOG";
+
+/// Shorthand for results whose error is the test kit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
