@@ -5,5 +5,6 @@ mod concurrency;
 mod crash;
 mod handler;
 mod provision;
+mod subscribe;
 mod support;
 mod undecodable;
