@@ -110,8 +110,8 @@ async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<R
         },
         ..Default::default()
     };
-    let mut consumer = stream.create_consumer(config).await.map_err(StoreError::unavailable)?;
-    let pending = consumer.info().await.map_err(StoreError::unavailable)?.num_pending;
+    let consumer = stream.create_consumer(config).await.map_err(StoreError::unavailable)?;
+    let pending = consumer.cached_info().num_pending;
     let mut out = Vec::new();
     if pending == 0 {
         return Ok(out);

@@ -3,6 +3,7 @@
 //! arguments and printing is all this file does: the logic lives in the library crates.
 
 use clap::{Parser, Subcommand};
+use std::error::Error;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use wasl_domain::geo::{District, Governorate};
@@ -29,6 +30,43 @@ enum Command {
     Lifecycle,
     /// List the governorates and district codes of Iraq that cases and services use.
     Places,
+    /// Measure Wasl against a real nats-server (see docs/performance.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchTarget {
+    /// The event store: raw JetStream publishing vs `EventStore::execute` with the same
+    /// concurrency, and loading by direct gets vs an ordered consumer. Starts its own temporary
+    /// nats-server unless given --nats-url.
+    Store(StoreBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreBenchArgs {
+    /// Messages published raw, and commands sent through the store (N).
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Referrals commanded and loaded; also the number of subjects of the raw stream.
+    #[arg(long, default_value_t = 1_000)]
+    aggregates: usize,
+    /// Publishes, commands or loads outstanding at a time (at most --aggregates: never two
+    /// commands on one aggregate at once).
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Start the temporary nats-server with `sync_interval: always` (fsync before every ack).
+    #[arg(long, conflicts_with = "nats_url")]
+    sync_always: bool,
+    /// Use this nats-server instead of starting one. It must not hold a Wasl event log; the
+    /// benchmark creates and deletes the streams BENCH_RAW and WASL_BENCH.
+    #[arg(long, value_name = "URL")]
+    nats_url: Option<String>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +76,15 @@ fn main() -> ExitCode {
         Command::Up { demo } => up(&mut out, demo),
         Command::Lifecycle => lifecycle(&mut out),
         Command::Places => places(&mut out),
+        Command::Bench {
+            what: BenchTarget::Store(args),
+        } => match bench_store(args) {
+            Ok(report) => out.write_all(report.as_bytes()),
+            Err(err) => {
+                eprintln!("wasl bench store: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +95,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the store benchmark on a fresh runtime and returns the report to print. Ctrl-C stops
+/// it, and with it the temporary nats-server.
+fn bench_store(args: StoreBenchArgs) -> Result<String, Box<dyn Error>> {
+    let options = wasl_bench::StoreBenchOptions {
+        messages: args.messages,
+        aggregates: args.aggregates,
+        in_flight: args.in_flight,
+        sync_always: args.sync_always,
+        nats_url: args.nats_url,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let progress = |line: &str| eprintln!("wasl bench store: {line}");
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = wasl_bench::store::run(&options, &progress) => report.map_err(Box::<dyn Error>::from),
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    })?;
+    Ok(if args.json {
+        report.to_json() + "\n"
+    } else {
+        report.to_string()
+    })
 }
 
 fn up(out: &mut impl Write, demo: bool) -> io::Result<()> {
@@ -67,15 +139,15 @@ fn up(out: &mut impl Write, demo: bool) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "What works today: the domain rules. Try `wasl lifecycle` and `wasl places`."
+        "What works today: the domain rules, the event store and the vault as libraries. Try `wasl lifecycle`, `wasl places` and `wasl bench store`."
     )?;
     Ok(())
 }
 
 const PLAN: &[(bool, &str)] = &[
     (true, "domain model, event schemas, tests and CI (foundation)"),
-    (false, "event store on NATS JetStream and command handling"),
-    (false, "per-case encryption, erasure, retention, small-cell suppression"),
+    (true, "event store on NATS JetStream and command handling"),
+    (true, "per-case encryption, erasure, retention, small-cell suppression"),
     (false, "read models in PostgreSQL and SQLite"),
     (false, "HTTP API with authentication, authorisation and access audit"),
     (false, "partner delivery over NATS and webhooks"),

@@ -67,3 +67,21 @@ fn an_unknown_subcommand_fails_with_usage() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("Usage"));
 }
+
+#[test]
+fn bench_store_help_lists_its_options_and_refuses_contradictions() {
+    let (ok, out) = wasl(&["bench", "store", "--help"]);
+    assert!(ok);
+    for option in [
+        "--messages",
+        "--aggregates",
+        "--in-flight",
+        "--sync-always",
+        "--nats-url",
+        "--json",
+    ] {
+        assert!(out.contains(option), "{option} missing from:\n{out}");
+    }
+    let (ok, _) = wasl(&["bench", "store", "--sync-always", "--nats-url", "nats://127.0.0.1:1"]);
+    assert!(!ok, "--sync-always cannot change a server given by URL");
+}

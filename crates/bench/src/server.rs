@@ -1,0 +1,207 @@
+//! A temporary nats-server with JetStream for one benchmark run: a free loopback port (never
+//! 4222), a store in a temporary directory, killed and removed on `Drop` — also when the run
+//! fails or is interrupted.
+
+use crate::error::BenchError;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The environment variable naming the nats-server binary to start.
+pub const NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+
+/// The port never used: another nats-server may own it.
+const NATS_DEFAULT_PORT: u16 = 4222;
+/// How long the server may take to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many fresh ports are tried when a picked port was taken meanwhile.
+const PORT_ATTEMPTS: usize = 3;
+
+/// The nats-server version the repository pins (`.nats-server-version`).
+pub fn pinned_version() -> &'static str {
+    include_str!("../../../.nats-server-version").trim()
+}
+
+/// Where `./scripts/install-nats-server` puts the pinned binary:
+/// `<workspace root>/.tools/nats-server-<version>/nats-server`.
+pub fn installed_binary() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(".tools")
+        .join(format!("nats-server-{}", pinned_version()))
+        .join("nats-server")
+}
+
+/// The binary to start: `NATS_SERVER_BIN` when set and not empty, else [`installed_binary`].
+/// It must exist.
+pub fn find_binary() -> Result<PathBuf, BenchError> {
+    let path = std::env::var_os(NATS_SERVER_BIN)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(installed_binary);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BenchError::ServerMissing { path })
+    }
+}
+
+/// A running temporary nats-server.
+#[derive(Debug)]
+pub struct TempServer {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl TempServer {
+    /// Starts `binary` with JetStream on a free port and waits until it accepts connections.
+    /// With `sync_always`, JetStream fsyncs every write before acknowledging it.
+    pub fn start(binary: &Path, sync_always: bool) -> Result<Self, BenchError> {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(binary, sync_always) {
+                Err(BenchError::ServerStart { reason })
+                    if attempt < PORT_ATTEMPTS && reason.contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start(binary: &Path, sync_always: bool) -> Result<Self, BenchError> {
+        let failed = |what: &str, err: std::io::Error| BenchError::ServerStart {
+            reason: format!("{what}: {err}"),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("wasl-bench-nats-")
+            .tempdir()
+            .map_err(|e| failed("cannot create a temporary directory", e))?;
+        let port = free_port().map_err(|e| failed("cannot find a free port", e))?;
+        let store_dir = dir.path().join("jetstream");
+        let config_path = dir.path().join("nats-server.conf");
+        fs::write(&config_path, config(port, &store_dir, sync_always))
+            .map_err(|e| failed("cannot write the server's config", e))?;
+        let log = File::create(dir.path().join("nats-server.log"))
+            .map_err(|e| failed("cannot create the server's log", e))?;
+        let log2 = log.try_clone().map_err(|e| failed("cannot open the server's log", e))?;
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| failed(&format!("cannot run {}", binary.display()), e))?;
+        // From here on, Drop kills the process and removes the directory.
+        let mut server = Self { child, port, dir };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), BenchError> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(BenchError::ServerStart {
+                    reason: format!("it exited ({status}); its log ends with:\n{}", self.log_tail()),
+                });
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::ServerStart {
+                    reason: format!(
+                        "it did not accept connections within {STARTUP_TIMEOUT:?}; its log ends with:\n{}",
+                        self.log_tail()
+                    ),
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The client URL, `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The end of the server's log (its last 4 KiB).
+    pub fn log_tail(&self) -> String {
+        let Ok(mut file) = File::open(self.dir.path().join("nats-server.log")) else {
+            return String::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Drop for TempServer {
+    fn drop(&mut self) {
+        // The directory (a field) is removed after this, once the process is gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port other than 4222. Another process could take it before the server binds
+/// it; [`TempServer::start`] then tries again.
+fn free_port() -> std::io::Result<u16> {
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        if port != NATS_DEFAULT_PORT {
+            return Ok(port);
+        }
+    }
+}
+
+/// The server's configuration.
+fn config(port: u16, store_dir: &Path, sync_always: bool) -> String {
+    let store_dir = store_dir.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+    let sync = if sync_always { "  sync_interval: always\n" } else { "" };
+    format!("listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{store_dir}\"\n{sync}}}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_listens_on_loopback_and_syncs_only_when_asked() {
+        let c = config(5000, Path::new("/tmp/a \"b\""), true);
+        assert!(c.contains("listen: \"127.0.0.1:5000\""), "{c}");
+        assert!(c.contains(r#"store_dir: "/tmp/a \"b\"""#), "{c}");
+        assert!(c.contains("sync_interval: always"));
+        assert!(!config(5000, Path::new("/tmp"), false).contains("sync_interval"));
+    }
+
+    #[test]
+    fn a_free_port_is_never_the_default_one() {
+        for _ in 0..20 {
+            assert_ne!(free_port().ok(), Some(NATS_DEFAULT_PORT));
+        }
+    }
+
+    #[test]
+    fn the_pinned_version_is_a_version() {
+        assert_eq!(pinned_version().split('.').count(), 3, "{}", pinned_version());
+    }
+}
