@@ -6,7 +6,7 @@
 //! *narrowed* (never widened: widen by giving a new consent) and *withdrawn*. A referral needs an
 //! active consent covering its organisation and category at the time it is made.
 
-use crate::catalogue::{CloseCode, Reason, ServiceCategory};
+use crate::catalogue::{CloseCode, EraseCode, Reason, ServiceCategory};
 use crate::client::ClientProfile;
 use crate::error::{DomainError, Forbidden, ValidationError};
 use crate::ids::{CaseId, ConsentId, OrgId, ReferralId, UserId};
@@ -135,6 +135,8 @@ pub struct CaseState {
     pub personal: PersonalData,
     /// Every consent given, by id.
     pub consents: BTreeMap<ConsentId, Consent>,
+    /// Whether the personal data was erased (its key destroyed); none can be added after.
+    pub personal_data_erased: bool,
 }
 
 impl CaseState {
@@ -222,6 +224,12 @@ pub enum CaseCommand {
         /// Why, optionally.
         reason: Option<EncryptedPii>,
     },
+    /// Erase the case's personal data for good: its data key is destroyed after this is
+    /// recorded, so every copy of the log reads "erased" from then on. Counts stay.
+    ErasePersonalData {
+        /// Why.
+        reason: Reason<EraseCode>,
+    },
 }
 
 /// What a case records.
@@ -286,6 +294,12 @@ pub enum CaseEvent {
         /// Why, optionally.
         reason: Option<EncryptedPii>,
     },
+    /// The case's personal data was erased: its key is destroyed, every sealed value of the case
+    /// reads "erased" from now on.
+    PersonalDataErased {
+        /// Why.
+        reason: Reason<EraseCode>,
+    },
 }
 
 const CASE_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor];
@@ -312,6 +326,22 @@ impl Aggregate for Case {
                 _ => Err(DomainError::NotFound),
             };
         };
+        if let CaseCommand::ErasePersonalData { reason } = command {
+            // A supervisor of the owning organisation, an admin, or Wasl's retention job.
+            let own_supervisor = actor.org == case.owner_org && actor.has(Role::Supervisor);
+            if !(own_supervisor || actor.has_any(&[Role::Admin, Role::System])) {
+                return Err(DomainError::Forbidden(if actor.org == case.owner_org {
+                    Forbidden::MissingRole
+                } else {
+                    Forbidden::NotCaseOwner
+                }));
+            }
+            if case.personal_data_erased {
+                return Err(DomainError::AlreadyRecorded);
+            }
+            reason.validate()?;
+            return Ok(vec![CaseEvent::PersonalDataErased { reason: reason.clone() }]);
+        }
         if actor.org != case.owner_org {
             return Err(DomainError::Forbidden(Forbidden::NotCaseOwner));
         }
@@ -332,6 +362,9 @@ impl Aggregate for Case {
             }
             CaseCommand::UpdatePersonalData(personal) => {
                 require_open()?;
+                if case.personal_data_erased {
+                    return Err(DomainError::PersonalDataErased);
+                }
                 if *personal == case.personal {
                     return Err(DomainError::NothingToChange);
                 }
@@ -397,6 +430,7 @@ impl Aggregate for Case {
                     cancelled_referrals: open,
                 }])
             }
+            CaseCommand::ErasePersonalData { .. } => Err(DomainError::AlreadyRecorded),
             CaseCommand::Reopen { reason } => match case.status {
                 CaseStatus::Open => Err(DomainError::CaseOpen),
                 CaseStatus::Closed => Ok(vec![CaseEvent::Reopened { reason: reason.clone() }]),
@@ -421,6 +455,7 @@ impl Aggregate for Case {
                     profile: profile.clone(),
                     personal: personal.clone(),
                     consents: BTreeMap::new(),
+                    personal_data_erased: false,
                 })),
                 // A stream that does not start with Opened is not a case; keep it absent.
                 _ => Self(None),
@@ -452,6 +487,10 @@ impl Aggregate for Case {
             }
             CaseEvent::Closed { .. } => case.status = CaseStatus::Closed,
             CaseEvent::Reopened { .. } => case.status = CaseStatus::Open,
+            CaseEvent::PersonalDataErased { .. } => {
+                case.personal = PersonalData::default();
+                case.personal_data_erased = true;
+            }
         }
         Self(Some(case))
     }

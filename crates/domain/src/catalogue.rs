@@ -234,6 +234,22 @@ reason_codes!(
     }
 );
 
+reason_codes!(
+    /// Why a case's personal data is erased.
+    EraseCode, "erase_reason" {
+        /// The client asked for it.
+        ClientRequest => "client_request",
+        /// The retention period after closure has passed.
+        RetentionExpired => "retention_expired",
+        /// A court or data-protection authority ordered it.
+        LegalOrder => "legal_order",
+        /// The data was recorded on the wrong case or should never have been recorded.
+        RecordedInError => "recorded_in_error",
+        /// Another reason, explained in text.
+        Other => "other",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

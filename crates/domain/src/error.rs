@@ -118,6 +118,9 @@ pub enum DomainError {
     /// The service was retired.
     #[error("the service is retired")]
     ServiceRetired,
+    /// The case's personal data was erased; no new personal data can be recorded on it.
+    #[error("the case's personal data was erased")]
+    PersonalDataErased,
     /// The service does not accept referrals now.
     #[error("the service does not accept referrals now")]
     ServiceNotAccepting,
@@ -147,6 +150,7 @@ impl DomainError {
             Self::NothingEscalated => "nothing_escalated",
             Self::UnknownService => "unknown_service",
             Self::ServiceRetired => "service_retired",
+            Self::PersonalDataErased => "personal_data_erased",
             Self::ServiceNotAccepting => "service_not_accepting",
         }
     }

@@ -19,6 +19,7 @@ pub mod geo;
 pub mod ids;
 pub mod pii;
 pub mod referral;
+pub mod suppression;
 pub mod time;
 
 pub use error::{DomainError, Forbidden, ValidationError};

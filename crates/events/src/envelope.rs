@@ -106,6 +106,7 @@ event_types! {
     ConsentWithdrawn => Case, "wasl.case.consent_withdrawn.v1";
     CaseClosed => Case, "wasl.case.closed.v1";
     CaseReopened => Case, "wasl.case.reopened.v1";
+    CasePersonalDataErased => Case, "wasl.case.personal_data_erased.v1";
     ReferralRequested => Referral, "wasl.referral.requested.v1";
     ReferralReceived => Referral, "wasl.referral.received.v1";
     ReferralAccepted => Referral, "wasl.referral.accepted.v1";
@@ -152,6 +153,7 @@ impl DomainEvent {
                 CaseEvent::ConsentWithdrawn { .. } => T::ConsentWithdrawn,
                 CaseEvent::Closed { .. } => T::CaseClosed,
                 CaseEvent::Reopened { .. } => T::CaseReopened,
+                CaseEvent::PersonalDataErased { .. } => T::CasePersonalDataErased,
             },
             Self::Referral(_, e) => match e {
                 ReferralEvent::Requested(_) => T::ReferralRequested,

@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, stream::Stream};
 use std::collections::HashMap;
 use std::time::Duration;
 use wasl_domain::ids::{CommandId, EventId, uuid_v7_from_parts};
+use wasl_domain::time::Timestamp;
 use wasl_domain::{Context, DomainError};
 use wasl_events::{EventMeta, StoredEvent};
 
@@ -263,29 +264,33 @@ impl EventStore {
     }
 }
 
-/// Wraps a command's events for storage. Event ids derive from the command id, its time and the
-/// index, so a retry of the same command produces byte-identical events.
+/// The id the store gives the `index`th event of a command decided at `now`. Event ids derive
+/// from the command id, its time and the index, so a retry of the same command produces
+/// byte-identical events — and a caller that seals personal data for an event can bind it to
+/// this id before the command is decided.
+pub fn event_id(command_id: CommandId, now: Timestamp, index: usize) -> EventId {
+    let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&command_id.as_uuid().as_bytes()[6..]);
+    let index = u16::try_from(index + 1).unwrap_or(u16::MAX).to_be_bytes();
+    random[8] ^= index[0];
+    random[9] ^= index[1];
+    EventId::from_uuid(uuid_v7_from_parts(millis, random)).unwrap_or_else(|_| unreachable_v7())
+}
+
+/// Wraps a command's events for storage, with ids from [`event_id`].
 fn stored_events<A: StoredAggregate>(id: A::Id, events: Vec<A::Event>, meta: &CommandMeta) -> Vec<StoredEvent> {
-    let millis = u64::try_from(meta.context.now.unix_millis()).unwrap_or(0);
     events
         .into_iter()
         .enumerate()
-        .map(|(index, event)| {
-            let mut random = [0u8; 10];
-            random.copy_from_slice(&meta.command_id.as_uuid().as_bytes()[6..]);
-            let index = u16::try_from(index + 1).unwrap_or(u16::MAX).to_be_bytes();
-            random[8] ^= index[0];
-            random[9] ^= index[1];
-            let event_id = EventId::from_uuid(uuid_v7_from_parts(millis, random)).unwrap_or_else(|_| unreachable_v7());
-            StoredEvent {
-                meta: EventMeta {
-                    event_id,
-                    command_id: meta.command_id,
-                    occurred_at: meta.context.now,
-                    actor: meta.context.actor.clone(),
-                },
-                event: A::wrap(id, event),
-            }
+        .map(|(index, event)| StoredEvent {
+            meta: EventMeta {
+                event_id: event_id(meta.command_id, meta.context.now, index),
+                command_id: meta.command_id,
+                occurred_at: meta.context.now,
+                actor: meta.context.actor.clone(),
+            },
+            event: A::wrap(id, event),
         })
         .collect()
 }

@@ -28,4 +28,4 @@ pub mod subscribe;
 pub use aggregate::StoredAggregate;
 pub use config::StoreConfig;
 pub use error::{CommandError, StoreError};
-pub use handler::{CommandMeta, CommandOutcome, EventStore, Loaded};
+pub use handler::{CommandMeta, CommandOutcome, EventStore, Loaded, event_id};

@@ -375,3 +375,63 @@ fn a_closed_case_refuses_changes_until_reopened() {
 fn events_that_do_not_start_a_case_build_nothing() {
     assert_eq!(Case::replay(&[E::Reopened { reason: None }]), Case::default());
 }
+
+fn erase() -> C {
+    C::ErasePersonalData {
+        reason: Reason::coded(wasl_domain::catalogue::EraseCode::ClientRequest),
+    }
+}
+
+#[test]
+fn a_supervisor_erases_the_personal_data_once_and_the_case_stays_countable() {
+    let case = given(open())
+        .when(erase(), &supervisor())
+        .then(vec![E::PersonalDataErased {
+            reason: Reason::coded(wasl_domain::catalogue::EraseCode::ClientRequest),
+        }]);
+    let state = case.state().expect("the case still exists");
+    assert!(state.personal_data_erased);
+    assert_eq!(state.personal, PersonalData::default());
+    assert_eq!(state.profile, profile(), "non-identifying fields stay");
+    Given::from_state(case.clone())
+        .when(erase(), &supervisor())
+        .then_refused(DomainError::AlreadyRecorded);
+    Given::from_state(case)
+        .when(
+            C::UpdatePersonalData(PersonalData {
+                name: Some(pii(4)),
+                ..PersonalData::default()
+            }),
+            &supervisor(),
+        )
+        .then_refused(DomainError::PersonalDataErased);
+}
+
+#[test]
+fn erasure_is_for_supervisors_admins_and_the_retention_job_not_caseworkers_or_other_organisations() {
+    given(open())
+        .when(erase(), &caseworker())
+        .then_refused(DomainError::Forbidden(Forbidden::MissingRole));
+    given(open())
+        .when(erase(), &outsider_caseworker())
+        .then_refused(DomainError::Forbidden(Forbidden::NotCaseOwner));
+    given(closed())
+        .when(erase(), &admin())
+        .then(vec![E::PersonalDataErased {
+            reason: Reason::coded(wasl_domain::catalogue::EraseCode::ClientRequest),
+        }]);
+    let retention = C::ErasePersonalData {
+        reason: Reason::coded(wasl_domain::catalogue::EraseCode::RetentionExpired),
+    };
+    given(closed())
+        .when(retention, &system())
+        .then(vec![E::PersonalDataErased {
+            reason: Reason::coded(wasl_domain::catalogue::EraseCode::RetentionExpired),
+        }]);
+    let other = C::ErasePersonalData {
+        reason: Reason::coded(wasl_domain::catalogue::EraseCode::Other),
+    };
+    given(open())
+        .when(other, &supervisor())
+        .then_refused(DomainError::ReasonRequired);
+}

@@ -6,4 +6,5 @@ mod directory;
 mod properties;
 mod referral;
 mod support;
+mod suppression;
 mod transitions;

@@ -331,6 +331,8 @@ fn arb_case_command() -> impl Strategy<Value = CaseCommand> {
         2 => arb_consent_id().prop_map(|consent_id| C::WithdrawConsent { consent_id }),
         2 => close,
         1 => Just(C::Reopen { reason: None }),
+        1 => Just(C::UpdatePersonalData(wasl_domain::pii::PersonalData { phone: Some(pii(2)), ..Default::default() })),
+        1 => Just(C::ErasePersonalData { reason: Reason::coded(wasl_domain::catalogue::EraseCode::RetentionExpired) }),
     ]
 }
 
@@ -360,11 +362,17 @@ proptest! {
                     }
                     _ => {}
                 }
-                prop_assert_eq!(ctx.actor.org, before.owner_org, "another organisation changed the case");
+                if !matches!(event, CaseEvent::PersonalDataErased { .. }) {
+                    prop_assert_eq!(ctx.actor.org, before.owner_org, "another organisation changed the case");
+                }
             }
             state = events.iter().fold(state, |s, e| s.evolve(e));
             history.extend(events);
             let after = state.state().expect("case exists");
+            if before.personal_data_erased {
+                prop_assert!(after.personal_data_erased, "an erasure was undone");
+                prop_assert!(after.personal.is_empty(), "personal data came back after erasure");
+            }
             for (consent_id, consent) in &after.consents {
                 let original = first_scope.entry(*consent_id).or_insert_with(|| consent.scope.clone());
                 prop_assert!(consent.scope.is_within(original), "a consent was widened");

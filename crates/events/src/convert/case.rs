@@ -55,6 +55,9 @@ pub(super) fn to_pb(event: &CaseEvent) -> P {
         CaseEvent::Reopened { reason } => P::CaseReopened(pb::CaseReopened {
             reason: opt_pii_to_pb(reason.as_ref()),
         }),
+        CaseEvent::PersonalDataErased { reason } => P::CasePersonalDataErased(pb::CasePersonalDataErased {
+            reason: Some(reason_to_pb(reason)),
+        }),
     }
 }
 
@@ -116,5 +119,11 @@ pub(super) fn closed(m: pb::CaseClosed) -> Result<CaseEvent, DecodeError> {
 pub(super) fn reopened(m: pb::CaseReopened) -> Result<CaseEvent, DecodeError> {
     Ok(CaseEvent::Reopened {
         reason: opt_pii_from_pb(m.reason)?,
+    })
+}
+
+pub(super) fn personal_data_erased(m: pb::CasePersonalDataErased) -> Result<CaseEvent, DecodeError> {
+    Ok(CaseEvent::PersonalDataErased {
+        reason: required_reason::<_, pb::EraseReason>(m.reason, "CasePersonalDataErased.reason")?,
     })
 }

@@ -8,7 +8,8 @@ use crate::pb;
 use std::collections::BTreeSet;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason, ServiceCategory,
+    CancelCode, CloseCode, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
+    ServiceCategory,
 };
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -152,6 +153,14 @@ proto_enum!(CloseCode => CloseCode {
     LostContact => LostContact,
     Transferred => Transferred,
     Duplicate => Duplicate,
+    Other => Other,
+});
+
+proto_enum!(EraseCode => EraseCode {
+    ClientRequest => ClientRequest,
+    RetentionExpired => RetentionExpired,
+    LegalOrder => LegalOrder,
+    RecordedInError => RecordedInError,
     Other => Other,
 });
 
@@ -485,7 +494,8 @@ pb_reason!(
     FailReason,
     ErrorReason,
     OverrideReason,
-    CloseReason
+    CloseReason,
+    EraseReason
 );
 
 pub(crate) fn reason_to_pb<C: ProtoEnum, R: PbReason>(reason: &Reason<C>) -> R {
@@ -554,6 +564,7 @@ mod tests {
         check(ErrorCode::ALL);
         check(OverrideCode::ALL);
         check(CloseCode::ALL);
+        check(EraseCode::ALL);
         check(OrgKind::ALL);
         check(OverdueKind::ALL);
         check(ServiceReceived::ALL);

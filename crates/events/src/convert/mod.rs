@@ -173,6 +173,7 @@ pub(crate) fn payload_from_pb(aggregate_id: &str, payload: P) -> Result<DomainEv
         P::ConsentWithdrawn(m) => case(case::consent_withdrawn(&m)?)?,
         P::CaseClosed(m) => case(case::closed(m)?)?,
         P::CaseReopened(m) => case(case::reopened(m)?)?,
+        P::CasePersonalDataErased(m) => case(case::personal_data_erased(m)?)?,
         P::ReferralRequested(m) => referral(referral::requested(m)?)?,
         P::ReferralReceived(pb::ReferralReceived {}) => referral(R::Received)?,
         P::ReferralAccepted(pb::ReferralAccepted {}) => referral(R::Accepted)?,

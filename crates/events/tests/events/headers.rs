@@ -23,10 +23,7 @@ fn value<'a>(headers: &'a [(&'static str, String)], name: &str) -> &'a str {
 #[test]
 fn headers_carry_the_cloudevents_attributes() {
     let event = sample(EventType::ReferralAccepted);
-    let index = EventType::ALL
-        .iter()
-        .position(|t| *t == EventType::ReferralAccepted)
-        .unwrap() as i64;
+    let index = crate::samples::sample_number(EventType::ReferralAccepted) as i64;
     let headers = build_headers(&event, DEFAULT_SOURCE).unwrap();
     assert_eq!(value(&headers, CE_SPECVERSION), "1.0");
     assert_eq!(value(&headers, CE_ID), event.meta.event_id.to_string());

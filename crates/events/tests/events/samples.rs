@@ -8,8 +8,8 @@
 use uuid::Uuid;
 use wasl_domain::case::{CaseEvent, ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
-    ServiceCategory,
+    CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
+    Reason, ServiceCategory,
 };
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -203,7 +203,7 @@ pub fn service_spec() -> ServiceSpec {
 
 /// The stored form: metadata that differs per type (ids, time), an actor who could have caused it.
 fn stored(t: EventType, actor: Actor, event: DomainEvent) -> StoredEvent {
-    let index = EventType::ALL.iter().position(|x| *x == t).unwrap() as u64;
+    let index = sample_number(t);
     StoredEvent {
         meta: EventMeta {
             event_id: EventId::from_uuid(uuid(0xe0000 + index)).unwrap(),
@@ -212,6 +212,46 @@ fn stored(t: EventType, actor: Actor, event: DomainEvent) -> StoredEvent {
             actor,
         },
         event,
+    }
+}
+
+/// A number per event type that never changes, so a fixture's bytes do not move when an event
+/// type is added: a new type takes the next free number.
+pub fn sample_number(t: EventType) -> u64 {
+    use EventType as T;
+    match t {
+        T::CaseOpened => 0,
+        T::CaseProfileUpdated => 1,
+        T::CasePersonalDataUpdated => 2,
+        T::CaseAssigned => 3,
+        T::ConsentGiven => 4,
+        T::ConsentNarrowed => 5,
+        T::ConsentWithdrawn => 6,
+        T::CaseClosed => 7,
+        T::CaseReopened => 8,
+        T::ReferralRequested => 9,
+        T::ReferralReceived => 10,
+        T::ReferralAccepted => 11,
+        T::ReferralRejected => 12,
+        T::ReferralStarted => 13,
+        T::ReferralPutOnHold => 14,
+        T::ReferralResumed => 15,
+        T::ReferralCompleted => 16,
+        T::ReferralFailed => 17,
+        T::ReferralCancelled => 18,
+        T::FollowUpRecorded => 19,
+        T::ReferralEnteredInError => 20,
+        T::ReferralResponseOverdue => 21,
+        T::FollowUpOverdue => 22,
+        T::ReferralEscalated => 23,
+        T::EscalationAcknowledged => 24,
+        T::OrganisationRegistered => 25,
+        T::OrganisationUpdated => 26,
+        T::ServiceAdded => 27,
+        T::ServiceUpdated => 28,
+        T::ServiceAvailabilityChanged => 29,
+        T::ServiceRetired => 30,
+        T::CasePersonalDataErased => 31,
     }
 }
 
@@ -293,6 +333,12 @@ pub fn sample(t: EventType) -> StoredEvent {
             supervisor(),
             CaseEvent::Reopened {
                 reason: Some(pii(0x05)),
+            },
+        ),
+        T::CasePersonalDataErased => case(
+            supervisor(),
+            CaseEvent::PersonalDataErased {
+                reason: Reason::coded(EraseCode::ClientRequest),
             },
         ),
         T::ReferralRequested => referral(caseworker(), ReferralEvent::Requested(Box::new(requested()))),
@@ -466,6 +512,15 @@ pub fn variations() -> Vec<StoredEvent> {
             },
         ),
         case(T::CaseReopened, CaseEvent::Reopened { reason: None }),
+        case(
+            T::CasePersonalDataErased,
+            CaseEvent::PersonalDataErased {
+                reason: Reason {
+                    code: EraseCode::Other,
+                    text: Some(pii(8)),
+                },
+            },
+        ),
         referral(
             T::ReferralRequested,
             ReferralEvent::Requested(Box::new(ReferralRequested {
