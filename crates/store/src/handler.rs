@@ -10,6 +10,7 @@ use crate::provision;
 use async_nats::Client;
 use async_nats::jetstream::{self, stream::Stream};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use wasl_domain::ids::{CommandId, EventId, uuid_v7_from_parts};
 use wasl_domain::time::Timestamp;
@@ -95,6 +96,14 @@ impl<A: StoredAggregate> Loaded<A> {
     }
 }
 
+/// A cached aggregate, shared by the commands on it in this process.
+type Shared<A> = Arc<Mutex<Loaded<A>>>;
+
+fn lock<A>(shared: &Shared<A>) -> MutexGuard<'_, Loaded<A>> {
+    // A panic while holding the lock leaves at worst a state that OCC and catch-up repair.
+    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The event store and command handler.
 pub struct EventStore {
     client: Client,
@@ -140,28 +149,45 @@ impl EventStore {
         &self.config
     }
 
-    /// Loads an aggregate as the log has it now.
-    pub async fn load<A: StoredAggregate>(&self, id: A::Id) -> Result<Loaded<A>, StoreError> {
-        let cached = self
-            .cache
-            .get::<Loaded<A>>((A::KIND, A::uuid(id)))
-            .unwrap_or_else(Loaded::empty);
-        self.catch_up(id, cached).await
+    /// The cached entry of an aggregate, loading it on a miss; `true` when just read from the log.
+    async fn entry<A: StoredAggregate>(&self, id: A::Id) -> Result<(Shared<A>, bool), StoreError> {
+        let key = (A::KIND, A::uuid(id));
+        if let Some(shared) = self.cache.get::<Shared<A>>(key) {
+            return Ok((shared, false));
+        }
+        let shared: Shared<A> = Arc::new(Mutex::new(Loaded::empty()));
+        self.catch_up(id, &shared).await?;
+        self.cache.put(key, shared.clone());
+        Ok((shared, true))
     }
 
-    /// Reads the events after what `loaded` holds and applies them; refreshes the cache.
-    async fn catch_up<A: StoredAggregate>(&self, id: A::Id, mut loaded: Loaded<A>) -> Result<Loaded<A>, StoreError> {
-        let subject = A::subject(id);
-        let recorded = load::read_subject(&self.stream, self.strategy, &subject, loaded.last_sequence + 1).await?;
-        if !recorded.is_empty() {
-            loaded.apply(recorded)?;
-            self.cache.put((A::KIND, A::uuid(id)), loaded.clone());
+    /// Reads the events after what the entry holds and applies them.
+    async fn catch_up<A: StoredAggregate>(&self, id: A::Id, shared: &Shared<A>) -> Result<(), StoreError> {
+        let from = lock(shared).last_sequence + 1;
+        let recorded = load::read_subject(&self.stream, self.strategy, &A::subject(id), from).await?;
+        let mut loaded = lock(shared);
+        // Another command may have caught the entry up meanwhile; apply only what is new.
+        let newer: Vec<Recorded> = recorded
+            .into_iter()
+            .filter(|r| r.sequence > loaded.last_sequence)
+            .collect();
+        loaded.apply(newer)
+    }
+
+    /// Loads an aggregate as the log has it now.
+    pub async fn load<A: StoredAggregate>(&self, id: A::Id) -> Result<Loaded<A>, StoreError> {
+        let (shared, fresh) = self.entry(id).await?;
+        if !fresh {
+            self.catch_up(id, &shared).await?;
         }
-        Ok(loaded)
+        Ok(lock(&shared).clone())
     }
 
     /// Carries out a command on the aggregate `id`: decides on its current state and appends
     /// the events. A command id seen before answers with the original outcome.
+    ///
+    /// The cached state is decided on in place, under a short lock, and never copied; after a
+    /// successful append the events are applied to it unless a concurrent catch-up already did.
     #[tracing::instrument(skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
     pub async fn execute<A: StoredAggregate>(
         &self,
@@ -169,22 +195,26 @@ impl EventStore {
         command: &A::Command,
         meta: &CommandMeta,
     ) -> Result<CommandOutcome, CommandError> {
-        let key = (A::KIND, A::uuid(id));
         let subject = A::subject(id);
-        let (mut loaded, mut fresh) = match self.cache.get::<Loaded<A>>(key) {
-            Some(cached) => (cached, false),
-            None => (self.catch_up(id, Loaded::empty()).await?, true),
-        };
+        let (shared, mut fresh) = self.entry::<A>(id).await?;
         let mut conflicts = 0;
         loop {
-            if let Some(outcome) = loaded.outcome_of(meta.command_id) {
-                return Ok(outcome);
-            }
-            let events = match loaded.state.decide(command, &meta.context) {
+            let (decided, expected, version) = {
+                let loaded = lock(&shared);
+                if let Some(outcome) = loaded.outcome_of(meta.command_id) {
+                    return Ok(outcome);
+                }
+                (
+                    loaded.state.decide(command, &meta.context),
+                    loaded.last_sequence,
+                    loaded.version,
+                )
+            };
+            let events = match decided {
                 Ok(events) => events,
                 // A refusal may come from a stale cached state: decide again on the log's state.
                 Err(_) if !fresh => {
-                    loaded = self.catch_up(id, loaded).await?;
+                    self.catch_up(id, &shared).await?;
                     fresh = true;
                     continue;
                 }
@@ -194,7 +224,7 @@ impl EventStore {
             let stored = stored_events::<A>(id, events, meta);
             let append = Append {
                 subject: &subject,
-                expected_last_sequence: loaded.last_sequence,
+                expected_last_sequence: expected,
                 events: &stored,
                 traceparent: meta.traceparent.as_deref(),
                 attempt: 0,
@@ -206,24 +236,27 @@ impl EventStore {
                 }) => {
                     let count = stored.len() as u64;
                     let outcome = CommandOutcome {
-                        version: loaded.version + count,
+                        version: version + count,
                         position: last_sequence,
                         replayed: false,
                     };
                     let first = last_sequence + 1 - count;
-                    let recorded = stored
-                        .into_iter()
-                        .zip(first..)
-                        .map(|(event, sequence)| Recorded { sequence, event })
-                        .collect();
-                    loaded.apply(recorded)?;
-                    self.cache.put(key, loaded);
+                    let mut loaded = lock(&shared);
+                    if loaded.last_sequence == expected {
+                        let recorded = stored
+                            .into_iter()
+                            .zip(first..)
+                            .map(|(event, sequence)| Recorded { sequence, event })
+                            .collect();
+                        loaded.apply(recorded)?;
+                    }
                     return Ok(outcome);
                 }
                 // Stored before by an earlier attempt: the history has the original outcome.
                 Ok(Ack { duplicate: true, .. }) | Err(AppendError::Conflict) => {
-                    loaded = self.catch_up(id, loaded).await?;
+                    self.catch_up(id, &shared).await?;
                     fresh = true;
+                    let loaded = lock(&shared);
                     if loaded.outcome_of(meta.command_id).is_none() {
                         conflicts += 1;
                         if conflicts > self.config.max_conflict_retries {
@@ -235,8 +268,8 @@ impl EventStore {
                 }
                 Err(AppendError::Unsettled(reason)) => {
                     // Resent as often as allowed without an answer: whether it landed decides.
-                    let loaded = self.catch_up(id, loaded).await?;
-                    return match loaded.outcome_of(meta.command_id) {
+                    self.catch_up(id, &shared).await?;
+                    return match lock(&shared).outcome_of(meta.command_id) {
                         Some(outcome) => Ok(outcome),
                         None => Err(CommandError::Unavailable(reason)),
                     };
