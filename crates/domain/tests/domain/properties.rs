@@ -21,17 +21,7 @@ use wasl_domain::referral::{
 };
 use wasl_domain::{Aggregate, Context, Role};
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use crate::support::proptest_config as config;
 
 fn actors() -> Vec<fn() -> Context> {
     vec![

@@ -334,3 +334,16 @@ impl<A: Aggregate> Then<A> {
             .unwrap_or_else(|err| panic!("the command was refused: {err:?}"))
     }
 }
+
+/// Property-test settings: `PROPTEST_CASES` cases (default 1000), no failure files in the tree.
+pub fn proptest_config() -> proptest::prelude::ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    proptest::prelude::ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..Default::default()
+    }
+}

@@ -6,17 +6,7 @@
 use proptest::prelude::*;
 use wasl_domain::suppression::{Cell, DEFAULT_K, SuppressedTable, Table, Threshold, suppress};
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use crate::support::proptest_config as config;
 
 fn k(k: u64) -> Threshold {
     Threshold::new(k).expect("threshold")
