@@ -116,3 +116,55 @@ pub async fn due_for_erasure(store: &EventStore, retention: Duration, now: Times
     due.sort_by_key(|d| (d.closed_at, d.case));
     Ok(due)
 }
+
+/// What a retention run found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RetentionReport {
+    /// The cases due, oldest closure first.
+    pub due: Vec<Due>,
+    /// The cases erased by this run (empty in a dry run).
+    pub erased: Vec<CaseId>,
+}
+
+/// Finds the cases due for erasure and, when `vault` and `actor` are given, erases each as
+/// `actor` (Wasl's system principal) with reason `retention_expired`. Without them it is a dry
+/// run that only lists. Stops at the first failure; running it again continues where it stopped.
+pub async fn run_retention<M: MasterKey>(
+    store: &EventStore,
+    apply: Option<(&Vault<M>, &wasl_domain::Actor)>,
+    retention: Duration,
+    now: Timestamp,
+) -> Result<RetentionReport, EraseError> {
+    let due = due_for_erasure(store, retention, now)
+        .await
+        .map_err(CommandError::from)?;
+    let mut report = RetentionReport {
+        due,
+        erased: Vec::new(),
+    };
+    let Some((vault, actor)) = apply else { return Ok(report) };
+    for d in report.due.clone() {
+        let command_id = wasl_domain::ids::CommandId::from_uuid(wasl_domain::ids::uuid_v7_from_parts(
+            u64::try_from(now.unix_millis()).unwrap_or(0),
+            random_bits().map_err(EraseError::KeyNotDestroyed)?,
+        ))
+        .map_err(|e| CommandError::Rejected(e.into()))?;
+        let meta = CommandMeta {
+            command_id,
+            context: wasl_domain::Context {
+                now,
+                actor: actor.clone(),
+            },
+            traceparent: None,
+        };
+        erase_case(store, vault, d.case, Reason::coded(EraseCode::RetentionExpired), &meta).await?;
+        report.erased.push(d.case);
+    }
+    Ok(report)
+}
+
+fn random_bits() -> Result<[u8; 10], VaultError> {
+    let mut bits = [0u8; 10];
+    getrandom::fill(&mut bits).map_err(|e| VaultError::Random(e.to_string()))?;
+    Ok(bits)
+}

@@ -30,11 +30,40 @@ enum Command {
     Lifecycle,
     /// List the governorates and district codes of Iraq that cases and services use.
     Places,
+    /// List the cases whose personal data is due for erasure (closed longer ago than the
+    /// retention period); with --apply, erase it (see docs/data-protection.md).
+    Retention(RetentionArgs),
     /// Measure Wasl against a real nats-server (see docs/performance.md).
     Bench {
         #[command(subcommand)]
         what: BenchTarget,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct RetentionArgs {
+    /// The NATS server holding Wasl's event log and key bucket.
+    #[arg(long, env = "WASL_NATS_URL")]
+    nats_url: String,
+    /// Days after a case's closure after which its personal data is erased.
+    #[arg(long, env = "WASL_RETENTION_DAYS", default_value_t = 730)]
+    retention_days: u64,
+    /// Erase what is due. Without it the command only lists (a dry run).
+    #[arg(long)]
+    apply: bool,
+    /// File holding the master key as 64 hex characters (needed with --apply).
+    #[arg(long, env = "WASL_MASTER_KEY_FILE")]
+    master_key_file: Option<std::path::PathBuf>,
+    /// The master key's id, as stored beside every key it wraps.
+    #[arg(long, env = "WASL_MASTER_KEY_ID", default_value = "local-1")]
+    master_key_id: String,
+    /// Organisation id (UUIDv7) of Wasl's system principal, recorded on each erasure (needed
+    /// with --apply).
+    #[arg(long, env = "WASL_SYSTEM_ORG")]
+    system_org: Option<String>,
+    /// User id (UUIDv7) of Wasl's system principal (needed with --apply).
+    #[arg(long, env = "WASL_SYSTEM_USER")]
+    system_user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +105,13 @@ fn main() -> ExitCode {
         Command::Up { demo } => up(&mut out, demo),
         Command::Lifecycle => lifecycle(&mut out),
         Command::Places => places(&mut out),
+        Command::Retention(args) => match retention(args) {
+            Ok(report) => out.write_all(report.as_bytes()),
+            Err(err) => {
+                eprintln!("wasl retention: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
         Command::Bench {
             what: BenchTarget::Store(args),
         } => match bench_store(args) {
@@ -99,6 +135,75 @@ fn main() -> ExitCode {
 
 /// Runs the store benchmark on a fresh runtime and returns the report to print. Ctrl-C stops
 /// it, and with it the temporary nats-server.
+fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
+    use wasl_domain::ids::{OrgId, UserId};
+    use wasl_domain::{Actor, Role, time::Timestamp};
+    // Check everything --apply needs before touching anything.
+    let apply = if args.apply {
+        let file = args
+            .master_key_file
+            .ok_or("--apply needs --master-key-file (or WASL_MASTER_KEY_FILE)")?;
+        let master = wasl_vault::LocalMasterKey::from_file(&args.master_key_id, &file)?;
+        let org = OrgId::parse(args.system_org.as_deref().ok_or("--apply needs --system-org")?)?;
+        let user = UserId::parse(args.system_user.as_deref().ok_or("--apply needs --system-user")?)?;
+        Some((
+            master,
+            Actor {
+                user,
+                org,
+                roles: vec![Role::System],
+            },
+        ))
+    } else {
+        None
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let now = Timestamp::from_unix_millis(i64::try_from(now_ms)?);
+    let period = std::time::Duration::from_secs(args.retention_days.saturating_mul(24 * 3600));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let store = wasl_store::EventStore::open(client.clone(), wasl_store::StoreConfig::default()).await?;
+        match apply {
+            None => Ok::<_, Box<dyn Error>>(
+                wasl_vault::erase::run_retention::<wasl_vault::LocalMasterKey>(&store, None, period, now).await?,
+            ),
+            Some((master, actor)) => {
+                let js = async_nats::jetstream::new(client);
+                let vault = wasl_vault::Vault::connect(&js, master, &wasl_vault::VaultConfig::default()).await?;
+                Ok(wasl_vault::erase::run_retention(&store, Some((&vault, &actor)), period, now).await?)
+            }
+        }
+    })?;
+    let mut text = format!(
+        "{} case(s) closed more than {} days ago with personal data not yet erased{}\n",
+        report.due.len(),
+        args.retention_days,
+        if args.apply {
+            ""
+        } else {
+            " (dry run: nothing erased; add --apply to erase)"
+        }
+    );
+    for due in &report.due {
+        let erased = if report.erased.contains(&due.case) {
+            "  erased"
+        } else {
+            ""
+        };
+        let closed = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(due.closed_at.unix_millis()).unwrap_or(0));
+        text.push_str(&format!(
+            "  case {}  closed {}{erased}\n",
+            due.case,
+            humantime::format_rfc3339_seconds(closed)
+        ));
+    }
+    Ok(text)
+}
+
 fn bench_store(args: StoreBenchArgs) -> Result<String, Box<dyn Error>> {
     let options = wasl_bench::StoreBenchOptions {
         messages: args.messages,
@@ -139,7 +244,7 @@ fn up(out: &mut impl Write, demo: bool) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "What works today: the domain rules, the event store and the vault as libraries. Try `wasl lifecycle`, `wasl places` and `wasl bench store`."
+        "What works today: the domain rules, the event store and the vault as libraries. Try `wasl lifecycle`, `wasl places`, `wasl retention` and `wasl bench store`."
     )?;
     Ok(())
 }
