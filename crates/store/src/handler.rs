@@ -128,6 +128,23 @@ impl EventStore {
         })
     }
 
+    /// Connects to an existing event stream; `None` when the server has no Wasl event log.
+    /// Unlike [`EventStore::open`] it never creates the stream.
+    pub async fn open_existing(client: Client, config: StoreConfig) -> Result<Option<Self>, StoreError> {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(config.request_timeout);
+        let Some(stream) = provision::existing_stream(&js, &config).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            client,
+            stream,
+            cache: Cache::new(config.cache_capacity),
+            config,
+            strategy: LoadStrategy::default(),
+        }))
+    }
+
     /// Chooses how aggregates are read (for benchmarks).
     pub fn with_load_strategy(mut self, strategy: LoadStrategy) -> Self {
         self.strategy = strategy;

@@ -63,6 +63,24 @@ pub async fn ensure_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
     }
 }
 
+/// The existing event stream, checked like [`ensure_stream`] does, or `None` when the server has
+/// none — for tools that must not create one (a dry run, a report).
+pub async fn existing_stream(
+    js: &jetstream::Context,
+    config: &StoreConfig,
+) -> Result<Option<stream::Stream>, StoreError> {
+    match js.get_stream(&config.stream).await {
+        Ok(_) => ensure_stream(js, config).await.map(Some),
+        Err(err)
+            if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(api)
+                if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(StoreError::unavailable(err)),
+    }
+}
+
 /// The settings of `found` that differ from `wanted`, as `field: expected X, found Y`.
 pub fn differences(wanted: &stream::Config, found: &stream::Config) -> Vec<String> {
     let mut out = Vec::new();

@@ -165,7 +165,11 @@ fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(async {
         let client = async_nats::connect(args.nats_url.as_str()).await?;
-        let store = wasl_store::EventStore::open(client.clone(), wasl_store::StoreConfig::default()).await?;
+        let Some(store) =
+            wasl_store::EventStore::open_existing(client.clone(), wasl_store::StoreConfig::default()).await?
+        else {
+            return Ok(wasl_vault::erase::RetentionReport::default());
+        };
         match apply {
             None => Ok::<_, Box<dyn Error>>(
                 wasl_vault::erase::run_retention::<wasl_vault::LocalMasterKey>(&store, None, period, now).await?,

@@ -226,6 +226,19 @@ mod retention {
         assert!(ok && out.starts_with("0 case(s)"), "{out}");
     }
 
+    #[tokio::test]
+    async fn a_dry_run_on_a_server_without_an_event_log_lists_nothing_and_creates_nothing() {
+        let server = NatsServer::start().expect("nats-server");
+        let (ok, out, err) = run(&["retention", "--nats-url", &server.url()]);
+        assert!(ok, "{err}");
+        assert!(out.starts_with("0 case(s)"), "{out}");
+        let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+        assert!(
+            js.get_stream("WASL_EVENTS").await.is_err(),
+            "a dry run must not create the event log"
+        );
+    }
+
     #[test]
     fn apply_without_a_master_key_is_refused_before_anything_is_touched() {
         let (ok, _, err) = run(&["retention", "--nats-url", "nats://127.0.0.1:1", "--apply"]);
