@@ -26,6 +26,10 @@ pub enum VaultError {
     /// The case's personal data was erased; nothing can be sealed for it any more.
     #[error("the personal data of case {0} was erased")]
     Erased(String),
+    /// A sealed value exists but its case has no key and no erasure marker: the key bucket was
+    /// lost or restored without this key. Nothing can open the value.
+    #[error("case {0} has sealed data but no key and no erasure record; check the key bucket")]
+    KeyMissing(String),
     /// The operating system's random source failed.
     #[error("no randomness available: {0}")]
     Random(String),

@@ -221,9 +221,10 @@ impl<M: MasterKey> Vault<M> {
     ) -> Result<Revealed, VaultError> {
         match self.key(case).await? {
             KeyState::Active(key) => seal::open_with(&key, case, event, field, sealed).map(Revealed::Plain),
-            // A missing key for a sealed value: the key cannot have been made by this vault's
-            // bucket (or was destroyed before it was recorded); it cannot be opened.
-            KeyState::Erased | KeyState::Missing => Ok(Revealed::Erased),
+            KeyState::Erased => Ok(Revealed::Erased),
+            // Erasure leaves a marker, so a sealed value without any key means the key bucket
+            // was lost or restored without it: report it, never pass it off as "erased".
+            KeyState::Missing => Err(VaultError::KeyMissing(case.to_string())),
         }
     }
 

@@ -5,7 +5,7 @@ use wasl_domain::catalogue::{EraseCode, Reason};
 use wasl_domain::{DomainError, Forbidden, Role};
 use wasl_store::CommandError;
 use wasl_vault::erase::{EraseError, erase_case};
-use wasl_vault::{KeyState, PiiField, Revealed, VaultError};
+use wasl_vault::{KeyState, PiiField, Revealed, Vault, VaultConfig, VaultError};
 
 const NAME: &str = "MARKER-NAME-Q7X2";
 const PHONE: &str = "MARKER-PHONE-0770";
@@ -175,4 +175,26 @@ async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     false
+}
+
+#[tokio::test]
+async fn a_sealed_value_whose_key_is_gone_without_an_erasure_is_an_error_not_erased() {
+    let w = World::start().await;
+    let case = w.open_case(NAME, PHONE, NOTES).await;
+    let (event, field, value) = w.sealed_values(case).await.remove(0);
+    // An operator restores the log into a server whose key bucket lacks this case.
+    let other_bucket = Vault::connect(
+        &w.js,
+        master("test-master-1"),
+        &VaultConfig {
+            bucket: "WASL_KEYS_RESTORED".to_owned(),
+            ..VaultConfig::default()
+        },
+    )
+    .await
+    .expect("vault");
+    assert!(matches!(
+        other_bucket.open(case, event, field, &value).await,
+        Err(VaultError::KeyMissing(_))
+    ));
 }
