@@ -72,9 +72,14 @@ pub async fn read_subject(
     }
 }
 
+/// How often a direct get that failed (no responder yet, a time-out) is tried: a stream just
+/// created, or just moved to another leader, answers direct gets a moment later.
+const DIRECT_GET_ATTEMPTS: u32 = 6;
+
 async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
     let mut next = from.max(1);
     let mut out = Vec::new();
+    let mut failures = 0;
     loop {
         match stream
             .direct_get_builder()
@@ -84,6 +89,7 @@ async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Re
             .await
         {
             Ok(message) => {
+                failures = 0;
                 let event = decode_message(
                     message.sequence,
                     &message.subject,
@@ -97,7 +103,14 @@ async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Re
                 next = message.sequence + 1;
             }
             Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(out),
-            Err(err) => return Err(StoreError::unavailable(err)),
+            Err(err) => {
+                failures += 1;
+                if failures >= DIRECT_GET_ATTEMPTS {
+                    return Err(StoreError::unavailable(err));
+                }
+                tracing::debug!(attempt = failures, error = %err, "direct get failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 << failures)).await;
+            }
         }
     }
 }

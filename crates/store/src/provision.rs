@@ -49,7 +49,7 @@ pub async fn ensure_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
             if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(api)
                 if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
         {
-            js.create_stream(wanted).await.map_err(|err| match err.kind() {
+            let stream = js.create_stream(wanted).await.map_err(|err| match err.kind() {
                 jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
                 | jetstream::context::CreateStreamErrorKind::TimedOut => StoreError::unavailable(err),
                 _ => StoreError::Api {
@@ -57,10 +57,29 @@ pub async fn ensure_stream(js: &jetstream::Context, config: &StoreConfig) -> Res
                     err_code: 0,
                     description: err.to_string(),
                 },
-            })
+            })?;
+            wait_for_leader(&stream).await?;
+            Ok(stream)
         }
         Err(err) => Err(StoreError::unavailable(err)),
     }
+}
+
+/// Waits until a new replicated stream has elected its leader, so the first commands do not race
+/// the election (a single server's stream has no cluster and is ready at once).
+async fn wait_for_leader(stream: &stream::Stream) -> Result<(), StoreError> {
+    for _ in 0..100 {
+        let info = stream.get_info().await.map_err(StoreError::unavailable)?;
+        match info.cluster {
+            Some(cluster) if cluster.leader.is_none() => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return Ok(()),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "the new event stream elected no leader within 10 s".to_owned(),
+    ))
 }
 
 /// The existing event stream, checked like [`ensure_stream`] does, or `None` when the server has
