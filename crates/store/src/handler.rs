@@ -116,33 +116,31 @@ pub struct EventStore {
 impl EventStore {
     /// Connects to the stream, creating it when missing (see [`provision::ensure_stream`]).
     pub async fn open(client: Client, config: StoreConfig) -> Result<Self, StoreError> {
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(config.request_timeout);
-        let stream = provision::ensure_stream(&js, &config).await?;
-        Ok(Self {
-            client,
-            stream,
-            cache: Cache::new(config.cache_capacity),
-            config,
-            strategy: LoadStrategy::default(),
-        })
+        let stream = provision::ensure_stream(&Self::jetstream(&client, &config), &config).await?;
+        Ok(Self::with_stream(client, stream, config))
     }
 
     /// Connects to an existing event stream; `None` when the server has no Wasl event log.
     /// Unlike [`EventStore::open`] it never creates the stream.
     pub async fn open_existing(client: Client, config: StoreConfig) -> Result<Option<Self>, StoreError> {
+        let stream = provision::existing_stream(&Self::jetstream(&client, &config), &config).await?;
+        Ok(stream.map(|stream| Self::with_stream(client, stream, config)))
+    }
+
+    fn jetstream(client: &Client, config: &StoreConfig) -> jetstream::Context {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
-        let Some(stream) = provision::existing_stream(&js, &config).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Self {
+        js
+    }
+
+    fn with_stream(client: Client, stream: Stream, config: StoreConfig) -> Self {
+        Self {
             client,
             stream,
             cache: Cache::new(config.cache_capacity),
             config,
             strategy: LoadStrategy::default(),
-        }))
+        }
     }
 
     /// Chooses how aggregates are read (for benchmarks).

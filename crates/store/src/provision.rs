@@ -31,38 +31,23 @@ pub fn stream_config(config: &StoreConfig) -> stream::Config {
 /// stream: changing the production log is an operator's decision.
 #[tracing::instrument(skip_all, fields(stream = %config.stream), err)]
 pub async fn ensure_stream(js: &jetstream::Context, config: &StoreConfig) -> Result<stream::Stream, StoreError> {
-    let wanted = stream_config(config);
-    match js.get_stream(&config.stream).await {
-        Ok(mut existing) => {
-            let info = existing.info().await.map_err(StoreError::unavailable)?;
-            let differences = differences(&wanted, &info.config);
-            if differences.is_empty() {
-                Ok(existing)
-            } else {
-                Err(StoreError::IncompatibleStream {
-                    stream: config.stream.clone(),
-                    differences: differences.join("; "),
-                })
-            }
-        }
-        Err(err)
-            if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(api)
-                if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-        {
-            let stream = js.create_stream(wanted).await.map_err(|err| match err.kind() {
-                jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
-                | jetstream::context::CreateStreamErrorKind::TimedOut => StoreError::unavailable(err),
-                _ => StoreError::Api {
-                    code: 0,
-                    err_code: 0,
-                    description: err.to_string(),
-                },
-            })?;
-            wait_for_leader(&stream).await?;
-            Ok(stream)
-        }
-        Err(err) => Err(StoreError::unavailable(err)),
+    if let Some(existing) = existing_stream(js, config).await? {
+        return Ok(existing);
     }
+    let stream = js
+        .create_stream(stream_config(config))
+        .await
+        .map_err(|err| match err.kind() {
+            jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
+            | jetstream::context::CreateStreamErrorKind::TimedOut => StoreError::unavailable(err),
+            _ => StoreError::Api {
+                code: 0,
+                err_code: 0,
+                description: err.to_string(),
+            },
+        })?;
+    wait_for_leader(&stream).await?;
+    Ok(stream)
 }
 
 /// Waits until a new replicated stream has elected its leader, so the first commands do not race
@@ -82,21 +67,32 @@ async fn wait_for_leader(stream: &stream::Stream) -> Result<(), StoreError> {
     ))
 }
 
-/// The existing event stream, checked like [`ensure_stream`] does, or `None` when the server has
-/// none — for tools that must not create one (a dry run, a report).
+/// The existing event stream when its settings match what the log needs, `None` when the server
+/// has none, and [`StoreError::IncompatibleStream`] naming each difference otherwise. Never
+/// creates a stream: tools that only report (a dry run) use this directly.
 pub async fn existing_stream(
     js: &jetstream::Context,
     config: &StoreConfig,
 ) -> Result<Option<stream::Stream>, StoreError> {
-    match js.get_stream(&config.stream).await {
-        Ok(_) => ensure_stream(js, config).await.map(Some),
+    let mut existing = match js.get_stream(&config.stream).await {
+        Ok(existing) => existing,
         Err(err)
             if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(api)
                 if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
         {
-            Ok(None)
+            return Ok(None);
         }
-        Err(err) => Err(StoreError::unavailable(err)),
+        Err(err) => return Err(StoreError::unavailable(err)),
+    };
+    let info = existing.info().await.map_err(StoreError::unavailable)?;
+    let differences = differences(&stream_config(config), &info.config);
+    if differences.is_empty() {
+        Ok(Some(existing))
+    } else {
+        Err(StoreError::IncompatibleStream {
+            stream: config.stream.clone(),
+            differences: differences.join("; "),
+        })
     }
 }
 
