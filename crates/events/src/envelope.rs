@@ -262,6 +262,18 @@ pub fn decode(bytes: &[u8]) -> Result<StoredEvent, DecodeError> {
     StoredEvent::try_from(pb::Event::decode(bytes)?)
 }
 
+/// A sealed value on its own as bytes (`wasl.v1.EncryptedPii`), for stores outside the log such
+/// as read-model columns; [`decode_sealed`] reads it back.
+pub fn encode_sealed(value: &wasl_domain::pii::EncryptedPii) -> Vec<u8> {
+    crate::convert::sealed_to_pb(value).encode_to_vec()
+}
+
+/// Reads a sealed value written by [`encode_sealed`]; anything else is a typed error.
+pub fn decode_sealed(bytes: &[u8]) -> Result<wasl_domain::pii::EncryptedPii, DecodeError> {
+    let message = pb::EncryptedPii::decode(bytes)?;
+    crate::convert::sealed_from_pb(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +313,15 @@ mod tests {
         let mut bytes = meta.encode_to_vec();
         bytes.extend_from_slice(&[0xFA, 0x7F, 0x00]);
         assert_eq!(decode(&bytes), Err(DecodeError::MissingPayload));
+    }
+
+    #[test]
+    fn a_sealed_value_round_trips_alone_and_garbage_is_an_error() {
+        use wasl_domain::pii::{Cipher, EncryptedPii, KeyId};
+        let key = KeyId::parse("case-key-1").expect("key id");
+        let sealed = EncryptedPii::new(Cipher::XChaCha20Poly1305, key, vec![7; 24], vec![9; 40]).expect("shape");
+        assert_eq!(decode_sealed(&encode_sealed(&sealed)).expect("round trip"), sealed);
+        assert!(decode_sealed(&[0xff, 0x01, 0x02]).is_err());
+        assert!(decode_sealed(&[]).is_err(), "an empty value is not a sealed value");
     }
 }

@@ -38,7 +38,7 @@ pub mod headers;
 pub mod pb;
 pub mod upcast;
 
-pub use envelope::{DomainEvent, EventMeta, EventType, StoredEvent, decode, encode};
+pub use envelope::{DomainEvent, EventMeta, EventType, StoredEvent, decode, decode_sealed, encode, encode_sealed};
 pub use error::DecodeError;
 pub use headers::{CloudEventHeaders, HeaderError, build_headers, parse_headers};
 pub use upcast::{CURRENT_SCHEMA_VERSION, decode_versioned};

@@ -20,7 +20,7 @@ use wasl_domain::ValidationError;
 use wasl_domain::case::CaseEvent;
 use wasl_domain::time::Timestamp;
 
-pub(crate) use common::{actor_from_pb, actor_to_pb};
+pub(crate) use common::{actor_from_pb, actor_to_pb, pii_from_pb as sealed_from_pb, pii_to_pb as sealed_to_pb};
 
 /// Attaches the protobuf field name to a domain validation error.
 pub(crate) trait At<T> {
