@@ -1,0 +1,401 @@
+//! Synthetic values: names, places, client profiles, sealed personal data, reasons. Every name
+//! says "Synthetic", every survivor code starts with `SYN-`, and every sealed value is random
+//! bytes of the right shape that no key opens.
+
+use crate::rng::Rng;
+use wasl_domain::case::{ConsentScope, Scope};
+use wasl_domain::catalogue::{Reason, ReasonCode, ServiceCategory};
+use wasl_domain::client::{
+    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+};
+use wasl_domain::directory::{DisplayName, Eligibility, ServiceSpec};
+use wasl_domain::geo::{District, Governorate, Location};
+use wasl_domain::ids::OrgId;
+use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
+use wasl_domain::time::Timestamp;
+
+/// BCP 47 tags of the languages clients speak and services work in, with how often clients
+/// prefer each.
+const LANGUAGES: &[(&str, u32)] = &[("ar", 55), ("kmr", 18), ("ckb", 14), ("en", 4), ("tr", 4), ("fa", 5)];
+
+/// Nationalities of clients, with weights (`XX`: stateless or unknown).
+const NATIONALITIES: &[(&str, u32)] = &[("IQ", 75), ("SY", 12), ("IR", 4), ("TR", 3), ("XX", 6)];
+
+/// Values parsed once: the vocabularies that come from text.
+#[derive(Debug, Clone)]
+pub(crate) struct Vocabulary {
+    languages: Vec<(Language, u32)>,
+    nationalities: Vec<(Nationality, u32)>,
+}
+
+impl Vocabulary {
+    pub(crate) fn new() -> Self {
+        Self {
+            languages: LANGUAGES
+                .iter()
+                .filter_map(|(tag, w)| Language::parse(tag).ok().map(|l| (l, *w)))
+                .collect(),
+            nationalities: NATIONALITIES
+                .iter()
+                .filter_map(|(code, w)| Nationality::parse(code).ok().map(|n| (n, *w)))
+                .collect(),
+        }
+    }
+
+    /// Arabic, the language every service works in.
+    pub(crate) fn arabic(&self) -> Language {
+        self.languages[0].0.clone()
+    }
+
+    /// A language, weighted by how often clients prefer it.
+    pub(crate) fn language(&self, rng: &mut Rng) -> Language {
+        weighted(rng, &self.languages).clone()
+    }
+
+    fn nationality(&self, rng: &mut Rng) -> Nationality {
+        *weighted(rng, &self.nationalities)
+    }
+
+    /// A service's languages: Arabic and up to two more.
+    fn service_languages(&self, rng: &mut Rng) -> Vec<Language> {
+        let mut languages = vec![self.arabic()];
+        for _ in 0..rng.below(3) {
+            languages.push(self.languages[rng.index(self.languages.len())].0.clone());
+        }
+        languages
+    }
+}
+
+/// One item of `(item, weight)` pairs, with probability proportional to its weight.
+pub(crate) fn weighted<'a, T>(rng: &mut Rng, items: &'a [(T, u32)]) -> &'a T {
+    let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut r = rng.below(total);
+    for (item, w) in items {
+        let w = u64::from(*w);
+        if r < w {
+            return item;
+        }
+        r -= w;
+    }
+    &items[items.len() - 1].0
+}
+
+/// A display name; the texts here are always valid.
+pub(crate) fn name(text: &str) -> DisplayName {
+    DisplayName::parse(text).unwrap_or_else(|_| unreachable!("synthetic names are 1 to 200 printable characters"))
+}
+
+/// A location in `governorate`: the whole governorate or, with `district_per_mille`, one of its
+/// districts.
+pub(crate) fn location_in(rng: &mut Rng, governorate: Governorate, district_per_mille: u64) -> Location {
+    let districts: Vec<District> = District::of(governorate).collect();
+    if !districts.is_empty() && rng.chance(district_per_mille) {
+        let district = *rng.pick(&districts);
+        Location::new(governorate, Some(district)).unwrap_or(Location::governorate_only(governorate))
+    } else {
+        Location::governorate_only(governorate)
+    }
+}
+
+/// `n` distinct governorates.
+pub(crate) fn governorates(rng: &mut Rng, n: usize) -> Vec<Governorate> {
+    let mut all = Governorate::ALL.to_vec();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n && !all.is_empty() {
+        out.push(all.swap_remove(rng.index(all.len())));
+    }
+    out
+}
+
+/// What a new service is: its category, where it works (in the organisation's governorates),
+/// its languages and who it is for.
+pub(crate) fn service_spec(
+    rng: &mut Rng,
+    vocabulary: &Vocabulary,
+    category: ServiceCategory,
+    org_number: usize,
+    version: u32,
+    home: &[Governorate],
+) -> ServiceSpec {
+    let mut areas: Vec<Location> = (0..rng.between(1, 3))
+        .map(|_| {
+            let governorate = *rng.pick(home);
+            location_in(rng, governorate, 300)
+        })
+        .collect();
+    areas.sort();
+    areas.dedup();
+    let eligibility = if category == ServiceCategory::ChildProtection {
+        Eligibility {
+            sexes: Scope::Any,
+            min_age: 0,
+            max_age: 17,
+        }
+    } else {
+        match rng.below(100) {
+            0..80 => Eligibility::everyone(),
+            80..88 => Eligibility {
+                sexes: Scope::Only([Sex::Female].into_iter().collect()),
+                min_age: 0,
+                max_age: 120,
+            },
+            88..94 => Eligibility {
+                sexes: Scope::Any,
+                min_age: 0,
+                max_age: 17,
+            },
+            _ => Eligibility {
+                sexes: Scope::Any,
+                min_age: 18,
+                max_age: 120,
+            },
+        }
+    };
+    let suffix = if version == 0 {
+        String::new()
+    } else {
+        format!(", revision {version}")
+    };
+    ServiceSpec {
+        name: name(&format!(
+            "Synthetic {} service of partner {org_number:02}{suffix}",
+            category.code().replace('_', " ")
+        )),
+        category,
+        areas,
+        languages: vocabulary.service_languages(rng),
+        eligibility,
+    }
+}
+
+/// A client's profile: survivor code `SYN-<number>`, random facts; `places` are the governorates
+/// where services work, where most clients live.
+pub(crate) fn profile(rng: &mut Rng, vocabulary: &Vocabulary, number: u64, places: &[Governorate]) -> ClientProfile {
+    let survivor_code = SurvivorCode::parse(&format!("SYN-{number:06}"))
+        .unwrap_or_else(|_| unreachable!("SYN- and six or more digits is a valid survivor code"));
+    let sex = *weighted(
+        rng,
+        &[
+            (Sex::Female, 55),
+            (Sex::Male, 35),
+            (Sex::Other, 3),
+            (Sex::Undisclosed, 7),
+        ],
+    );
+    let governorate = if places.is_empty() || rng.chance(250) {
+        *rng.pick(Governorate::ALL)
+    } else {
+        *rng.pick(places)
+    };
+    let mut vulnerabilities: Vec<Vulnerability> = (0..rng.below(4)).map(|_| *rng.pick(Vulnerability::ALL)).collect();
+    vulnerabilities.sort();
+    vulnerabilities.dedup();
+    ClientProfile {
+        survivor_code,
+        sex,
+        age: age(rng),
+        population_group: *rng.pick(PopulationGroup::ALL),
+        nationality: vocabulary.nationality(rng),
+        location: location_in(rng, governorate, 600),
+        language: vocabulary.language(rng),
+        vulnerabilities,
+    }
+}
+
+fn age(rng: &mut Rng) -> Age {
+    // Mostly adults; a quarter children.
+    let years = match rng.below(100) {
+        0..25 => rng.below(18),
+        25..90 => rng.between(18, 59),
+        _ => rng.between(60, 95),
+    } as u8;
+    if rng.chance(700) {
+        Age::years(years).unwrap_or(Age::group_only(AgeGroup::of_years(years)))
+    } else {
+        Age::group_only(AgeGroup::of_years(years))
+    }
+}
+
+/// The same profile with one thing changed (a move, an age, a vulnerability, the language).
+pub(crate) fn changed_profile(
+    rng: &mut Rng,
+    vocabulary: &Vocabulary,
+    profile: &ClientProfile,
+    places: &[Governorate],
+) -> ClientProfile {
+    let mut profile = profile.clone();
+    match rng.below(4) {
+        0 => {
+            let governorate = if places.is_empty() {
+                *rng.pick(Governorate::ALL)
+            } else {
+                *rng.pick(places)
+            };
+            profile.location = location_in(rng, governorate, 600);
+        }
+        1 => profile.age = age(rng),
+        2 => profile.vulnerabilities.push(*rng.pick(Vulnerability::ALL)),
+        _ => profile.language = vocabulary.language(rng),
+    }
+    profile.normalised()
+}
+
+/// The key id under which a case's values are sealed.
+pub(crate) fn case_key(case: impl std::fmt::Display) -> KeyId {
+    KeyId::parse(&format!("case:{case}:1"))
+        .unwrap_or_else(|_| unreachable!("a case key id is letters, digits, '-' and ':'"))
+}
+
+/// A sealed value of `len` plaintext bytes: a random nonce of the cipher's length and random
+/// ciphertext plus tag. It stands for personal data and is never opened.
+pub(crate) fn sealed(rng: &mut Rng, key: &KeyId, len: usize) -> EncryptedPii {
+    let cipher = if rng.chance(850) {
+        Cipher::XChaCha20Poly1305
+    } else {
+        Cipher::Aes256Gcm
+    };
+    let nonce = rng.bytes(cipher.nonce_len());
+    let ciphertext = rng.bytes(len + 16);
+    EncryptedPii::new(cipher, key.clone(), nonce, ciphertext)
+        .unwrap_or_else(|_| unreachable!("the nonce fits the cipher and the ciphertext holds a tag"))
+}
+
+/// A sealed free text of 8 to 160 bytes.
+pub(crate) fn text(rng: &mut Rng, key: &KeyId) -> EncryptedPii {
+    let len = rng.between(8, 160) as usize;
+    sealed(rng, key, len)
+}
+
+/// Personal data with some fields set, each sealed on its own.
+pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
+    let mut field = |per_mille: u64, lo: u64, hi: u64| {
+        rng.chance(per_mille).then(|| {
+            let len = rng.between(lo, hi) as usize;
+            sealed(rng, key, len)
+        })
+    };
+    PersonalData {
+        name: field(700, 6, 40),
+        phone: field(600, 10, 16),
+        address: field(350, 12, 80),
+        notes: field(300, 20, 400),
+    }
+}
+
+/// A coded reason from `codes`; `other` always comes with a sealed text, the others sometimes.
+pub(crate) fn reason<C: ReasonCode>(rng: &mut Rng, codes: &[(C, u32)], key: &KeyId) -> Reason<C> {
+    let code = *weighted(rng, codes);
+    let text = (code.needs_text() || rng.chance(120)).then(|| self::text(rng, key));
+    Reason { code, text }
+}
+
+/// A consent scope: mostly anything in the pathway; sometimes only some categories or some
+/// organisations; sometimes with an expiry.
+pub(crate) fn consent_scope(rng: &mut Rng, orgs: &[OrgId], now: Timestamp) -> ConsentScope {
+    let categories = if rng.chance(150) {
+        let picked = (0..rng.between(3, 6)).map(|_| *rng.pick(ServiceCategory::ALL));
+        Scope::Only(picked.collect())
+    } else {
+        Scope::Any
+    };
+    let organisations = if rng.chance(100) && orgs.len() > 2 {
+        let picked = (0..rng.between(3, 8)).map(|_| *rng.pick(orgs));
+        Scope::Only(picked.collect())
+    } else {
+        Scope::Any
+    };
+    let expires_at = rng.chance(80).then(|| now.plus_hours(24 * rng.between(20, 180) as i64));
+    ConsentScope {
+        categories,
+        organisations,
+        expires_at,
+    }
+}
+
+/// A strictly narrower scope than `scope`, if one can be made: fewer categories, fewer
+/// organisations, or an earlier expiry.
+pub(crate) fn narrower(rng: &mut Rng, scope: &ConsentScope, orgs: &[OrgId], now: Timestamp) -> Option<ConsentScope> {
+    let mut options = Vec::new();
+    match &scope.categories {
+        Scope::Any => options.push(0),
+        Scope::Only(set) if set.len() > 1 => options.push(0),
+        Scope::Only(_) => {}
+    }
+    match &scope.organisations {
+        Scope::Any if orgs.len() > 2 => options.push(1),
+        Scope::Only(set) if set.len() > 1 => options.push(1),
+        _ => {}
+    }
+    let soon = now.plus_hours(48);
+    if scope.expires_at.is_none_or(|exp| exp > soon.plus_hours(24)) {
+        options.push(2);
+    }
+    if options.is_empty() {
+        return None;
+    }
+    let mut narrow = scope.clone();
+    match *rng.pick(&options) {
+        0 => {
+            narrow.categories = match &scope.categories {
+                Scope::Any => Scope::Only(
+                    (0..rng.between(2, 5))
+                        .map(|_| *rng.pick(ServiceCategory::ALL))
+                        .collect(),
+                ),
+                Scope::Only(set) => {
+                    let mut set = set.clone();
+                    let drop = *set.iter().nth(rng.index(set.len()))?;
+                    set.remove(&drop);
+                    Scope::Only(set)
+                }
+            }
+        }
+        1 => {
+            narrow.organisations = match &scope.organisations {
+                Scope::Any => Scope::Only((0..rng.between(2, 6)).map(|_| *rng.pick(orgs)).collect()),
+                Scope::Only(set) => {
+                    let mut set = set.clone();
+                    let drop = *set.iter().nth(rng.index(set.len()))?;
+                    set.remove(&drop);
+                    Scope::Only(set)
+                }
+            }
+        }
+        _ => {
+            let latest = scope.expires_at.unwrap_or(now.plus_hours(24 * 365));
+            let span = (latest.unix_millis() - soon.unix_millis()).max(1) as u64;
+            narrow.expires_at = Some(soon.plus_millis(rng.below(span) as i64));
+        }
+    }
+    Some(narrow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survivor_codes_are_synthetic_and_valid() {
+        let vocabulary = Vocabulary::new();
+        let mut rng = Rng::new(3);
+        let profile = profile(&mut rng, &vocabulary, 123, &[Governorate::Ninawa]);
+        assert_eq!(profile.survivor_code.as_str(), "SYN-000123");
+    }
+
+    #[test]
+    fn narrowing_always_gives_a_strictly_narrower_valid_scope() {
+        let mut rng = Rng::new(4);
+        let orgs: Vec<OrgId> = (0..6u8)
+            .map(|n| OrgId::from_uuid(wasl_domain::ids::uuid_v7_from_parts(1_767_225_600_000, [n; 10])).expect("v7"))
+            .collect();
+        let now = Timestamp::from_unix_millis(1_767_225_600_000);
+        for _ in 0..2_000 {
+            let scope = consent_scope(&mut rng, &orgs, now);
+            if let Some(narrow) = narrower(&mut rng, &scope, &orgs, now) {
+                assert!(narrow.is_within(&scope));
+                assert_ne!(narrow, scope);
+                assert!(narrow.expires_at.is_none_or(|exp| exp > now));
+            }
+        }
+    }
+}
