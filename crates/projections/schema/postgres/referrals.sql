@@ -1,0 +1,70 @@
+-- Referrals, one row per referral, and their timeline, one row per event. {g} is the generation.
+-- Each *_at column is the first time the referral reached that status.
+CREATE TABLE referrals_g{g} (
+    id                  TEXT PRIMARY KEY,
+    case_id             TEXT   NOT NULL,
+    from_org            TEXT   NOT NULL,
+    from_user           TEXT   NOT NULL,
+    to_org              TEXT   NOT NULL,
+    service_id          TEXT   NOT NULL,
+    category            TEXT   NOT NULL,
+    priority            TEXT   NOT NULL,
+    status              TEXT   NOT NULL,
+    sex                 TEXT   NOT NULL,
+    age_group           TEXT   NOT NULL,
+    population_group    TEXT   NOT NULL,
+    language            TEXT   NOT NULL,
+    governorate         TEXT   NOT NULL,
+    district            TEXT,
+    consent_basis       TEXT   NOT NULL,
+    requested_at        BIGINT NOT NULL,
+    received_at         BIGINT,
+    accepted_at         BIGINT,
+    rejected_at         BIGINT,
+    in_progress_at      BIGINT,
+    on_hold_at          BIGINT,
+    completed_at        BIGINT,
+    failed_at           BIGINT,
+    cancelled_at        BIGINT,
+    entered_in_error_at BIGINT,
+    decline_code        TEXT,
+    suggested_org       TEXT,
+    failure_code        TEXT,
+    cancel_code         TEXT,
+    hold_code           TEXT,
+    error_code          TEXT,
+    redirected_from     TEXT,
+    followed_up         BIGINT NOT NULL,
+    followed_up_at      BIGINT,
+    service_received    TEXT,
+    satisfaction        BIGINT,
+    overdue             TEXT   NOT NULL,
+    escalated           TEXT   NOT NULL,
+    acknowledged        TEXT   NOT NULL,
+    notes               BYTEA,
+    updated_at          BIGINT NOT NULL,
+    version             BIGINT NOT NULL,
+    position            BIGINT NOT NULL
+);
+CREATE INDEX referrals_g{g}_to_idx ON referrals_g{g} (to_org, requested_at, id);
+CREATE INDEX referrals_g{g}_from_idx ON referrals_g{g} (from_org, updated_at, id);
+CREATE INDEX referrals_g{g}_user_idx ON referrals_g{g} (from_user, updated_at, id);
+CREATE INDEX referrals_g{g}_redirected_idx ON referrals_g{g} (redirected_from);
+CREATE INDEX referrals_g{g}_case_idx ON referrals_g{g} (case_id);
+CREATE INDEX referrals_g{g}_updated_idx ON referrals_g{g} (updated_at, id);
+
+CREATE TABLE referral_history_g{g} (
+    seq         BIGINT PRIMARY KEY,
+    referral_id TEXT   NOT NULL,
+    case_id     TEXT   NOT NULL,
+    version     BIGINT NOT NULL,
+    event_type  TEXT   NOT NULL,
+    at          BIGINT NOT NULL,
+    actor_user  TEXT   NOT NULL,
+    actor_org   TEXT   NOT NULL,
+    from_status TEXT,
+    to_status   TEXT   NOT NULL,
+    reason_code TEXT,
+    reason_text BYTEA
+);
+CREATE INDEX referral_history_g{g}_referral_idx ON referral_history_g{g} (referral_id, seq);

@@ -1,0 +1,57 @@
+//! Errors of the read models. Messages name tables, projections, fields and codes, never the
+//! contents of a row or an event.
+
+/// Something went wrong reading or writing the read models.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The database refused or failed a statement.
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("read-model migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names no backend Wasl supports.
+    #[error("unsupported read-model database URL (use postgres://… or sqlite:…): {0}")]
+    UnsupportedUrl(String),
+    /// No projection has this name.
+    #[error("no projection is called {0:?} (known: cases, referrals, directory)")]
+    UnknownProjection(String),
+    /// The event log cannot be read now.
+    #[error("the event log is unavailable: {0}")]
+    Log(String),
+    /// A projection's bookkeeping row is missing or inconsistent.
+    #[error("projection {projection}: {reason}")]
+    State {
+        /// The projection.
+        projection: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored row cannot be read back (a column holds a value Wasl never writes).
+    #[error("table {table}: a stored row is unreadable: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// Why (column and problem, never the value).
+        reason: String,
+    },
+    /// A query was given a cursor that is not one this API issued.
+    #[error("the page cursor is not valid")]
+    BadCursor,
+    /// Waiting for a projection to reach a stream position took longer than allowed.
+    #[error("projection {projection} reached position {reached}, not {wanted}, within the time allowed")]
+    Timeout {
+        /// The slowest projection waited for.
+        projection: &'static str,
+        /// The position it had reached.
+        reached: u64,
+        /// The position waited for.
+        wanted: u64,
+    },
+}
+
+impl ProjectionError {
+    pub(crate) fn log(err: impl std::fmt::Display) -> Self {
+        Self::Log(err.to_string())
+    }
+}

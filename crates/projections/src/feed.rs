@@ -1,0 +1,77 @@
+//! Reading the log for projections: an ordered consumer from a sequence, each message turned
+//! into an [`Entry`] — decoded, or carrying why it could not be.
+
+use crate::apply::Entry;
+use crate::error::ProjectionError;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::stream::Stream;
+use futures_util::{Stream as FutureStream, StreamExt};
+use std::pin::Pin;
+use wasl_events::StoredEvent;
+use wasl_store::config::EVENT_SUBJECTS;
+
+/// Turns a stored message into an event; the error never holds the contents.
+pub type Decoder =
+    fn(seq: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<StoredEvent, String>;
+
+/// The store's own decoding: headers, schema version, body, subject check.
+pub fn store_decoder(
+    seq: u64,
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<StoredEvent, String> {
+    wasl_store::load::decode_message(seq, subject, headers, payload).map_err(|e| match e {
+        wasl_store::StoreError::Undecodable { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+/// Reads one message into an entry.
+pub fn entry(decoder: Decoder, seq: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Entry {
+    let event_type = headers
+        .and_then(|h| h.get(wasl_events::headers::CE_TYPE))
+        // A type name; cut to a sane length whatever the header holds.
+        .map(|v| v.as_str().chars().take(100).collect());
+    Entry {
+        seq,
+        subject: subject.to_owned(),
+        event_type,
+        event: decoder(seq, subject, headers, payload),
+    }
+}
+
+/// Log entries in order; an `Err` is the consumer failing (resubscribe), not a bad event.
+pub(crate) type Feed = Pin<Box<dyn FutureStream<Item = Result<Entry, ProjectionError>> + Send>>;
+
+/// Follows the whole event log from sequence `from`.
+pub(crate) async fn follow(stream: &Stream, from: u64, decoder: Decoder) -> Result<Feed, ProjectionError> {
+    let config = OrderedConfig {
+        filter_subject: EVENT_SUBJECTS.to_owned(),
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: from.max(1),
+        },
+        ..Default::default()
+    };
+    let consumer = stream.create_consumer(config).await.map_err(ProjectionError::log)?;
+    let messages = consumer.messages().await.map_err(ProjectionError::log)?;
+    Ok(Box::pin(messages.map(move |message| {
+        let message = message.map_err(ProjectionError::log)?;
+        let seq = message.info().map_err(ProjectionError::log)?.stream_sequence;
+        Ok(entry(
+            decoder,
+            seq,
+            &message.subject,
+            message.headers.as_ref(),
+            &message.payload,
+        ))
+    })))
+}
+
+/// The stream's last sequence now (0 when empty).
+pub(crate) async fn last_sequence(stream: &Stream) -> Result<u64, ProjectionError> {
+    let mut stream = stream.clone();
+    let info = stream.info().await.map_err(ProjectionError::log)?;
+    Ok(info.state.last_sequence)
+}

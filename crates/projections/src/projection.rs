@@ -1,0 +1,102 @@
+//! The projections: which read models exist, their tables and which events they read.
+
+use crate::error::ProjectionError;
+use std::fmt;
+use std::str::FromStr;
+use wasl_domain::AggregateKind;
+
+/// A read model kept by the projector. Each has its own tables, generation and checkpoint and
+/// can be rebuilt on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Projection {
+    /// `cases`.
+    Cases,
+    /// `referrals` and `referral_history` (the partner inbox and the caseworker worklist are
+    /// queries over them).
+    Referrals,
+    /// `organisations` and `services`: the service directory.
+    Directory,
+}
+
+impl Projection {
+    /// Every projection.
+    pub const ALL: &'static [Projection] = &[Self::Cases, Self::Referrals, Self::Directory];
+
+    /// Its name, as `wasl projections rebuild NAME` takes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Cases => "cases",
+            Self::Referrals => "referrals",
+            Self::Directory => "directory",
+        }
+    }
+
+    /// The tables it owns, each read through a view of the same name.
+    pub const fn tables(self) -> &'static [&'static str] {
+        match self {
+            Self::Cases => &["cases"],
+            Self::Referrals => &["referrals", "referral_history"],
+            Self::Directory => &["organisations", "services"],
+        }
+    }
+
+    /// The version of its table layout. Raising it makes the next start build a fresh
+    /// generation from sequence 1.
+    pub const fn schema_version(self) -> i64 {
+        1
+    }
+
+    /// Whether it reads events of aggregates of `kind` (an unreadable event of such a subject
+    /// is parked in it). The referrals projection reads case events for erasure only.
+    pub const fn reads(self, kind: AggregateKind) -> bool {
+        matches!(
+            (self, kind),
+            (Self::Cases, AggregateKind::Case)
+                | (Self::Referrals, AggregateKind::Referral | AggregateKind::Case)
+                | (Self::Directory, AggregateKind::Organisation)
+        )
+    }
+
+    /// The table-creation SQL of one generation (schema/<backend>/<name>.sql).
+    pub(crate) fn ddl(self, backend: crate::Backend) -> &'static str {
+        use crate::Backend::{Postgres, Sqlite};
+        match (self, backend) {
+            (Self::Cases, Postgres) => include_str!("../schema/postgres/cases.sql"),
+            (Self::Referrals, Postgres) => include_str!("../schema/postgres/referrals.sql"),
+            (Self::Directory, Postgres) => include_str!("../schema/postgres/directory.sql"),
+            (Self::Cases, Sqlite) => include_str!("../schema/sqlite/cases.sql"),
+            (Self::Referrals, Sqlite) => include_str!("../schema/sqlite/referrals.sql"),
+            (Self::Directory, Sqlite) => include_str!("../schema/sqlite/directory.sql"),
+        }
+    }
+
+    /// The projections a command-line argument names: one by name, or all when `None`.
+    pub fn selection(name: Option<&str>) -> Result<Vec<Projection>, ProjectionError> {
+        match name {
+            None | Some("all") => Ok(Self::ALL.to_vec()),
+            Some(name) => Ok(vec![name.parse()?]),
+        }
+    }
+}
+
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Projection {
+    type Err = ProjectionError;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))
+    }
+}
+
+/// The physical name of `table` in generation `generation`.
+pub(crate) fn physical(table: &str, generation: i64) -> String {
+    format!("{table}_g{generation}")
+}

@@ -1,0 +1,371 @@
+//! The projector: follows the event log and keeps the read models in step with it.
+//!
+//! Every batch is one transaction per database that (1) moves each projection's checkpoint
+//! from the value this projector last saw to the batch's last sequence — a compare-and-set, so
+//! a second projector or a rebuild swapping generations is noticed and never doubled —, (2)
+//! applies the batch's events to the projection's rows and (3) parks what cannot be applied.
+//! Rows and checkpoint commit together, so stopping at any moment (a crash, an abort, a lost
+//! connection) and starting again from checkpoint + 1 gives the same tables as never stopping.
+
+use crate::apply::{Entry, Parked, apply_batch};
+use crate::db::ReadModels;
+use crate::error::ProjectionError;
+use crate::feed::{Decoder, Feed, follow, store_decoder};
+use crate::projection::Projection;
+use crate::schema::now_millis;
+use async_nats::jetstream::stream::Stream;
+use futures_util::StreamExt;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use wasl_events::StoredEvent;
+
+/// Counters of a projector, shared with whoever reports them (metrics, status commands).
+#[derive(Debug, Default)]
+pub struct ProjectorMetrics {
+    /// Events applied (to any projection).
+    pub applied: AtomicU64,
+    /// Events parked (in any projection).
+    pub parked: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Stream sequence of the last committed batch.
+    pub position: AtomicU64,
+    /// Times the projector resubscribed after an error or a generation swap.
+    pub restarts: AtomicU64,
+}
+
+/// How a projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Most events per transaction.
+    pub batch_size: usize,
+    /// How stored messages are read (the store's decoder unless a test or an upgrade says
+    /// otherwise).
+    pub decoder: Decoder,
+    /// Pause after an error before resubscribing.
+    pub retry_delay: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1_000,
+            decoder: store_decoder,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Where a batch goes: the live generation (checkpoint in `projection_state`) or a rebuild's
+/// (checkpoint in `projection_rebuild`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Live,
+    Rebuild,
+}
+
+impl Side {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Live => "projection_state",
+            Self::Rebuild => "projection_rebuild",
+        }
+    }
+}
+
+/// One projection's generation being written, with the checkpoint last seen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub projection: Projection,
+    pub generation: i64,
+    pub checkpoint: u64,
+    pub side: Side,
+}
+
+/// What happened to a batch.
+pub(crate) enum Committed {
+    /// Written; checkpoints moved.
+    Done {
+        applied: u64,
+        parked: Vec<(Projection, Parked)>,
+    },
+    /// Someone else moved a checkpoint or swapped a generation: reload and resubscribe.
+    Moved,
+}
+
+/// The subjects with parked events of a projection's generation.
+pub(crate) async fn parked_subjects(
+    conn: &mut AnyConnection,
+    projection: Projection,
+    generation: i64,
+) -> Result<HashSet<String>, ProjectionError> {
+    let rows = sqlx::query("SELECT DISTINCT subject FROM parked_events WHERE projection = $1 AND generation = $2")
+        .bind(projection.name())
+        .bind(generation)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("subject").map_err(ProjectionError::from))
+        .collect()
+}
+
+pub(crate) async fn insert_parked(
+    conn: &mut AnyConnection,
+    projection: Projection,
+    generation: i64,
+    parked: &[Parked],
+) -> Result<(), ProjectionError> {
+    let now = now_millis();
+    let rows = parked
+        .iter()
+        .map(|p| {
+            vec![
+                projection.name().to_owned().into(),
+                generation.into(),
+                (p.seq as i64).into(),
+                p.subject.clone().into(),
+                p.event_type.clone().into(),
+                p.error.clone().into(),
+                1_i64.into(),
+                now.into(),
+            ]
+        })
+        .collect();
+    crate::sql::insert_rows(
+        conn,
+        "parked_events",
+        &[
+            "projection",
+            "generation",
+            "seq",
+            "subject",
+            "event_type",
+            "error",
+            "attempts",
+            "parked_at",
+        ],
+        None,
+        rows,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes one batch (entries in log order) to every target in one transaction.
+pub(crate) async fn commit_batch(
+    conn: &mut AnyConnection,
+    targets: &mut [Target],
+    entries: &[Entry],
+) -> Result<Committed, ProjectionError> {
+    let Some(last) = entries.last().map(|e| e.seq) else {
+        return Ok(Committed::Done {
+            applied: 0,
+            parked: vec![],
+        });
+    };
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut applied = 0;
+    let mut all_parked = Vec::new();
+    for target in targets.iter() {
+        if last <= target.checkpoint {
+            continue;
+        }
+        // First statement of the transaction for this projection: the compare-and-set on the
+        // checkpoint. It takes the row lock (and SQLite's write lock) before any table is
+        // touched, so a generation swap and a batch always meet in the same order.
+        let moved = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET checkpoint = $1 WHERE name = $2 AND generation = $3 AND checkpoint = $4",
+            target.side.table()
+        )))
+        .bind(last as i64)
+        .bind(target.projection.name())
+        .bind(target.generation)
+        .bind(target.checkpoint as i64)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Committed::Moved);
+        }
+        let fresh: Vec<Entry> = entries.iter().filter(|e| e.seq > target.checkpoint).cloned().collect();
+        let mut parked = parked_subjects(&mut tx, target.projection, target.generation).await?;
+        let result = apply_batch(&mut tx, target.projection, target.generation, &fresh, &mut parked).await?;
+        insert_parked(&mut tx, target.projection, target.generation, &result.parked).await?;
+        applied += result.applied;
+        all_parked.extend(result.parked.into_iter().map(|p| (target.projection, p)));
+    }
+    tx.commit().await?;
+    for target in targets.iter_mut() {
+        target.checkpoint = target.checkpoint.max(last);
+    }
+    Ok(Committed::Done {
+        applied,
+        parked: all_parked,
+    })
+}
+
+/// Waits for the next batch: at least one entry, then whatever else is ready, up to `max`.
+pub(crate) async fn next_batch(feed: &mut Feed, max: usize) -> Option<Result<Vec<Entry>, ProjectionError>> {
+    let first = match feed.next().await? {
+        Ok(entry) => entry,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match futures_util::FutureExt::now_or_never(feed.next()) {
+            Some(Some(Ok(entry))) => batch.push(entry),
+            // An error is reported on the next call; end the batch here.
+            Some(Some(Err(_))) | Some(None) | None => break,
+        }
+    }
+    Some(Ok(batch))
+}
+
+/// Follows the log and keeps the live generation of some projections up to date.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    models: ReadModels,
+    stream: Stream,
+    projections: Vec<Projection>,
+    config: ProjectorConfig,
+    metrics: Arc<ProjectorMetrics>,
+}
+
+impl Projector {
+    /// A projector of `projections` (usually [`Projection::ALL`]) reading `stream`.
+    pub fn new(models: ReadModels, stream: Stream, projections: &[Projection], config: ProjectorConfig) -> Self {
+        Self {
+            models,
+            stream,
+            projections: projections.to_vec(),
+            config,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> Arc<ProjectorMetrics> {
+        self.metrics.clone()
+    }
+
+    async fn targets(&self) -> Result<Vec<Target>, ProjectionError> {
+        let mut targets = Vec::with_capacity(self.projections.len());
+        for projection in &self.projections {
+            let state = crate::schema::live_state(&self.models, *projection).await?;
+            self.models.publish_position(*projection, state.checkpoint);
+            targets.push(Target {
+                projection: *projection,
+                generation: state.generation,
+                checkpoint: state.checkpoint,
+                side: Side::Live,
+            });
+        }
+        Ok(targets)
+    }
+
+    /// Runs until `shutdown` completes. Errors of the log or the database are logged and
+    /// retried from the checkpoints after a pause; nothing is lost or applied twice.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectionError> {
+        tokio::pin!(shutdown);
+        loop {
+            let attempt = async {
+                let mut targets = self.targets().await?;
+                let mut conn = self.models.writer().await?;
+                let from = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0) + 1;
+                let mut feed = follow(&self.stream, from, self.config.decoder).await?;
+                loop {
+                    let Some(batch) = next_batch(&mut feed, self.config.batch_size).await else {
+                        return Err(ProjectionError::Log("the log subscription ended".to_owned()));
+                    };
+                    match commit_batch(&mut conn, &mut targets, &batch?).await? {
+                        Committed::Moved => return Ok(()),
+                        Committed::Done { applied, parked } => self.record(&targets, applied, &parked),
+                    }
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                outcome = attempt => {
+                    self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+                    match outcome {
+                        Ok(()) => tracing::info!("a checkpoint moved under the projector (rebuild or retry); resuming from the database"),
+                        Err(error) => {
+                            tracing::warn!(%error, "projector interrupted; resuming from the checkpoints");
+                            tokio::select! {
+                                () = &mut shutdown => return Ok(()),
+                                () = tokio::time::sleep(self.config.retry_delay) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn record(&self, targets: &[Target], applied: u64, parked: &[(Projection, Parked)]) {
+        self.metrics.applied.fetch_add(applied, Ordering::Relaxed);
+        self.metrics.parked.fetch_add(parked.len() as u64, Ordering::Relaxed);
+        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        for (projection, p) in parked {
+            tracing::warn!(
+                projection = projection.name(),
+                seq = p.seq,
+                event_type = p.event_type.as_deref(),
+                error = %p.error,
+                "event parked"
+            );
+        }
+        for target in targets {
+            self.models.publish_position(target.projection, target.checkpoint);
+            self.metrics.position.store(target.checkpoint, Ordering::Relaxed);
+        }
+    }
+}
+
+impl ReadModels {
+    /// Applies log entries (in order, after the checkpoints) to the live generation of
+    /// `projections` exactly as the projector would, in one transaction. For tools and tests
+    /// that hold events without a running log; entries at or below a projection's checkpoint
+    /// are ignored by it. Fails with [`ProjectionError::State`] if a checkpoint moved meanwhile.
+    pub async fn project(&self, projections: &[Projection], entries: &[Entry]) -> Result<u64, ProjectionError> {
+        let mut targets = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let state = crate::schema::live_state(self, *projection).await?;
+            targets.push(Target {
+                projection: *projection,
+                generation: state.generation,
+                checkpoint: state.checkpoint,
+                side: Side::Live,
+            });
+        }
+        let mut conn = self.writer().await?;
+        match commit_batch(&mut conn, &mut targets, entries).await? {
+            Committed::Done { applied, .. } => {
+                for target in &targets {
+                    self.publish_position(target.projection, target.checkpoint);
+                }
+                Ok(applied)
+            }
+            Committed::Moved => Err(ProjectionError::State {
+                projection: projections.first().map_or("?", |p| p.name()),
+                reason: "its checkpoint moved while applying; try again".to_owned(),
+            }),
+        }
+    }
+}
+
+impl Entry {
+    /// An entry for an event as the log would hold it at `seq`.
+    pub fn of(seq: u64, event: StoredEvent) -> Self {
+        Self {
+            seq,
+            subject: event.event.subject(),
+            event_type: Some(event.event.event_type().to_owned()),
+            event: Ok(event),
+        }
+    }
+}

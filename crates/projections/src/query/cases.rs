@@ -1,0 +1,79 @@
+//! Cases: a filtered list, newest change first, and one case by id.
+
+use super::page::{Cursor, Key, KeyKind, Keyset, Page, PageRequest, Select};
+use crate::db::ReadModels;
+use crate::error::ProjectionError;
+use crate::rows::case::{CaseRow, status_code};
+use wasl_domain::case::CaseStatus;
+use wasl_domain::client::SurvivorCode;
+use wasl_domain::geo::Governorate;
+use wasl_domain::ids::{CaseId, OrgId, UserId};
+
+/// Which cases to list; every field left empty matches any case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// Owned by this organisation.
+    pub owner_org: Option<OrgId>,
+    /// With this responsible caseworker.
+    pub caseworker: Option<UserId>,
+    /// Open or closed.
+    pub status: Option<CaseStatus>,
+    /// The client lives in this governorate.
+    pub governorate: Option<Governorate>,
+    /// Exactly this survivor code, compared as the case stores it (trimmed, upper-case). A
+    /// text that is not a valid survivor code matches no case.
+    pub survivor_code: Option<String>,
+}
+
+const KEYSET: Keyset = Keyset {
+    scope: "cases",
+    from: "cases",
+    key: "updated_at",
+    kind: KeyKind::Int,
+    id: "id",
+    descending: true,
+};
+
+impl ReadModels {
+    /// The cases `filter` matches, most recently changed first.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn cases(&self, filter: &CaseFilter, page: &PageRequest) -> Result<Page<CaseRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("owner_org", filter.owner_org.map(|o| o.to_string()));
+        select.eq("caseworker", filter.caseworker.map(|u| u.to_string()));
+        select.eq("status", filter.status.map(|s| status_code(s).to_owned()));
+        select.eq("governorate", filter.governorate.map(|g| g.code().to_owned()));
+        if let Some(code) = &filter.survivor_code {
+            let Ok(code) = SurvivorCode::parse(code) else {
+                // Still a cursor check, so a bad cursor is refused whatever the filter.
+                KEYSET.check(page)?;
+                return Ok(Page::empty());
+            };
+            select.eq("survivor_code", Some(code.as_str().to_owned()));
+        }
+        select
+            .fetch_page(
+                self,
+                &CaseRow::COLUMNS.join(", "),
+                KEYSET,
+                page,
+                CaseRow::from_row,
+                |row| Cursor {
+                    key: Key::Int(row.updated_at),
+                    id: row.id.clone(),
+                },
+            )
+            .await
+    }
+
+    /// One case, if the read model holds it.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn case(&self, id: CaseId) -> Result<Option<CaseRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("id", Some(id.to_string()));
+        let rows = select
+            .fetch_all(self, &CaseRow::COLUMNS.join(", "), "cases", "", CaseRow::from_row)
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+}

@@ -1,0 +1,16 @@
+//! Typed queries over the read models, for the API: cases, referrals and their timeline, the
+//! partner inbox, the caseworker worklist and the service directory.
+//!
+//! Every filter is a `WHERE` clause and every list is a [`Page`] in a fixed order, read by
+//! keyset (the rows after the previous page's last one), never by offset. Filters take the
+//! domain's types, so only codes Wasl knows ever reach the database.
+
+mod cases;
+mod directory;
+mod page;
+mod referrals;
+
+pub use cases::CaseFilter;
+pub use directory::{DirectorySearch, ServiceListing};
+pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
+pub use referrals::{OPEN_STATUSES, ReferralFilter, WorkItem, WorkNeed};

@@ -1,0 +1,260 @@
+//! Referrals: a filtered list, one referral and its timeline, the partner inbox (what was sent
+//! to an organisation) and the caseworker worklist (own referrals waiting for the caseworker).
+
+use super::page::{Cursor, Key, KeyKind, Keyset, Page, PageRequest, Select, qualified};
+use crate::db::ReadModels;
+use crate::error::ProjectionError;
+use crate::rows::referral::{HistoryRow, ReferralRow};
+use sqlx::Row;
+use wasl_domain::catalogue::{DeclineCode, Priority, ServiceCategory};
+use wasl_domain::ids::{CaseId, OrgId, ReferralId, UserId};
+use wasl_domain::referral::{OverdueKind, ReferralStatus};
+
+/// The statuses of a referral still waiting for the receiving organisation or being served:
+/// what the inbox shows when no status is asked for.
+pub const OPEN_STATUSES: &[ReferralStatus] = &[
+    ReferralStatus::Requested,
+    ReferralStatus::Received,
+    ReferralStatus::Accepted,
+    ReferralStatus::InProgress,
+    ReferralStatus::OnHold,
+];
+
+/// Which referrals to list; every field left empty matches any referral.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferralFilter {
+    /// Of this case.
+    pub case_id: Option<CaseId>,
+    /// Made by this organisation.
+    pub from_org: Option<OrgId>,
+    /// Addressed to this organisation.
+    pub to_org: Option<OrgId>,
+    /// Made by this caseworker.
+    pub from_user: Option<UserId>,
+    /// In one of these statuses (empty: any).
+    pub statuses: Vec<ReferralStatus>,
+    /// For a service of this category.
+    pub category: Option<ServiceCategory>,
+    /// With this priority.
+    pub priority: Option<Priority>,
+}
+
+/// Why a referral is on its caseworker's worklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkNeed {
+    /// Completed or failed, and follow-up with the client is not recorded yet.
+    FollowUpDue,
+    /// Declined as `redirected` to another organisation, and no follow-on referral was made.
+    Redirect,
+    /// Still waiting for the receiving organisation after a deadline that still applies passed:
+    /// acknowledgement or decision while requested, decision while received (the domain's
+    /// rule for which overdue still applies).
+    Overdue,
+}
+
+/// A referral on a caseworker's worklist, with what it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkItem {
+    /// The referral.
+    pub referral: ReferralRow,
+    /// What it needs.
+    pub need: WorkNeed,
+}
+
+const LIST: Keyset = Keyset {
+    scope: "referrals",
+    from: "referrals",
+    key: "updated_at",
+    kind: KeyKind::Int,
+    id: "id",
+    descending: true,
+};
+
+const INBOX: Keyset = Keyset {
+    scope: "inbox",
+    from: "referrals",
+    key: "requested_at",
+    kind: KeyKind::Int,
+    id: "id",
+    descending: false,
+};
+
+const WORKLIST: Keyset = Keyset {
+    scope: "worklist",
+    from: "referrals r",
+    key: "r.updated_at",
+    kind: KeyKind::Int,
+    id: "r.id",
+    descending: false,
+};
+
+fn codes(statuses: &[ReferralStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.code()).collect()
+}
+
+fn updated_cursor(row: &ReferralRow) -> Cursor {
+    Cursor {
+        key: Key::Int(row.updated_at),
+        id: row.id.clone(),
+    }
+}
+
+fn unknown_status() -> ProjectionError {
+    ProjectionError::Corrupt {
+        table: "referrals",
+        reason: "the status column holds an unknown code".to_owned(),
+    }
+}
+
+impl ReadModels {
+    /// The referrals `filter` matches, most recently changed first.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn referrals(
+        &self,
+        filter: &ReferralFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ReferralRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("case_id", filter.case_id.map(|c| c.to_string()));
+        select.eq("from_org", filter.from_org.map(|o| o.to_string()));
+        select.eq("to_org", filter.to_org.map(|o| o.to_string()));
+        select.eq("from_user", filter.from_user.map(|u| u.to_string()));
+        select.one_of("status", &codes(&filter.statuses));
+        select.eq("category", filter.category.map(|c| c.code().to_owned()));
+        select.eq("priority", filter.priority.map(|p| p.code().to_owned()));
+        select
+            .fetch_page(
+                self,
+                &ReferralRow::COLUMNS.join(", "),
+                LIST,
+                page,
+                ReferralRow::from_row,
+                updated_cursor,
+            )
+            .await
+    }
+
+    /// One referral, if the read model holds it.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn referral(&self, id: ReferralId) -> Result<Option<ReferralRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("id", Some(id.to_string()));
+        let rows = select
+            .fetch_all(
+                self,
+                &ReferralRow::COLUMNS.join(", "),
+                "referrals",
+                "",
+                ReferralRow::from_row,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The timeline of a referral: one row per event, in log order. Empty for an unknown id.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn history(&self, id: ReferralId) -> Result<Vec<HistoryRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("referral_id", Some(id.to_string()));
+        select
+            .fetch_all(
+                self,
+                &HistoryRow::COLUMNS.join(", "),
+                "referral_history",
+                "ORDER BY seq",
+                HistoryRow::from_row,
+            )
+            .await
+    }
+
+    /// The partner inbox: referrals addressed to `org` in one of `statuses` (empty: the
+    /// [`OPEN_STATUSES`]), oldest request first, so they are answered in the order they came.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn inbox(
+        &self,
+        org: OrgId,
+        statuses: &[ReferralStatus],
+        page: &PageRequest,
+    ) -> Result<Page<ReferralRow>, ProjectionError> {
+        let statuses = if statuses.is_empty() { OPEN_STATUSES } else { statuses };
+        let mut select = Select::default();
+        select.eq("to_org", Some(org.to_string()));
+        select.one_of("status", &codes(statuses));
+        select
+            .fetch_page(
+                self,
+                &ReferralRow::COLUMNS.join(", "),
+                INBOX,
+                page,
+                ReferralRow::from_row,
+                |row| Cursor {
+                    key: Key::Int(row.requested_at),
+                    id: row.id.clone(),
+                },
+            )
+            .await
+    }
+
+    /// How many referrals addressed to `org` are in each status, for the inbox's tabs: every
+    /// status in declaration order, zeros included.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn inbox_counts(&self, org: OrgId) -> Result<Vec<(ReferralStatus, u64)>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("to_org", Some(org.to_string()));
+        let counted = select
+            .fetch_all(self, "status, COUNT(*) AS n", "referrals", "GROUP BY status", |row| {
+                Ok((row.try_get::<String, _>("status")?, row.try_get::<i64, _>("n")?))
+            })
+            .await?;
+        let mut counts: Vec<(ReferralStatus, u64)> = ReferralStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for (code, n) in counted {
+            let status = ReferralStatus::parse(&code).map_err(|_| unknown_status())?;
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The worklist of caseworker `user`: their own referrals that wait for them (see
+    /// [`WorkNeed`]), longest-waiting (oldest last change) first.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn worklist(&self, user: UserId, page: &PageRequest) -> Result<Page<WorkItem>, ProjectionError> {
+        let mut select = Select::default();
+        select.eq("r.from_user", Some(user.to_string()));
+        let completed = select.bind(ReferralStatus::Completed.code().to_owned());
+        let failed = select.bind(ReferralStatus::Failed.code().to_owned());
+        let rejected = select.bind(ReferralStatus::Rejected.code().to_owned());
+        let redirected = select.bind(DeclineCode::Redirected.code().to_owned());
+        let requested = select.bind(ReferralStatus::Requested.code().to_owned());
+        let received = select.bind(ReferralStatus::Received.code().to_owned());
+        let acknowledgement = select.bind(format!("%,{},%", OverdueKind::Acknowledgement.code()));
+        let decision = select.bind(format!("%,{},%", OverdueKind::Decision.code()));
+        select.filter(format!(
+            "((r.status IN ({completed}, {failed}) AND r.followed_up = 0) \
+             OR (r.status = {rejected} AND r.decline_code = {redirected} \
+                 AND NOT EXISTS (SELECT 1 FROM referrals f WHERE f.redirected_from = r.id)) \
+             OR (r.status = {requested} AND (r.overdue LIKE {acknowledgement} OR r.overdue LIKE {decision})) \
+             OR (r.status = {received} AND r.overdue LIKE {decision}))"
+        ));
+        select
+            .fetch_page(
+                self,
+                &qualified("r", ReferralRow::COLUMNS),
+                WORKLIST,
+                page,
+                |row| {
+                    let referral = ReferralRow::from_row(row)?;
+                    let need = match ReferralStatus::parse(&referral.status) {
+                        Ok(ReferralStatus::Completed | ReferralStatus::Failed) => WorkNeed::FollowUpDue,
+                        Ok(ReferralStatus::Rejected) => WorkNeed::Redirect,
+                        // The WHERE clause leaves only requested and received.
+                        _ => WorkNeed::Overdue,
+                    };
+                    Ok(WorkItem { referral, need })
+                },
+                |item| updated_cursor(&item.referral),
+            )
+            .await
+    }
+}

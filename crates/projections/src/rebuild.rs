@@ -1,0 +1,207 @@
+//! Rebuilding projections: a fresh generation is filled from sequence 1 beside the live one,
+//! which keeps serving; once it has caught up with the live checkpoint, one transaction points
+//! the views at it, moves the live checkpoint, and drops the old generation. A projector running
+//! meanwhile notices the swap at its next batch (its compare-and-set on the checkpoint fails)
+//! and resumes on the new generation.
+
+use crate::db::ReadModels;
+use crate::error::ProjectionError;
+use crate::feed::{Decoder, follow, last_sequence};
+use crate::projection::Projection;
+use crate::projector::{Committed, Side, Target, commit_batch, next_batch};
+use crate::schema::{create_generation, drop_generation, next_generation, now_millis, point_views};
+use async_nats::jetstream::stream::Stream;
+use sqlx::{AnyConnection, Row};
+use std::time::{Duration, Instant};
+
+/// How far a rebuild is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Stream sequence applied so far.
+    pub done: u64,
+    /// Sequence to reach (the log's end when the rebuild started, or the live checkpoint).
+    pub total: u64,
+    /// Events per second since the start.
+    pub rate: f64,
+    /// Estimated time left.
+    pub eta: Option<Duration>,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildReport {
+    /// The projections rebuilt.
+    pub projections: Vec<Projection>,
+    /// The generation now live.
+    pub generation: Vec<(Projection, i64)>,
+    /// The checkpoint at the swap.
+    pub checkpoint: u64,
+    /// Log entries read.
+    pub events: u64,
+    /// Events parked in the new generation.
+    pub parked: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Rebuilds `projections` from the whole log, calling `progress` after every batch.
+pub async fn rebuild(
+    models: &ReadModels,
+    stream: &Stream,
+    projections: &[Projection],
+    batch_size: usize,
+    decoder: Decoder,
+    mut progress: impl FnMut(&Progress),
+) -> Result<RebuildReport, ProjectionError> {
+    let started = Instant::now();
+    let mut conn = models.writer().await?;
+    let mut targets = Vec::new();
+    for projection in projections {
+        targets.push(prepare(&mut conn, models.backend, *projection).await?);
+    }
+    let mut total = last_sequence(stream).await?;
+    let mut events = 0_u64;
+    let mut parked = 0_u64;
+    let mut feed = None;
+    loop {
+        let done = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0);
+        if done >= total {
+            match swap(&mut conn, models, &targets).await? {
+                None => break,
+                // The live projection is ahead (the log grew): keep reading up to it.
+                Some(live) => total = live,
+            }
+            continue;
+        }
+        let feed = match &mut feed {
+            Some(feed) => feed,
+            None => feed.insert(follow(stream, done + 1, decoder).await?),
+        };
+        let batch = next_batch(feed, batch_size)
+            .await
+            .ok_or_else(|| ProjectionError::Log("the log subscription ended".to_owned()))??;
+        events += batch.len() as u64;
+        match commit_batch(&mut conn, &mut targets, &batch).await? {
+            Committed::Done { parked: p, .. } => parked += p.len() as u64,
+            Committed::Moved => {
+                return Err(ProjectionError::State {
+                    projection: targets[0].projection.name(),
+                    reason: "another rebuild of the same projection took over; this one stops".to_owned(),
+                });
+            }
+        }
+        let done = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0);
+        let secs = started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let eta = (rate > 0.0).then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate));
+        progress(&Progress { done, total, rate, eta });
+    }
+    Ok(RebuildReport {
+        projections: projections.to_vec(),
+        generation: targets.iter().map(|t| (t.projection, t.generation)).collect(),
+        checkpoint: targets.iter().map(|t| t.checkpoint).min().unwrap_or(0),
+        events,
+        parked,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Creates the rebuild generation of `projection` (dropping what an interrupted rebuild left).
+async fn prepare(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    projection: Projection,
+) -> Result<Target, ProjectionError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let old: Option<i64> = sqlx::query_scalar("SELECT generation FROM projection_rebuild WHERE name = $1")
+        .bind(projection.name())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let generation = next_generation(&mut tx, projection).await?;
+    if let Some(old) = old {
+        drop_generation(&mut tx, projection, old).await?;
+        delete_parked(&mut tx, projection, old).await?;
+        sqlx::query("DELETE FROM projection_rebuild WHERE name = $1")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+    }
+    create_generation(&mut tx, backend, projection, generation).await?;
+    delete_parked(&mut tx, projection, generation).await?;
+    sqlx::query("INSERT INTO projection_rebuild (name, generation, checkpoint, started_at) VALUES ($1, $2, 0, $3)")
+        .bind(projection.name())
+        .bind(generation)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Target {
+        projection,
+        generation,
+        checkpoint: 0,
+        side: Side::Rebuild,
+    })
+}
+
+async fn delete_parked(
+    conn: &mut AnyConnection,
+    projection: Projection,
+    generation: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("DELETE FROM parked_events WHERE projection = $1 AND generation = $2")
+        .bind(projection.name())
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Swaps every target in, in one transaction — unless a live checkpoint is ahead of the
+/// rebuild, in which case nothing changes and that checkpoint is returned.
+async fn swap(
+    conn: &mut AnyConnection,
+    models: &ReadModels,
+    targets: &[Target],
+) -> Result<Option<u64>, ProjectionError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut olds = Vec::new();
+    for target in targets {
+        // Lock the live row first, as a projector's batch does.
+        sqlx::query("UPDATE projection_state SET updated_at = $1 WHERE name = $2")
+            .bind(now_millis())
+            .bind(target.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT generation, checkpoint FROM projection_state WHERE name = $1")
+            .bind(target.projection.name())
+            .fetch_one(&mut *tx)
+            .await?;
+        let live: i64 = row.try_get("checkpoint")?;
+        if live as u64 > target.checkpoint {
+            tx.rollback().await?;
+            return Ok(Some(live as u64));
+        }
+        olds.push(row.try_get::<i64, _>("generation")?);
+    }
+    for (target, old) in targets.iter().zip(olds) {
+        point_views(&mut tx, target.projection, target.generation).await?;
+        sqlx::query("UPDATE projection_state SET generation = $1, checkpoint = $2, updated_at = $3 WHERE name = $4")
+            .bind(target.generation)
+            .bind(target.checkpoint as i64)
+            .bind(now_millis())
+            .bind(target.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM projection_rebuild WHERE name = $1")
+            .bind(target.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        delete_parked(&mut tx, target.projection, old).await?;
+        drop_generation(&mut tx, target.projection, old).await?;
+    }
+    tx.commit().await?;
+    for target in targets {
+        models.publish_position(target.projection, target.checkpoint);
+    }
+    Ok(None)
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the read models, each on SQLite and on PostgreSQL.
+
+mod log;
+mod projector;
+mod queries;
+mod support;

@@ -1,0 +1,1406 @@
+//! The typed queries: filters return exactly the matching rows, pages cover every row once in
+//! the promised order, cursors are checked, the inbox and the worklist show what their users
+//! must see, and the directory search finds services by category, place, language and
+//! availability. Bulk checks compare with the final domain states of a generated history;
+//! the named scenarios are built command by command through the domain.
+
+use crate::on_both;
+use crate::support::TestDb;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use uuid::Uuid;
+use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, ConsentScope, OpenCase, Scope};
+use wasl_domain::catalogue::{Decline, DeclineCode, Priority, Reason, ServiceCategory};
+use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, OrganisationState};
+use wasl_domain::geo::{District, Governorate, Location};
+use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId, uuid_v7_from_parts};
+use wasl_domain::pii::PersonalData;
+use wasl_domain::referral::{
+    FollowUp, OverdueKind, Referral, ReferralCommand, ReferralState, ReferralStatus, RequestReferral, ServiceReceived,
+};
+use wasl_domain::time::Timestamp;
+use wasl_domain::{Actor, Context, Role};
+use wasl_events::{DomainEvent, EventMeta, StoredEvent};
+use wasl_projections::apply::Entry;
+use wasl_projections::query::{
+    CaseFilter, DirectorySearch, OPEN_STATUSES, Page, PageRequest, ReferralFilter, WorkNeed,
+};
+use wasl_projections::{Projection, ProjectionError, ReadModels};
+use wasl_store::{StoredAggregate, event_id};
+use wasl_synth::{Generator, HistoryConfig};
+
+// ---------------------------------------------------------------------------------------------
+// Paging helpers
+
+/// Reads every page of a query with `limit` rows per page, checking each page's shape.
+async fn all_pages<T, F, Fut>(limit: u32, mut fetch: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>, ProjectionError>>,
+{
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..10_000 {
+        let page = fetch(request).await.expect("a page");
+        match page.next {
+            Some(next) => {
+                assert_eq!(page.items.len(), limit as usize, "only the last page may be short");
+                out.extend(page.items);
+                request = PageRequest::continuing(limit, next);
+            }
+            None => {
+                assert!(page.items.len() <= limit as usize);
+                out.extend(page.items);
+                return out;
+            }
+        }
+    }
+    panic!("the pages never ended");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A generated history and what the domain says about it
+
+const SEED: u64 = 20_260_101;
+
+/// The final domain states of a generated history, and when each aggregate first and last
+/// changed (from the events, not from the read models).
+struct Generated {
+    cases: BTreeMap<CaseId, CaseState>,
+    referrals: BTreeMap<ReferralId, ReferralState>,
+    organisations: BTreeMap<OrgId, OrganisationState>,
+    first_change: HashMap<String, i64>,
+    last_change: HashMap<String, i64>,
+    events: HashMap<String, usize>,
+}
+
+impl Generated {
+    fn last(&self, id: impl ToString) -> i64 {
+        self.last_change[&id.to_string()]
+    }
+
+    fn first(&self, id: impl ToString) -> i64 {
+        self.first_change[&id.to_string()]
+    }
+
+    /// The cases matching `keep`, newest change first.
+    fn cases_where(&self, keep: impl Fn(&CaseState) -> bool) -> Vec<String> {
+        let mut ids: Vec<(i64, String)> = self
+            .cases
+            .values()
+            .filter(|c| keep(c))
+            .map(|c| (self.last(c.id), c.id.to_string()))
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The referrals matching `keep`, newest change first.
+    fn referrals_where(&self, keep: impl Fn(&ReferralState) -> bool) -> Vec<String> {
+        let mut ids: Vec<(i64, String)> = self
+            .referrals
+            .values()
+            .filter(|r| keep(r))
+            .map(|r| (self.last(r.id), r.id.to_string()))
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// What a referral needs from its caseworker, by the worklist's rules.
+    fn need(&self, r: &ReferralState) -> Option<WorkNeed> {
+        use ReferralStatus as S;
+        match r.status {
+            S::Completed | S::Failed if !r.followed_up => Some(WorkNeed::FollowUpDue),
+            S::Rejected
+                if r.decline
+                    .as_ref()
+                    .is_some_and(|d| d.reason.code == DeclineCode::Redirected)
+                    && !self.referrals.values().any(|other| other.redirected_from == Some(r.id)) =>
+            {
+                Some(WorkNeed::Redirect)
+            }
+            S::Requested
+                if r.overdue.contains(&OverdueKind::Acknowledgement) || r.overdue.contains(&OverdueKind::Decision) =>
+            {
+                Some(WorkNeed::Overdue)
+            }
+            S::Received if r.overdue.contains(&OverdueKind::Decision) => Some(WorkNeed::Overdue),
+            _ => None,
+        }
+    }
+}
+
+/// Generates a history of `referrals` referrals, projects it and returns the read models with
+/// the domain's view of the same history.
+async fn generated(db: &TestDb, referrals: usize) -> (ReadModels, Generated) {
+    let mut generator = Generator::new(HistoryConfig::new(SEED, referrals));
+    let events: Vec<StoredEvent> = generator.by_ref().collect();
+    let mut first_change = HashMap::new();
+    let mut last_change = HashMap::new();
+    let mut counts = HashMap::new();
+    for event in &events {
+        let id = match &event.event {
+            DomainEvent::Case(id, _) => id.to_string(),
+            DomainEvent::Referral(id, _) => id.to_string(),
+            DomainEvent::Organisation(id, _) => id.to_string(),
+        };
+        let at = event.meta.occurred_at.unix_millis();
+        first_change.entry(id.clone()).or_insert(at);
+        last_change.insert(id.clone(), at);
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    let entries: Vec<Entry> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Entry::of(i as u64 + 1, e))
+        .collect();
+    let models = db.open().await;
+    models
+        .project(Projection::ALL, &entries)
+        .await
+        .expect("project the history");
+    let generated = Generated {
+        cases: generator
+            .cases()
+            .iter()
+            .filter_map(|(id, c)| Some((*id, c.state()?.clone())))
+            .collect(),
+        referrals: generator
+            .referrals()
+            .iter()
+            .filter_map(|(id, r)| Some((*id, r.state()?.clone())))
+            .collect(),
+        organisations: generator
+            .organisations()
+            .iter()
+            .filter_map(|(id, o)| Some((*id, o.state()?.clone())))
+            .collect(),
+        first_change,
+        last_change,
+        events: counts,
+    };
+    assert!(
+        generated.cases.len() > 20 && generated.referrals.len() > 50,
+        "a history worth querying"
+    );
+    (models, generated)
+}
+
+/// The most frequent value of `key` among `items` (ties: the smallest), to pick a filter
+/// value that matches several rows.
+fn most_common<T, K: Ord + Clone>(items: impl IntoIterator<Item = T>, key: impl Fn(T) -> K) -> K {
+    let mut counts: BTreeMap<K, usize> = BTreeMap::new();
+    for item in items {
+        *counts.entry(key(item)).or_default() += 1;
+    }
+    let best = counts.values().copied().max().expect("some items");
+    counts
+        .into_iter()
+        .find(|(_, n)| *n == best)
+        .map(|(k, _)| k)
+        .expect("a most common value")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
+    let (models, g) = generated(&db, 200).await;
+    let some = |f: fn(&CaseState) -> bool| g.cases.values().filter(|c| f(c)).count();
+    assert!(some(|c| c.status == CaseStatus::Open) > 0 && some(|c| c.status == CaseStatus::Closed) > 0);
+
+    let org = most_common(g.cases.values(), |c| c.owner_org);
+    let worker = most_common(g.cases.values(), |c| c.caseworker);
+    let place = most_common(g.cases.values(), |c| c.profile.location.governorate());
+    let one = g.cases.values().nth(g.cases.len() / 2).expect("a case");
+    let code = one.profile.survivor_code.as_str().to_owned();
+
+    let checks: Vec<(&str, CaseFilter, Vec<String>)> = vec![
+        ("every case", CaseFilter::default(), g.cases_where(|_| true)),
+        (
+            "owner organisation",
+            CaseFilter {
+                owner_org: Some(org),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.owner_org == org),
+        ),
+        (
+            "caseworker",
+            CaseFilter {
+                caseworker: Some(worker),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.caseworker == worker),
+        ),
+        (
+            "closed",
+            CaseFilter {
+                status: Some(CaseStatus::Closed),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.status == CaseStatus::Closed),
+        ),
+        (
+            "governorate",
+            CaseFilter {
+                governorate: Some(place),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.profile.location.governorate() == place),
+        ),
+        (
+            "survivor code typed in lower case with spaces",
+            CaseFilter {
+                survivor_code: Some(format!("  {}  ", code.to_ascii_lowercase())),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.profile.survivor_code.as_str() == code),
+        ),
+        (
+            "open cases of one organisation in one governorate",
+            CaseFilter {
+                owner_org: Some(org),
+                status: Some(CaseStatus::Open),
+                governorate: Some(place),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| {
+                c.owner_org == org && c.status == CaseStatus::Open && c.profile.location.governorate() == place
+            }),
+        ),
+        (
+            "no match: a text that is no survivor code",
+            CaseFilter {
+                survivor_code: Some("not a code!".to_owned()),
+                ..CaseFilter::default()
+            },
+            vec![],
+        ),
+        (
+            "no match: an organisation without cases",
+            CaseFilter {
+                owner_org: Some(id(250)),
+                ..CaseFilter::default()
+            },
+            vec![],
+        ),
+    ];
+    for (what, filter, expected) in checks {
+        assert!(
+            what.starts_with("no match") || !expected.is_empty(),
+            "{what}: the history has no such case"
+        );
+        let rows = all_pages(7, |p| {
+            let (models, filter) = (&models, &filter);
+            async move { models.cases(filter, &p).await }
+        })
+        .await;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, expected, "{what}");
+        for row in &rows {
+            assert_eq!(row.updated_at, g.last(&row.id), "{what}: updated_at of {}", row.id);
+        }
+    }
+    assert_eq!(
+        g.cases_where(|c| c.profile.survivor_code.as_str() == code).len(),
+        1,
+        "survivor codes are unique"
+    );
+
+    let row = models
+        .case(one.id)
+        .await
+        .expect("read a case")
+        .expect("the case exists");
+    assert_eq!(row.id, one.id.to_string());
+    assert_eq!(row.owner_org, one.owner_org.to_string());
+    assert_eq!(row.survivor_code, code);
+    assert_eq!(models.case(id(251)).await.expect("read a case"), None);
+}
+on_both!(
+    cases_filtered_and_paged,
+    cases_are_filtered_and_paged_newest_change_first
+);
+
+// ---------------------------------------------------------------------------------------------
+// Referrals
+
+async fn referrals_are_filtered_and_paged_newest_change_first(db: TestDb) {
+    let (models, g) = generated(&db, 200).await;
+    let case = most_common(g.referrals.values(), |r| r.case_id);
+    let from_org = most_common(g.referrals.values(), |r| r.from_org);
+    let to_org = most_common(g.referrals.values(), |r| r.to_org);
+    let from_user = most_common(g.referrals.values(), |r| r.from_user);
+    let category = most_common(g.referrals.values(), |r| r.category);
+    let priority = most_common(g.referrals.values(), |r| r.priority);
+    let ended = vec![ReferralStatus::Completed, ReferralStatus::Failed];
+    let any = ReferralFilter::default;
+
+    let checks: Vec<(&str, ReferralFilter, Vec<String>)> = vec![
+        ("every referral", any(), g.referrals_where(|_| true)),
+        (
+            "case",
+            ReferralFilter {
+                case_id: Some(case),
+                ..any()
+            },
+            g.referrals_where(|r| r.case_id == case),
+        ),
+        (
+            "referring organisation",
+            ReferralFilter {
+                from_org: Some(from_org),
+                ..any()
+            },
+            g.referrals_where(|r| r.from_org == from_org),
+        ),
+        (
+            "receiving organisation",
+            ReferralFilter {
+                to_org: Some(to_org),
+                ..any()
+            },
+            g.referrals_where(|r| r.to_org == to_org),
+        ),
+        (
+            "caseworker",
+            ReferralFilter {
+                from_user: Some(from_user),
+                ..any()
+            },
+            g.referrals_where(|r| r.from_user == from_user),
+        ),
+        (
+            "completed or failed",
+            ReferralFilter {
+                statuses: ended.clone(),
+                ..any()
+            },
+            g.referrals_where(|r| ended.contains(&r.status)),
+        ),
+        (
+            "category",
+            ReferralFilter {
+                category: Some(category),
+                ..any()
+            },
+            g.referrals_where(|r| r.category == category),
+        ),
+        (
+            "priority",
+            ReferralFilter {
+                priority: Some(priority),
+                ..any()
+            },
+            g.referrals_where(|r| r.priority == priority),
+        ),
+        (
+            "everything at once",
+            ReferralFilter {
+                from_org: Some(from_org),
+                statuses: ended.clone(),
+                category: Some(category),
+                ..any()
+            },
+            g.referrals_where(|r| r.from_org == from_org && ended.contains(&r.status) && r.category == category),
+        ),
+        (
+            "no match: a caseworker who made none",
+            ReferralFilter {
+                from_user: Some(id(252)),
+                ..any()
+            },
+            vec![],
+        ),
+    ];
+    for (what, filter, expected) in checks {
+        assert!(
+            what.starts_with("no match") || !expected.is_empty(),
+            "{what}: the history has no such referral"
+        );
+        let rows = all_pages(9, |p| {
+            let (models, filter) = (&models, &filter);
+            async move { models.referrals(filter, &p).await }
+        })
+        .await;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, expected, "{what}");
+        for row in &rows {
+            assert_eq!(row.updated_at, g.last(&row.id), "{what}: updated_at of {}", row.id);
+        }
+    }
+
+    // One referral and its timeline.
+    let state = g
+        .referrals
+        .values()
+        .max_by_key(|r| (g.events[&r.id.to_string()], r.id))
+        .expect("a referral");
+    let row = models
+        .referral(state.id)
+        .await
+        .expect("read")
+        .expect("the referral exists");
+    assert_eq!(row.status, state.status.code());
+    assert_eq!(row.to_org, state.to_org.to_string());
+    assert_eq!(models.referral(id(253)).await.expect("read"), None);
+    let history = models.history(state.id).await.expect("read the history");
+    assert_eq!(history.len(), g.events[&state.id.to_string()]);
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq), "in log order");
+    assert_eq!(
+        history.iter().map(|h| h.version).collect::<Vec<_>>(),
+        (1..=history.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(history.first().map(|h| h.from_status.clone()), Some(None));
+    assert_eq!(history.first().map(|h| h.at), Some(g.first(state.id)));
+    assert_eq!(history.last().map(|h| h.to_status.as_str()), Some(state.status.code()));
+    assert!(history.iter().all(|h| h.referral_id == row.id));
+    assert!(models.history(id(253)).await.expect("read").is_empty());
+}
+on_both!(
+    referrals_filtered_and_paged,
+    referrals_are_filtered_and_paged_newest_change_first
+);
+
+async fn every_page_size_yields_every_row_once_in_the_same_order(db: TestDb) {
+    let (models, g) = generated(&db, 120).await;
+    let filter = ReferralFilter::default();
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for limit in [1, 2, 5, 50, 500] {
+        let rows = all_pages(limit, |p| {
+            let (models, filter) = (&models, &filter);
+            async move { models.referrals(filter, &p).await }
+        })
+        .await;
+        seen.push(rows.into_iter().map(|r| r.id).collect());
+    }
+    let expected = g.referrals_where(|_| true);
+    for ids in &seen {
+        assert_eq!(ids, &expected);
+    }
+    // Limit 0 still reads one row at a time rather than nothing forever.
+    let first = models.referrals(&filter, &PageRequest::first(0)).await.expect("a page");
+    assert_eq!(first.items.len(), 1);
+    assert!(first.next.is_some());
+    // A page request with no limit given reads the default.
+    let default = models
+        .referrals(&filter, &PageRequest::default())
+        .await
+        .expect("a page");
+    assert_eq!(default.items.len(), expected.len().min(50));
+}
+on_both!(
+    paging_covers_every_row_once,
+    every_page_size_yields_every_row_once_in_the_same_order
+);
+
+async fn a_cursor_the_api_did_not_issue_is_refused(db: TestDb) {
+    let (models, g) = generated(&db, 60).await;
+    let org = *g.organisations.keys().next().expect("an organisation");
+    let user = g.referrals.values().next().expect("a referral").from_user;
+    let cases_cursor = models
+        .cases(&CaseFilter::default(), &PageRequest::first(1))
+        .await
+        .expect("a page")
+        .next
+        .expect("more than one case");
+    let truncated = cases_cursor[..cases_cursor.len() - 3].to_owned();
+    let garbage = [
+        "garbage".to_owned(),
+        String::new(),
+        "v1.cases.1.2.3".to_owned(),
+        "%00';DROP TABLE cases;--".to_owned(),
+        "v1.cases.١٢٣.00".to_owned(),
+        truncated,
+        "x".repeat(5_000),
+    ];
+    for cursor in &garbage {
+        let p = PageRequest::continuing(10, cursor.clone());
+        assert!(
+            refused(models.cases(&CaseFilter::default(), &p).await),
+            "cases {cursor:?}"
+        );
+        assert!(
+            refused(models.referrals(&ReferralFilter::default(), &p).await),
+            "referrals {cursor:?}"
+        );
+        assert!(refused(models.inbox(org, &[], &p).await), "inbox {cursor:?}");
+        assert!(refused(models.worklist(user, &p).await), "worklist {cursor:?}");
+        assert!(
+            refused(models.search_services(&DirectorySearch::default(), &p).await),
+            "directory {cursor:?}"
+        );
+        assert!(refused(models.organisations(&p).await), "organisations {cursor:?}");
+    }
+    // One query's cursor is not another's, even when both sort by a time.
+    let p = PageRequest::continuing(10, cases_cursor.clone());
+    assert!(matches!(
+        models.referrals(&ReferralFilter::default(), &p).await,
+        Err(ProjectionError::BadCursor)
+    ));
+    assert!(matches!(
+        models.inbox(org, &[], &p).await,
+        Err(ProjectionError::BadCursor)
+    ));
+    assert!(matches!(
+        models.worklist(user, &p).await,
+        Err(ProjectionError::BadCursor)
+    ));
+    // Refused even when the filter alone would answer without the database.
+    let no_code = CaseFilter {
+        survivor_code: Some("?".to_owned()),
+        ..CaseFilter::default()
+    };
+    let garbled = PageRequest::continuing(10, "garbage");
+    assert!(matches!(
+        models.cases(&no_code, &garbled).await,
+        Err(ProjectionError::BadCursor)
+    ));
+    // The cursor it issued still works.
+    assert!(models.cases(&CaseFilter::default(), &p).await.is_ok());
+}
+fn refused<T>(result: Result<T, ProjectionError>) -> bool {
+    matches!(result, Err(ProjectionError::BadCursor))
+}
+
+on_both!(bad_cursors_are_refused, a_cursor_the_api_did_not_issue_is_refused);
+
+// ---------------------------------------------------------------------------------------------
+// Inbox and worklist over a generated history
+
+async fn each_inbox_holds_its_organisations_open_referrals_oldest_first(db: TestDb) {
+    let (models, g) = generated(&db, 200).await;
+    let mut nonempty = 0;
+    for org in g.organisations.keys().copied() {
+        for statuses in [vec![], vec![ReferralStatus::Rejected, ReferralStatus::Requested]] {
+            let wanted: &[ReferralStatus] = if statuses.is_empty() { OPEN_STATUSES } else { &statuses };
+            let rows = all_pages(4, |p| {
+                let (models, statuses) = (&models, &statuses);
+                async move { models.inbox(org, statuses, &p).await }
+            })
+            .await;
+            assert!(
+                rows.iter().all(|r| r.to_org == org.to_string()),
+                "another organisation's referral"
+            );
+            let mut expected: Vec<(i64, String)> = g
+                .referrals
+                .values()
+                .filter(|r| r.to_org == org && wanted.contains(&r.status))
+                .map(|r| (g.first(r.id), r.id.to_string()))
+                .collect();
+            expected.sort();
+            let got: Vec<(i64, String)> = rows.iter().map(|r| (r.requested_at, r.id.clone())).collect();
+            assert_eq!(got, expected, "inbox of {org} in {wanted:?}");
+            nonempty += usize::from(!got.is_empty());
+        }
+        let counts = models.inbox_counts(org).await.expect("count the inbox");
+        let expected: Vec<(ReferralStatus, u64)> = ReferralStatus::ALL
+            .iter()
+            .map(|s| {
+                (
+                    *s,
+                    g.referrals
+                        .values()
+                        .filter(|r| r.to_org == org && r.status == *s)
+                        .count() as u64,
+                )
+            })
+            .collect();
+        assert_eq!(counts, expected, "inbox counts of {org}");
+    }
+    assert!(nonempty > 3, "several inboxes hold referrals");
+    let nobody: OrgId = id(254);
+    assert!(
+        models
+            .inbox(nobody, &[], &PageRequest::default())
+            .await
+            .expect("a page")
+            .items
+            .is_empty()
+    );
+    assert!(
+        models
+            .inbox_counts(nobody)
+            .await
+            .expect("counts")
+            .iter()
+            .all(|(_, n)| *n == 0)
+    );
+}
+on_both!(
+    inbox_per_organisation,
+    each_inbox_holds_its_organisations_open_referrals_oldest_first
+);
+
+async fn each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them(db: TestDb) {
+    let (models, g) = generated(&db, 200).await;
+    let mut users: Vec<UserId> = g.referrals.values().map(|r| r.from_user).collect();
+    users.sort();
+    users.dedup();
+    let mut needs: HashMap<WorkNeed, usize> = HashMap::new();
+    for user in users {
+        let items = all_pages(3, |p| {
+            let models = &models;
+            async move { models.worklist(user, &p).await }
+        })
+        .await;
+        let mut expected: Vec<(i64, String, WorkNeed)> = g
+            .referrals
+            .values()
+            .filter(|r| r.from_user == user)
+            .filter_map(|r| Some((g.last(r.id), r.id.to_string(), g.need(r)?)))
+            .collect();
+        expected.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let got: Vec<(i64, String, WorkNeed)> = items
+            .iter()
+            .map(|i| (i.referral.updated_at, i.referral.id.clone(), i.need))
+            .collect();
+        assert_eq!(got, expected, "worklist of {user}");
+        assert!(items.iter().all(|i| i.referral.from_user == user.to_string()));
+        for (_, _, need) in got {
+            *needs.entry(need).or_default() += 1;
+        }
+    }
+    assert!(
+        needs.get(&WorkNeed::FollowUpDue).is_some_and(|n| *n > 0),
+        "some follow-up is due: {needs:?}"
+    );
+}
+on_both!(
+    worklist_per_caseworker,
+    each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them
+);
+
+// ---------------------------------------------------------------------------------------------
+// A world built command by command
+
+/// A deterministic UUIDv7 id; `n` keeps them apart.
+fn id<T: TryFrom<Uuid, Error = wasl_domain::ValidationError>>(n: u8) -> T {
+    T::try_from(uuid_v7_from_parts(1_767_225_600_000, [n; 10])).expect("a v7 uuid")
+}
+
+fn actor(user: u8, org: OrgId, role: Role) -> Actor {
+    Actor {
+        user: id(user),
+        org,
+        roles: vec![role],
+    }
+}
+
+/// Records commands as the store would: decided by the domain at a clock that moves a minute
+/// per command, wrapped with metadata, numbered in log order, projected on `publish`.
+struct World {
+    now: Timestamp,
+    seq: u64,
+    commands: u8,
+    pending: Vec<Entry>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            now: Timestamp::from_unix_millis(1_767_225_600_000),
+            seq: 0,
+            commands: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    #[track_caller]
+    fn run<A: StoredAggregate>(&mut self, state: &mut A, id: A::Id, command: A::Command, actor: &Actor) {
+        self.now = self.now.plus_millis(60_000);
+        self.commands += 1;
+        let command_id = CommandId::try_from(uuid_v7_from_parts(self.now.unix_millis() as u64, [self.commands; 10]))
+            .expect("a v7 uuid");
+        let ctx = Context {
+            now: self.now,
+            actor: actor.clone(),
+        };
+        let events = state
+            .decide(&command, &ctx)
+            .unwrap_or_else(|e| panic!("the domain refused a command of the scenario: {e:?}"));
+        for (index, event) in events.into_iter().enumerate() {
+            *state = std::mem::take(state).evolve(&event);
+            self.seq += 1;
+            let stored = StoredEvent {
+                meta: EventMeta {
+                    event_id: event_id(command_id, self.now, index),
+                    command_id,
+                    occurred_at: self.now,
+                    actor: actor.clone(),
+                },
+                event: A::wrap(id, event),
+            };
+            self.pending.push(Entry::of(self.seq, stored));
+        }
+    }
+
+    async fn publish(&mut self, models: &ReadModels) {
+        let entries = std::mem::take(&mut self.pending);
+        models.project(Projection::ALL, &entries).await.expect("project");
+    }
+}
+
+fn name(text: &str) -> DisplayName {
+    DisplayName::parse(text).expect("a display name")
+}
+
+fn languages(tags: &[&str]) -> Vec<Language> {
+    tags.iter()
+        .map(|t| Language::parse(t).expect("a language tag"))
+        .collect()
+}
+
+fn spec(
+    title: &str,
+    category: ServiceCategory,
+    areas: Vec<Location>,
+    tags: &[&str],
+) -> wasl_domain::directory::ServiceSpec {
+    wasl_domain::directory::ServiceSpec {
+        name: name(title),
+        category,
+        areas,
+        languages: languages(tags),
+        eligibility: Eligibility::everyone(),
+    }
+}
+
+fn whole(governorate: Governorate) -> Location {
+    Location::governorate_only(governorate)
+}
+
+fn admin() -> Actor {
+    actor(200, id(9), Role::Admin)
+}
+
+/// Registers an organisation with services (`(n, spec)`: the service id is `id(n)`).
+fn register(
+    world: &mut World,
+    org_id: OrgId,
+    title: &str,
+    kind: OrgKind,
+    services: Vec<(u8, wasl_domain::directory::ServiceSpec)>,
+) -> Organisation {
+    let mut org = Organisation::default();
+    world.run(
+        &mut org,
+        org_id,
+        OrganisationCommand::Register {
+            org_id,
+            name: name(title),
+            kind,
+        },
+        &admin(),
+    );
+    for (n, spec) in services {
+        world.run(
+            &mut org,
+            org_id,
+            OrganisationCommand::AddService {
+                service_id: id(n),
+                spec,
+            },
+            &admin(),
+        );
+    }
+    org
+}
+
+fn profile() -> ClientProfile {
+    ClientProfile {
+        survivor_code: SurvivorCode::parse("SYN-900001").expect("code"),
+        sex: Sex::Female,
+        age: Age::years(31).expect("age"),
+        population_group: PopulationGroup::Returnee,
+        nationality: Nationality::parse("IQ").expect("nationality"),
+        location: whole(Governorate::Ninawa),
+        language: Language::parse("ar").expect("language"),
+        vulnerabilities: vec![],
+    }
+}
+
+async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(db: TestDb) {
+    let models = db.open().await;
+    let mut world = World::new();
+    let (org_a, org_b, org_c): (OrgId, OrgId, OrgId) = (id(1), id(2), id(3));
+    let caseworker = actor(101, org_a, Role::Caseworker);
+    let colleague = actor(102, org_a, Role::Caseworker);
+    let focal_b = actor(103, org_b, Role::FocalPoint);
+    let system = actor(107, id(9), Role::System);
+    let health: ServiceId = id(30);
+    let legal: ServiceId = id(31);
+    register(
+        &mut world,
+        org_a,
+        "Synthetic Referring Partner",
+        OrgKind::NationalNgo,
+        vec![],
+    );
+    let provider_b = register(
+        &mut world,
+        org_b,
+        "Synthetic Clinic Partner",
+        OrgKind::InternationalNgo,
+        vec![(
+            30,
+            spec(
+                "Synthetic clinic",
+                ServiceCategory::Health,
+                vec![whole(Governorate::Ninawa)],
+                &["ar"],
+            ),
+        )],
+    );
+    let provider_c = register(
+        &mut world,
+        org_c,
+        "Synthetic Legal Partner",
+        OrgKind::NationalNgo,
+        vec![(
+            31,
+            spec(
+                "Synthetic legal aid",
+                ServiceCategory::Legal,
+                vec![whole(Governorate::Ninawa)],
+                &["ar"],
+            ),
+        )],
+    );
+
+    let case_id: CaseId = id(10);
+    let mut case = Case::default();
+    world.run(
+        &mut case,
+        case_id,
+        CaseCommand::Open(OpenCase {
+            case_id,
+            caseworker: None,
+            profile: profile(),
+            personal: PersonalData::default(),
+        }),
+        &caseworker,
+    );
+    world.run(
+        &mut case,
+        case_id,
+        CaseCommand::GiveConsent {
+            consent_id: id::<ConsentId>(40),
+            scope: ConsentScope {
+                categories: Scope::Any,
+                organisations: Scope::Any,
+                expires_at: None,
+            },
+        },
+        &caseworker,
+    );
+    let request = |n: u8, provider: &Organisation, service: ServiceId, redirected_from: Option<Referral>| {
+        ReferralCommand::Request(Box::new(RequestReferral {
+            referral_id: id(n),
+            case: case.clone(),
+            provider: provider.clone(),
+            service_id: service,
+            priority: Priority::Routine,
+            redirected_from,
+            consent_override: None,
+            notes: None,
+        }))
+    };
+    let (r1, r2, r3, r4, r5): (ReferralId, ReferralId, ReferralId, ReferralId, ReferralId) =
+        (id(21), id(22), id(23), id(24), id(25));
+    let mut ref1 = Referral::default();
+    let mut ref2 = Referral::default();
+    let mut ref3 = Referral::default();
+    let mut ref4 = Referral::default();
+    let mut ref5 = Referral::default();
+    // R1: served and completed; the caseworker has still to follow up with the client.
+    world.run(&mut ref1, r1, request(21, &provider_b, health, None), &caseworker);
+    for step in [
+        ReferralCommand::Receive,
+        ReferralCommand::Accept,
+        ReferralCommand::Start,
+        ReferralCommand::Complete,
+    ] {
+        world.run(&mut ref1, r1, step, &focal_b);
+    }
+    // R2: declined, redirected to organisation C.
+    world.run(&mut ref2, r2, request(22, &provider_b, health, None), &caseworker);
+    let redirect = Decline {
+        reason: Reason::coded(DeclineCode::Redirected),
+        suggested_org: Some(org_c),
+    };
+    world.run(&mut ref2, r2, ReferralCommand::Reject(redirect), &focal_b);
+    // R3: unanswered past its acknowledgement deadline.
+    world.run(&mut ref3, r3, request(23, &provider_b, health, None), &caseworker);
+    let due_at = world.now.plus_millis(30_000);
+    world.now = world.now.plus_millis(60_000);
+    world.run(
+        &mut ref3,
+        r3,
+        ReferralCommand::MarkResponseOverdue {
+            kind: OverdueKind::Acknowledgement,
+            due_at,
+        },
+        &system,
+    );
+    // R4: just sent, nothing to do yet.
+    world.run(&mut ref4, r4, request(24, &provider_b, health, None), &caseworker);
+    world.publish(&models).await;
+
+    let worklist = |user: UserId| {
+        let models = &models;
+        async move {
+            let page = models
+                .worklist(user, &PageRequest::default())
+                .await
+                .expect("the worklist");
+            assert_eq!(page.next, None);
+            page.items
+                .into_iter()
+                .map(|i| (i.referral.id, i.need))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        worklist(caseworker.user).await,
+        vec![
+            (r1.to_string(), WorkNeed::FollowUpDue),
+            (r2.to_string(), WorkNeed::Redirect),
+            (r3.to_string(), WorkNeed::Overdue),
+        ],
+        "oldest change first"
+    );
+    assert_eq!(worklist(colleague.user).await, vec![], "only one's own referrals");
+
+    // Paged one at a time, the same three.
+    let paged = all_pages(1, |p| {
+        let models = &models;
+        let user = caseworker.user;
+        async move { models.worklist(user, &p).await }
+    })
+    .await;
+    assert_eq!(paged.len(), 3);
+
+    // The partner inbox of B: its open referrals in the order they came; never another's.
+    let inbox = |org: OrgId| {
+        let models = &models;
+        async move {
+            let page = models
+                .inbox(org, &[], &PageRequest::default())
+                .await
+                .expect("the inbox");
+            page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(inbox(org_b).await, vec![r3.to_string(), r4.to_string()]);
+    assert_eq!(inbox(org_a).await, Vec::<String>::new());
+    assert_eq!(inbox(org_c).await, Vec::<String>::new());
+    let finished = models
+        .inbox(
+            org_b,
+            &[ReferralStatus::Completed, ReferralStatus::Rejected],
+            &PageRequest::default(),
+        )
+        .await
+        .expect("the inbox");
+    assert_eq!(
+        finished.items.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [r1.to_string(), r2.to_string()]
+    );
+    let counts: BTreeMap<ReferralStatus, u64> = models.inbox_counts(org_b).await.expect("counts").into_iter().collect();
+    assert_eq!(counts[&ReferralStatus::Requested], 2);
+    assert_eq!(counts[&ReferralStatus::Completed], 1);
+    assert_eq!(counts[&ReferralStatus::Rejected], 1);
+    assert_eq!(counts.values().sum::<u64>(), 4);
+
+    // The caseworker follows up on R1, makes the follow-on referral for R2, and B answers R3.
+    world.run(
+        &mut ref1,
+        r1,
+        ReferralCommand::RecordFollowUp(FollowUp {
+            client_reached: true,
+            service_received: ServiceReceived::Yes,
+            satisfaction: None,
+            note: None,
+        }),
+        &caseworker,
+    );
+    world.run(
+        &mut ref5,
+        r5,
+        request(25, &provider_c, legal, Some(ref2.clone())),
+        &caseworker,
+    );
+    world.publish(&models).await;
+    assert_eq!(
+        worklist(caseworker.user).await,
+        vec![(r3.to_string(), WorkNeed::Overdue)]
+    );
+    world.run(&mut ref3, r3, ReferralCommand::Receive, &focal_b);
+    world.run(&mut ref3, r3, ReferralCommand::Accept, &focal_b);
+    world.publish(&models).await;
+    assert_eq!(worklist(caseworker.user).await, vec![]);
+    assert_eq!(inbox(org_c).await, vec![r5.to_string()]);
+    assert_eq!(inbox(org_b).await, vec![r3.to_string(), r4.to_string()]);
+
+    // The referrals list of the case, and R1's timeline.
+    let of_case = models
+        .referrals(
+            &ReferralFilter {
+                case_id: Some(case_id),
+                ..ReferralFilter::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .expect("the case's referrals");
+    let ids: Vec<String> = of_case.items.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, [r3, r5, r1, r4, r2].map(|r| r.to_string()), "newest change first");
+    assert_eq!(of_case.items[1].redirected_from, Some(r2.to_string()));
+    let timeline: Vec<(String, Option<String>, String)> = models
+        .history(r1)
+        .await
+        .expect("the timeline")
+        .into_iter()
+        .map(|h| (h.event_type, h.from_status, h.to_status))
+        .collect();
+    let step = |t: &str, from: Option<&str>, to: &str| (t.to_owned(), from.map(str::to_owned), to.to_owned());
+    assert_eq!(
+        timeline,
+        vec![
+            step("wasl.referral.requested.v1", None, "requested"),
+            step("wasl.referral.received.v1", Some("requested"), "received"),
+            step("wasl.referral.accepted.v1", Some("received"), "accepted"),
+            step("wasl.referral.started.v1", Some("accepted"), "in_progress"),
+            step("wasl.referral.completed.v1", Some("in_progress"), "completed"),
+            step("wasl.referral.follow_up_recorded.v1", Some("completed"), "completed"),
+        ]
+    );
+}
+on_both!(
+    worklist_scenario,
+    the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done
+);
+
+// ---------------------------------------------------------------------------------------------
+// Directory
+
+async fn the_directory_finds_services_by_category_place_language_and_availability(db: TestDb) {
+    let models = db.open().await;
+    let mut world = World::new();
+    let (clinic, aid): (OrgId, OrgId) = (id(2), id(3));
+    let mosul = Location::new(Governorate::Ninawa, Some(District::parse("mosul").expect("district"))).expect("area");
+    register(
+        &mut world,
+        clinic,
+        "Synthetic Clinic Partner",
+        OrgKind::InternationalNgo,
+        vec![(
+            31,
+            spec(
+                "Synthetic clinic",
+                ServiceCategory::Health,
+                vec![whole(Governorate::Ninawa)],
+                &["ar", "ckb"],
+            ),
+        )],
+    );
+    let mut aid_org = register(
+        &mut world,
+        aid,
+        "Synthetic Aid Partner",
+        OrgKind::NationalNgo,
+        vec![
+            (
+                32,
+                spec(
+                    "Synthetic legal aid",
+                    ServiceCategory::Legal,
+                    vec![whole(Governorate::Baghdad)],
+                    &["ar", "en"],
+                ),
+            ),
+            (
+                33,
+                spec(
+                    "Synthetic counselling",
+                    ServiceCategory::Psychosocial,
+                    vec![whole(Governorate::Erbil)],
+                    &["ckb"],
+                ),
+            ),
+            (
+                34,
+                spec(
+                    "Synthetic mobile clinic",
+                    ServiceCategory::Health,
+                    vec![whole(Governorate::Baghdad), mosul],
+                    &["ar"],
+                ),
+            ),
+        ],
+    );
+    world.run(
+        &mut aid_org,
+        aid,
+        OrganisationCommand::SetAvailability {
+            service_id: id(32),
+            accepting: false,
+            capacity: None,
+        },
+        &admin(),
+    );
+    world.run(
+        &mut aid_org,
+        aid,
+        OrganisationCommand::RetireService { service_id: id(33) },
+        &admin(),
+    );
+    world.publish(&models).await;
+
+    let search = |s: DirectorySearch| {
+        let models = &models;
+        async move {
+            let rows = all_pages(1, |p| {
+                let s = &s;
+                async move { models.search_services(s, &p).await }
+            })
+            .await;
+            rows.into_iter().map(|l| l.service.id).collect::<Vec<_>>()
+        }
+    };
+    let any = DirectorySearch::default;
+    // By organisation name ("Aid" before "Clinic"), then service id; retired ones left out.
+    assert_eq!(search(any()).await, sids(&[32, 34, 31]));
+    assert_eq!(
+        search(DirectorySearch {
+            include_retired: true,
+            ..any()
+        })
+        .await,
+        sids(&[32, 33, 34, 31])
+    );
+    let by_category = |c| DirectorySearch {
+        category: Some(c),
+        ..any()
+    };
+    assert_eq!(search(by_category(ServiceCategory::Health)).await, sids(&[34, 31]));
+    assert_eq!(search(by_category(ServiceCategory::Legal)).await, sids(&[32]));
+    assert_eq!(
+        search(by_category(ServiceCategory::Psychosocial)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(search(by_category(ServiceCategory::Cash)).await, sids(&[]));
+    let in_place = |g| DirectorySearch {
+        governorate: Some(g),
+        ..any()
+    };
+    assert_eq!(
+        search(in_place(Governorate::Ninawa)).await,
+        sids(&[34, 31]),
+        "a district counts for its governorate"
+    );
+    assert_eq!(search(in_place(Governorate::Baghdad)).await, sids(&[32, 34]));
+    assert_eq!(search(in_place(Governorate::Erbil)).await, Vec::<String>::new());
+    let speaking = |l: &str| DirectorySearch {
+        language: Some(l.to_owned()),
+        ..any()
+    };
+    assert_eq!(
+        search(speaking("EN")).await,
+        sids(&[32]),
+        "tags are compared normalised"
+    );
+    assert_eq!(search(speaking("ckb")).await, sids(&[31]));
+    assert_eq!(search(speaking("a")).await, Vec::<String>::new(), "no prefix matching");
+    assert_eq!(search(speaking("%")).await, Vec::<String>::new(), "not a tag");
+    assert_eq!(search(speaking("ar,en")).await, Vec::<String>::new(), "not a tag");
+    assert_eq!(
+        search(DirectorySearch {
+            accepting_only: true,
+            ..any()
+        })
+        .await,
+        sids(&[34, 31])
+    );
+    assert_eq!(
+        search(DirectorySearch {
+            category: Some(ServiceCategory::Health),
+            governorate: Some(Governorate::Baghdad),
+            language: Some("ar".to_owned()),
+            accepting_only: true,
+            include_retired: false,
+        })
+        .await,
+        sids(&[34])
+    );
+
+    let page = models
+        .search_services(&any(), &PageRequest::default())
+        .await
+        .expect("a page");
+    let first = &page.items[0];
+    assert_eq!(
+        (
+            first.org_name.as_str(),
+            first.org_kind.as_str(),
+            first.service.org_id.as_str()
+        ),
+        ("Synthetic Aid Partner", "national_ngo", aid.to_string().as_str())
+    );
+    assert_eq!(first.service.accepting, 0);
+
+    // Organisations by name, one page at a time; one organisation with all its services.
+    let orgs = all_pages(1, |p| {
+        let models = &models;
+        async move { models.organisations(&p).await }
+    })
+    .await;
+    assert_eq!(
+        orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["Synthetic Aid Partner", "Synthetic Clinic Partner"]
+    );
+    let (org, services) = models
+        .organisation(aid)
+        .await
+        .expect("read")
+        .expect("the organisation exists");
+    assert_eq!(org.id, aid.to_string());
+    let listed: Vec<(&str, i64, i64)> = services
+        .iter()
+        .map(|s| (s.name.as_str(), s.accepting, s.retired))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("Synthetic counselling", 1, 1),
+            ("Synthetic legal aid", 0, 0),
+            ("Synthetic mobile clinic", 1, 0),
+        ]
+    );
+    assert_eq!(models.organisation(id(99)).await.expect("read"), None);
+}
+on_both!(
+    directory_scenario,
+    the_directory_finds_services_by_category_place_language_and_availability
+);
+
+/// The ids of services `id(n)`.
+fn sids(ns: &[u8]) -> Vec<String> {
+    ns.iter().map(|n| id::<ServiceId>(*n).to_string()).collect()
+}
+
+/// Which services of the domain's directory a search should list.
+type Keep = Box<dyn Fn(&wasl_domain::directory::Service) -> bool>;
+
+async fn directory_search_matches_the_generated_directory(db: TestDb) {
+    let (models, g) = generated(&db, 150).await;
+    // Every listed service with its organisation's name, in the search's order.
+    let expected = |keep: &dyn Fn(&wasl_domain::directory::Service) -> bool| {
+        let mut out: Vec<(String, String)> = g
+            .organisations
+            .values()
+            .flat_map(|o| {
+                o.services
+                    .iter()
+                    .filter(|(_, s)| keep(s))
+                    .map(|(sid, _)| (o.name.as_str().to_owned(), sid.to_string()))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let mut languages: Vec<String> = g
+        .organisations
+        .values()
+        .flat_map(|o| {
+            o.services
+                .values()
+                .flat_map(|s| s.spec.languages.iter().map(|l| l.as_str().to_owned()))
+        })
+        .collect();
+    languages.sort();
+    languages.dedup();
+    let mut searches: Vec<(DirectorySearch, Keep)> = vec![
+        (DirectorySearch::default(), Box::new(|s| !s.retired)),
+        (
+            DirectorySearch {
+                include_retired: true,
+                ..DirectorySearch::default()
+            },
+            Box::new(|_| true),
+        ),
+        (
+            DirectorySearch {
+                accepting_only: true,
+                ..DirectorySearch::default()
+            },
+            Box::new(|s| s.accepting && !s.retired),
+        ),
+    ];
+    for category in ServiceCategory::ALL.iter().copied() {
+        searches.push((
+            DirectorySearch {
+                category: Some(category),
+                ..DirectorySearch::default()
+            },
+            Box::new(move |s| s.spec.category == category && !s.retired),
+        ));
+    }
+    for governorate in Governorate::ALL.iter().copied() {
+        searches.push((
+            DirectorySearch {
+                governorate: Some(governorate),
+                accepting_only: true,
+                ..DirectorySearch::default()
+            },
+            Box::new(move |s| s.spec.areas.iter().any(|a| a.governorate() == governorate) && s.accepting && !s.retired),
+        ));
+    }
+    for language in languages {
+        let tag = language.clone();
+        searches.push((
+            DirectorySearch {
+                language: Some(language),
+                include_retired: true,
+                ..DirectorySearch::default()
+            },
+            Box::new(move |s| s.spec.languages.iter().any(|l| l.as_str() == tag)),
+        ));
+    }
+    let mut found = 0;
+    for (search, keep) in &searches {
+        let rows = all_pages(4, |p| {
+            let models = &models;
+            async move { models.search_services(search, &p).await }
+        })
+        .await;
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|l| (l.org_name.clone(), l.service.id.clone()))
+            .collect();
+        assert_eq!(got, expected(keep.as_ref()), "{search:?}");
+        found += got.len();
+    }
+    assert!(found > 0);
+    let orgs = all_pages(5, |p| {
+        let models = &models;
+        async move { models.organisations(&p).await }
+    })
+    .await;
+    let mut expected_orgs: Vec<(String, String)> = g
+        .organisations
+        .values()
+        .map(|o| (o.name.as_str().to_owned(), o.id.to_string()))
+        .collect();
+    expected_orgs.sort();
+    assert_eq!(
+        orgs.into_iter().map(|o| (o.name, o.id)).collect::<Vec<_>>(),
+        expected_orgs
+    );
+}
+on_both!(directory_generated, directory_search_matches_the_generated_directory);
