@@ -51,6 +51,11 @@ pub(crate) async fn ensure(models: &ReadModels, projection: Projection) -> Resul
             .execute(&mut *tx)
             .await?;
             drop_generation(&mut tx, projection, old).await?;
+            sqlx::query("DELETE FROM parked_events WHERE projection = $1 AND generation = $2")
+                .bind(projection.name())
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
             tracing::warn!(
                 projection = projection.name(),
                 generation = fresh,
