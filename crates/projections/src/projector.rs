@@ -191,9 +191,10 @@ pub(crate) async fn commit_batch(
             tx.rollback().await?;
             return Ok(Committed::Moved);
         }
-        let fresh: Vec<Entry> = entries.iter().filter(|e| e.seq > target.checkpoint).cloned().collect();
+        // Entries are in log order: the ones after this projection's checkpoint are a tail.
+        let fresh = &entries[entries.partition_point(|e| e.seq <= target.checkpoint)..];
         let mut parked = parked_subjects(&mut tx, target.projection, target.generation).await?;
-        let result = apply_batch(&mut tx, target.projection, target.generation, &fresh, &mut parked).await?;
+        let result = apply_batch(&mut tx, target.projection, target.generation, fresh, &mut parked).await?;
         insert_parked(&mut tx, target.projection, target.generation, &result.parked).await?;
         applied += result.applied;
         all_parked.extend(result.parked.into_iter().map(|p| (target.projection, p)));
