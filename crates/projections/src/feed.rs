@@ -6,8 +6,8 @@ use crate::error::ProjectionError;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use async_nats::jetstream::stream::Stream;
-use futures_util::{Stream as FutureStream, StreamExt};
-use std::pin::Pin;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use wasl_events::StoredEvent;
 use wasl_store::config::EVENT_SUBJECTS;
 
@@ -42,11 +42,47 @@ pub fn entry(decoder: Decoder, seq: u64, subject: &str, headers: Option<&HeaderM
     }
 }
 
-/// Log entries in order; an `Err` is the consumer failing (resubscribe), not a bad event.
-pub(crate) type Feed = Pin<Box<dyn FutureStream<Item = Result<Entry, ProjectionError>> + Send>>;
+/// Log entries in order, read ahead: a task drives the consumer and decodes while the caller
+/// writes the previous batch, so batches fill up under load and decoding runs beside the
+/// database work. An `Err` is the consumer failing (resubscribe), not a bad event. Dropping the
+/// feed stops the task and with it the consumer.
+pub(crate) struct Feed {
+    entries: mpsc::Receiver<Result<Entry, ProjectionError>>,
+    /// A failure met by `ready`, handed out by the next `next`.
+    failed: Option<ProjectionError>,
+}
 
-/// Follows the whole event log from sequence `from`.
-pub(crate) async fn follow(stream: &Stream, from: u64, decoder: Decoder) -> Result<Feed, ProjectionError> {
+impl Feed {
+    /// The next entry; `None` when the subscription ended.
+    pub(crate) async fn next(&mut self) -> Option<Result<Entry, ProjectionError>> {
+        if let Some(error) = self.failed.take() {
+            return Some(Err(error));
+        }
+        self.entries.recv().await
+    }
+
+    /// The next entry if one is ready now (a failure waits for the next `next`).
+    pub(crate) fn ready(&mut self) -> Option<Entry> {
+        if self.failed.is_some() {
+            return None;
+        }
+        match self.entries.try_recv().ok()? {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                self.failed = Some(error);
+                None
+            }
+        }
+    }
+}
+
+/// Follows the whole event log from sequence `from`, reading up to `read_ahead` entries ahead.
+pub(crate) async fn follow(
+    stream: &Stream,
+    from: u64,
+    decoder: Decoder,
+    read_ahead: usize,
+) -> Result<Feed, ProjectionError> {
     let config = OrderedConfig {
         filter_subject: EVENT_SUBJECTS.to_owned(),
         deliver_policy: DeliverPolicy::ByStartSequence {
@@ -55,18 +91,32 @@ pub(crate) async fn follow(stream: &Stream, from: u64, decoder: Decoder) -> Resu
         ..Default::default()
     };
     let consumer = stream.create_consumer(config).await.map_err(ProjectionError::log)?;
-    let messages = consumer.messages().await.map_err(ProjectionError::log)?;
-    Ok(Box::pin(messages.map(move |message| {
-        let message = message.map_err(ProjectionError::log)?;
-        let seq = message.info().map_err(ProjectionError::log)?.stream_sequence;
-        Ok(entry(
-            decoder,
-            seq,
-            &message.subject,
-            message.headers.as_ref(),
-            &message.payload,
-        ))
-    })))
+    let mut messages = consumer.messages().await.map_err(ProjectionError::log)?;
+    let (sender, entries) = mpsc::channel(read_ahead.max(1));
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                () = sender.closed() => return,
+                message = messages.next() => message,
+            };
+            let Some(message) = message else { return };
+            let entry = message.map_err(ProjectionError::log).and_then(|message| {
+                let seq = message.info().map_err(ProjectionError::log)?.stream_sequence;
+                Ok(entry(
+                    decoder,
+                    seq,
+                    &message.subject,
+                    message.headers.as_ref(),
+                    &message.payload,
+                ))
+            });
+            let failed = entry.is_err();
+            if sender.send(entry).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(Feed { entries, failed: None })
 }
 
 /// The stream's last sequence now (0 when empty).

@@ -14,7 +14,6 @@ use crate::feed::{Decoder, Feed, follow, store_decoder};
 use crate::projection::Projection;
 use crate::schema::now_millis;
 use async_nats::jetstream::stream::Stream;
-use futures_util::StreamExt;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use std::collections::HashSet;
 use std::future::Future;
@@ -215,13 +214,11 @@ pub(crate) async fn next_batch(feed: &mut Feed, max: usize) -> Option<Result<Vec
         Ok(entry) => entry,
         Err(e) => return Some(Err(e)),
     };
-    let mut batch = vec![first];
+    let mut batch = Vec::with_capacity(max);
+    batch.push(first);
     while batch.len() < max {
-        match futures_util::FutureExt::now_or_never(feed.next()) {
-            Some(Some(Ok(entry))) => batch.push(entry),
-            // An error is reported on the next call; end the batch here.
-            Some(Some(Err(_))) | Some(None) | None => break,
-        }
+        let Some(entry) = feed.ready() else { break };
+        batch.push(entry);
     }
     Some(Ok(batch))
 }
@@ -277,7 +274,7 @@ impl Projector {
                 let mut targets = self.targets().await?;
                 let mut conn = self.models.writer().await?;
                 let from = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0) + 1;
-                let mut feed = follow(&self.stream, from, self.config.decoder).await?;
+                let mut feed = follow(&self.stream, from, self.config.decoder, 2 * self.config.batch_size).await?;
                 loop {
                     let Some(batch) = next_batch(&mut feed, self.config.batch_size).await else {
                         return Err(ProjectionError::Log("the log subscription ended".to_owned()));
