@@ -9,7 +9,7 @@ use crate::error::ProjectionError;
 use crate::feed::{Decoder, follow, last_sequence};
 use crate::projection::Projection;
 use crate::projector::{Committed, Side, Target, commit_batch, next_batch};
-use crate::schema::{create_generation, drop_generation, next_generation, now_millis, point_views};
+use crate::schema::{create_generation, create_indexes, drop_generation, next_generation, now_millis, point_views};
 use async_nats::jetstream::stream::Stream;
 use sqlx::{AnyConnection, Row};
 use std::time::{Duration, Instant};
@@ -63,9 +63,18 @@ pub async fn rebuild(
     let mut events = 0_u64;
     let mut parked = 0_u64;
     let mut feed = None;
+    let mut indexed = false;
     loop {
         let done = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0);
         if done >= total {
+            if !indexed {
+                // Caught up once: index the new tables now, before the swap, outside the
+                // transaction that locks the live row.
+                for target in &targets {
+                    create_indexes(&mut conn, models.backend, target.projection, target.generation).await?;
+                }
+                indexed = true;
+            }
             match swap(&mut conn, models, &targets).await? {
                 None => break,
                 // The live projection is ahead (the log grew): keep reading up to it.
@@ -75,7 +84,7 @@ pub async fn rebuild(
         }
         let feed = match &mut feed {
             Some(feed) => feed,
-            None => feed.insert(follow(stream, done + 1, decoder).await?),
+            None => feed.insert(follow(stream, done + 1, decoder, 2 * batch_size).await?),
         };
         let batch = next_batch(feed, batch_size)
             .await
@@ -126,7 +135,7 @@ async fn prepare(
             .execute(&mut *tx)
             .await?;
     }
-    create_generation(&mut tx, backend, projection, generation).await?;
+    create_generation(&mut tx, backend, projection, generation, false).await?;
     delete_parked(&mut tx, projection, generation).await?;
     sqlx::query("INSERT INTO projection_rebuild (name, generation, checkpoint, started_at) VALUES ($1, $2, 0, $3)")
         .bind(projection.name())

@@ -38,7 +38,7 @@ pub(crate) async fn ensure(models: &ReadModels, projection: Projection) -> Resul
         Some(row) => {
             let old: i64 = row.try_get("generation")?;
             let fresh = next_generation(&mut tx, projection).await?;
-            create_generation(&mut tx, models.backend, projection, fresh).await?;
+            create_generation(&mut tx, models.backend, projection, fresh, true).await?;
             point_views(&mut tx, projection, fresh).await?;
             sqlx::query(
                 "UPDATE projection_state SET generation = $1, checkpoint = 0, schema_version = $2, updated_at = $3 \
@@ -63,7 +63,7 @@ pub(crate) async fn ensure(models: &ReadModels, projection: Projection) -> Resul
             );
         }
         None => {
-            create_generation(&mut tx, models.backend, projection, 1).await?;
+            create_generation(&mut tx, models.backend, projection, 1, true).await?;
             point_views(&mut tx, projection, 1).await?;
             sqlx::query(
                 "INSERT INTO projection_state (name, generation, checkpoint, schema_version, updated_at) \
@@ -93,19 +93,49 @@ pub(crate) async fn next_generation(conn: &mut AnyConnection, projection: Projec
     Ok(live.unwrap_or(0).max(rebuilding.unwrap_or(0)) + 1)
 }
 
-/// Creates the (empty) tables of one generation.
+/// Creates the (empty) tables of one generation, with their secondary indexes unless
+/// `with_indexes` is false (a rebuild adds them once it has caught up: filling a table and then
+/// indexing it is much faster than keeping every index up to date row by row).
 pub(crate) async fn create_generation(
     conn: &mut AnyConnection,
     backend: Backend,
     projection: Projection,
     generation: i64,
+    with_indexes: bool,
 ) -> Result<(), ProjectionError> {
     drop_generation(conn, projection, generation).await?;
-    let ddl = projection.ddl(backend).replace("{g}", &generation.to_string());
-    for statement in statements(&ddl) {
-        conn.execute(AssertSqlSafe(statement)).await?;
+    for statement in generation_ddl(backend, projection, generation) {
+        if with_indexes || !is_index(&statement) {
+            conn.execute(AssertSqlSafe(statement)).await?;
+        }
     }
     Ok(())
+}
+
+/// Creates the secondary indexes of one generation (after [`create_generation`] without them).
+pub(crate) async fn create_indexes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    projection: Projection,
+    generation: i64,
+) -> Result<(), ProjectionError> {
+    for statement in generation_ddl(backend, projection, generation) {
+        if is_index(&statement) {
+            conn.execute(AssertSqlSafe(statement)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn generation_ddl(backend: Backend, projection: Projection, generation: i64) -> Vec<String> {
+    statements(&projection.ddl(backend).replace("{g}", &generation.to_string()))
+}
+
+/// A secondary index a rebuild adds at the end. The projector's own lookups — a case's
+/// referrals and a referral's timeline when a case is erased (`*_case_idx`, `*_referral_idx`)
+/// — need theirs while it applies, so those are created with the tables.
+fn is_index(statement: &str) -> bool {
+    statement.starts_with("CREATE INDEX") && !statement.contains("_case_idx") && !statement.contains("_referral_idx")
 }
 
 /// Drops the tables of one generation, if they exist.
@@ -191,6 +221,11 @@ mod tests {
                     );
                 }
                 assert!(statements.iter().all(|s| !s.contains("{g}") && !s.contains("--")));
+                let indexes = statements.iter().filter(|s| is_index(s)).count();
+                assert!(
+                    indexes >= projection.tables().len(),
+                    "{projection} has secondary indexes"
+                );
             }
         }
     }
