@@ -10,7 +10,7 @@ use crate::rows::directory::{self, OrganisationRow, ServiceRow, Touched};
 use crate::rows::referral::{self, HistoryRow, ReferralRow};
 use crate::rows::{ApplyError, EventAt};
 use crate::sql::{Value, insert_rows, load_rows};
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use wasl_domain::AggregateKind;
 use wasl_domain::case::CaseEvent;
@@ -217,6 +217,29 @@ async fn referrals(
             (id, row)
         })
         .collect();
+    // Cases already erased: every sealed value of their referrals stays empty.
+    let erased_table = physical("referral_erased_cases", generation);
+    let mut case_ids: BTreeSet<String> = slots.values().flatten().map(|r| r.case_id.clone()).collect();
+    for entry in entries {
+        if let Ok(event) = &entry.event
+            && let DomainEvent::Referral(_, wasl_domain::referral::ReferralEvent::Requested(req)) = &event.event
+        {
+            case_ids.insert(req.case_id.to_string());
+        }
+    }
+    let case_ids: Vec<String> = case_ids.into_iter().collect();
+    let mut erased_cases: HashSet<String> = load_rows(
+        conn,
+        &erased_table,
+        &["case_id"],
+        "case_id",
+        &case_ids,
+        |r| r.try_get::<String, _>("case_id"),
+        Clone::clone,
+    )
+    .await?
+    .into_keys()
+    .collect();
     let mut dirty = BTreeSet::new();
     let mut history: Vec<HistoryRow> = Vec::new();
     let mut erased: Vec<String> = Vec::new();
@@ -230,7 +253,13 @@ async fn referrals(
                     let key = id.to_string();
                     let slot = slots.entry(key.clone()).or_default();
                     match referral::apply(slot, &key, e, &EventAt::of(entry.seq, event)) {
-                        Ok(row) => {
+                        Ok(mut row) => {
+                            if erased_cases.contains(&row.case_id) {
+                                row.reason_text = None;
+                                if let Some(r) = slot.as_mut() {
+                                    r.notes = None;
+                                }
+                            }
                             history.push(row);
                             dirty.insert(key);
                             out.applied += 1;
@@ -251,6 +280,7 @@ async fn referrals(
                     for row in history.iter_mut().filter(|h| h.case_id == case_id) {
                         row.reason_text = None;
                     }
+                    erased_cases.insert(case_id.clone());
                     erased.push(case_id);
                     out.applied += 1;
                 }
@@ -266,6 +296,8 @@ async fn referrals(
     insert_rows(conn, &table, ReferralRow::COLUMNS, Some("id"), rows).await?;
     let history: Vec<Vec<Value>> = history.into_iter().map(HistoryRow::values).collect();
     insert_rows(conn, &history_table, HistoryRow::COLUMNS, None, history).await?;
+    let newly_erased: Vec<Vec<Value>> = erased.iter().map(|c| vec![Value::from(c.clone())]).collect();
+    insert_rows(conn, &erased_table, &["case_id"], Some("case_id"), newly_erased).await?;
     for case_id in erased {
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE {table} SET notes = NULL WHERE case_id = $1"

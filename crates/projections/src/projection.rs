@@ -35,7 +35,7 @@ impl Projection {
     pub const fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Cases => &["cases"],
-            Self::Referrals => &["referrals", "referral_history"],
+            Self::Referrals => &["referrals", "referral_history", "referral_erased_cases"],
             Self::Directory => &["organisations", "services"],
         }
     }

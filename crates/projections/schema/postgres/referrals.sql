@@ -68,3 +68,9 @@ CREATE TABLE referral_history_g{g} (
     reason_text BYTEA
 );
 CREATE INDEX referral_history_g{g}_referral_idx ON referral_history_g{g} (referral_id, seq);
+
+-- Cases whose personal data was erased: their referrals' sealed values stay empty, also those of
+-- events that come after the erasure, whatever the batch boundaries.
+CREATE TABLE referral_erased_cases_g{g} (
+    case_id TEXT PRIMARY KEY
+);
