@@ -48,6 +48,12 @@ pub enum BenchError {
     /// The synthetic data could not be built.
     #[error("cannot build the benchmark's data: {0}")]
     Data(String),
+    /// A read-model database (SQLite or PostgreSQL) failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// Ctrl-C stopped the run.
+    #[error("interrupted")]
+    Interrupted,
     /// What was read back is not what was written.
     #[error("check failed: {0}")]
     Check(String),

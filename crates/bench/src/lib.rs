@@ -1,18 +1,25 @@
-//! Wasl's benchmarks, run against a real nats-server. `wasl bench store` calls [`store::run`].
+//! Wasl's benchmarks, run against a real nats-server. `wasl bench store` calls [`store::run`],
+//! `wasl bench projections` calls [`projections::run`].
 //!
 //! - [`store`] measures, in one process and one run: raw JetStream publishing of messages shaped
 //!   like Wasl events, the event store's command handler (`EventStore::execute`) under the same
 //!   concurrency, and the two ways of loading an aggregate (direct gets and an ordered consumer).
-//!   See `docs/performance.md` for how to read the numbers and what was measured.
+//! - [`projections`] measures, on one stream of synthetic events: the raw read rate of the log,
+//!   the raw batched insert rate of as many rows into SQLite and PostgreSQL, and the rate of a
+//!   full rebuild of every read model on each database.
 //! - [`server`] starts a temporary nats-server for a run (or the run uses one given by URL).
 //!
-//! The benchmarks write synthetic data only (`TEST-0001`, "Test Health Partner"), into streams
-//! of their own (`BENCH_RAW`, `WASL_BENCH`).
+//! See `docs/performance.md` for how to read the numbers and what was measured. The benchmarks
+//! write synthetic data only (`TEST-0001`, "Test Health Partner", `wasl_synth`'s network), into
+//! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`) and scratch
+//! databases they drop.
 
 pub mod error;
+pub mod projections;
 pub mod server;
 pub mod stats;
 pub mod store;
 
 pub use error::BenchError;
+pub use projections::{ProjectionsBenchOptions, ProjectionsBenchReport};
 pub use store::{StoreBenchOptions, StoreBenchReport};

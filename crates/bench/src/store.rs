@@ -585,7 +585,7 @@ async fn execute<A: StoredAggregate>(
         })
 }
 
-async fn delete_stream_if_present(js: &jetstream::Context, name: &str) -> Result<(), BenchError> {
+pub(crate) async fn delete_stream_if_present(js: &jetstream::Context, name: &str) -> Result<(), BenchError> {
     match js.delete_stream(name).await {
         Ok(_) => Ok(()),
         Err(err)
@@ -779,7 +779,7 @@ fn header_block_len(headers: &HeaderMap) -> usize {
     "NATS/1.0\r\n".len() + lines + 2
 }
 
-fn thousands(n: f64) -> String {
+pub(crate) fn thousands(n: f64) -> String {
     let digits = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -791,7 +791,7 @@ fn thousands(n: f64) -> String {
     out
 }
 
-fn mib(bytes: Option<u64>) -> String {
+pub(crate) fn mib(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "n/a".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1_048_576.0))
 }
 

@@ -1,6 +1,10 @@
 //! The `wasl` command. Today it shows what Wasl is built to do and the rules it already
-//! enforces; the services (`wasl up`, `wasl api`, …) join as their issues land. Parsing
-//! arguments and printing is all this file does: the logic lives in the library crates.
+//! enforces, runs the projector and operates the read models; the other services (`wasl up`,
+//! `wasl api`, …) join as their issues land. Parsing arguments and printing is all this file and
+//! its modules do: the logic lives in the library crates.
+
+mod bench_projections;
+mod projections;
 
 use clap::{Parser, Subcommand};
 use std::error::Error;
@@ -33,6 +37,19 @@ enum Command {
     /// List the cases whose personal data is due for erasure (closed longer ago than the
     /// retention period); with --apply, erase it (see docs/data-protection.md).
     Retention(RetentionArgs),
+    /// Operate the read models: status, rebuild, parked events (see docs/read-models.md).
+    Projections {
+        #[command(subcommand)]
+        command: projections::ProjectionsCommand,
+    },
+    /// Run the projector: follow the event log and keep the read models up to date.
+    Projector {
+        #[command(flatten)]
+        connection: projections::Connection,
+        /// Most events per transaction.
+        #[arg(long, default_value_t = 1_000)]
+        batch_size: usize,
+    },
     /// Measure Wasl against a real nats-server (see docs/performance.md).
     Bench {
         #[command(subcommand)]
@@ -72,6 +89,9 @@ enum BenchTarget {
     /// concurrency, and loading by direct gets vs an ordered consumer. Starts its own temporary
     /// nats-server unless given --nats-url.
     Store(StoreBenchArgs),
+    /// The projector: raw log read rate, raw batched insert rate and full rebuild rate on
+    /// SQLite and PostgreSQL.
+    Projections(bench_projections::ProjectionsBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +125,13 @@ fn main() -> ExitCode {
         Command::Up { demo } => up(&mut out, demo),
         Command::Lifecycle => lifecycle(&mut out),
         Command::Places => places(&mut out),
+        Command::Projections { command } => print_or_fail(&mut out, projections::run(command)),
+        Command::Projector { connection, batch_size } => {
+            print_or_fail(&mut out, projections::projector(connection, batch_size))
+        }
+        Command::Bench {
+            what: BenchTarget::Projections(args),
+        } => print_or_fail(&mut out, bench_projections::run(args)),
         Command::Retention(args) => match retention(args) {
             Ok(report) => out.write_all(report.as_bytes()),
             Err(err) => {
@@ -248,7 +275,7 @@ fn up(out: &mut impl Write, demo: bool) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "What works today: the domain rules, the event store and the vault as libraries. Try `wasl lifecycle`, `wasl places`, `wasl retention` and `wasl bench store`."
+        "What works today: the domain rules, the event store, the vault and the read models. Try `wasl lifecycle`, `wasl places`, `wasl retention`, `wasl projector`, `wasl projections status|rebuild|parked|retry` and `wasl bench store|projections`."
     )?;
     Ok(())
 }
@@ -257,7 +284,7 @@ const PLAN: &[(bool, &str)] = &[
     (true, "domain model, event schemas, tests and CI (foundation)"),
     (true, "event store on NATS JetStream and command handling"),
     (true, "per-case encryption, erasure, retention, small-cell suppression"),
-    (false, "read models in PostgreSQL and SQLite"),
+    (true, "read models in PostgreSQL and SQLite"),
     (false, "HTTP API with authentication, authorisation and access audit"),
     (false, "partner delivery over NATS and webhooks"),
     (false, "`wasl up` with demo data, deployment and observability"),
@@ -297,4 +324,15 @@ fn places(out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "        {}", districts.join(", "))?;
     }
     Ok(())
+}
+
+/// Prints a command's output, or its error on stderr and exits with failure.
+fn print_or_fail(out: &mut impl Write, result: Result<String, Box<dyn Error>>) -> io::Result<()> {
+    match result {
+        Ok(text) => out.write_all(text.as_bytes()),
+        Err(err) => {
+            eprintln!("wasl: {err}");
+            std::process::exit(1);
+        }
+    }
 }

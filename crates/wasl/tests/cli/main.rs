@@ -1,5 +1,8 @@
 //! The `wasl` command as a user runs it.
 
+mod bench_projections;
+mod projections;
+
 use std::process::Command;
 
 fn wasl(args: &[&str]) -> (bool, String) {
@@ -19,6 +22,7 @@ fn up_says_honestly_that_it_is_not_built_yet_and_shows_the_plan() {
     assert!(ok);
     assert!(out.contains(env!("CARGO_PKG_VERSION")));
     assert!(out.contains("not built yet"));
+    assert!(out.contains("[x] read models in PostgreSQL and SQLite"));
     assert!(out.contains("[x] domain model"));
 }
 
