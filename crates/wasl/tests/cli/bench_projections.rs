@@ -2,7 +2,7 @@
 //! reported with a positive rate, on SQLite always and on PostgreSQL when it is reachable
 //! (required in CI). How fast is not asserted here: that is what the benchmark is for.
 
-use std::process::Command;
+use crate::run;
 
 fn postgres_url() -> String {
     std::env::var("WASL_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -10,18 +10,6 @@ fn postgres_url() -> String {
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_wasl"))
-        .args(args)
-        .output()
-        .expect("wasl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The lines of the block whose first line starts with the word `heading`, up to the next

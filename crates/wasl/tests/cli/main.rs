@@ -5,6 +5,19 @@ mod projections;
 
 use std::process::Command;
 
+/// Runs `wasl` with `args`: whether it succeeded, its stdout and its stderr.
+fn run(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasl"))
+        .args(args)
+        .output()
+        .expect("wasl runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn wasl(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wasl"))
         .args(args)
@@ -93,7 +106,7 @@ fn bench_store_help_lists_its_options_and_refuses_contradictions() {
 mod retention {
     //! `wasl retention` against a real nats-server: a dry run lists, --apply erases.
 
-    use std::process::Command;
+    use super::run;
     use wasl_domain::case::{Case, CaseCommand, CloseCase, OpenCase};
     use wasl_domain::catalogue::{CloseCode, Reason};
     use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
@@ -111,18 +124,6 @@ mod retention {
     }
 
     const MASTER_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-    fn run(args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_wasl"))
-            .args(args)
-            .output()
-            .expect("wasl runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
 
     /// A case opened and closed in 2020 (long past two years), with a sealed name.
     async fn closed_case(url: &str) -> CaseId {

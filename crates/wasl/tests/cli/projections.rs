@@ -1,21 +1,10 @@
 //! `wasl projector` and `wasl projections …` against a real nats-server and a SQLite file.
 
+use crate::run;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wasl_store::StoreConfig;
 use wasl_testkit::NatsServer;
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_wasl"))
-        .args(args)
-        .output()
-        .expect("wasl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// A log holding a synthetic history of `referrals` referrals; returns its last sequence.
 async fn history(url: &str, seed: u64, referrals: usize) -> u64 {
