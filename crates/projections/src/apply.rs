@@ -305,12 +305,21 @@ async fn referrals(
         .bind(&case_id)
         .execute(&mut *conn)
         .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {history_table} SET reason_text = NULL WHERE referral_id IN (SELECT id FROM {table} WHERE case_id = $1)"
-        )))
-        .bind(&case_id)
-        .execute(&mut *conn)
-        .await?;
+        // Two simple lookups, each on its own index: a semi-join here is planned as a scan of
+        // the whole timeline while a rebuild fills tables whose statistics are not yet known.
+        let referrals: Vec<String> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT id FROM {table} WHERE case_id = $1")))
+                .bind(&case_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for referral_id in referrals {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {history_table} SET reason_text = NULL WHERE referral_id = $1 AND reason_text IS NOT NULL"
+            )))
+            .bind(&referral_id)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(out)
 }
