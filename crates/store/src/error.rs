@@ -60,6 +60,13 @@ pub enum CommandError {
         /// The aggregate's version when the handler gave up.
         current_version: u64,
     },
+    /// The caller asked for a version the aggregate is not at (an HTTP `If-Match` that no
+    /// longer matches); nothing was decided.
+    #[error("the aggregate is at version {current_version}, not the expected one")]
+    VersionMismatch {
+        /// The aggregate's version.
+        current_version: u64,
+    },
     /// The event store cannot serve the command now; nothing was stored.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -203,22 +203,55 @@ impl EventStore {
     ///
     /// The cached state is decided on in place, under a short lock, and never copied; after a
     /// successful append the events are applied to it unless a concurrent catch-up already did.
-    #[tracing::instrument(skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
     pub async fn execute<A: StoredAggregate>(
         &self,
         id: A::Id,
         command: &A::Command,
         meta: &CommandMeta,
     ) -> Result<CommandOutcome, CommandError> {
+        self.execute_at::<A>(id, command, meta, None).await
+    }
+
+    /// Like [`EventStore::execute`], but only on the aggregate at `expected_version` when one
+    /// is given (an HTTP `If-Match`): another version is [`CommandError::VersionMismatch`]
+    /// before deciding, and an append that loses a race after deciding on the expected version
+    /// is [`CommandError::Conflict`] at once, without deciding again on a version the caller
+    /// never saw. A command id seen before still answers with the original outcome.
+    #[tracing::instrument(skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
+    pub async fn execute_at<A: StoredAggregate>(
+        &self,
+        id: A::Id,
+        command: &A::Command,
+        meta: &CommandMeta,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
         let subject = A::subject(id);
         let (shared, mut fresh) = self.entry::<A>(id).await?;
         let mut conflicts = 0;
         loop {
-            let (decided, expected, version) = {
+            let at_other_version = {
                 let loaded = lock(&shared);
                 if let Some(outcome) = loaded.outcome_of(meta.command_id) {
                     return Ok(outcome);
                 }
+                match expected_version {
+                    Some(expected) if expected != loaded.version && fresh => {
+                        return Err(CommandError::VersionMismatch {
+                            current_version: loaded.version,
+                        });
+                    }
+                    Some(expected) => expected != loaded.version,
+                    None => false,
+                }
+            };
+            if at_other_version {
+                // The cache may be behind: judge the precondition on the log's state.
+                self.catch_up(id, &shared).await?;
+                fresh = true;
+                continue;
+            }
+            let (decided, expected, version) = {
+                let loaded = lock(&shared);
                 (
                     loaded.state.decide(command, &meta.context),
                     loaded.last_sequence,
@@ -274,7 +307,7 @@ impl EventStore {
                     let loaded = lock(&shared);
                     if loaded.outcome_of(meta.command_id).is_none() {
                         conflicts += 1;
-                        if conflicts > self.config.max_conflict_retries {
+                        if expected_version.is_some() || conflicts > self.config.max_conflict_retries {
                             return Err(CommandError::Conflict {
                                 current_version: loaded.version,
                             });

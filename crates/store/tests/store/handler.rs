@@ -292,3 +292,59 @@ async fn several_events_of_one_command_are_stored_as_one_atomic_batch() {
     assert_eq!(after.state.status(), Some(ReferralStatus::Accepted));
     assert_eq!(after.version, 3);
 }
+
+#[tokio::test]
+async fn a_command_for_another_version_is_refused_before_deciding_and_a_lost_race_is_a_conflict() {
+    let server = NatsServer::start().expect("nats-server");
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = Network::set_up(&store).await;
+    let referral = net.refer(&store).await;
+    let before = store.stream().get_info().await.expect("info").state.messages;
+    let stale = store
+        .execute_at::<Referral>(referral, &ReferralCommand::Receive, &meta(net.focal_point()), Some(7))
+        .await;
+    assert!(matches!(
+        stale,
+        Err(CommandError::VersionMismatch { current_version: 1 })
+    ));
+    assert_eq!(store.stream().get_info().await.expect("info").state.messages, before);
+
+    // Another process moves the referral on; this one's cache still says version 1.
+    let other = open_store(&server.url(), StoreConfig::default()).await;
+    other
+        .execute::<Referral>(referral, &ReferralCommand::Receive, &meta(net.focal_point()))
+        .await
+        .expect("received elsewhere");
+    let warm = store.load::<Referral>(referral).await.expect("load");
+    assert_eq!(warm.version, 2);
+    let accepted = store
+        .execute_at::<Referral>(referral, &ReferralCommand::Accept, &meta(net.focal_point()), Some(2))
+        .await
+        .expect("accepted at the expected version");
+    assert_eq!(accepted.version, 3);
+    // Decided on version 2 in this process while the log moved to 3 elsewhere: a conflict,
+    // not a second decision on a version the caller never saw.
+    let cached = open_store(&server.url(), StoreConfig::default()).await;
+    cached
+        .load::<Referral>(referral)
+        .await
+        .expect("warm the cache at version 3");
+    other
+        .execute::<Referral>(referral, &ReferralCommand::Start, &meta(net.focal_point()))
+        .await
+        .expect("started elsewhere");
+    let raced = cached
+        .execute_at::<Referral>(
+            referral,
+            &ReferralCommand::Hold(wasl_domain::catalogue::Reason::coded(
+                wasl_domain::catalogue::HoldCode::Security,
+            )),
+            &meta(net.focal_point()),
+            Some(3),
+        )
+        .await;
+    assert!(
+        matches!(raced, Err(CommandError::Conflict { current_version: 4 })),
+        "{raced:?}"
+    );
+}
