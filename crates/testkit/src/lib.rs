@@ -23,6 +23,7 @@
 
 mod binary;
 mod cluster;
+pub mod db;
 mod error;
 mod http;
 mod node;

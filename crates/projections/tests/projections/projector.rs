@@ -4,7 +4,7 @@
 
 use crate::log::Log;
 use crate::on_both;
-use crate::support::{TestDb, dump};
+use crate::support::{Open, TestDb, dump};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! the named scenarios are built command by command through the domain.
 
 use crate::on_both;
-use crate::support::TestDb;
+use crate::support::{Open, TestDb};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use uuid::Uuid;

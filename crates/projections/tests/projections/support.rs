@@ -7,120 +7,21 @@
 
 #![allow(dead_code)]
 
-use sqlx::{AnyPool, AssertSqlSafe, Row};
-use std::path::PathBuf;
+use sqlx::{AssertSqlSafe, Row};
 use wasl_projections::{ReadModels, ReadModelsConfig};
+pub use wasl_testkit::db::TestDb;
 
-/// Which backend a scenario runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh, empty read-model database.
-pub struct TestDb {
-    pub url: String,
-    kind: Kind,
-    _dir: Option<tempfile::TempDir>,
-    admin_url: Option<String>,
-    name: Option<String>,
-}
-
-fn admin_url() -> String {
-    std::env::var("WASL_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-impl TestDb {
-    /// A database of `kind`, or `None` when PostgreSQL is unreachable outside CI.
-    pub async fn new(kind: Kind) -> Option<Self> {
-        match kind {
-            Kind::Sqlite => Some(Self::sqlite()),
-            Kind::Postgres => Self::postgres().await,
-        }
-    }
-
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path: PathBuf = dir.path().join("read-models.db");
-        Self {
-            url: format!("sqlite:{}", path.display()),
-            kind: Kind::Sqlite,
-            _dir: Some(dir),
-            admin_url: None,
-            name: None,
-        }
-    }
-
-    pub async fn postgres() -> Option<Self> {
-        sqlx::any::install_default_drivers();
-        let admin = admin_url();
-        let pool = match AnyPool::connect(&admin).await {
-            Ok(pool) => pool,
-            Err(error) => {
-                if in_ci() {
-                    panic!("PostgreSQL is required in CI but unreachable at WASL_TEST_POSTGRES_URL: {error}");
-                }
-                eprintln!(
-                    "\n!!! SKIPPED: PostgreSQL unreachable ({error}); the PostgreSQL variant of this test did not run !!!\n"
-                );
-                return None;
-            }
-        };
-        let name = format!("wasl_t_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await
-            .expect("create a test database");
-        pool.close().await;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-        Some(Self {
-            url: format!("{base}/{name}"),
-            kind: Kind::Postgres,
-            _dir: None,
-            admin_url: Some(admin),
-            name: Some(name),
-        })
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
+/// Opening a test database's read models.
+pub trait Open {
     /// Opens the read models (migrations, tables, views).
-    pub async fn open(&self) -> ReadModels {
+    async fn open(&self) -> ReadModels;
+}
+
+impl Open for TestDb {
+    async fn open(&self) -> ReadModels {
         ReadModels::open(&ReadModelsConfig::new(&self.url))
             .await
             .expect("open the read models")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (Some(admin), Some(name)) = (self.admin_url.take(), self.name.take()) else {
-            return;
-        };
-        // Dropping happens outside any runtime the test may still be tearing down.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let pool = AnyPool::connect(&admin).await.ok()?;
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&pool)
-                    .await
-                    .ok()?;
-                pool.close().await;
-                Some(())
-            })
-        })
-        .join();
     }
 }
 
