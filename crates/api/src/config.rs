@@ -1,0 +1,140 @@
+//! `wasl api`'s settings: every option is a flag and an environment variable, with defaults that
+//! work for a local Wasl.
+
+use crate::audit::Audit;
+use crate::auth::accounts::Accounts;
+use crate::auth::oidc::{Oidc, OidcConfig};
+use crate::auth::session::Sessions;
+use crate::state::{AppState, Limits, Parts};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasl_projections::{ReadModels, ReadModelsConfig};
+use wasl_store::{EventStore, StoreConfig};
+use wasl_vault::{LocalMasterKey, Vault, VaultConfig};
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    #[arg(long, env = "WASL_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// NATS server holding the event log, the key bucket, the accounts and the audit.
+    #[arg(long, env = "WASL_NATS_URL")]
+    pub nats_url: String,
+    /// Read-model database: `postgres://…` or `sqlite:PATH`.
+    #[arg(long, env = "WASL_DATABASE_URL", default_value = "sqlite:./data/wasl.db")]
+    pub database_url: String,
+    /// File holding the master key as 64 hex characters.
+    #[arg(long, env = "WASL_MASTER_KEY_FILE")]
+    pub master_key_file: PathBuf,
+    /// The master key's id, as stored beside every key it wraps.
+    #[arg(long, env = "WASL_MASTER_KEY_ID", default_value = "local-1")]
+    pub master_key_id: String,
+    /// Replicas of the accounts and audit streams (3 in a production cluster).
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+    /// OIDC issuer whose access tokens are accepted (exact `iss`); none disables OIDC.
+    #[arg(long, env = "WASL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The audience OIDC tokens must carry.
+    #[arg(long, env = "WASL_OIDC_AUDIENCE", default_value = "wasl")]
+    pub oidc_audience: String,
+    /// JWKS URL; found by OIDC discovery when not given.
+    #[arg(long, env = "WASL_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// The claim holding the user's organisation id.
+    #[arg(long, env = "WASL_OIDC_ORG_CLAIM", default_value = "wasl_org")]
+    pub oidc_org_claim: String,
+    /// The claim holding the user's roles.
+    #[arg(long, env = "WASL_OIDC_ROLES_CLAIM", default_value = "wasl_roles")]
+    pub oidc_roles_claim: String,
+    /// Mark the session cookie Secure: set it when Wasl is served over HTTPS.
+    #[arg(long, env = "WASL_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long a session lasts after sign-in.
+    #[arg(long, env = "WASL_SESSION_LIFETIME", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_lifetime: Duration,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "WASL_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// The longest a query waits for the read model to reach `Wasl-Min-Position`.
+    #[arg(long, env = "WASL_MAX_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub max_wait: Duration,
+}
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A dependency failed.
+    #[error("{what}: {cause}")]
+    Dependency {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        cause: String,
+    },
+}
+
+fn dep(what: &'static str) -> impl Fn(String) -> StartError {
+    move |cause| StartError::Dependency { what, cause }
+}
+
+impl ApiConfig {
+    /// Connects to everything the API needs.
+    pub async fn connect(&self) -> Result<AppState, StartError> {
+        let client = async_nats::connect(self.nats_url.as_str())
+            .await
+            .map_err(|e| dep("NATS")(e.to_string()))?;
+        let store_config = StoreConfig {
+            replicas: self.replicas,
+            ..StoreConfig::default()
+        };
+        let store = EventStore::open(client.clone(), store_config)
+            .await
+            .map_err(|e| dep("event store")(e.to_string()))?;
+        let models = ReadModels::open(&ReadModelsConfig::new(self.database_url.clone()))
+            .await
+            .map_err(|e| dep("read models")(e.to_string()))?;
+        let master = LocalMasterKey::from_file(&self.master_key_id, &self.master_key_file)
+            .map_err(|e| dep("master key")(e.to_string()))?;
+        let js = async_nats::jetstream::new(client);
+        let vault_config = VaultConfig {
+            replicas: self.replicas,
+            ..VaultConfig::default()
+        };
+        let vault = Vault::connect(&js, master, &vault_config)
+            .await
+            .map_err(|e| dep("key vault")(e.to_string()))?;
+        let accounts = Accounts::open(js.clone(), self.replicas)
+            .await
+            .map_err(|e| dep("accounts")(e.to_string()))?;
+        let audit = Audit::open(js, self.replicas)
+            .await
+            .map_err(|e| dep("access audit")(e.to_string()))?;
+        let oidc = self.oidc_issuer.as_ref().map(|issuer| {
+            Oidc::new(OidcConfig {
+                issuer: issuer.clone(),
+                audience: self.oidc_audience.clone(),
+                jwks_url: self.oidc_jwks_url.clone(),
+                org_claim: self.oidc_org_claim.clone(),
+                roles_claim: self.oidc_roles_claim.clone(),
+                ..OidcConfig::default()
+            })
+        });
+        Ok(AppState::new(Parts {
+            store,
+            models,
+            vault,
+            accounts,
+            sessions: Sessions::new(self.session_lifetime),
+            oidc,
+            audit,
+            limits: Limits {
+                max_wait: self.max_wait,
+                body_limit: self.body_limit,
+                secure_cookies: self.secure_cookies,
+            },
+        }))
+    }
+}

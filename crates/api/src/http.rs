@@ -1,0 +1,335 @@
+//! The HTTP conventions every route shares: JSON bodies that refuse unknown fields,
+//! `Idempotency-Key` as the command id, `If-Match`/`ETag` as the aggregate version,
+//! `Wasl-Min-Position` for read-your-writes, and the command answer.
+
+use crate::error::{ApiError, FieldProblem};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use wasl_domain::ids::{CommandId, UserId, uuid_v7_from_parts};
+use wasl_store::CommandOutcome;
+
+/// The header naming the stream position a query must see.
+pub const MIN_POSITION: &str = "wasl-min-position";
+/// The header carrying a command's stream position in its answer.
+pub const POSITION: &str = "wasl-position";
+/// The header carrying the client's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A JSON body. Unknown fields are refused by the request types (`deny_unknown_fields`), and
+/// any rejection is a problem document naming what was wrong, never the value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("the body must be JSON with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        JsonRejection::BytesRejection(_) => ApiError::bad_request("the body could not be read"),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("the body is not valid JSON"),
+        JsonRejection::JsonDataError(err) => {
+            // serde's message names the field and what it expected; it quotes a value only for
+            // unknown enum variants, which we keep out by not forwarding the text at all.
+            let text = err.body_text();
+            ApiError::BadRequest {
+                detail: "the body does not match the request schema".to_owned(),
+                errors: vec![FieldProblem {
+                    field: data_error_path(&text),
+                    problem: data_error_kind(&text).to_owned(),
+                }],
+            }
+        }
+        _ => ApiError::bad_request("the body could not be read"),
+    }
+}
+
+/// The JSON path serde reports (`profile.sex: unknown variant …` → `profile.sex`).
+fn data_error_path(text: &str) -> String {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    match text.split_once(": ") {
+        Some((path, _)) if !path.contains(' ') => path.to_owned(),
+        _ => "body".to_owned(),
+    }
+}
+
+fn data_error_kind(text: &str) -> &'static str {
+    if text.contains("unknown field") {
+        "unknown field"
+    } else if text.contains("missing field") {
+        "a required field is missing"
+    } else if text.contains("unknown variant") {
+        "not one of the allowed values"
+    } else if text.contains("invalid type") {
+        "has the wrong type"
+    } else {
+        "does not match the schema"
+    }
+}
+
+/// Query parameters, with rejections as problem documents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(err)) => {
+                let text = err.body_text();
+                Err(ApiError::BadRequest {
+                    detail: "the query string does not match the parameters".to_owned(),
+                    errors: vec![FieldProblem {
+                        field: "query".to_owned(),
+                        problem: data_error_kind(&text).to_owned(),
+                    }],
+                })
+            }
+            Err(_) => Err(ApiError::bad_request("the query string could not be read")),
+        }
+    }
+}
+
+/// Path parameters. A path that cannot be read (bad percent-encoding, say) names nothing that
+/// exists: 404 as a problem document, like an id that does not parse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// The optional `Idempotency-Key` header.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(Self(None));
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
+            .trim();
+        if text.is_empty() || text.len() > 255 {
+            return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
+        }
+        Ok(Self(Some(text.to_owned())))
+    }
+}
+
+impl IdempotencyKey {
+    /// The command id: the key itself when it is a UUIDv7, else derived from the key and the
+    /// user (so two users' keys never collide), and a fresh id when there is no key.
+    ///
+    /// `target` is the method and path: the same key on another resource or action is another
+    /// command. The same key sent again with another body on the same target is the same
+    /// command and gets the first answer, so a retry can never do something twice.
+    pub fn command_id(&self, user: UserId, target: &[u8]) -> CommandId {
+        match &self.0 {
+            None => fresh_command_id(),
+            Some(key) => {
+                let mut hash = Sha256::new();
+                hash.update(b"wasl idempotency v1\0");
+                hash.update(user.as_uuid().as_bytes());
+                hash.update(key.as_bytes());
+                hash.update([0]);
+                hash.update(target);
+                let digest = hash.finalize();
+                // A deterministic UUIDv7: 48 bits of "time" and 74 random bits from the hash.
+                // The time part lies in the past, which only matters for ordering ids.
+                let millis =
+                    u64::from_be_bytes([0, 0, 0, digest[0] & 0x7f, digest[1], digest[2], digest[3], digest[4]]);
+                let mut random = [0u8; 10];
+                random.copy_from_slice(&digest[5..15]);
+                CommandId::from_uuid(uuid_v7_from_parts(millis, random)).unwrap_or_else(|_| fresh_command_id())
+            }
+        }
+    }
+}
+
+/// A new command id.
+pub fn fresh_command_id() -> CommandId {
+    loop {
+        if let Ok(id) = CommandId::from_uuid(uuid::Uuid::now_v7()) {
+            return id;
+        }
+    }
+}
+
+/// The optional `If-Match` header: the version the client last saw (`"3"` or `W/"3"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        let bare = text.strip_prefix("W/").unwrap_or(text);
+        let bare = bare.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(bare);
+        bare.parse::<u64>()
+            .map(|v| Self(Some(v)))
+            .map_err(|_| ApiError::invalid("If-Match", "must be an ETag this API gave out, like \"3\""))
+    }
+}
+
+/// The optional `Wasl-Min-Position` header: the stream position a query must reflect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MinPosition(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(MIN_POSITION) else {
+            return Ok(Self(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(|v| Self(Some(v)))
+            .ok_or_else(|| ApiError::invalid("Wasl-Min-Position", "must be a stream position (a whole number)"))
+    }
+}
+
+/// What every command answers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommandAnswer {
+    /// The aggregate's id.
+    pub id: String,
+    /// Its version after the command (also the `ETag`).
+    pub version: u64,
+    /// The stream position of the command's last event; send it as `Wasl-Min-Position` to
+    /// read your write.
+    pub position: u64,
+    /// The command had been carried out before (a retry); this is the original answer.
+    pub replayed: bool,
+}
+
+/// A command's answer as a response: 201 for a new resource, else 200, with `ETag`,
+/// `Wasl-Position` and, for a new resource, `Location`.
+pub fn answered(id: String, outcome: CommandOutcome, created_at: Option<String>) -> Response {
+    let status = if created_at.is_some() && !outcome.replayed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut headers = HeaderMap::new();
+    put_version(&mut headers, outcome.version);
+    if let Ok(value) = HeaderValue::from_str(&outcome.position.to_string()) {
+        headers.insert(POSITION, value);
+    }
+    if let Some(location) = created_at
+        && let Ok(value) = HeaderValue::from_str(&location)
+    {
+        headers.insert(header::LOCATION, value);
+    }
+    let body = CommandAnswer {
+        id,
+        version: outcome.version,
+        position: outcome.position,
+        replayed: outcome.replayed,
+    };
+    (status, headers, axum::Json(body)).into_response()
+}
+
+/// Sets `ETag` to the version.
+pub fn put_version(headers: &mut HeaderMap, version: u64) {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(header::ETAG, value);
+    }
+}
+
+/// A JSON response with an `ETag`.
+pub fn with_etag<T: Serialize>(version: u64, body: T) -> Response {
+    let mut headers = HeaderMap::new();
+    put_version(&mut headers, version);
+    (headers, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::from_uuid(uuid::Uuid::now_v7()).expect("v7")
+    }
+
+    #[test]
+    fn the_same_key_user_and_request_give_the_same_command_id() {
+        let u = user();
+        let key = IdempotencyKey(Some("retry-me".to_owned()));
+        assert_eq!(key.command_id(u, b"a"), key.command_id(u, b"a"));
+        assert_ne!(key.command_id(u, b"a"), key.command_id(u, b"b"));
+        assert_ne!(key.command_id(u, b"a"), key.command_id(user(), b"a"));
+    }
+
+    #[test]
+    fn without_a_key_every_command_is_new() {
+        let u = user();
+        let none = IdempotencyKey(None);
+        assert_ne!(none.command_id(u, b"a"), none.command_id(u, b"a"));
+    }
+
+    #[test]
+    fn serde_paths_are_reported_without_values() {
+        let text = "Failed to deserialize the JSON body into the target type: profile.sex: unknown variant `Fatima`, expected one of";
+        assert_eq!(data_error_path(text), "profile.sex");
+        assert_eq!(data_error_kind(text), "not one of the allowed values");
+    }
+}

@@ -1,0 +1,166 @@
+//! Wasl's HTTP API: how caseworkers, supervisors, partner focal points, coordinators and partner
+//! systems use Wasl. JSON under `/v1`, described by `/openapi.json` (OpenAPI 3.1, generated from
+//! the route table itself, so it cannot drift), errors as RFC 9457 problem documents.
+//!
+//! - [`auth`]: who is calling (OIDC JWT, local accounts with sessions, partner API tokens).
+//! - [`policy`]: the one function that decides who may do what; lists are scoped in SQL.
+//! - [`audit`]: every read of personal data is appended to `WASL_AUDIT` first.
+//! - [`routes`]: one module per resource; commands go through the event store's handler, queries
+//!   to the read models.
+//! - [`http`]: the conventions every route shares (`Idempotency-Key`, `If-Match`/`ETag`,
+//!   `Wasl-Min-Position`, JSON that refuses unknown fields).
+//!
+//! See docs/api.md.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod personal;
+pub mod policy;
+pub mod routes;
+pub mod state;
+
+pub use config::ApiConfig;
+pub use state::{AppState, Limits, Parts};
+
+use crate::error::{ApiError, ProblemMarker};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::future::Future;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa_axum::router::OpenApiRouter;
+
+/// The header carrying the request id, in requests (set if absent) and responses.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The API's route table with its OpenAPI document: both come from the same registrations.
+pub fn api() -> (Router<AppState>, OpenApi) {
+    let base = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Wasl API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Referral coordination for humanitarian organisations. Errors are RFC 9457 problem \
+                     documents; commands accept Idempotency-Key and If-Match and answer with the stream \
+                     position; queries accept Wasl-Min-Position. See docs/api.md.",
+                ))
+                .build(),
+        )
+        .build();
+    let (router, mut doc) = OpenApiRouter::with_openapi(base)
+        .merge(routes::health::routes())
+        .merge(routes::accounts::routes())
+        .merge(routes::cases::routes())
+        .merge(routes::referrals::routes())
+        .merge(routes::work::routes())
+        .merge(routes::directory::routes())
+        .split_for_parts();
+    let components = doc.components.get_or_insert_with(Default::default);
+    let (name, schema) = routes::problem_schema();
+    components.schemas.insert(name, schema);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A partner API token (wasl_pat_…) or an OIDC access token (JWT)"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            auth::session::COOKIE,
+            "The session of a local account, from POST /v1/login; changes also need X-CSRF-Token",
+        ))),
+    );
+    (router, doc)
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> OpenApi {
+    api().1
+}
+
+/// The complete application: routes, `/openapi.json`, problem documents for unknown routes and
+/// methods, request ids, and the body limit.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api();
+    let doc = std::sync::Arc::new(doc);
+    let body_limit = state.limits().body_limit;
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(problem_request_id))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Writes the request id into problem documents, so a user can quote it and an operator find
+/// the cause in the log.
+async fn problem_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let method = request.method().clone();
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", request_id = id.as_deref().unwrap_or(""), %method, route = path.as_deref().unwrap_or("?"));
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    if response.extensions().get::<ProblemMarker>().is_none() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::internal("a problem body could not be read").into_response();
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    if let (Some(id), Some(object)) = (&id, value.as_object_mut()) {
+        object.insert("request_id".to_owned(), serde_json::Value::String(id.clone()));
+    }
+    let body = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
+        parts.headers.insert(axum::http::header::CONTENT_LENGTH, len);
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

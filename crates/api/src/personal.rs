@@ -1,0 +1,210 @@
+//! Personal data in and out: sealing what a caseworker types under the case's key before the
+//! command is decided, and opening it again for an authorised reader.
+//!
+//! A sealed value is bound to the event that carries it (the vault's associated data), so it is
+//! read back from the log, where the event id sits next to it: the case's own events for its
+//! personal data, the referral's first event for the referral notes. An erased case reads as
+//! `erased`.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use wasl_domain::case::CaseEvent;
+use wasl_domain::ids::{CaseId, EventId, ReferralId};
+use wasl_domain::pii::{EncryptedPii, PersonalData};
+use wasl_domain::referral::ReferralEvent;
+use wasl_events::DomainEvent;
+use wasl_store::load::{LoadStrategy, read_subject};
+use wasl_vault::{PiiField, Revealed};
+
+/// Personal data as a caseworker writes it. Every field is optional; none is ever logged.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalInput {
+    /// Full name.
+    #[schema(max_length = 500)]
+    pub name: Option<String>,
+    /// Phone number.
+    #[schema(max_length = 500)]
+    pub phone: Option<String>,
+    /// Address.
+    #[schema(max_length = 2000)]
+    pub address: Option<String>,
+    /// Case notes.
+    #[schema(max_length = 20000)]
+    pub notes: Option<String>,
+}
+
+/// Personal data as an authorised reader sees it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct PersonalOutput {
+    /// Full name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Phone number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Case notes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The case's personal data was erased; the fields above are then absent.
+    pub erased: bool,
+}
+
+fn check_len(field: &str, value: Option<&String>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid(field, format!("is longer than {max} characters"))),
+        Some(v) if v.trim().is_empty() => Err(ApiError::invalid(field, "is empty; leave it out instead")),
+        _ => Ok(()),
+    }
+}
+
+impl PersonalInput {
+    /// Checks the lengths.
+    pub fn validate(&self, prefix: &str) -> Result<(), ApiError> {
+        check_len(&format!("{prefix}.name"), self.name.as_ref(), 500)?;
+        check_len(&format!("{prefix}.phone"), self.phone.as_ref(), 500)?;
+        check_len(&format!("{prefix}.address"), self.address.as_ref(), 2000)?;
+        check_len(&format!("{prefix}.notes"), self.notes.as_ref(), 20000)
+    }
+
+    /// Seals every given field under `case`'s key for the event `event`.
+    pub async fn seal(&self, state: &AppState, case: CaseId, event: EventId) -> Result<PersonalData, ApiError> {
+        Ok(PersonalData {
+            name: seal(state, case, event, PiiField::NAME, self.name.as_ref()).await?,
+            phone: seal(state, case, event, PiiField::PHONE, self.phone.as_ref()).await?,
+            address: seal(state, case, event, PiiField::ADDRESS, self.address.as_ref()).await?,
+            notes: seal(state, case, event, PiiField::NOTES, self.notes.as_ref()).await?,
+        })
+    }
+}
+
+async fn seal(
+    state: &AppState,
+    case: CaseId,
+    event: EventId,
+    field: PiiField,
+    value: Option<&String>,
+) -> Result<Option<EncryptedPii>, ApiError> {
+    match value {
+        Some(text) => Ok(Some(state.vault().seal(case, event, field, text).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn open(
+    state: &AppState,
+    case: CaseId,
+    event: EventId,
+    field: PiiField,
+    sealed: Option<&EncryptedPii>,
+) -> Result<Option<Revealed>, ApiError> {
+    match sealed {
+        Some(value) => Ok(Some(state.vault().open(case, event, field, value).await?)),
+        None => Ok(None),
+    }
+}
+
+fn plain(revealed: Option<Revealed>) -> Option<String> {
+    match revealed {
+        Some(Revealed::Plain(text)) => Some(text.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// The case's personal data as the log has it now, opened.
+pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOutput, ApiError> {
+    let subject = format!("wasl.evt.case.{case}");
+    let recorded = read_subject(state.store().stream(), LoadStrategy::DirectGet, &subject, 1).await?;
+    let mut latest: Option<(EventId, PersonalData)> = None;
+    let mut erased = false;
+    for r in recorded {
+        let DomainEvent::Case(_, event) = r.event.event else {
+            continue;
+        };
+        match event {
+            CaseEvent::Opened { personal, .. } | CaseEvent::PersonalDataUpdated { personal } => {
+                latest = Some((r.event.meta.event_id, personal));
+            }
+            CaseEvent::PersonalDataErased { .. } => erased = true,
+            _ => {}
+        }
+    }
+    let Some((event, personal)) = latest.filter(|_| !erased) else {
+        return Ok(PersonalOutput {
+            erased,
+            ..PersonalOutput::default()
+        });
+    };
+    let fields = [
+        (PiiField::NAME, personal.name.as_ref()),
+        (PiiField::PHONE, personal.phone.as_ref()),
+        (PiiField::ADDRESS, personal.address.as_ref()),
+        (PiiField::NOTES, personal.notes.as_ref()),
+    ];
+    let mut out = PersonalOutput::default();
+    for (field, sealed) in fields {
+        let revealed = open(state, case, event, field, sealed).await?;
+        if matches!(revealed, Some(Revealed::Erased)) {
+            out.erased = true;
+        }
+        let text = plain(revealed);
+        match field {
+            PiiField::NAME => out.name = text,
+            PiiField::PHONE => out.phone = text,
+            PiiField::ADDRESS => out.address = text,
+            _ => out.notes = text,
+        }
+    }
+    if out.erased {
+        return Ok(PersonalOutput {
+            erased: true,
+            ..PersonalOutput::default()
+        });
+    }
+    Ok(out)
+}
+
+/// A referral's notes for the receiving organisation, opened: `Ok(None)` when it has none,
+/// `Some(None)` inside when the case was erased.
+pub async fn referral_notes(state: &AppState, referral: ReferralId) -> Result<Option<Option<String>>, ApiError> {
+    let subject = format!("wasl.evt.referral.{referral}");
+    let recorded = read_subject(state.store().stream(), LoadStrategy::DirectGet, &subject, 1).await?;
+    let Some(first) = recorded.into_iter().next() else {
+        return Ok(None);
+    };
+    let DomainEvent::Referral(_, ReferralEvent::Requested(requested)) = first.event.event else {
+        return Ok(None);
+    };
+    let Some(notes) = requested.notes.as_ref() else {
+        return Ok(None);
+    };
+    let revealed = open(
+        state,
+        requested.case_id,
+        first.event.meta.event_id,
+        PiiField::REFERRAL_NOTES,
+        Some(notes),
+    )
+    .await?;
+    Ok(Some(plain(revealed)))
+}
+
+/// Seals a referral's notes under the case's key for the referral's first event.
+pub async fn seal_referral_notes(
+    state: &AppState,
+    case: CaseId,
+    event: EventId,
+    notes: Option<&String>,
+) -> Result<Option<EncryptedPii>, ApiError> {
+    match notes {
+        Some(text) => Ok(Some(
+            state.vault().seal(case, event, PiiField::REFERRAL_NOTES, text).await?,
+        )),
+        None => Ok(None),
+    }
+}

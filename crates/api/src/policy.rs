@@ -1,0 +1,259 @@
+//! Who may do what: the one place that decides, over the actor, the action and the resource.
+//!
+//! Every route names its [`Action`] and calls [`authorize`] before it touches data; list routes
+//! turn the actor's scope into SQL filters with [`case_scope`] and [`referral_scope`], so
+//! nothing outside it is ever loaded. The rules follow docs/api.md:
+//!
+//! - caseworkers and supervisors work on their own organisation's cases and the referrals it
+//!   made; only supervisors mark entered-in-error and override consent (the domain checks
+//!   the override);
+//! - focal points and partner systems see and answer only the referrals addressed to their
+//!   organisation;
+//! - coordinators and admins keep the directory (as the domain's rule has it); an
+//!   organisation's supervisors and focal points keep its own services, and its partner systems
+//!   their availability;
+//! - coordinators acknowledge escalations and see no case or referral;
+//! - admins manage their own organisation's users and tokens;
+//! - anyone signed in may read the directory and `/v1/me`.
+//!
+//! A resource outside the actor's scope is [`Decision::Hidden`] (404): its existence does not
+//! leak. An action the role never has on a collection is [`Decision::Forbidden`] (403).
+
+use wasl_domain::ids::OrgId;
+use wasl_domain::{Actor, Role};
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Open a case.
+    CaseOpen,
+    /// List cases.
+    CaseList,
+    /// Read a case with its personal data.
+    CaseRead,
+    /// Change a case: profile, personal data, assignment, consent, close, reopen.
+    CaseChange,
+    /// Make a referral for a case.
+    ReferralRequest,
+    /// List referrals made by or addressed to the organisation.
+    ReferralList,
+    /// Read a referral and its timeline.
+    ReferralRead,
+    /// Move a referral as the receiving organisation (receive … fail).
+    ReferralRespond,
+    /// Cancel a referral or record its follow-up, as the referring organisation.
+    ReferralManage,
+    /// Mark a referral entered-in-error (a supervisor of the referring organisation).
+    ReferralMarkError,
+    /// Acknowledge an escalation (a coordinator).
+    ReferralAcknowledgeEscalation,
+    /// Read the partner inbox.
+    InboxRead,
+    /// Read the caseworker worklist.
+    WorklistRead,
+    /// Search and read the directory.
+    DirectoryRead,
+    /// Register an organisation (coordinators and admins).
+    DirectoryMaintain,
+    /// Add or change an organisation's services (coordinators, admins, or the organisation's
+    /// supervisors and focal points).
+    ServiceChange,
+    /// Update a service's availability and capacity (as [`Action::ServiceChange`], and the
+    /// organisation's partner systems).
+    AvailabilityChange,
+    /// Read one's own identity.
+    MeRead,
+    /// Manage users of the organisation.
+    UserAdmin,
+    /// Manage API tokens of the organisation.
+    TokenAdmin,
+}
+
+/// What an action is done to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A collection, or something that is not yet there (a new case).
+    Collection,
+    /// A case.
+    Case {
+        /// The organisation that owns it.
+        owner_org: OrgId,
+    },
+    /// A referral.
+    Referral {
+        /// The organisation that made it.
+        from_org: OrgId,
+        /// The organisation it is addressed to.
+        to_org: OrgId,
+    },
+    /// An organisation's directory entry, users or tokens.
+    Organisation(OrgId),
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// The role never does this (403).
+    Forbidden,
+    /// Outside the actor's scope: answered as if it did not exist (404).
+    Hidden,
+}
+
+const CASEWORK: &[Role] = &[Role::Caseworker, Role::Supervisor];
+const PARTNER: &[Role] = &[Role::FocalPoint, Role::PartnerSystem];
+const MAINTAINERS: &[Role] = &[Role::Coordinator, Role::Admin];
+
+/// Decides whether `actor` may do `action` to `resource`.
+pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision {
+    use Action as A;
+    use Resource as R;
+    let org = actor.org;
+    let roles_allow = |roles: &[Role]| actor.has_any(roles);
+    let scoped = |allowed_roles: bool, in_scope: bool| match (allowed_roles, in_scope, resource) {
+        (true, true, _) => Decision::Allow,
+        // On an id, a wrong role or organisation looks like a missing resource.
+        (_, _, R::Case { .. } | R::Referral { .. }) => Decision::Hidden,
+        (false, _, _) => Decision::Forbidden,
+        (true, false, _) => Decision::Hidden,
+    };
+    match (action, resource) {
+        (A::MeRead | A::DirectoryRead, _) => Decision::Allow,
+        (A::CaseOpen | A::CaseList | A::ReferralList | A::WorklistRead, R::Collection) => {
+            let roles: &[Role] = match action {
+                A::ReferralList => &[
+                    Role::Caseworker,
+                    Role::Supervisor,
+                    Role::FocalPoint,
+                    Role::PartnerSystem,
+                ],
+                _ => CASEWORK,
+            };
+            scoped(roles_allow(roles), true)
+        }
+        (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
+        (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org }) => {
+            scoped(roles_allow(CASEWORK), owner_org == org)
+        }
+        (A::ReferralRead, R::Referral { from_org, to_org }) => scoped(
+            (roles_allow(CASEWORK) && from_org == org) || (roles_allow(PARTNER) && to_org == org),
+            true,
+        ),
+        (A::ReferralRespond, R::Referral { to_org, .. }) => scoped(roles_allow(PARTNER), to_org == org),
+        (A::ReferralManage, R::Referral { from_org, .. }) => scoped(roles_allow(CASEWORK), from_org == org),
+        (A::ReferralMarkError, R::Referral { from_org, .. }) => scoped(actor.has(Role::Supervisor), from_org == org),
+        (A::ReferralAcknowledgeEscalation, R::Referral { .. }) => scoped(actor.has(Role::Coordinator), true),
+        (A::DirectoryMaintain, R::Collection | R::Organisation(_)) => scoped(roles_allow(MAINTAINERS), true),
+        (A::ServiceChange | A::AvailabilityChange, R::Organisation(target)) => {
+            let own_roles: &[Role] = if action == A::ServiceChange {
+                &[Role::Supervisor, Role::FocalPoint]
+            } else {
+                &[Role::Supervisor, Role::FocalPoint, Role::PartnerSystem]
+            };
+            // The directory is public: another organisation's entry is refused openly.
+            scoped(
+                roles_allow(MAINTAINERS) || (target == org && roles_allow(own_roles)),
+                true,
+            )
+        }
+        (A::UserAdmin | A::TokenAdmin, R::Collection) => scoped(actor.has(Role::Admin), true),
+        (A::UserAdmin | A::TokenAdmin, R::Organisation(target)) => scoped(actor.has(Role::Admin), target == org),
+        // An action paired with a resource it is never done to: a route bug, refused.
+        _ => Decision::Forbidden,
+    }
+}
+
+/// How a list of cases is narrowed for the actor: always to their organisation's cases.
+/// `None` when the actor may not list cases at all.
+pub fn case_scope(actor: &Actor) -> Option<OrgId> {
+    (authorize(actor, Action::CaseList, Resource::Collection) == Decision::Allow).then_some(actor.org)
+}
+
+/// Which side of a referral the actor sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferralSide {
+    /// Referrals the organisation made.
+    Sent(OrgId),
+    /// Referrals addressed to the organisation.
+    Received(OrgId),
+}
+
+/// The sides of referrals an actor may list; empty when they may list none.
+pub fn referral_scope(actor: &Actor) -> Vec<ReferralSide> {
+    let mut sides = Vec::new();
+    if actor.has_any(CASEWORK) {
+        sides.push(ReferralSide::Sent(actor.org));
+    }
+    if actor.has_any(PARTNER) {
+        sides.push(ReferralSide::Received(actor.org));
+    }
+    sides
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasl_domain::ids::UserId;
+
+    fn org() -> OrgId {
+        OrgId::from_uuid(uuid::Uuid::now_v7()).expect("v7")
+    }
+
+    fn actor(org: OrgId, role: Role) -> Actor {
+        Actor {
+            user: UserId::from_uuid(uuid::Uuid::now_v7()).expect("v7"),
+            org,
+            roles: vec![role],
+        }
+    }
+
+    #[test]
+    fn a_caseworker_sees_only_their_organisations_cases() {
+        let (own, other) = (org(), org());
+        let cw = actor(own, Role::Caseworker);
+        assert_eq!(
+            authorize(&cw, Action::CaseRead, Resource::Case { owner_org: own }),
+            Decision::Allow
+        );
+        assert_eq!(
+            authorize(&cw, Action::CaseRead, Resource::Case { owner_org: other }),
+            Decision::Hidden
+        );
+    }
+
+    #[test]
+    fn a_coordinator_never_reads_a_case_and_learns_nothing_of_its_existence() {
+        let own = org();
+        let coordinator = actor(own, Role::Coordinator);
+        assert_eq!(
+            authorize(&coordinator, Action::CaseRead, Resource::Case { owner_org: own }),
+            Decision::Hidden
+        );
+        assert_eq!(
+            authorize(&coordinator, Action::CaseList, Resource::Collection),
+            Decision::Forbidden
+        );
+        assert_eq!(case_scope(&coordinator), None);
+    }
+
+    #[test]
+    fn a_partner_answers_only_referrals_addressed_to_it() {
+        let (from, to) = (org(), org());
+        let partner = actor(to, Role::FocalPoint);
+        let sent_elsewhere = Resource::Referral {
+            from_org: from,
+            to_org: org(),
+        };
+        let addressed = Resource::Referral {
+            from_org: from,
+            to_org: to,
+        };
+        assert_eq!(authorize(&partner, Action::ReferralRespond, addressed), Decision::Allow);
+        assert_eq!(
+            authorize(&partner, Action::ReferralRespond, sent_elsewhere),
+            Decision::Hidden
+        );
+        assert_eq!(authorize(&partner, Action::ReferralManage, addressed), Decision::Hidden);
+    }
+}

@@ -1,0 +1,452 @@
+//! Signing in and out, `/v1/me`, and an admin's users and partner API tokens.
+
+use super::{Problems, field, now, path_id, require};
+use crate::auth::accounts::{AccountError, Token, User, normalise_username};
+use crate::auth::session::COOKIE;
+use crate::auth::{Principal, Via, password};
+use crate::error::ApiError;
+use crate::http::{Json, Path};
+use crate::policy::{Action, Resource};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wasl_domain::Role;
+use wasl_domain::ids::UserId;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(set_roles))
+        .routes(routes!(disable_user))
+        .routes(routes!(issue_token, list_tokens))
+        .routes(routes!(revoke_token))
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::UsernameTaken => ApiError::invalid("username", "is taken"),
+            AccountError::NotFound => ApiError::NotFound,
+            AccountError::Unavailable(reason) => ApiError::Unavailable(reason),
+            corrupt @ AccountError::Corrupt { .. } => ApiError::internal(corrupt),
+        }
+    }
+}
+
+/// Sign in with a local account.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MeView {
+    /// User id (for a token: the token's id).
+    pub user_id: String,
+    /// Organisation id.
+    pub org: String,
+    /// Role codes.
+    pub roles: Vec<String>,
+    /// `session`, `token` or `oidc`.
+    pub authenticated_by: String,
+    /// For a session: the token to send as `X-CSRF-Token` with every change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+fn roles_of(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|r| r.code().to_owned()).collect()
+}
+
+/// Signs in: sets the session cookie and answers with the CSRF token. After five failures in
+/// a row a login name must wait, doubling from 1 s up to 15 min.
+#[utoipa::path(post, path = "/v1/login", tag = "accounts", operation_id = "login",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Signed in; the session cookie is set", body = MeView), Problems))]
+pub async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>) -> Result<Response, ApiError> {
+    let username = normalise_username(&body.username);
+    if let Some(retry_after) = state.sessions().locked_for(&username) {
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let user = state.accounts().user_by_name(&username).filter(|u| !u.disabled);
+    let stored = user
+        .as_ref()
+        .map_or(password::decoy(), |u| u.password_hash.as_str())
+        .to_owned();
+    let password_text = body.password.clone();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&password_text, &stored))
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|_| matches) else {
+        state.sessions().failed(&username);
+        tracing::info!("sign-in refused");
+        return Err(ApiError::Unauthenticated);
+    };
+    state.sessions().succeeded(&username);
+    let (secret, session) = state.sessions().start(user.id);
+    let secure = if state.limits().secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = MeView {
+        user_id: user.id.to_string(),
+        org: user.org.to_string(),
+        roles: roles_of(&user.roles),
+        authenticated_by: "session".to_owned(),
+        csrf_token: Some(session.csrf),
+    };
+    Ok((headers, axum::Json(body)).into_response())
+}
+
+/// Signs out: ends the session and clears the cookie.
+#[utoipa::path(post, path = "/v1/logout", tag = "accounts", operation_id = "logout",
+    params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
+    responses((status = 204, description = "Signed out"), Problems),
+    security(("session" = [])))]
+pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let Via::Session { secret } = &principal.via else {
+        return Err(ApiError::bad_request(
+            "only a session can be signed out; revoke a token instead",
+        ));
+    };
+    state.sessions().end(secret);
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", operation_id = "me",
+    responses((status = 200, description = "The caller", body = MeView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeView>, ApiError> {
+    let (by, csrf) = match &principal.via {
+        Via::Session { secret } => ("session", state.sessions().get(secret).map(|s| s.csrf)),
+        Via::Token => ("token", None),
+        Via::Oidc => ("oidc", None),
+    };
+    Ok(Json(MeView {
+        user_id: principal.actor.user.to_string(),
+        org: principal.actor.org.to_string(),
+        roles: roles_of(&principal.actor.roles),
+        authenticated_by: by.to_owned(),
+        csrf_token: csrf,
+    }))
+}
+
+/// A user as an admin sees them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    /// User id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Organisation id.
+    pub org: String,
+    /// Role codes.
+    pub roles: Vec<String>,
+    /// Disabled.
+    pub disabled: bool,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            username: u.username,
+            org: u.org.to_string(),
+            roles: roles_of(&u.roles),
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// Roles a person or token may be given here: every role but Wasl's own `system`.
+fn assignable_roles(codes: &[String]) -> Result<Vec<Role>, ApiError> {
+    if codes.is_empty() {
+        return Err(ApiError::invalid("roles", "must name at least one role"));
+    }
+    let mut roles = Vec::new();
+    for code in codes {
+        let role = field("roles", code, Role::parse)?;
+        if role == Role::System {
+            return Err(ApiError::invalid("roles", "system is Wasl's own role"));
+        }
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
+}
+
+/// Create a local account in the admin's organisation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Login name (3–64 of a-z, 0-9, '.', '-', '_').
+    pub username: String,
+    /// Initial password (at least 12 characters).
+    #[schema(format = Password)]
+    pub password: String,
+    /// Role codes.
+    pub roles: Vec<String>,
+}
+
+/// Create a local account in the caller's organisation (an admin).
+#[utoipa::path(post, path = "/v1/users", tag = "accounts", operation_id = "create_user",
+    request_body = CreateUserRequest,
+    responses((status = 201, description = "Created", body = UserView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateUserRequest>,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::UserAdmin, Resource::Collection)?;
+    let username = normalise_username(&body.username);
+    let valid_name = (3..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !valid_name {
+        return Err(ApiError::invalid(
+            "username",
+            "must be 3 to 64 of a-z, 0-9, '.', '-', '_'",
+        ));
+    }
+    if body.password.chars().count() < password::MIN_LENGTH {
+        return Err(ApiError::invalid("password", "must be at least 12 characters"));
+    }
+    let roles = assignable_roles(&body.roles)?;
+    let user = state
+        .accounts()
+        .create_user(
+            Some(principal.actor.user),
+            principal.actor.org,
+            &username,
+            &roles,
+            &body.password,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(UserView::from(user))).into_response())
+}
+
+/// The users of the caller's organisation (an admin).
+#[utoipa::path(get, path = "/v1/users", tag = "accounts", operation_id = "list_users",
+    responses((status = 200, description = "The users", body = Vec<UserView>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_users(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<UserView>>, ApiError> {
+    require(&principal, Action::UserAdmin, Resource::Collection)?;
+    Ok(Json(
+        state
+            .accounts()
+            .users_of(principal.actor.org)
+            .into_iter()
+            .map(UserView::from)
+            .collect(),
+    ))
+}
+
+/// New roles.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequest {
+    /// Role codes.
+    pub roles: Vec<String>,
+}
+
+fn user_in_scope(state: &AppState, principal: &Principal, id: &str) -> Result<User, ApiError> {
+    let id = path_id(id, UserId::parse)?;
+    let user = state.accounts().user(id).ok_or(ApiError::NotFound)?;
+    require(principal, Action::UserAdmin, Resource::Organisation(user.org))?;
+    Ok(user)
+}
+
+/// Replace a user's roles (an admin of their organisation).
+#[utoipa::path(put, path = "/v1/users/{user_id}/roles", tag = "accounts", operation_id = "set_user_roles",
+    request_body = RolesRequest,
+    params(("user_id" = String, Path, description = "User id")),
+    responses((status = 200, description = "Changed", body = UserView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+    Json(body): Json<RolesRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    let user = user_in_scope(&state, &principal, &user_id)?;
+    let roles = assignable_roles(&body.roles)?;
+    let user = state
+        .accounts()
+        .set_roles(principal.actor.user, user.id, &roles)
+        .await?;
+    Ok(Json(UserView::from(user)))
+}
+
+/// Disable a user: they can no longer sign in, and their sessions stop working (an admin of
+/// their organisation).
+#[utoipa::path(post, path = "/v1/users/{user_id}/disable", tag = "accounts", operation_id = "disable_user",
+    params(("user_id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Disabled"), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = user_in_scope(&state, &principal, &user_id)?;
+    state.accounts().disable(principal.actor.user, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issue a partner API token.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// What it is for (a system's name).
+    #[schema(max_length = 200)]
+    pub label: String,
+    /// The role it acts under (usually `partner_system`).
+    #[schema(example = "partner_system")]
+    pub role: String,
+    /// Days until it expires (1–730).
+    #[schema(minimum = 1, maximum = 730)]
+    pub expires_in_days: u32,
+}
+
+/// A token (without its secret).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Token id (also the actor id of what it does).
+    pub id: String,
+    /// Organisation id.
+    pub org: String,
+    /// Role code.
+    pub role: String,
+    /// Label.
+    pub label: String,
+    /// Expiry (Unix ms).
+    pub expires_at: i64,
+    /// Revoked.
+    pub revoked: bool,
+}
+
+impl From<Token> for TokenView {
+    fn from(t: Token) -> Self {
+        Self {
+            id: t.id.to_string(),
+            org: t.org.to_string(),
+            role: t.role.code().to_owned(),
+            label: t.label,
+            expires_at: t.expires_at.unix_millis(),
+            revoked: t.revoked,
+        }
+    }
+}
+
+/// A new token with its secret, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// The token.
+    #[serde(flatten)]
+    pub token: TokenView,
+    /// The secret to send as `Authorization: Bearer …`. It is not stored and cannot be shown
+    /// again.
+    pub secret: String,
+}
+
+/// Issue an API token for the caller's organisation (an admin). The secret is in this answer
+/// only.
+#[utoipa::path(post, path = "/v1/tokens", tag = "accounts", operation_id = "issue_token",
+    request_body = TokenRequest,
+    responses((status = 201, description = "Issued", body = IssuedToken), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<TokenRequest>,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::TokenAdmin, Resource::Collection)?;
+    let label = body.label.trim();
+    if label.is_empty() || label.chars().count() > 200 {
+        return Err(ApiError::invalid("label", "must be 1 to 200 characters"));
+    }
+    if !(1..=730).contains(&body.expires_in_days) {
+        return Err(ApiError::invalid("expires_in_days", "must be 1 to 730"));
+    }
+    let role = assignable_roles(std::slice::from_ref(&body.role))?[0];
+    if role == Role::Admin {
+        return Err(ApiError::invalid("role", "a token cannot administer"));
+    }
+    let expires_at = now().plus_hours(24 * i64::from(body.expires_in_days));
+    let (token, secret) = state
+        .accounts()
+        .issue_token(principal.actor.user, principal.actor.org, role, label, expires_at)
+        .await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = IssuedToken {
+        token: TokenView::from(token),
+        secret,
+    };
+    Ok((StatusCode::CREATED, headers, axum::Json(body)).into_response())
+}
+
+/// The tokens of the caller's organisation (an admin).
+#[utoipa::path(get, path = "/v1/tokens", tag = "accounts", operation_id = "list_tokens",
+    responses((status = 200, description = "The tokens, newest first", body = Vec<TokenView>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    require(&principal, Action::TokenAdmin, Resource::Collection)?;
+    Ok(Json(
+        state
+            .accounts()
+            .tokens_of(principal.actor.org)
+            .into_iter()
+            .map(TokenView::from)
+            .collect(),
+    ))
+}
+
+/// Revoke a token at once (an admin of its organisation).
+#[utoipa::path(delete, path = "/v1/tokens/{token_id}", tag = "accounts", operation_id = "revoke_token",
+    params(("token_id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(token_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&token_id, UserId::parse)?;
+    let token = state.accounts().token(id).ok_or(ApiError::NotFound)?;
+    require(&principal, Action::TokenAdmin, Resource::Organisation(token.org))?;
+    state.accounts().revoke_token(principal.actor.user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,823 @@
+//! Cases: open, list, read (with personal data, audited), change profile and personal data,
+//! assign, give/narrow/withdraw consent, close, reopen.
+
+use super::{PageOf, PageParams, Problems, caught_up, command_meta, field, opt_field, path_id, request_id, require};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::http::{CommandAnswer, IdempotencyKey, IfMatch, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::personal::{PersonalInput, PersonalOutput, case_personal};
+use crate::policy::{Action, Resource, case_scope};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
+use wasl_domain::catalogue::{CloseCode, Reason, ReasonCode, ServiceCategory};
+use wasl_domain::client::{
+    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+};
+use wasl_domain::geo::{District, Governorate, Location};
+use wasl_domain::ids::{CaseId, ConsentId, EventId, OrgId, ReferralId, UserId};
+use wasl_domain::time::Timestamp;
+use wasl_projections::Projection;
+use wasl_projections::query::{CaseFilter, OPEN_STATUSES, PageRequest, ReferralFilter};
+use wasl_projections::rows::case::{CaseRow, ConsentEntry};
+use wasl_store::CommandMeta;
+use wasl_vault::PiiField;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open_case, list_cases))
+        .routes(routes!(get_case))
+        .routes(routes!(update_profile))
+        .routes(routes!(update_personal_data))
+        .routes(routes!(assign_case))
+        .routes(routes!(give_consent))
+        .routes(routes!(narrow_consent))
+        .routes(routes!(withdraw_consent))
+        .routes(routes!(close_case))
+        .routes(routes!(reopen_case))
+}
+
+const READS: &[Projection] = &[Projection::Cases];
+
+/// A client's profile: who the person is, without identifying them.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    /// The survivor code, the pseudonym the organisation uses (3–32 of A-Z, 0-9, '-').
+    #[schema(example = "TEST-0001")]
+    pub survivor_code: String,
+    /// `female`, `male`, `other` or `unknown`.
+    #[schema(example = "female")]
+    pub sex: String,
+    /// Age group code; optional when `age_years` is given.
+    #[schema(example = "18_59")]
+    pub age_group: Option<String>,
+    /// Exact age in years, when known (0–120).
+    pub age_years: Option<u8>,
+    /// `returnee`, `idp`, `migrant`, `refugee`, `host_community` or `other`.
+    #[schema(example = "idp")]
+    pub population_group: String,
+    /// ISO 3166-1 alpha-2 (`XX`: stateless or unknown).
+    #[schema(example = "IQ")]
+    pub nationality: String,
+    /// Governorate, ISO 3166-2:IQ (`IQ-NI`).
+    #[schema(example = "IQ-NI")]
+    pub governorate: String,
+    /// District code within the governorate.
+    pub district: Option<String>,
+    /// Preferred language, a BCP 47 tag.
+    #[schema(example = "ar")]
+    pub language: String,
+    /// Vulnerability codes.
+    #[serde(default)]
+    pub vulnerabilities: Vec<String>,
+}
+
+impl ProfileInput {
+    fn parse(&self, prefix: &str) -> Result<ClientProfile, ApiError> {
+        let f = |name: &str| format!("{prefix}.{name}");
+        let group = opt_field(&f("age_group"), self.age_group.as_deref(), AgeGroup::parse)?;
+        let age = match (group, self.age_years) {
+            (Some(group), years) => Age::new(group, years).map_err(|e| ApiError::invalid_field(&f("age_years"), &e))?,
+            (None, Some(years)) => Age::years(years).map_err(|e| ApiError::invalid_field(&f("age_years"), &e))?,
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    f("age_group"),
+                    "give the age group or the age in years",
+                ));
+            }
+        };
+        let governorate = field(&f("governorate"), &self.governorate, Governorate::parse)?;
+        let district = opt_field(&f("district"), self.district.as_deref(), District::parse)?;
+        let location = Location::new(governorate, district).map_err(|e| ApiError::invalid_field(&f("district"), &e))?;
+        let vulnerabilities = self
+            .vulnerabilities
+            .iter()
+            .map(|v| field(&f("vulnerabilities"), v, Vulnerability::parse))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClientProfile {
+            survivor_code: field(&f("survivor_code"), &self.survivor_code, SurvivorCode::parse)?,
+            sex: field(&f("sex"), &self.sex, Sex::parse)?,
+            age,
+            population_group: field(&f("population_group"), &self.population_group, PopulationGroup::parse)?,
+            nationality: field(&f("nationality"), &self.nationality, Nationality::parse)?,
+            location,
+            language: field(&f("language"), &self.language, Language::parse)?,
+            vulnerabilities,
+        }
+        .normalised())
+    }
+}
+
+/// Open a case.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenCaseRequest {
+    /// The responsible caseworker's user id; the caller when absent.
+    pub caseworker: Option<String>,
+    /// The client's profile.
+    pub profile: ProfileInput,
+    /// Personal data, sealed under the new case's key before it is stored.
+    #[serde(default)]
+    pub personal: Option<PersonalInput>,
+}
+
+/// A client's profile as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileOutput {
+    /// Survivor code.
+    pub survivor_code: String,
+    /// Sex code.
+    pub sex: String,
+    /// Age group code.
+    pub age_group: String,
+    /// Exact age, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_years: Option<i64>,
+    /// Population group code.
+    pub population_group: String,
+    /// Nationality.
+    pub nationality: String,
+    /// Governorate code.
+    pub governorate: String,
+    /// District code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    /// Language tag.
+    pub language: String,
+    /// Vulnerability codes.
+    pub vulnerabilities: Vec<String>,
+}
+
+/// One consent of a case.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentOutput {
+    /// Consent id.
+    pub id: String,
+    /// Categories covered; absent for any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    /// Organisations covered; absent for any in the pathway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisations: Option<Vec<String>>,
+    /// When it lapses (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Withdrawn.
+    pub withdrawn: bool,
+}
+
+impl From<ConsentEntry> for ConsentOutput {
+    fn from(c: ConsentEntry) -> Self {
+        Self {
+            id: c.id,
+            categories: c.categories,
+            organisations: c.organisations,
+            expires_at: c.expires_at,
+            withdrawn: c.withdrawn,
+        }
+    }
+}
+
+/// A case in a list: no personal data.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseSummary {
+    /// Case id.
+    pub id: String,
+    /// Owning organisation.
+    pub owner_org: String,
+    /// Responsible caseworker.
+    pub caseworker: String,
+    /// `open` or `closed`.
+    pub status: String,
+    /// Opened (Unix ms).
+    pub opened_at: i64,
+    /// Closed (Unix ms), while closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<i64>,
+    /// The profile.
+    pub profile: ProfileOutput,
+    /// Consents that are not withdrawn.
+    pub consents_active: i64,
+    /// The personal data was erased.
+    pub personal_data_erased: bool,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+    /// Version (the `ETag`).
+    pub version: i64,
+}
+
+/// A case with its consents and personal data.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseDetail {
+    /// The case.
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// Close reason code, while closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<String>,
+    /// Every consent.
+    pub consents: Vec<ConsentOutput>,
+    /// Personal data, opened for the reader (the read is audited).
+    pub personal: PersonalOutput,
+    /// Stream position of the last event.
+    pub position: i64,
+}
+
+fn summary(row: &CaseRow) -> CaseSummary {
+    CaseSummary {
+        id: row.id.clone(),
+        owner_org: row.owner_org.clone(),
+        caseworker: row.caseworker.clone(),
+        status: row.status.clone(),
+        opened_at: row.opened_at,
+        closed_at: row.closed_at,
+        profile: ProfileOutput {
+            survivor_code: row.survivor_code.clone(),
+            sex: row.sex.clone(),
+            age_group: row.age_group.clone(),
+            age_years: row.age_years,
+            population_group: row.population_group.clone(),
+            nationality: row.nationality.clone(),
+            governorate: row.governorate.clone(),
+            district: row.district.clone(),
+            language: row.language.clone(),
+            vulnerabilities: split_list(&row.vulnerabilities),
+        },
+        consents_active: row.consents_active,
+        personal_data_erased: row.personal_data_erased != 0,
+        updated_at: row.updated_at,
+        version: row.version,
+    }
+}
+
+fn split_list(column: &str) -> Vec<String> {
+    column.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// The case as its owner sees it in the read model, or 404 when it is missing or outside the
+/// caller's scope.
+pub async fn scoped_case(
+    state: &AppState,
+    principal: &Principal,
+    id: CaseId,
+    action: Action,
+) -> Result<CaseRow, ApiError> {
+    let row = state.models().case(id).await?.ok_or(ApiError::NotFound)?;
+    let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
+    require(principal, action, Resource::Case { owner_org })?;
+    Ok(row)
+}
+
+/// Checks the caller may change the case, from the log's state (the read model may lag behind a
+/// case opened a moment ago).
+async fn changeable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
+    let loaded = state.store().load::<Case>(id).await?;
+    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
+    require(principal, Action::CaseChange, Resource::Case { owner_org })
+}
+
+fn case_path(id: &str) -> Result<CaseId, ApiError> {
+    path_id(id, CaseId::parse)
+}
+
+async fn execute(
+    state: &AppState,
+    id: CaseId,
+    command: CaseCommand,
+    meta: &CommandMeta,
+    if_match: IfMatch,
+) -> Result<wasl_store::CommandOutcome, ApiError> {
+    Ok(state.store().execute_at::<Case>(id, &command, meta, if_match.0).await?)
+}
+
+/// The id of the `index`th event the command will write, which sealed values are bound to.
+fn event_of(meta: &CommandMeta, index: usize) -> EventId {
+    wasl_store::event_id(meta.command_id, meta.context.now, index)
+}
+
+/// A reason as a client writes it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonInput {
+    /// The reason code.
+    pub code: String,
+    /// Explanation; required when the code is `other`. Sealed under the case's key.
+    #[schema(max_length = 2000)]
+    pub text: Option<String>,
+}
+
+/// Parses and seals a reason.
+pub async fn reason<C: ReasonCode>(
+    state: &AppState,
+    input: &ReasonInput,
+    parse: impl Fn(&str) -> Result<C, wasl_domain::ValidationError>,
+    case: CaseId,
+    event: EventId,
+) -> Result<Reason<C>, ApiError> {
+    let code = field("reason.code", &input.code, parse)?;
+    let text = match input.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.chars().count() > 2000 => {
+            return Err(ApiError::invalid("reason.text", "is longer than 2000 characters"));
+        }
+        Some(text) => Some(state.vault().seal(case, event, PiiField::REASON_TEXT, text).await?),
+        None => None,
+    };
+    Ok(Reason { code, text })
+}
+
+/// Open a case for a client of the caller's organisation.
+#[utoipa::path(post, path = "/v1/cases", tag = "cases", operation_id = "open_case",
+    request_body = OpenCaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key gives the same answer")),
+    responses((status = 201, description = "Opened", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn open_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    headers: HeaderMap,
+    Json(body): Json<OpenCaseRequest>,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::CaseOpen, Resource::Collection)?;
+    let profile = body.profile.parse("profile")?;
+    let caseworker = opt_field("caseworker", body.caseworker.as_deref(), UserId::parse)?;
+    if let Some(personal) = &body.personal {
+        personal.validate("personal")?;
+    }
+    let meta = command_meta(&principal, &key, "POST /v1/cases", &headers);
+    // The case id comes from the command id, so a retried open finds the case it made.
+    let id = CaseId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let personal = match &body.personal {
+        Some(p) => p.seal(&state, id, event_of(&meta, 0)).await?,
+        None => wasl_domain::pii::PersonalData::default(),
+    };
+    let command = CaseCommand::Open(OpenCase {
+        case_id: id,
+        caseworker,
+        profile,
+        personal,
+    });
+    let outcome = execute(&state, id, command, &meta, IfMatch(None)).await?;
+    Ok(answered(id.to_string(), outcome, Some(format!("/v1/cases/{id}"))))
+}
+
+/// Filters of the case list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// `open` or `closed`.
+    pub status: Option<String>,
+    /// Responsible caseworker (user id).
+    pub caseworker: Option<String>,
+    /// Governorate code.
+    pub governorate: Option<String>,
+    /// Exact survivor code.
+    pub survivor_code: Option<String>,
+    /// Most items (1–500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List the organisation's cases, most recently changed first.
+#[utoipa::path(get, path = "/v1/cases", tag = "cases", operation_id = "list_cases",
+    params(CaseQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "A page of cases", body = PageOf<CaseSummary>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    Query(query): Query<CaseQuery>,
+) -> Result<Json<PageOf<CaseSummary>>, ApiError> {
+    let owner_org = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("open") => Some(CaseStatus::Open),
+        Some("closed") => Some(CaseStatus::Closed),
+        Some(_) => return Err(ApiError::invalid("status", "must be open or closed")),
+    };
+    let filter = CaseFilter {
+        owner_org: Some(owner_org),
+        caseworker: opt_field("caseworker", query.caseworker.as_deref(), UserId::parse)?,
+        status,
+        governorate: opt_field("governorate", query.governorate.as_deref(), Governorate::parse)?,
+        survivor_code: query.survivor_code.clone(),
+    };
+    caught_up(&state, min, READS).await?;
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .request();
+    let page = state.models().cases(&filter, &page).await?;
+    Ok(Json(PageOf {
+        items: page.items.iter().map(summary).collect(),
+        next: page.next,
+    }))
+}
+
+/// Read a case with its consents and personal data. The read is recorded in the access audit
+/// before the answer is sent.
+#[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases", operation_id = "get_case",
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "The case; ETag is its version", body = CaseDetail), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn get_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    caught_up(&state, min, READS).await?;
+    let row = scoped_case(&state, &principal, id, Action::CaseRead).await?;
+    state
+        .audit()
+        .record(
+            &principal.actor,
+            "case.read",
+            format!("case/{id}"),
+            "GET /v1/cases/{case_id}",
+            &request_id(&headers),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let personal = case_personal(&state, id).await?;
+    let consents: Vec<ConsentEntry> = serde_json::from_str(&row.consents).map_err(ApiError::internal)?;
+    let detail = CaseDetail {
+        summary: summary(&row),
+        close_code: row.close_code.clone(),
+        consents: consents.into_iter().map(ConsentOutput::from).collect(),
+        personal,
+        position: row.position,
+    };
+    Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
+}
+
+/// Replace the client's profile.
+#[utoipa::path(put, path = "/v1/cases/{case_id}/profile", tag = "cases", operation_id = "update_case_profile",
+    request_body = ProfileInput,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn update_profile(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<ProfileInput>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    let profile = body.parse("profile")?;
+    let meta = command_meta(&principal, &key, &format!("PUT /v1/cases/{id}/profile"), &headers);
+    let outcome = execute(&state, id, CaseCommand::UpdateProfile(profile), &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Replace the client's personal data (sealed before it is stored).
+#[utoipa::path(put, path = "/v1/cases/{case_id}/personal-data", tag = "cases", operation_id = "update_case_personal_data",
+    request_body = PersonalInput,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn update_personal_data(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<PersonalInput>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    body.validate("personal")?;
+    let meta = command_meta(&principal, &key, &format!("PUT /v1/cases/{id}/personal-data"), &headers);
+    let personal = body.seal(&state, id, event_of(&meta, 0)).await?;
+    let outcome = execute(&state, id, CaseCommand::UpdatePersonalData(personal), &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Make another caseworker responsible.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// The caseworker's user id.
+    pub caseworker: String,
+}
+
+/// Make another caseworker responsible for the case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/assign", tag = "cases", operation_id = "assign_case",
+    request_body = AssignRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Assigned", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn assign_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<AssignRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    let caseworker = field("caseworker", &body.caseworker, UserId::parse)?;
+    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/assign"), &headers);
+    let outcome = execute(&state, id, CaseCommand::Assign { caseworker }, &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// What a consent covers.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// Service category codes covered; absent or null for any category.
+    pub categories: Option<Vec<String>>,
+    /// Organisation ids covered; absent or null for any organisation in the pathway.
+    pub organisations: Option<Vec<String>>,
+    /// When the consent lapses (Unix ms); absent for no expiry.
+    pub expires_at: Option<i64>,
+}
+
+impl ConsentRequest {
+    fn scope(&self) -> Result<ConsentScope, ApiError> {
+        let categories = match &self.categories {
+            None => Scope::Any,
+            Some(codes) => {
+                let parsed = codes
+                    .iter()
+                    .map(|c| field("categories", c, ServiceCategory::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Scope::only(parsed, "categories").map_err(|e| ApiError::invalid_field("categories", &e))?
+            }
+        };
+        let organisations = match &self.organisations {
+            None => Scope::Any,
+            Some(ids) => {
+                let parsed = ids
+                    .iter()
+                    .map(|o| field("organisations", o, OrgId::parse))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Scope::only(parsed, "organisations").map_err(|e| ApiError::invalid_field("organisations", &e))?
+            }
+        };
+        Ok(ConsentScope {
+            categories,
+            organisations,
+            expires_at: self.expires_at.map(Timestamp::from_unix_millis),
+        })
+    }
+}
+
+/// Record the client's consent to be referred.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/consents", tag = "cases", operation_id = "give_consent",
+    request_body = ConsentRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 201, description = "Recorded; `id` is the consent's id", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn give_consent(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<ConsentRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    let scope = body.scope()?;
+    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/consents"), &headers);
+    let consent_id = ConsentId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let outcome = execute(
+        &state,
+        id,
+        CaseCommand::GiveConsent { consent_id, scope },
+        &meta,
+        if_match,
+    )
+    .await?;
+    Ok(answered(
+        consent_id.to_string(),
+        outcome,
+        Some(format!("/v1/cases/{id}")),
+    ))
+}
+
+/// Narrow a consent (the new scope must lie within the old one).
+#[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/narrow", tag = "cases", operation_id = "narrow_consent",
+    request_body = ConsentRequest,
+    params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Narrowed", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn narrow_consent(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path((case_id, consent_id)): Path<(String, String)>,
+    Json(body): Json<ConsentRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    let consent_id = path_id(&consent_id, ConsentId::parse)?;
+    changeable_case(&state, &principal, id).await?;
+    let scope = body.scope()?;
+    let meta = command_meta(
+        &principal,
+        &key,
+        &format!("POST /v1/cases/{id}/consents/{consent_id}/narrow"),
+        &headers,
+    );
+    let outcome = execute(
+        &state,
+        id,
+        CaseCommand::NarrowConsent { consent_id, scope },
+        &meta,
+        if_match,
+    )
+    .await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Nothing to send.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// Withdraw a consent; the referrals it covered are then cancelled and their partners told.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/withdraw", tag = "cases", operation_id = "withdraw_consent",
+    params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Withdrawn", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn withdraw_consent(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path((case_id, consent_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    let consent_id = path_id(&consent_id, ConsentId::parse)?;
+    changeable_case(&state, &principal, id).await?;
+    let meta = command_meta(
+        &principal,
+        &key,
+        &format!("POST /v1/cases/{id}/consents/{consent_id}/withdraw"),
+        &headers,
+    );
+    let outcome = execute(&state, id, CaseCommand::WithdrawConsent { consent_id }, &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Close a case.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Why.
+    pub reason: ReasonInput,
+    /// Cancel the case's open referrals with the close, instead of refusing to close.
+    #[serde(default)]
+    pub cancel_open_referrals: bool,
+}
+
+/// Close the case; with open referrals it is refused (`open_referrals`) unless
+/// `cancel_open_referrals` is set.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/close", tag = "cases", operation_id = "close_case",
+    request_body = CloseRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Closed", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn close_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<CloseRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/close"), &headers);
+    let reason = reason(&state, &body.reason, CloseCode::parse, id, event_of(&meta, 0)).await?;
+    let open_referrals = open_referrals_of(&state, id).await?;
+    let command = CaseCommand::Close(CloseCase {
+        reason,
+        open_referrals,
+        cancel_open_referrals: body.cancel_open_referrals,
+    });
+    let outcome = execute(&state, id, command, &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// The case's referrals that are still open, from a read model that has caught up with
+/// everything in the log now, so a referral made a moment ago is not missed.
+async fn open_referrals_of(state: &AppState, case: CaseId) -> Result<Vec<ReferralId>, ApiError> {
+    let mut stream = state.store().stream().clone();
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .state
+        .last_sequence;
+    state
+        .models()
+        .wait_for(&[Projection::Referrals], last, state.limits().max_wait)
+        .await?;
+    let filter = ReferralFilter {
+        case_id: Some(case),
+        statuses: OPEN_STATUSES.to_vec(),
+        ..ReferralFilter::default()
+    };
+    let mut out = Vec::new();
+    let mut page = PageRequest::first(wasl_projections::query::MAX_LIMIT);
+    loop {
+        let found = state.models().referrals(&filter, &page).await?;
+        for row in &found.items {
+            out.push(ReferralId::parse(&row.id).map_err(ApiError::internal)?);
+        }
+        match found.next {
+            Some(next) => page = PageRequest::continuing(wasl_projections::query::MAX_LIMIT, next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Reopen a case.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReopenRequest {
+    /// Why, optionally (sealed).
+    #[schema(max_length = 2000)]
+    pub reason: Option<String>,
+}
+
+/// Reopen a closed case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/reopen", tag = "cases", operation_id = "reopen_case",
+    request_body = ReopenRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+    responses((status = 200, description = "Reopened", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn reopen_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+    Json(body): Json<ReopenRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    changeable_case(&state, &principal, id).await?;
+    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/reopen"), &headers);
+    let reason = match body.reason.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.chars().count() > 2000 => {
+            return Err(ApiError::invalid("reason", "is longer than 2000 characters"));
+        }
+        Some(text) => Some(
+            state
+                .vault()
+                .seal(id, event_of(&meta, 0), PiiField::REASON_TEXT, text)
+                .await?,
+        ),
+        None => None,
+    };
+    let outcome = execute(&state, id, CaseCommand::Reopen { reason }, &meta, if_match).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}

@@ -1,0 +1,74 @@
+//! Liveness and readiness, for load balancers and orchestrators; no authentication.
+
+use super::Problems;
+use crate::error::ApiError;
+use crate::http::Json;
+use crate::state::AppState;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+/// A health answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Readiness, with what was checked.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// The read models' checkpoints (stream positions) by projection.
+    pub projections: Vec<ProjectionPosition>,
+}
+
+/// How far a projection has read the log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProjectionPosition {
+    /// Projection name.
+    pub name: String,
+    /// Last stream position applied.
+    pub position: u64,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// The API can serve: NATS is connected and the read-model database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses((status = 200, description = "Ready", body = Readiness), Problems))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    if state.store().client().connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::Unavailable("NATS is not connected".to_owned()));
+    }
+    let positions = state
+        .models()
+        .positions()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("read-model database: {e}")))?;
+    Ok(Json(Readiness {
+        status: "ready".to_owned(),
+        projections: positions
+            .into_iter()
+            .map(|(p, position)| ProjectionPosition {
+                name: p.name().to_owned(),
+                position,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,970 @@
+//! Referrals: request (or first ask the directory for candidates), list, read (audited),
+//! timeline, and one action route per transition.
+
+use super::cases::{ReasonInput, reason};
+use super::{PageOf, PageParams, Problems, caught_up, command_meta, field, opt_field, path_id, request_id, require};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::http::{CommandAnswer, IdempotencyKey, IfMatch, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::personal::{referral_notes, seal_referral_notes};
+use crate::policy::{Action, ReferralSide, Resource, referral_scope};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wasl_domain::Role;
+use wasl_domain::case::Case;
+use wasl_domain::catalogue::{
+    CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, ServiceCategory,
+};
+use wasl_domain::directory::Organisation;
+use wasl_domain::ids::{CaseId, EventId, OrgId, ReferralId, ServiceId};
+use wasl_domain::referral::{
+    FollowUp, OverdueKind, Referral, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction, ServiceReceived,
+};
+use wasl_projections::Projection;
+use wasl_projections::query::{DirectorySearch, ReferralFilter};
+use wasl_projections::rows::referral::{HistoryRow, ReferralRow};
+use wasl_store::CommandMeta;
+use wasl_vault::PiiField;
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_referral, list_referrals))
+        .routes(routes!(referral_candidates))
+        .routes(routes!(get_referral))
+        .routes(routes!(referral_history))
+        .routes(routes!(receive_referral))
+        .routes(routes!(accept_referral))
+        .routes(routes!(reject_referral))
+        .routes(routes!(start_referral))
+        .routes(routes!(hold_referral))
+        .routes(routes!(resume_referral))
+        .routes(routes!(complete_referral))
+        .routes(routes!(fail_referral))
+        .routes(routes!(cancel_referral))
+        .routes(routes!(record_follow_up))
+        .routes(routes!(mark_entered_in_error))
+        .routes(routes!(acknowledge_escalation))
+}
+
+const READS: &[Projection] = &[Projection::Referrals];
+
+fn event_of(meta: &CommandMeta, index: usize) -> EventId {
+    wasl_store::event_id(meta.command_id, meta.context.now, index)
+}
+
+/// Make a referral.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralRequest {
+    /// The case.
+    pub case_id: String,
+    /// The receiving organisation (see `GET /v1/referrals/candidates`).
+    pub to_org: String,
+    /// The service asked for, one of the organisation's.
+    pub service_id: String,
+    /// `routine`, `urgent` or `emergency`.
+    #[schema(example = "routine")]
+    pub priority: String,
+    /// The referral this one replaces after it was declined as `redirected`.
+    pub redirected_from: Option<String>,
+    /// A supervisor's reason to refer without covering consent.
+    pub consent_override: Option<ReasonInput>,
+    /// Notes for the receiving organisation (sealed; fetched over the API, never routed).
+    #[schema(max_length = 20000)]
+    pub notes: Option<String>,
+}
+
+/// Ask for a referral; the case's consent must cover the organisation and the service's
+/// category (or a supervisor overrides with a reason).
+#[utoipa::path(post, path = "/v1/referrals", tag = "referrals", operation_id = "request_referral",
+    request_body = ReferralRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, description = "Requested", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn request_referral(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    headers: HeaderMap,
+    Json(body): Json<ReferralRequest>,
+) -> Result<Response, ApiError> {
+    let case_id = field("case_id", &body.case_id, CaseId::parse)?;
+    let to_org = field("to_org", &body.to_org, OrgId::parse)?;
+    let service_id = field("service_id", &body.service_id, ServiceId::parse)?;
+    let priority = field("priority", &body.priority, Priority::parse)?;
+    let redirected_from = opt_field("redirected_from", body.redirected_from.as_deref(), ReferralId::parse)?;
+    if body.notes.as_ref().is_some_and(|n| n.chars().count() > 20000) {
+        return Err(ApiError::invalid("notes", "is longer than 20000 characters"));
+    }
+    let case = state.store().load::<Case>(case_id).await?;
+    let owner_org = case.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
+    require(&principal, Action::ReferralRequest, Resource::Case { owner_org })?;
+    let provider = state.store().load::<Organisation>(to_org).await?;
+    if provider.state.state().is_none() {
+        return Err(ApiError::invalid("to_org", "is not an organisation in the directory"));
+    }
+    let redirected_from = match redirected_from {
+        Some(id) => Some(state.store().load::<Referral>(id).await?.state),
+        None => None,
+    };
+    let meta = command_meta(&principal, &key, "POST /v1/referrals", &headers);
+    let id = ReferralId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let consent_override = match &body.consent_override {
+        Some(input) => Some(reason(&state, input, OverrideCode::parse, case_id, event_of(&meta, 0)).await?),
+        None => None,
+    };
+    let notes = seal_referral_notes(&state, case_id, event_of(&meta, 0), body.notes.as_ref()).await?;
+    let command = ReferralCommand::Request(Box::new(RequestReferral {
+        referral_id: id,
+        case: case.state,
+        provider: provider.state,
+        service_id,
+        priority,
+        redirected_from,
+        consent_override,
+        notes,
+    }));
+    let outcome = state.store().execute_at::<Referral>(id, &command, &meta, None).await?;
+    Ok(answered(id.to_string(), outcome, Some(format!("/v1/referrals/{id}"))))
+}
+
+/// Filters of the referral list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralQuery {
+    /// `sent` (made by the caller's organisation) or `received` (addressed to it); by default
+    /// the side the caller's role works on.
+    pub direction: Option<String>,
+    /// Status codes, comma-separated.
+    pub status: Option<String>,
+    /// Of this case (sent referrals only).
+    pub case_id: Option<String>,
+    /// Service category code.
+    pub category: Option<String>,
+    /// Priority code.
+    pub priority: Option<String>,
+    /// Most items (1–500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A referral as the caller may see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReferralView {
+    /// Referral id.
+    pub id: String,
+    /// The case; only for the referring organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// Referring organisation.
+    pub from_org: String,
+    /// Referring caseworker; only for the referring organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_user: Option<String>,
+    /// Receiving organisation.
+    pub to_org: String,
+    /// Service.
+    pub service_id: String,
+    /// Service category code.
+    pub category: String,
+    /// Priority code.
+    pub priority: String,
+    /// Current status code.
+    pub status: String,
+    /// The client, as little as the partner needs.
+    pub client: ClientView,
+    /// When each status was first reached (Unix ms).
+    pub timeline: StatusTimes,
+    /// Decline reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    /// Suggested organisation of a redirect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_org: Option<String>,
+    /// Failure reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    /// Cancel reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_code: Option<String>,
+    /// Hold reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_code: Option<String>,
+    /// The referral this one replaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirected_from: Option<String>,
+    /// Follow-up was recorded.
+    pub followed_up: bool,
+    /// Overdue kinds.
+    pub overdue: Vec<String>,
+    /// Escalated kinds.
+    pub escalated: Vec<String>,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+    /// Version (the `ETag`).
+    pub version: i64,
+    /// Stream position of the last event.
+    pub position: i64,
+}
+
+/// The client as a partner sees them: no name, no code.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientView {
+    /// Sex code.
+    pub sex: String,
+    /// Age group code.
+    pub age_group: String,
+    /// Population group code.
+    pub population_group: String,
+    /// Language tag.
+    pub language: String,
+    /// Governorate code.
+    pub governorate: String,
+    /// District code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+}
+
+/// When each status was first reached (Unix ms).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusTimes {
+    /// Requested.
+    pub requested: i64,
+    /// Received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<i64>,
+    /// Accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<i64>,
+    /// Rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<i64>,
+    /// In progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<i64>,
+    /// On hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hold: Option<i64>,
+    /// Completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<i64>,
+    /// Failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<i64>,
+    /// Cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<i64>,
+    /// Entered in error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entered_in_error: Option<i64>,
+}
+
+fn list(column: &str) -> Vec<String> {
+    column.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// The view of `row` for an actor of `org`: the referring side sees the case and caseworker.
+pub fn view(row: &ReferralRow, referring: bool) -> ReferralView {
+    ReferralView {
+        id: row.id.clone(),
+        case_id: referring.then(|| row.case_id.clone()),
+        from_org: row.from_org.clone(),
+        from_user: referring.then(|| row.from_user.clone()),
+        to_org: row.to_org.clone(),
+        service_id: row.service_id.clone(),
+        category: row.category.clone(),
+        priority: row.priority.clone(),
+        status: row.status.clone(),
+        client: ClientView {
+            sex: row.sex.clone(),
+            age_group: row.age_group.clone(),
+            population_group: row.population_group.clone(),
+            language: row.language.clone(),
+            governorate: row.governorate.clone(),
+            district: row.district.clone(),
+        },
+        timeline: StatusTimes {
+            requested: row.requested_at,
+            received: row.received_at,
+            accepted: row.accepted_at,
+            rejected: row.rejected_at,
+            in_progress: row.in_progress_at,
+            on_hold: row.on_hold_at,
+            completed: row.completed_at,
+            failed: row.failed_at,
+            cancelled: row.cancelled_at,
+            entered_in_error: row.entered_in_error_at,
+        },
+        decline_code: row.decline_code.clone(),
+        suggested_org: row.suggested_org.clone(),
+        failure_code: row.failure_code.clone(),
+        cancel_code: row.cancel_code.clone(),
+        hold_code: row.hold_code.clone(),
+        redirected_from: row.redirected_from.clone(),
+        followed_up: row.followed_up != 0,
+        overdue: list(&row.overdue),
+        escalated: list(&row.escalated),
+        updated_at: row.updated_at,
+        version: row.version,
+        position: row.position,
+    }
+}
+
+/// Parses a comma-separated list of status codes.
+pub fn statuses(text: Option<&str>) -> Result<Vec<ReferralStatus>, ApiError> {
+    text.map(|t| {
+        t.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| field("status", s.trim(), ReferralStatus::parse))
+            .collect()
+    })
+    .transpose()
+    .map(Option::unwrap_or_default)
+}
+
+/// List referrals made by, or addressed to, the caller's organisation.
+#[utoipa::path(get, path = "/v1/referrals", tag = "referrals", operation_id = "list_referrals",
+    params(ReferralQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "A page of referrals", body = PageOf<ReferralView>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_referrals(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    Query(query): Query<ReferralQuery>,
+) -> Result<Json<PageOf<ReferralView>>, ApiError> {
+    require(&principal, Action::ReferralList, Resource::Collection)?;
+    let sides = referral_scope(&principal.actor);
+    let side = match query.direction.as_deref() {
+        None => sides.first().copied().ok_or(ApiError::Forbidden)?,
+        Some("sent") => sides
+            .iter()
+            .copied()
+            .find(|s| matches!(s, ReferralSide::Sent(_)))
+            .ok_or(ApiError::Forbidden)?,
+        Some("received") => sides
+            .iter()
+            .copied()
+            .find(|s| matches!(s, ReferralSide::Received(_)))
+            .ok_or(ApiError::Forbidden)?,
+        Some(_) => return Err(ApiError::invalid("direction", "must be sent or received")),
+    };
+    let mut filter = ReferralFilter {
+        statuses: statuses(query.status.as_deref())?,
+        category: opt_field("category", query.category.as_deref(), ServiceCategory::parse)?,
+        priority: opt_field("priority", query.priority.as_deref(), Priority::parse)?,
+        ..ReferralFilter::default()
+    };
+    let referring = match side {
+        ReferralSide::Sent(org) => {
+            filter.from_org = Some(org);
+            filter.case_id = opt_field("case_id", query.case_id.as_deref(), CaseId::parse)?;
+            true
+        }
+        ReferralSide::Received(org) => {
+            if query.case_id.is_some() {
+                return Err(ApiError::invalid("case_id", "is only a filter of sent referrals"));
+            }
+            filter.to_org = Some(org);
+            false
+        }
+    };
+    caught_up(&state, min, READS).await?;
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .request();
+    let page = state.models().referrals(&filter, &page).await?;
+    Ok(Json(PageOf {
+        items: page.items.iter().map(|r| view(r, referring)).collect(),
+        next: page.next,
+    }))
+}
+
+/// Candidate services for a referral.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateQuery {
+    /// The case to refer.
+    pub case_id: String,
+    /// The service category wanted.
+    pub category: String,
+}
+
+/// A service that could take the referral.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Candidate {
+    /// Organisation id.
+    pub org_id: String,
+    /// Organisation name.
+    pub org_name: String,
+    /// Service id.
+    pub service_id: String,
+    /// Service name.
+    pub service_name: String,
+    /// Why it is proposed.
+    pub reasons: Vec<String>,
+}
+
+/// Services that could take a referral for the case: of the category, working in the client's
+/// governorate, accepting referrals, in the client's language first.
+#[utoipa::path(get, path = "/v1/referrals/candidates", tag = "referrals", operation_id = "referral_candidates",
+    params(CandidateQuery),
+    responses((status = 200, description = "Candidates, best first", body = Vec<Candidate>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn referral_candidates(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<CandidateQuery>,
+) -> Result<Json<Vec<Candidate>>, ApiError> {
+    let case_id = field("case_id", &query.case_id, CaseId::parse)?;
+    let category = field("category", &query.category, ServiceCategory::parse)?;
+    let case = state.store().load::<Case>(case_id).await?;
+    let case = case.state.state().ok_or(ApiError::NotFound)?.clone();
+    require(
+        &principal,
+        Action::ReferralRequest,
+        Resource::Case {
+            owner_org: case.owner_org,
+        },
+    )?;
+    let search = DirectorySearch {
+        category: Some(category),
+        governorate: Some(case.profile.location.governorate()),
+        accepting_only: true,
+        ..DirectorySearch::default()
+    };
+    let page = state
+        .models()
+        .search_services(
+            &search,
+            &wasl_projections::query::PageRequest::first(wasl_projections::query::MAX_LIMIT),
+        )
+        .await?;
+    let language = case.profile.language.primary().to_owned();
+    let mut out: Vec<(bool, Candidate)> = page
+        .items
+        .into_iter()
+        .map(|listing| {
+            let speaks = listing
+                .service
+                .languages
+                .split(',')
+                .any(|l| l.split('-').next() == Some(language.as_str()));
+            let mut reasons = vec![
+                format!("offers {}", category.code()),
+                format!("works in {}", case.profile.location.governorate().code()),
+                "accepting referrals".to_owned(),
+            ];
+            if speaks {
+                reasons.push(format!("works in the client's language ({language})"));
+            }
+            (
+                speaks,
+                Candidate {
+                    org_id: listing.service.org_id.clone(),
+                    org_name: listing.org_name,
+                    service_id: listing.service.id.clone(),
+                    service_name: listing.service.name.clone(),
+                    reasons,
+                },
+            )
+        })
+        .collect();
+    out.sort_by_key(|(speaks, _)| !*speaks);
+    Ok(Json(out.into_iter().map(|(_, c)| c).collect()))
+}
+
+/// The referral as the read model has it, checked against the caller's scope.
+async fn scoped_referral(state: &AppState, principal: &Principal, id: ReferralId) -> Result<ReferralRow, ApiError> {
+    let row = state.models().referral(id).await?.ok_or(ApiError::NotFound)?;
+    let from_org = OrgId::parse(&row.from_org).map_err(ApiError::internal)?;
+    let to_org = OrgId::parse(&row.to_org).map_err(ApiError::internal)?;
+    require(principal, Action::ReferralRead, Resource::Referral { from_org, to_org })?;
+    Ok(row)
+}
+
+fn referring(principal: &Principal, row: &ReferralRow) -> bool {
+    principal.actor.has_any(&[Role::Caseworker, Role::Supervisor]) && row.from_org == principal.actor.org.to_string()
+}
+
+/// A referral with its notes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReferralDetail {
+    /// The referral.
+    #[serde(flatten)]
+    pub referral: ReferralView,
+    /// The notes for the receiving organisation, opened (the read is audited); absent when
+    /// there are none or the case's personal data was erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Read a referral with its notes. The read is recorded in the access audit first.
+#[utoipa::path(get, path = "/v1/referrals/{referral_id}", tag = "referrals", operation_id = "get_referral",
+    params(("referral_id" = String, Path, description = "Referral id"),
+           ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "The referral; ETag is its version", body = ReferralDetail), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn get_referral(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    headers: HeaderMap,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    caught_up(&state, min, READS).await?;
+    let row = scoped_referral(&state, &principal, id).await?;
+    state
+        .audit()
+        .record(
+            &principal.actor,
+            "referral.read",
+            format!("referral/{id}"),
+            "GET /v1/referrals/{referral_id}",
+            &request_id(&headers),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let notes = referral_notes(&state, id).await?.flatten();
+    let detail = ReferralDetail {
+        referral: view(&row, referring(&principal, &row)),
+        notes,
+    };
+    Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
+}
+
+/// One step of a referral's timeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// The referral's version after this step.
+    pub version: i64,
+    /// Event type.
+    pub event_type: String,
+    /// When (Unix ms).
+    pub at: i64,
+    /// Who (user id).
+    pub actor_user: String,
+    /// Their organisation.
+    pub actor_org: String,
+    /// Status before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_status: Option<String>,
+    /// Status after.
+    pub to_status: String,
+    /// Reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+}
+
+impl From<HistoryRow> for HistoryEntry {
+    fn from(h: HistoryRow) -> Self {
+        Self {
+            version: h.version,
+            event_type: h.event_type,
+            at: h.at,
+            actor_user: h.actor_user,
+            actor_org: h.actor_org,
+            from_status: h.from_status,
+            to_status: h.to_status,
+            reason_code: h.reason_code,
+        }
+    }
+}
+
+/// A referral's timeline, oldest first.
+#[utoipa::path(get, path = "/v1/referrals/{referral_id}/history", tag = "referrals", operation_id = "referral_history",
+    params(("referral_id" = String, Path, description = "Referral id"),
+           ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "The timeline", body = Vec<HistoryEntry>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn referral_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    Path(referral_id): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    caught_up(&state, min, READS).await?;
+    scoped_referral(&state, &principal, id).await?;
+    let history = state.models().history(id).await?;
+    Ok(Json(history.into_iter().map(HistoryEntry::from).collect()))
+}
+
+/// Loads the referral from the log (the read model may lag) and checks `action` on it.
+async fn authorised(
+    state: &AppState,
+    principal: &Principal,
+    id: ReferralId,
+    action: Action,
+) -> Result<wasl_domain::referral::ReferralState, ApiError> {
+    let loaded = state.store().load::<Referral>(id).await?;
+    let referral = loaded.state.state().cloned().ok_or(ApiError::NotFound)?;
+    require(
+        principal,
+        action,
+        Resource::Referral {
+            from_org: referral.from_org,
+            to_org: referral.to_org,
+        },
+    )?;
+    Ok(referral)
+}
+
+struct Step<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    key: &'a IdempotencyKey,
+    if_match: IfMatch,
+    headers: &'a HeaderMap,
+    id: ReferralId,
+    verb: &'static str,
+}
+
+impl Step<'_> {
+    fn meta(&self) -> CommandMeta {
+        command_meta(
+            self.principal,
+            self.key,
+            &format!("POST /v1/referrals/{}/{}", self.id, self.verb),
+            self.headers,
+        )
+    }
+
+    async fn run(&self, meta: &CommandMeta, command: ReferralCommand) -> Result<Response, ApiError> {
+        let outcome = self
+            .state
+            .store()
+            .execute_at::<Referral>(self.id, &command, meta, self.if_match.0)
+            .await?;
+        Ok(answered(self.id.to_string(), outcome, None))
+    }
+}
+
+macro_rules! simple_step {
+    ($name:ident, $verb:literal, $path:literal, $op:literal, $action:expr, $command:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "referral actions", operation_id = $op,
+            params(("referral_id" = String, Path, description = "Referral id"),
+                   ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+                   ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+            responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+            security(("bearer" = []), ("session" = [])))]
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            key: IdempotencyKey,
+            if_match: IfMatch,
+            headers: HeaderMap,
+            Path(referral_id): Path<String>,
+        ) -> Result<Response, ApiError> {
+            let id = path_id(&referral_id, ReferralId::parse)?;
+            authorised(&state, &principal, id, $action).await?;
+            let step = Step { state: &state, principal: &principal, key: &key, if_match, headers: &headers, id, verb: $verb };
+            let meta = step.meta();
+            step.run(&meta, $command).await
+        }
+    };
+}
+
+simple_step!(
+    receive_referral,
+    "receive",
+    "/v1/referrals/{referral_id}/receive",
+    "receive_referral",
+    Action::ReferralRespond,
+    ReferralCommand::Receive,
+    "Acknowledge receipt (the receiving organisation)."
+);
+simple_step!(
+    accept_referral,
+    "accept",
+    "/v1/referrals/{referral_id}/accept",
+    "accept_referral",
+    Action::ReferralRespond,
+    ReferralCommand::Accept,
+    "Accept the referral (the receiving organisation)."
+);
+simple_step!(
+    start_referral,
+    "start",
+    "/v1/referrals/{referral_id}/start",
+    "start_referral",
+    Action::ReferralRespond,
+    ReferralCommand::Start,
+    "Start the service (the receiving organisation)."
+);
+simple_step!(
+    resume_referral,
+    "resume",
+    "/v1/referrals/{referral_id}/resume",
+    "resume_referral",
+    Action::ReferralRespond,
+    ReferralCommand::Resume,
+    "Resume after a hold (the receiving organisation)."
+);
+simple_step!(
+    complete_referral,
+    "complete",
+    "/v1/referrals/{referral_id}/complete",
+    "complete_referral",
+    Action::ReferralRespond,
+    ReferralCommand::Complete,
+    "Complete the service (the receiving organisation)."
+);
+
+/// Decline a referral.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    /// Why: `no_capacity`, `not_eligible`, `service_not_offered`, `client_unreachable`,
+    /// `client_declined`, `redirected` (with `suggested_org`) or `other` (with text).
+    pub reason: ReasonInput,
+    /// The organisation suggested instead, with `redirected`.
+    pub suggested_org: Option<String>,
+}
+
+/// A reason, for hold, fail, cancel and entered-in-error.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why.
+    pub reason: ReasonInput,
+}
+
+/// Decline the referral with a coded reason (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/reject", tag = "referral actions", operation_id = "reject_referral",
+    request_body = RejectRequest,
+    params(("referral_id" = String, Path, description = "Referral id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    responses((status = 200, description = "Declined", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn reject_referral(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(referral_id): Path<String>,
+    Json(body): Json<RejectRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &principal, id, Action::ReferralRespond).await?;
+    let suggested_org = opt_field("suggested_org", body.suggested_org.as_deref(), OrgId::parse)?;
+    let step = Step {
+        state: &state,
+        principal: &principal,
+        key: &key,
+        if_match,
+        headers: &headers,
+        id,
+        verb: "reject",
+    };
+    let meta = step.meta();
+    let reason = reason(
+        &state,
+        &body.reason,
+        DeclineCode::parse,
+        referral.case_id,
+        event_of(&meta, 0),
+    )
+    .await?;
+    step.run(&meta, ReferralCommand::Reject(Decline { reason, suggested_org }))
+        .await
+}
+
+macro_rules! reason_step {
+    ($name:ident, $verb:literal, $path:literal, $op:literal, $action:expr, $code:ty, $variant:path, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "referral actions", operation_id = $op,
+            request_body = ReasonRequest,
+            params(("referral_id" = String, Path, description = "Referral id"),
+                   ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+                   ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+            responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+            security(("bearer" = []), ("session" = [])))]
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            key: IdempotencyKey,
+            if_match: IfMatch,
+            headers: HeaderMap,
+            Path(referral_id): Path<String>,
+            Json(body): Json<ReasonRequest>,
+        ) -> Result<Response, ApiError> {
+            let id = path_id(&referral_id, ReferralId::parse)?;
+            let referral = authorised(&state, &principal, id, $action).await?;
+            let step = Step { state: &state, principal: &principal, key: &key, if_match, headers: &headers, id, verb: $verb };
+            let meta = step.meta();
+            let reason = reason(&state, &body.reason, <$code>::parse, referral.case_id, event_of(&meta, 0)).await?;
+            step.run(&meta, $variant(reason)).await
+        }
+    };
+}
+
+reason_step!(
+    hold_referral,
+    "hold",
+    "/v1/referrals/{referral_id}/hold",
+    "hold_referral",
+    Action::ReferralRespond,
+    HoldCode,
+    ReferralCommand::Hold,
+    "Put the service on hold, with a reason (the receiving organisation)."
+);
+reason_step!(
+    fail_referral,
+    "fail",
+    "/v1/referrals/{referral_id}/fail",
+    "fail_referral",
+    Action::ReferralRespond,
+    FailCode,
+    ReferralCommand::Fail,
+    "Record that the service failed, with a reason (the receiving organisation)."
+);
+reason_step!(
+    cancel_referral,
+    "cancel",
+    "/v1/referrals/{referral_id}/cancel",
+    "cancel_referral",
+    Action::ReferralManage,
+    CancelCode,
+    ReferralCommand::Cancel,
+    "Cancel the referral, with a reason (the referring organisation)."
+);
+reason_step!(
+    mark_entered_in_error,
+    "entered-in-error",
+    "/v1/referrals/{referral_id}/entered-in-error",
+    "mark_referral_entered_in_error",
+    Action::ReferralMarkError,
+    ErrorCode,
+    ReferralCommand::MarkEnteredInError,
+    "Mark the referral entered-in-error (a supervisor of the referring organisation)."
+);
+
+/// Follow-up with the client after the service.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpRequest {
+    /// Whether the client was reached.
+    pub client_reached: bool,
+    /// `yes`, `partly`, `no` or `unknown`.
+    pub service_received: String,
+    /// 1–5, only when the client was reached.
+    pub satisfaction: Option<u8>,
+    /// A note (sealed).
+    #[schema(max_length = 2000)]
+    pub note: Option<String>,
+}
+
+/// Record the follow-up with the client, closing the loop (the referring organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/follow-up", tag = "referral actions", operation_id = "record_follow_up",
+    request_body = FollowUpRequest,
+    params(("referral_id" = String, Path, description = "Referral id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    responses((status = 200, description = "Recorded", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn record_follow_up(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(referral_id): Path<String>,
+    Json(body): Json<FollowUpRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &principal, id, Action::ReferralManage).await?;
+    let service_received = field("service_received", &body.service_received, ServiceReceived::parse)?;
+    let satisfaction = body
+        .satisfaction
+        .map(Satisfaction::new)
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("satisfaction", &e))?;
+    let step = Step {
+        state: &state,
+        principal: &principal,
+        key: &key,
+        if_match,
+        headers: &headers,
+        id,
+        verb: "follow-up",
+    };
+    let meta = step.meta();
+    let note = match body.note.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.chars().count() > 2000 => {
+            return Err(ApiError::invalid("note", "is longer than 2000 characters"));
+        }
+        Some(text) => Some(
+            state
+                .vault()
+                .seal(referral.case_id, event_of(&meta, 0), PiiField::FOLLOW_UP_NOTE, text)
+                .await?,
+        ),
+        None => None,
+    };
+    let follow_up = FollowUp {
+        client_reached: body.client_reached,
+        service_received,
+        satisfaction,
+        note,
+    };
+    step.run(&meta, ReferralCommand::RecordFollowUp(follow_up)).await
+}
+
+/// Which escalation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeRequest {
+    /// `acknowledgement`, `decision` or `follow_up`.
+    pub kind: String,
+}
+
+/// Acknowledge an escalation (a coordinator).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/acknowledge-escalation", tag = "referral actions", operation_id = "acknowledge_escalation",
+    request_body = AcknowledgeRequest,
+    params(("referral_id" = String, Path, description = "Referral id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    responses((status = 200, description = "Acknowledged", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn acknowledge_escalation(
+    State(state): State<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    if_match: IfMatch,
+    headers: HeaderMap,
+    Path(referral_id): Path<String>,
+    Json(body): Json<AcknowledgeRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &principal, id, Action::ReferralAcknowledgeEscalation).await?;
+    let kind = field("kind", &body.kind, OverdueKind::parse)?;
+    let step = Step {
+        state: &state,
+        principal: &principal,
+        key: &key,
+        if_match,
+        headers: &headers,
+        id,
+        verb: "acknowledge-escalation",
+    };
+    let meta = step.meta();
+    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind }).await
+}

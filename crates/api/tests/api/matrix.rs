@@ -1,0 +1,301 @@
+//! The authorisation matrix, generated from the API's own route table (its OpenAPI document):
+//! every route × every role × an actor in the referring organisation (A, which owns the case),
+//! the receiving organisation (B) and an unrelated one (Z), with the exact status expected.
+//!
+//! The expected answers below are the policy written out as a table, independently of the code
+//! that enforces it. A route without an entry fails the test, so a new route cannot slip in
+//! without its rule. Commands carry `If-Match: "999999"`: an allowed command stops at the
+//! version check (412) and changes nothing, so every cell sees the same world.
+
+use crate::support::{Client, Harness, TestDb, profile};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use wasl_domain::Role;
+use wasl_domain::ids::OrgId;
+
+const ROLES: [Role; 6] = [
+    Role::Caseworker,
+    Role::Supervisor,
+    Role::FocalPoint,
+    Role::PartnerSystem,
+    Role::Coordinator,
+    Role::Admin,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Org {
+    /// Referring: owns the case and made the referral.
+    A,
+    /// Receiving: the referral is addressed to it; the service is its.
+    B,
+    /// Unrelated.
+    Z,
+}
+
+/// The status the policy prescribes for `op` by `role` in `org`.
+fn expected(op: &str, role: Role, org: Org) -> StatusCode {
+    use Role::*;
+    let casework = matches!(role, Caseworker | Supervisor);
+    let partner = matches!(role, FocalPoint | PartnerSystem);
+    let maintainer = matches!(role, Coordinator | Admin);
+    let ok = StatusCode::OK;
+    let created = StatusCode::CREATED;
+    let changed = StatusCode::PRECONDITION_FAILED; // allowed, stopped by If-Match
+    let done = StatusCode::NO_CONTENT;
+    let forbidden = StatusCode::FORBIDDEN;
+    let hidden = StatusCode::NOT_FOUND;
+    let pick = |allowed: bool, yes: StatusCode, no: StatusCode| if allowed { yes } else { no };
+    match op {
+        "healthz" | "readyz" | "me" | "search_services" | "list_organisations" | "get_organisation" => ok,
+        // A token is not a session: there is nothing to sign out.
+        "logout" => StatusCode::BAD_REQUEST,
+        "create_user" | "issue_token" => pick(role == Admin, created, forbidden),
+        "list_users" | "list_tokens" => pick(role == Admin, ok, forbidden),
+        "set_user_roles" => match (role, org) {
+            (Admin, Org::A) => ok,
+            (Admin, _) => hidden,
+            _ => forbidden,
+        },
+        "disable_user" | "revoke_token" => match (role, org) {
+            (Admin, Org::A) => done,
+            (Admin, _) => hidden,
+            _ => forbidden,
+        },
+        "open_case" => pick(casework, created, forbidden),
+        "list_cases" | "worklist" => pick(casework, ok, forbidden),
+        "get_case" | "referral_candidates" => pick(casework && org == Org::A, ok, hidden),
+        "update_case_profile"
+        | "update_case_personal_data"
+        | "assign_case"
+        | "give_consent"
+        | "narrow_consent"
+        | "withdraw_consent"
+        | "close_case"
+        | "reopen_case" => pick(casework && org == Org::A, changed, hidden),
+        "request_referral" => pick(casework && org == Org::A, created, hidden),
+        "list_referrals" => pick(casework || partner, ok, forbidden),
+        "get_referral" | "referral_history" => {
+            pick((casework && org == Org::A) || (partner && org == Org::B), ok, hidden)
+        }
+        "receive_referral" | "accept_referral" | "reject_referral" | "start_referral" | "hold_referral"
+        | "resume_referral" | "complete_referral" | "fail_referral" => pick(partner && org == Org::B, changed, hidden),
+        "cancel_referral" | "record_follow_up" => pick(casework && org == Org::A, changed, hidden),
+        "mark_referral_entered_in_error" => pick(role == Supervisor && org == Org::A, changed, hidden),
+        "acknowledge_escalation" => pick(role == Coordinator, changed, hidden),
+        "inbox" | "inbox_counts" => pick(partner, ok, forbidden),
+        "register_organisation" => pick(maintainer, created, forbidden),
+        "add_service" | "update_service" => pick(
+            maintainer || (org == Org::B && matches!(role, Supervisor | FocalPoint)),
+            changed,
+            forbidden,
+        ),
+        "set_service_availability" => pick(
+            maintainer || (org == Org::B && (partner || role == Supervisor)),
+            changed,
+            forbidden,
+        ),
+        other => panic!("route {other} has no entry in the authorisation matrix: add its rule here and to the policy"),
+    }
+}
+
+/// The world every cell acts on.
+struct World {
+    case: String,
+    consent: String,
+    referral: String,
+    org_b: String,
+    service: String,
+    user_a: String,
+    token_a: String,
+}
+
+/// A valid body for `op`, so that only the policy and the version decide the answer.
+fn body(op: &str, w: &World) -> Option<Value> {
+    let reason = |code: &str| json!({"reason": {"code": code}});
+    match op {
+        "healthz"
+        | "readyz"
+        | "me"
+        | "search_services"
+        | "list_organisations"
+        | "get_organisation"
+        | "logout"
+        | "list_users"
+        | "list_tokens"
+        | "disable_user"
+        | "revoke_token"
+        | "list_cases"
+        | "worklist"
+        | "get_case"
+        | "referral_candidates"
+        | "list_referrals"
+        | "get_referral"
+        | "referral_history"
+        | "inbox"
+        | "inbox_counts"
+        | "withdraw_consent"
+        | "receive_referral"
+        | "accept_referral"
+        | "start_referral"
+        | "resume_referral"
+        | "complete_referral" => None,
+        "create_user" => Some(json!({"username": format!("test-{}", uuid::Uuid::new_v4().simple()),
+            "password": "test password 0002", "roles": ["caseworker"]})),
+        "issue_token" => Some(json!({"label": "test system", "role": "partner_system", "expires_in_days": 30})),
+        "set_user_roles" => Some(json!({"roles": ["caseworker"]})),
+        "open_case" => Some(json!({"profile": profile("TEST-3001")})),
+        "update_case_profile" => Some(profile("TEST-3002")),
+        "update_case_personal_data" => Some(json!({"name": "Test Person Gamma"})),
+        "assign_case" => Some(json!({"caseworker": w.user_a})),
+        "give_consent" | "narrow_consent" => Some(json!({"categories": ["health"]})),
+        "close_case" => Some(json!({"reason": {"code": "needs_met"}, "cancel_open_referrals": true})),
+        "reopen_case" => Some(json!({})),
+        "request_referral" => {
+            Some(json!({"case_id": w.case, "to_org": w.org_b, "service_id": w.service, "priority": "routine"}))
+        }
+        "reject_referral" => Some(reason("no_capacity")),
+        "hold_referral" => Some(reason("awaiting_capacity")),
+        "fail_referral" => Some(reason("client_unreachable")),
+        "cancel_referral" => Some(reason("client_request")),
+        "mark_referral_entered_in_error" => Some(json!({"reason": {"code": "duplicate"}})),
+        "record_follow_up" => Some(json!({"client_reached": true, "service_received": "yes"})),
+        "acknowledge_escalation" => Some(json!({"kind": "acknowledgement"})),
+        "register_organisation" => Some(json!({"name": "Test Registered NGO", "kind": "national_ngo"})),
+        "add_service" | "update_service" => Some(json!({"name": "Test service", "category": "health",
+            "areas": ["IQ-NI"], "languages": ["ar"]})),
+        "set_service_availability" => Some(json!({"accepting": false, "capacity": 3})),
+        other => panic!("route {other} has no body in the authorisation matrix"),
+    }
+}
+
+/// The path with the world's ids, and the required query of the routes that have one.
+fn fill(path: &str, op: &str, w: &World) -> String {
+    let query = match op {
+        "referral_candidates" => format!("?case_id={}&category=health", w.case),
+        _ => String::new(),
+    };
+    let path = path
+        .replace("{case_id}", &w.case)
+        .replace("{consent_id}", &w.consent)
+        .replace("{referral_id}", &w.referral)
+        .replace("{org_id}", &w.org_b)
+        .replace("{service_id}", &w.service)
+        .replace("{user_id}", &w.user_a)
+        .replace("{token_id}", &w.token_a);
+    format!("{path}{query}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org_a, _) = h.organisation("Test Referring NGO", "psychosocial").await;
+    let (org_b, service) = h.organisation("Test Health Partner", "health").await;
+    let org_z: OrgId = crate::support::new_id();
+    let caseworker = h.user(org_a, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-3000")}))
+        .await;
+    let case = opened.id();
+    let consent = caseworker
+        .post(&format!("/v1/cases/{case}/consents"), json!({}))
+        .await
+        .id();
+    let requested = caseworker
+        .post(
+            "/v1/referrals",
+            json!({"case_id": case, "to_org": org_b.to_string(), "service_id": service, "priority": "routine"}),
+        )
+        .await;
+    assert_eq!(requested.status, StatusCode::CREATED, "{}", requested.body);
+    // Everything above is in the read models before the matrix starts.
+    caseworker.get_at("/v1/cases", requested.position()).await;
+    let user_a = h
+        .state
+        .accounts()
+        .create_user(
+            None,
+            org_a,
+            "test-matrix-target",
+            &[Role::Caseworker],
+            "test password 0003",
+        )
+        .await
+        .expect("a target user")
+        .id
+        .to_string();
+    let expires = wasl_domain::time::Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis()).plus_hours(24);
+    let token_a = h
+        .state
+        .accounts()
+        .issue_token(
+            crate::support::new_id(),
+            org_a,
+            Role::PartnerSystem,
+            "test target",
+            expires,
+        )
+        .await
+        .expect("a target token")
+        .0
+        .id
+        .to_string();
+    let world = World {
+        case,
+        consent,
+        referral: requested.id(),
+        org_b: org_b.to_string(),
+        service,
+        user_a,
+        token_a,
+    };
+
+    let doc = serde_json::to_value(wasl_api::openapi()).expect("the document");
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let op = operation["operationId"]
+                .as_str()
+                .expect("every operation has an id")
+                .to_owned();
+            routes.push((method.to_uppercase(), path.clone(), op));
+        }
+    }
+    assert!(routes.len() >= 50, "the route table has {} routes", routes.len());
+
+    let mut clients: Vec<(Role, Org, Client)> = Vec::new();
+    for role in ROLES {
+        for (org, id) in [(Org::A, org_a), (Org::B, org_b), (Org::Z, org_z)] {
+            clients.push((role, org, h.token(id, role).await));
+        }
+    }
+    let mut wrong = BTreeMap::new();
+    let mut cells = 0;
+    for (method, path, op) in &routes {
+        if op == "login" {
+            continue; // Anyone may try to sign in; covered by the account tests.
+        }
+        for (role, org, client) in &clients {
+            let method = Method::from_bytes(method.as_bytes()).expect("a method");
+            let headers = [("if-match", "\"999999\"".to_owned())];
+            let answer = client
+                .send(method.clone(), &fill(path, op, &world), body(op, &world), &headers)
+                .await;
+            let want = expected(op, *role, *org);
+            cells += 1;
+            if answer.status != want {
+                wrong.insert(
+                    format!("{op} as {} of {org:?}", role.code()),
+                    format!("{} instead of {want}: {}", answer.status, answer.body),
+                );
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {cells} cells differ from the policy:\n{wrong:#?}",
+        wrong.len()
+    );
+    eprintln!("authorisation matrix: {cells} cells, {} routes", routes.len());
+    h.stop().await;
+}

@@ -1,0 +1,248 @@
+//! What clients rely on: idempotent retries, optimistic concurrency, read-your-writes, and
+//! problem documents for every kind of error.
+
+use crate::on_both;
+use crate::support::{Harness, TestDb, profile};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use wasl_domain::Role;
+
+on_both!(
+    a_retried_post_with_the_same_key_gives_the_same_answer_and_one_case,
+    idempotent_retry
+);
+
+async fn idempotent_retry(db: TestDb) {
+    let h = Harness::start(db).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let key = [("idempotency-key", "test-open-0001".to_owned())];
+    let first = caseworker
+        .post_with("/v1/cases", json!({"profile": profile("TEST-0002")}), &key)
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = caseworker
+        .post_with("/v1/cases", json!({"profile": profile("TEST-0002")}), &key)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.body["position"], first.body["position"]);
+    assert_eq!(again.body["replayed"], true);
+    let other = caseworker
+        .post_with(
+            "/v1/cases",
+            json!({"profile": profile("TEST-0002")}),
+            &[("idempotency-key", "test-open-0002".to_owned())],
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    let list = caseworker
+        .get_at("/v1/cases?survivor_code=TEST-0002", other.position())
+        .await;
+    assert_eq!(
+        list.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "two keys, two cases: {}",
+        list.body
+    );
+    h.stop().await;
+}
+
+on_both!(if_match_guards_a_change_and_a_stale_version_gets_412, if_match);
+
+async fn if_match(db: TestDb) {
+    let h = Harness::start(db).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0003")}))
+        .await;
+    let case = opened.id();
+    let read = caseworker.get_at(&format!("/v1/cases/{case}"), opened.position()).await;
+    assert_eq!(read.etag(), "1");
+    let stale = [("if-match", "\"0\"".to_owned())];
+    let refused = caseworker
+        .post_with(&format!("/v1/cases/{case}/consents"), json!({}), &stale)
+        .await;
+    assert_eq!(refused.status, StatusCode::PRECONDITION_FAILED, "{}", refused.body);
+    assert_eq!(refused.problem(), "urn:wasl:problem:precondition-failed");
+    assert_eq!(refused.body["current_version"], 1);
+    let current = [("if-match", format!("\"{}\"", read.etag()))];
+    let given = caseworker
+        .post_with(&format!("/v1/cases/{case}/consents"), json!({}), &current)
+        .await;
+    assert_eq!(given.status, StatusCode::CREATED, "{}", given.body);
+    assert_eq!(given.headers.get("etag").and_then(|v| v.to_str().ok()), Some("\"2\""));
+    h.stop().await;
+}
+
+on_both!(
+    of_two_racing_changes_on_the_same_version_one_wins_and_one_gets_409,
+    lost_race
+);
+
+async fn lost_race(db: TestDb) {
+    let h = Harness::start(db).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0004")}))
+        .await;
+    let case = opened.id();
+    let version = [("if-match", "\"1\"".to_owned())];
+    // Many writers all saw version 1; exactly one may change it.
+    let attempts = (0..8).map(|_| {
+        let c = caseworker.clone();
+        let path = format!("/v1/cases/{case}/consents");
+        let headers = version.clone();
+        tokio::spawn(async move { c.post_with(&path, json!({}), &headers).await })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        let answer = attempt.await.expect("the request ran");
+        if answer.status == StatusCode::CONFLICT || answer.status == StatusCode::PRECONDITION_FAILED {
+            assert!(answer.body["current_version"].as_u64() >= Some(2), "{}", answer.body);
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::CREATED).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::CREATED,
+            StatusCode::CONFLICT,
+            StatusCode::PRECONDITION_FAILED
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+    let read = caseworker.get(&format!("/v1/cases/{case}")).await;
+    let read = caseworker
+        .get_at(
+            &format!("/v1/cases/{case}"),
+            read.body["position"].as_u64().unwrap_or(0),
+        )
+        .await;
+    assert_eq!(read.body["consents"].as_array().map(Vec::len), Some(1));
+    h.stop().await;
+}
+
+on_both!(a_query_with_the_commands_position_sees_the_write, read_your_writes);
+
+async fn read_your_writes(db: TestDb) {
+    let h = Harness::start(db).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    for n in 0..20 {
+        let opened = caseworker
+            .post("/v1/cases", json!({"profile": profile(&format!("TEST-1{n:03}"))}))
+            .await;
+        assert_eq!(opened.status, StatusCode::CREATED);
+        let read = caseworker
+            .get_at(&format!("/v1/cases/{}", opened.id()), opened.position())
+            .await;
+        assert_eq!(
+            read.status,
+            StatusCode::OK,
+            "case {n} is readable at once: {}",
+            read.body
+        );
+        assert_eq!(read.body["profile"]["survivor_code"], format!("TEST-1{n:03}"));
+    }
+    let beyond = caseworker.get_at("/v1/cases", 1_000_000).await;
+    assert_eq!(beyond.status, StatusCode::SERVICE_UNAVAILABLE, "{}", beyond.body);
+    assert_eq!(beyond.problem(), "urn:wasl:problem:not-caught-up");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_problem_document_with_a_request_id() {
+    let h = Harness::start_with(
+        TestDb::sqlite(),
+        wasl_api::Limits {
+            body_limit: 4096,
+            max_wait: std::time::Duration::from_millis(200),
+            ..wasl_api::Limits::default()
+        },
+    )
+    .await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let check = |answer: &crate::support::Answer, status: StatusCode, kind: &str| {
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert_eq!(
+            answer.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+        assert_eq!(answer.problem(), format!("urn:wasl:problem:{kind}"));
+        assert_eq!(answer.body["status"], status.as_u16());
+        assert!(
+            answer.body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{}",
+            answer.body
+        );
+    };
+    let unknown_field = caseworker
+        .post(
+            "/v1/cases",
+            json!({"profile": profile("TEST-0005"), "name": "Test Person Beta"}),
+        )
+        .await;
+    check(&unknown_field, StatusCode::BAD_REQUEST, "bad-request");
+    assert_eq!(unknown_field.body["errors"][0]["problem"], "unknown field");
+    assert!(!unknown_field.body.to_string().contains("Test Person Beta"));
+    let invalid = caseworker
+        .post(
+            "/v1/cases",
+            json!({"profile": {"survivor_code": "TEST-0006", "sex": "female", "age_years": 30,
+            "population_group": "idp", "nationality": "IQ", "governorate": "IQ-XX", "language": "ar"}}),
+        )
+        .await;
+    check(&invalid, StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(invalid.body["errors"][0]["field"], "profile.governorate");
+    let big = caseworker
+        .post(
+            "/v1/cases",
+            json!({"profile": profile("TEST-0007"), "personal": {"notes": "x".repeat(8000)}}),
+        )
+        .await;
+    check(&big, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+    check(
+        &caseworker.get("/v1/no-such-route").await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    check(
+        &caseworker.send(Method::DELETE, "/v1/cases", None, &[]).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    );
+    check(
+        &h.anonymous().get("/v1/cases").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    check(
+        &caseworker.get("/v1/cases/not-a-uuid").await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    // A domain refusal carries the domain's reason code.
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0008")}))
+        .await;
+    let case = opened.id();
+    let reopen = caseworker.post(&format!("/v1/cases/{case}/reopen"), json!({})).await;
+    check(&reopen, StatusCode::UNPROCESSABLE_ENTITY, "refused");
+    assert_eq!(reopen.body["code"], "case_open");
+    // A change through a session without the CSRF token is refused.
+    let no_csrf = caseworker
+        .without_csrf()
+        .post("/v1/cases", json!({"profile": profile("TEST-0009")}))
+        .await;
+    check(&no_csrf, StatusCode::FORBIDDEN, "forbidden");
+    h.stop().await;
+}
