@@ -66,8 +66,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(routes::directory::routes())
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
-    let (name, schema) = routes::problem_schema();
-    components.schemas.insert(name, schema);
+    components.schemas.extend(routes::problem_schemas());
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(

@@ -337,7 +337,8 @@ pub async fn reason<C: ReasonCode>(
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", operation_id = "open_case",
     request_body = OpenCaseRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key gives the same answer")),
-    responses((status = 201, description = "Opened", body = CommandAnswer), Problems),
+    responses((status = 201, description = "Opened", body = CommandAnswer),
+        (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn open_case(
     State(state): State<AppState>,
@@ -599,7 +600,8 @@ impl ConsentRequest {
     params(("case_id" = String, Path, description = "Case id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
            ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
-    responses((status = 201, description = "Recorded; `id` is the consent's id", body = CommandAnswer), Problems),
+    responses((status = 201, description = "Recorded; `id` is the consent's id", body = CommandAnswer),
+        (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn give_consent(
     State(state): State<AppState>,

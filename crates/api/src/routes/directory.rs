@@ -271,7 +271,8 @@ pub struct RegisterRequest {
 #[utoipa::path(post, path = "/v1/organisations", tag = "directory", operation_id = "register_organisation",
     request_body = RegisterRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, description = "Registered", body = CommandAnswer), Problems),
+    responses((status = 201, description = "Registered", body = CommandAnswer),
+        (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn register_organisation(
     State(state): State<AppState>,
@@ -380,7 +381,8 @@ async fn maintain(state: &AppState, principal: &Principal, id: OrgId, action: Ac
     params(("org_id" = String, Path, description = "Organisation id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
            ("If-Match" = Option<String>, Header, description = "Only if the organisation is at this version (its ETag)")),
-    responses((status = 201, description = "Added; `id` is the service's id", body = CommandAnswer), Problems),
+    responses((status = 201, description = "Added; `id` is the service's id", body = CommandAnswer),
+        (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn add_service(
     State(state): State<AppState>,

@@ -36,13 +36,29 @@ pub fn require(principal: &Principal, action: Action, resource: Resource) -> Res
 /// Waits (bounded) until the projections a query reads have reached the client's
 /// `Wasl-Min-Position`.
 pub async fn caught_up(state: &AppState, min: MinPosition, projections: &[Projection]) -> Result<(), ApiError> {
-    if let Some(position) = min.0 {
-        state
-            .models()
-            .wait_for(projections, position, state.limits().max_wait)
-            .await?;
+    let Some(position) = min.0 else {
+        return Ok(());
+    };
+    match state
+        .models()
+        .wait_for(projections, position, state.limits().max_wait)
+        .await
+    {
+        // A position the log has not reached was never given out, and no wait can reach it:
+        // the client's error, not a 503 to retry.
+        Err(wasl_projections::ProjectionError::Timeout { .. }) if beyond_the_log(state, position).await => Err(
+            ApiError::invalid("Wasl-Min-Position", "is beyond the end of the event log"),
+        ),
+        other => other.map_err(ApiError::from),
     }
-    Ok(())
+}
+
+/// The event log ends before `position`; when the log cannot be asked, assume not.
+async fn beyond_the_log(state: &AppState, position: u64) -> bool {
+    match state.store().stream().get_info().await {
+        Ok(info) => position > info.state.last_sequence,
+        Err(_) => false,
+    }
 }
 
 /// Now, from the wall clock: the API is where time enters the system.
@@ -177,7 +193,9 @@ impl utoipa::IntoResponses for Problems {
     }
 }
 
-/// Makes sure [`Problem`] is in the document's components.
-pub fn problem_schema() -> (String, RefOr<openapi::schema::Schema>) {
-    (Problem::name().into_owned(), Problem::schema())
+/// [`Problem`] and the schemas it refers to (`FieldProblem`), for the document's components.
+pub fn problem_schemas() -> Vec<(String, RefOr<openapi::schema::Schema>)> {
+    let mut schemas = vec![(Problem::name().into_owned(), Problem::schema())];
+    <Problem as ToSchema>::schemas(&mut schemas);
+    schemas
 }

@@ -86,7 +86,8 @@ pub struct ReferralRequest {
 #[utoipa::path(post, path = "/v1/referrals", tag = "referrals", operation_id = "request_referral",
     request_body = ReferralRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, description = "Requested", body = CommandAnswer), Problems),
+    responses((status = 201, description = "Requested", body = CommandAnswer),
+        (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn request_referral(
     State(state): State<AppState>,
