@@ -3,10 +3,12 @@
 mod support;
 
 mod accounts;
+mod audit;
 mod closed_loop;
 mod markers;
 mod matrix;
 mod oidc;
+mod openapi;
 mod semantics;
 
 /// Runs `$scenario(db: TestDb)` as two tests, `sqlite` and `postgres`, in a module `$name`.
