@@ -1,5 +1,5 @@
 //! Wasl's benchmarks, run against a real nats-server. `wasl bench store` calls [`store::run`],
-//! `wasl bench projections` calls [`projections::run`].
+//! `wasl bench projections` calls [`projections::run`], `wasl bench api` calls [`api::run`].
 //!
 //! - [`store`] measures, in one process and one run: raw JetStream publishing of messages shaped
 //!   like Wasl events, the event store's command handler (`EventStore::execute`) under the same
@@ -7,19 +7,24 @@
 //! - [`projections`] measures, on one stream of synthetic events: the raw read rate of the log,
 //!   the raw batched insert rate of as many rows into SQLite and PostgreSQL, and the rate of a
 //!   full rebuild of every read model on each database.
+//! - [`api`] puts the HTTP API, served in this process with the projector beside it, under a
+//!   realistic mix of caseworker and partner-system requests from concurrent keep-alive clients,
+//!   and compares its command rate with the store's, measured in the same run.
 //! - [`server`] starts a temporary nats-server for a run (or the run uses one given by URL).
 //!
 //! See `docs/performance.md` for how to read the numbers and what was measured. The benchmarks
 //! write synthetic data only (`TEST-0001`, "Test Health Partner", `wasl_synth`'s network), into
-//! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`) and scratch
-//! databases they drop.
+//! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`, `WASL_BENCH_API`) and
+//! scratch databases they drop.
 
+pub mod api;
 pub mod error;
 pub mod projections;
 pub mod server;
 pub mod stats;
 pub mod store;
 
+pub use api::{ApiBenchOptions, ApiBenchReport};
 pub use error::BenchError;
 pub use projections::{ProjectionsBenchOptions, ProjectionsBenchReport};
 pub use store::{StoreBenchOptions, StoreBenchReport};

@@ -304,7 +304,7 @@ pub async fn run(
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM, so that a stopped run still removes what it made.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     #[cfg(unix)]
@@ -326,18 +326,18 @@ async fn stop_signal() {
 
 /// The PostgreSQL databases this run created, to drop at the end.
 #[derive(Debug, Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     databases: Mutex<Vec<String>>,
 }
 
 impl Scratch {
-    fn add(&self, name: &str) {
+    pub(crate) fn add(&self, name: &str) {
         if let Ok(mut list) = self.databases.lock() {
             list.push(name.to_owned());
         }
     }
 
-    async fn drop_databases(&self, admin_url: &str, progress: &(dyn Fn(&str) + Sync)) {
+    pub(crate) async fn drop_databases(&self, admin_url: &str, progress: &(dyn Fn(&str) + Sync)) {
         let names = self
             .databases
             .lock()
@@ -1079,7 +1079,7 @@ impl Ticker {
 
 /// CPU time of every process named `postgres` on this machine (server and backends), in seconds.
 /// Other clients of the same server count too, so it is an upper bound for this run's share.
-fn postgres_cpu_seconds() -> Option<f64> {
+pub(crate) fn postgres_cpu_seconds() -> Option<f64> {
     let mut total = 0.0;
     let mut found = false;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -1096,7 +1096,7 @@ fn postgres_cpu_seconds() -> Option<f64> {
 }
 
 /// One connection to the PostgreSQL server, for creating and dropping the scratch databases.
-async fn postgres_admin(url: &str) -> Result<AnyConnection, sqlx::Error> {
+pub(crate) async fn postgres_admin(url: &str) -> Result<AnyConnection, sqlx::Error> {
     sqlx::any::install_default_drivers();
     tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, AnyConnection::connect(url))
         .await
@@ -1104,7 +1104,7 @@ async fn postgres_admin(url: &str) -> Result<AnyConnection, sqlx::Error> {
 }
 
 /// `url` with its database (the path) replaced by `database`, query string kept.
-fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -1122,7 +1122,7 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 /// `url` without its password.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -1138,7 +1138,7 @@ fn redact(url: &str) -> String {
 }
 
 /// Whether the URL's host is this machine (so its processes can be measured).
-fn is_local(url: &str) -> bool {
+pub(crate) fn is_local(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

@@ -3,6 +3,8 @@
 //! `wasl api`, …) join as their issues land. Parsing arguments and printing is all this file and
 //! its modules do: the logic lives in the library crates.
 
+mod api;
+mod bench_api;
 mod bench_projections;
 mod projections;
 
@@ -50,6 +52,19 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         batch_size: usize,
     },
+    /// Serve the HTTP API against an existing NATS server and read-model database (see
+    /// docs/api.md).
+    Api(Box<wasl_api::ApiConfig>),
+    /// Manage local accounts from the command line (the first admin of a new Wasl).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Issue partner API tokens from the command line.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Measure Wasl against a real nats-server (see docs/performance.md).
     Bench {
         #[command(subcommand)]
@@ -84,6 +99,18 @@ struct RetentionArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a local account; the password is read from standard input.
+    Add(api::AddUserArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Issue a token and print its secret once.
+    Issue(api::IssueTokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchTarget {
     /// The event store: raw JetStream publishing vs `EventStore::execute` with the same
     /// concurrency, and loading by direct gets vs an ordered consumer. Starts its own temporary
@@ -92,6 +119,9 @@ enum BenchTarget {
     /// The projector: raw log read rate, raw batched insert rate and full rebuild rate on
     /// SQLite and PostgreSQL.
     Projections(bench_projections::ProjectionsBenchArgs),
+    /// The HTTP API under a realistic load of caseworker and partner-system clients, against
+    /// the store's command rate measured in the same run.
+    Api(bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,18 +150,35 @@ struct StoreBenchArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(io::stderr)
+        .init();
     let mut out = io::stdout().lock();
     let written = match cli.command {
         Command::Up { demo } => up(&mut out, demo),
         Command::Lifecycle => lifecycle(&mut out),
         Command::Places => places(&mut out),
         Command::Projections { command } => print_or_fail(&mut out, projections::run(command)),
+        Command::Api(config) => print_or_fail(&mut out, api::serve(*config)),
+        Command::Users {
+            command: UsersCommand::Add(args),
+        } => print_or_fail(&mut out, api::add_user(args)),
+        Command::Tokens {
+            command: TokensCommand::Issue(args),
+        } => print_or_fail(&mut out, api::issue_token(args)),
         Command::Projector { connection, batch_size } => {
             print_or_fail(&mut out, projections::projector(connection, batch_size))
         }
         Command::Bench {
             what: BenchTarget::Projections(args),
         } => print_or_fail(&mut out, bench_projections::run(args)),
+        Command::Bench {
+            what: BenchTarget::Api(args),
+        } => print_or_fail(&mut out, bench_api::run(args)),
         Command::Retention(args) => match retention(args) {
             Ok(report) => out.write_all(report.as_bytes()),
             Err(err) => {
@@ -285,7 +332,7 @@ const PLAN: &[(bool, &str)] = &[
     (true, "event store on NATS JetStream and command handling"),
     (true, "per-case encryption, erasure, retention, small-cell suppression"),
     (true, "read models in PostgreSQL and SQLite"),
-    (false, "HTTP API with authentication, authorisation and access audit"),
+    (true, "HTTP API with authentication, authorisation and access audit"),
     (false, "partner delivery over NATS and webhooks"),
     (false, "`wasl up` with demo data, deployment and observability"),
 ];

@@ -1,5 +1,7 @@
 //! The `wasl` command as a user runs it.
 
+mod api;
+mod bench_api;
 mod bench_projections;
 mod projections;
 

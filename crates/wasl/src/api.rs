@@ -1,0 +1,138 @@
+//! `wasl api` (the HTTP API as a service) and `wasl users add` (the first admin of a new Wasl).
+
+use std::error::Error;
+use std::io::BufRead;
+use wasl_api::ApiConfig;
+use wasl_api::auth::accounts::Accounts;
+use wasl_domain::Role;
+use wasl_domain::ids::OrgId;
+
+/// Serves the API until Ctrl-C or SIGTERM, then finishes the requests in flight.
+pub fn serve(config: ApiConfig) -> Result<String, Box<dyn Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let state = config.connect().await?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        tracing::info!(address = %listener.local_addr()?, "the API is listening");
+        eprintln!("wasl api: listening on http://{}", listener.local_addr()?);
+        wasl_api::run(listener, state, shutdown_signal()).await?;
+        Ok("wasl api: stopped\n".to_owned())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Options of `wasl users add`.
+#[derive(Debug, clap::Args)]
+pub struct AddUserArgs {
+    /// NATS server holding Wasl's accounts.
+    #[arg(long, env = "WASL_NATS_URL")]
+    nats_url: String,
+    /// Login name.
+    #[arg(long)]
+    username: String,
+    /// The user's organisation id (UUIDv7).
+    #[arg(long)]
+    org: String,
+    /// A role (repeat for several): caseworker, supervisor, focal_point, partner_system,
+    /// coordinator, admin.
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+    /// Replicas of the accounts stream when it is created here.
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+}
+
+/// Creates a local account; the password is read from the first line of standard input, so it
+/// never appears in the shell history or the process list.
+pub fn add_user(args: AddUserArgs) -> Result<String, Box<dyn Error>> {
+    let org = OrgId::parse(&args.org)?;
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| Role::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < wasl_api::auth::password::MIN_LENGTH {
+        return Err("the password (read from standard input) must be at least 12 characters".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let accounts = Accounts::open(async_nats::jetstream::new(client), args.replicas).await?;
+        let user = accounts
+            .create_user(None, org, &args.username, &roles, password)
+            .await?;
+        Ok(format!(
+            "created user {} ({}) in organisation {}\n",
+            user.username, user.id, user.org
+        ))
+    })
+}
+
+/// Options of `wasl tokens issue`.
+#[derive(Debug, clap::Args)]
+pub struct IssueTokenArgs {
+    /// NATS server holding Wasl's accounts.
+    #[arg(long, env = "WASL_NATS_URL")]
+    nats_url: String,
+    /// The organisation the token acts for (UUIDv7).
+    #[arg(long)]
+    org: String,
+    /// The role it acts under: partner_system, focal_point, caseworker, supervisor or
+    /// coordinator.
+    #[arg(long, default_value = "partner_system")]
+    role: String,
+    /// What it is for.
+    #[arg(long)]
+    label: String,
+    /// Days until it expires (1–730).
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Replicas of the accounts stream when it is created here.
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+}
+
+/// Issues a token and prints its secret (once) on standard output, for scripts and the first
+/// partner system of a new Wasl.
+pub fn issue_token(args: IssueTokenArgs) -> Result<String, Box<dyn Error>> {
+    let org = OrgId::parse(&args.org)?;
+    let role = Role::parse(&args.role)?;
+    if matches!(role, Role::Admin | Role::System) {
+        return Err("a token cannot administer; use an account".into());
+    }
+    if !(1..=730).contains(&args.days) {
+        return Err("--days must be 1 to 730".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let accounts = Accounts::open(async_nats::jetstream::new(client), args.replicas).await?;
+        let now = wasl_domain::time::Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis());
+        let by = wasl_domain::ids::UserId::from_uuid(uuid::Uuid::now_v7())?;
+        let expires = now.plus_hours(24 * i64::from(args.days));
+        let (token, secret) = accounts.issue_token(by, org, role, &args.label, expires).await?;
+        eprintln!(
+            "issued token {} for organisation {}; the secret below is shown once",
+            token.id, token.org
+        );
+        Ok(format!("{secret}\n"))
+    })
+}
