@@ -275,11 +275,11 @@ pub struct RequestId(pub String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
-            Self::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
-            _ => {}
-        }
+        // The cause is logged by the problem layer, next to the request id.
+        let cause = match &self {
+            Self::Internal(cause) | Self::Unavailable(cause) => Some(cause.clone()),
+            _ => None,
+        };
         let retry_after = match &self {
             Self::TooManyAttempts { retry_after } => Some(*retry_after),
             Self::Unavailable(_) | Self::NotCaughtUp { .. } => Some(1),
@@ -303,12 +303,15 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"wasl\""),
             );
         }
-        response.extensions_mut().insert(ProblemMarker);
+        response.extensions_mut().insert(ProblemMarker { cause });
         response
     }
 }
 
 /// Marks a response whose body is a problem document, so the problem layer can add the
-/// request id.
-#[derive(Debug, Clone, Copy)]
-pub struct ProblemMarker;
+/// request id, and carries the cause of a 500 or 503 for the log (never for the client).
+#[derive(Debug, Clone)]
+pub struct ProblemMarker {
+    /// What went wrong inside, for the log.
+    pub cause: Option<String>,
+}

@@ -128,10 +128,19 @@ async fn problem_request_id(request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let span = tracing::info_span!("request", request_id = id.as_deref().unwrap_or(""), %method, route = path.as_deref().unwrap_or("?"));
+    let span = tracing::debug_span!("request", request_id = id.as_deref().unwrap_or(""), %method, route = path.as_deref().unwrap_or("?"));
     let response = tracing::Instrument::instrument(next.run(request), span).await;
-    if response.extensions().get::<ProblemMarker>().is_none() {
+    let Some(marker) = response.extensions().get::<ProblemMarker>().cloned() else {
         return response;
+    };
+    if let Some(cause) = &marker.cause {
+        let request_id = id.as_deref().unwrap_or("");
+        let route = path.as_deref().unwrap_or("?");
+        if response.status().is_server_error() && response.status() != axum::http::StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(request_id, %method, route, %cause, "internal error");
+        } else {
+            tracing::warn!(request_id, %method, route, %cause, "dependency unavailable");
+        }
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {

@@ -189,6 +189,19 @@ impl EventStore {
         loaded.apply(newer)
     }
 
+    /// The aggregate as this process last saw it, without asking the log for newer events (it
+    /// is read from the log only when this process has never seen it, or saw it before it
+    /// existed). Enough for facts that never change once recorded — a referral's organisations,
+    /// a case's owner — and one JetStream round trip cheaper than [`EventStore::load`].
+    pub async fn cached<A: StoredAggregate>(&self, id: A::Id) -> Result<Loaded<A>, StoreError> {
+        let (shared, _) = self.entry(id).await?;
+        let loaded = lock(&shared).clone();
+        if loaded.version == 0 {
+            return self.load(id).await;
+        }
+        Ok(loaded)
+    }
+
     /// Loads an aggregate as the log has it now.
     pub async fn load<A: StoredAggregate>(&self, id: A::Id) -> Result<Loaded<A>, StoreError> {
         let (shared, fresh) = self.entry(id).await?;
@@ -217,7 +230,7 @@ impl EventStore {
     /// before deciding, and an append that loses a race after deciding on the expected version
     /// is [`CommandError::Conflict`] at once, without deciding again on a version the caller
     /// never saw. A command id seen before still answers with the original outcome.
-    #[tracing::instrument(skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
     pub async fn execute_at<A: StoredAggregate>(
         &self,
         id: A::Id,

@@ -276,10 +276,11 @@ pub async fn scoped_case(
     Ok(row)
 }
 
-/// Checks the caller may change the case, from the log's state (the read model may lag behind a
-/// case opened a moment ago).
+/// Checks the caller may change the case, from the store rather than the read model (which may
+/// lag behind a case opened a moment ago); a case's owner never changes, so the cached state
+/// will do.
 async fn changeable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
-    let loaded = state.store().load::<Case>(id).await?;
+    let loaded = state.store().cached::<Case>(id).await?;
     let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
     require(principal, Action::CaseChange, Resource::Case { owner_org })
 }

@@ -612,7 +612,9 @@ async fn authorised(
     id: ReferralId,
     action: Action,
 ) -> Result<wasl_domain::referral::ReferralState, ApiError> {
-    let loaded = state.store().load::<Referral>(id).await?;
+    // The organisations of a referral never change: the cached state decides who may act, and
+    // the command handler decides the action itself on the log's state.
+    let loaded = state.store().cached::<Referral>(id).await?;
     let referral = loaded.state.state().cloned().ok_or(ApiError::NotFound)?;
     require(
         principal,
