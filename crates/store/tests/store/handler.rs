@@ -348,3 +348,34 @@ async fn a_command_for_another_version_is_refused_before_deciding_and_a_lost_rac
         "{raced:?}"
     );
 }
+
+#[tokio::test]
+async fn the_cached_state_answers_without_the_log_but_an_unseen_aggregate_is_read() {
+    let server = NatsServer::start().expect("nats-server");
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = Network::set_up(&store).await;
+    let referral = net.refer(&store).await;
+    let other = open_store(&server.url(), StoreConfig::default()).await;
+    // Never seen by `other`: read from the log.
+    assert_eq!(other.cached::<Referral>(referral).await.expect("cached").version, 1);
+    net.act(&store, referral, ReferralCommand::Receive)
+        .await
+        .expect("received");
+    // Seen before: the cache answers, without the newer event.
+    let cached = other.cached::<Referral>(referral).await.expect("cached");
+    assert_eq!(cached.version, 1);
+    assert_eq!(
+        cached.state.state().map(|s| s.to_org),
+        store
+            .load::<Referral>(referral)
+            .await
+            .expect("load")
+            .state
+            .state()
+            .map(|s| s.to_org)
+    );
+    assert_eq!(other.load::<Referral>(referral).await.expect("load").version, 2);
+    // Something that does not exist yet is looked up again next time.
+    let missing = fresh();
+    assert_eq!(other.cached::<Referral>(missing).await.expect("cached").version, 0);
+}
