@@ -26,7 +26,7 @@
 
 use crate::error::BenchError;
 use crate::projections::{Scratch, is_local, postgres_admin, postgres_cpu_seconds, redact, stop_signal, with_database};
-use crate::server::{TempServer, find_binary};
+use crate::server::{RunServer, TempServer, start_or_connect};
 use crate::stats::{CpuMeter, CpuUsed, Throughput, peak_rss_bytes};
 use crate::store::{ServerReport, StoreBenchOptions, StoreBenchReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream;
@@ -360,39 +360,11 @@ pub async fn run(options: &ApiBenchOptions, progress: &(dyn Fn(&str) + Sync)) ->
         thousands(store_report.appends.per_second)
     ));
 
-    let server = match &options.nats_url {
-        Some(_) => None,
-        None => {
-            let binary = find_binary()?;
-            progress(&format!(
-                "2/2 API: starting a temporary nats-server ({})",
-                binary.display()
-            ));
-            let started = tokio::task::spawn_blocking(move || TempServer::start(&binary, false))
-                .await
-                .map_err(|e| BenchError::ServerStart { reason: e.to_string() })??;
-            Some(started)
-        }
-    };
-    let url = match (&server, &options.nats_url) {
-        (Some(server), _) => server.url(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => return Err(BenchError::Options("no server".to_owned())),
-    };
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url.as_str())
-        .await
-        .map_err(|e| BenchError::Connect {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let server_report = ServerReport {
-        version: client.server_info().version,
-        url,
-        temporary: server.is_some(),
-        sync_always: server.as_ref().map(|_| false),
-    };
+    let RunServer {
+        temporary: server,
+        client,
+        report: server_report,
+    } = start_or_connect(options.nats_url.as_deref(), false, "2/2 API: ", progress).await?;
     let js = jetstream::new(client.clone());
     if server.is_none() {
         // A given server must not hold a Wasl: the accounts and the audit have fixed names.

@@ -28,7 +28,7 @@
 //! PostgreSQL server that cannot be reached is reported, and its rows are not measured.
 
 use crate::error::BenchError;
-use crate::server::{TempServer, find_binary};
+use crate::server::{RunServer, TempServer, start_or_connect};
 use crate::stats::{CpuMeter, cpu_seconds, peak_rss_bytes};
 use crate::store::{ServerReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -250,36 +250,11 @@ pub async fn run(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ProjectionsBenchReport, BenchError> {
     options.validate()?;
-    let server = match &options.nats_url {
-        Some(_) => None,
-        None => {
-            let binary = find_binary()?;
-            progress(&format!("starting a temporary nats-server ({})", binary.display()));
-            let started = tokio::task::spawn_blocking(move || TempServer::start(&binary, false))
-                .await
-                .map_err(|e| BenchError::ServerStart { reason: e.to_string() })??;
-            Some(started)
-        }
-    };
-    let url = match (&server, &options.nats_url) {
-        (Some(server), _) => server.url(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => return Err(BenchError::Options("no server".to_owned())),
-    };
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url.as_str())
-        .await
-        .map_err(|e| BenchError::Connect {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let server_report = ServerReport {
-        version: client.server_info().version,
-        url,
-        temporary: server.is_some(),
-        sync_always: server.as_ref().map(|_| false),
-    };
+    let RunServer {
+        temporary: server,
+        client,
+        report: server_report,
+    } = start_or_connect(options.nats_url.as_deref(), false, "", progress).await?;
     let js = jetstream::new(client);
     let scratch = Scratch::default();
     let bench = Bench {

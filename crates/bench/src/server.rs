@@ -180,6 +180,65 @@ fn config(port: u16, store_dir: &Path, sync_always: bool) -> String {
     format!("listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{store_dir}\"\n{sync}}}\n")
 }
 
+/// The nats-server of a run, connected: a temporary one started here, or the one at the URL the
+/// operator gave.
+pub struct RunServer {
+    /// The temporary server, `None` for one given by URL.
+    pub temporary: Option<TempServer>,
+    /// A connection to it.
+    pub client: async_nats::Client,
+    /// What the report says about it.
+    pub report: crate::store::ServerReport,
+}
+
+/// Starts a temporary nats-server (fsyncing every write with `sync_always`) unless `url` names
+/// one, and connects to it. `label` prefixes the progress line.
+pub async fn start_or_connect(
+    url: Option<&str>,
+    sync_always: bool,
+    label: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<RunServer, BenchError> {
+    let temporary = match url {
+        Some(_) => None,
+        None => {
+            let binary = find_binary()?;
+            progress(&format!(
+                "{label}starting a temporary nats-server ({})",
+                binary.display()
+            ));
+            let started = tokio::task::spawn_blocking(move || TempServer::start(&binary, sync_always))
+                .await
+                .map_err(|e| BenchError::ServerStart { reason: e.to_string() })??;
+            Some(started)
+        }
+    };
+    let url = match (&temporary, url) {
+        (Some(server), _) => server.url(),
+        (None, Some(url)) => url.to_owned(),
+        (None, None) => return Err(BenchError::Options("no server".to_owned())),
+    };
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url.as_str())
+        .await
+        .map_err(|e| BenchError::Connect {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let report = crate::store::ServerReport {
+        version: client.server_info().version,
+        url,
+        temporary: temporary.is_some(),
+        sync_always: temporary.as_ref().map(|_| sync_always),
+    };
+    Ok(RunServer {
+        temporary,
+        client,
+        report,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@
 //!   must be exactly the events written.
 
 use crate::error::BenchError;
-use crate::server::{TempServer, find_binary};
+use crate::server::{RunServer, TempServer, start_or_connect};
 use crate::stats::{CpuMeter, Throughput, peak_rss_bytes};
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, HeaderMap};
@@ -207,37 +207,11 @@ pub async fn run(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<StoreBenchReport, BenchError> {
     options.validate()?;
-    let server = match &options.nats_url {
-        Some(_) => None,
-        None => {
-            let binary = find_binary()?;
-            progress(&format!("starting a temporary nats-server ({})", binary.display()));
-            let sync_always = options.sync_always;
-            let started = tokio::task::spawn_blocking(move || TempServer::start(&binary, sync_always))
-                .await
-                .map_err(|e| BenchError::ServerStart { reason: e.to_string() })??;
-            Some(started)
-        }
-    };
-    let url = match (&server, &options.nats_url) {
-        (Some(server), _) => server.url(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => return Err(BenchError::Options("no server".to_owned())),
-    };
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url.as_str())
-        .await
-        .map_err(|e| BenchError::Connect {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let server_report = ServerReport {
-        version: client.server_info().version,
-        url,
-        temporary: server.is_some(),
-        sync_always: server.as_ref().map(|_| options.sync_always),
-    };
+    let RunServer {
+        temporary: server,
+        client,
+        report: server_report,
+    } = start_or_connect(options.nats_url.as_deref(), options.sync_always, "", progress).await?;
     let js = jetstream::new(client.clone());
     let ids = Arc::new(Ids::new());
     let now = Timestamp::from_unix_millis(i64::try_from(ids.millis).unwrap_or(i64::MAX));
