@@ -122,6 +122,14 @@ async fn prepare(
     projection: Projection,
 ) -> Result<Target, ProjectionError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Write first, as a projector's batch and the swap do: a SQLite transaction that reads and
+    // then writes fails at once with SQLITE_BUSY if a live batch committed in between, instead
+    // of waiting for the lock.
+    sqlx::query("UPDATE projection_state SET updated_at = $1 WHERE name = $2")
+        .bind(now_millis())
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
     let old: Option<i64> = sqlx::query_scalar("SELECT generation FROM projection_rebuild WHERE name = $1")
         .bind(projection.name())
         .fetch_optional(&mut *tx)
