@@ -43,7 +43,11 @@ impl Projection {
     /// The version of its table layout. Raising it makes the next start build a fresh
     /// generation from sequence 1.
     pub const fn schema_version(self) -> i64 {
-        1
+        match self {
+            // 2: `referrals.is_open` and the inbox's index on it.
+            Self::Referrals => 2,
+            Self::Cases | Self::Directory => 1,
+        }
     }
 
     /// Whether it reads events of aggregates of `kind` (an unreadable event of such a subject

@@ -44,8 +44,16 @@ CREATE TABLE referrals_g{g} (
     notes               BLOB,
     updated_at          INTEGER NOT NULL,
     version             INTEGER NOT NULL,
-    position            INTEGER NOT NULL
+    position            INTEGER NOT NULL,
+    -- 1 while the referral waits for or is being served by the receiving organisation (the
+    -- inbox's default statuses, OPEN_STATUSES in src/query/referrals.rs), else 0. The inbox
+    -- walks referrals_g{g}_open_idx, so its cost does not grow with the organisation's closed
+    -- history.
+    is_open             INTEGER GENERATED ALWAYS AS (CASE WHEN status IN
+                            ('requested', 'received', 'accepted', 'in_progress', 'on_hold')
+                            THEN 1 ELSE 0 END) STORED
 );
+CREATE INDEX referrals_g{g}_open_idx ON referrals_g{g} (to_org, is_open, requested_at, id);
 CREATE INDEX referrals_g{g}_to_idx ON referrals_g{g} (to_org, requested_at, id);
 CREATE INDEX referrals_g{g}_from_idx ON referrals_g{g} (from_org, updated_at, id);
 CREATE INDEX referrals_g{g}_user_idx ON referrals_g{g} (from_user, updated_at, id);

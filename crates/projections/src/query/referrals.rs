@@ -180,6 +180,13 @@ impl ReadModels {
         let mut select = Select::default();
         select.eq("to_org", Some(org.to_string()));
         select.one_of("status", &codes(statuses));
+        // Says the same as the status list, in the terms of the inbox's index (to_org, is_open,
+        // requested_at, id): without it the walk in request order reads every closed referral.
+        if statuses.iter().all(|s| OPEN_STATUSES.contains(s)) {
+            select.filter("is_open = 1".to_owned());
+        } else if statuses.iter().all(|s| !OPEN_STATUSES.contains(s)) {
+            select.filter("is_open = 0".to_owned());
+        }
         select
             .fetch_page(
                 self,

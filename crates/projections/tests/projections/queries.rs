@@ -575,7 +575,14 @@ async fn each_inbox_holds_its_organisations_open_referrals_oldest_first(db: Test
     let (models, g) = generated(&db, 200).await;
     let mut nonempty = 0;
     for org in g.organisations.keys().copied() {
-        for statuses in [vec![], vec![ReferralStatus::Rejected, ReferralStatus::Requested]] {
+        // Open (the default), a mix, only closed, one open: the inbox's `is_open` shortcut must
+        // agree with the status list in each case.
+        for statuses in [
+            vec![],
+            vec![ReferralStatus::Rejected, ReferralStatus::Requested],
+            vec![ReferralStatus::Completed, ReferralStatus::Cancelled],
+            vec![ReferralStatus::OnHold],
+        ] {
             let wanted: &[ReferralStatus] = if statuses.is_empty() { OPEN_STATUSES } else { &statuses };
             let rows = all_pages(4, |p| {
                 let (models, statuses) = (&models, &statuses);
