@@ -35,6 +35,7 @@ mod convert;
 pub mod envelope;
 pub mod error;
 pub mod headers;
+pub mod partner;
 pub mod pb;
 pub mod upcast;
 
