@@ -120,3 +120,27 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Runs `$scenario(db: TestDb)` as two tests, `sqlite` and `postgres`, in a module `$name`: the
+/// same scenario on both read-model databases. The calling crate needs `tokio` (with `macros`
+/// and `rt-multi-thread`) among its dev-dependencies.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::db::TestDb::sqlite();
+                super::$scenario(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = $crate::db::TestDb::postgres().await else {
+                    return;
+                };
+                super::$scenario(db).await;
+            }
+        }
+    };
+}

@@ -1,11 +1,11 @@
 //! A referral's whole closed loop over HTTP: a caseworker opens a case and refers the client, the
 //! partner receives, accepts, starts and completes, the caseworker follows up.
 
-use crate::on_both;
 use crate::support::{Harness, TestDb, profile};
 use reqwest::StatusCode;
 use serde_json::json;
 use wasl_domain::Role;
+use wasl_testkit::on_both;
 
 on_both!(a_referral_goes_round_the_whole_loop, whole_loop);
 

@@ -1,11 +1,11 @@
 //! What clients rely on: idempotent retries, optimistic concurrency, read-your-writes, and
 //! problem documents for every kind of error.
 
-use crate::on_both;
 use crate::support::{Harness, TestDb, profile};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wasl_domain::Role;
+use wasl_testkit::on_both;
 
 on_both!(
     a_retried_post_with_the_same_key_gives_the_same_answer_and_one_case,

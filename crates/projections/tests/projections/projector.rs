@@ -3,7 +3,6 @@
 //! and read-your-writes.
 
 use crate::log::Log;
-use crate::on_both;
 use crate::support::{Open, TestDb, dump};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -14,6 +13,7 @@ use wasl_events::{DomainEvent, StoredEvent};
 use wasl_projections::rows::referral::ReferralRow;
 use wasl_projections::{Projection, Projector, ProjectorConfig, ReadModels};
 use wasl_synth::{Generator, HistoryConfig};
+use wasl_testkit::on_both;
 
 const WAIT: Duration = Duration::from_secs(120);
 

@@ -4,7 +4,6 @@
 //! availability. Bulk checks compare with the final domain states of a generated history;
 //! the named scenarios are built command by command through the domain.
 
-use crate::on_both;
 use crate::support::{Open, TestDb};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -29,6 +28,7 @@ use wasl_projections::query::{
 use wasl_projections::{Projection, ProjectionError, ReadModels};
 use wasl_store::{StoredAggregate, event_id};
 use wasl_synth::{Generator, HistoryConfig};
+use wasl_testkit::on_both;
 
 // ---------------------------------------------------------------------------------------------
 // Paging helpers
