@@ -20,4 +20,4 @@ mod publish;
 mod rng;
 
 pub use generator::{Generator, HistoryConfig};
-pub use publish::{PublishError, publish};
+pub use publish::{PublishError, Publisher, publish};

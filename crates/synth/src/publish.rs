@@ -96,77 +96,114 @@ pub async fn publish(
     config: &StoreConfig,
     events: impl IntoIterator<Item = StoredEvent>,
 ) -> Result<u64, PublishError> {
-    let stream_error = |reason: String| PublishError::Stream {
-        stream: config.stream.clone(),
-        reason,
-    };
-    let mut stream = js
-        .get_stream(&config.stream)
-        .await
-        .map_err(|e| stream_error(e.to_string()))?;
-    let info = stream.info().await.map_err(|e| stream_error(e.to_string()))?;
-    let with_expected = info.config.num_replicas <= 1;
-    let mut last_sequence = info.state.last_sequence;
-    let mut subjects: HashMap<(AggregateKind, Uuid), u64> = HashMap::new();
-    let mut window = FuturesUnordered::new();
-    let mut index = 0u64;
-    let mut events = events.into_iter().peekable();
-    while let Some(first) = events.next() {
-        let mut command = vec![first];
-        while let Some(next) = events.peek() {
-            let same = next.meta.command_id == command[0].meta.command_id
-                && next.event.aggregate_kind() == command[0].event.aggregate_kind()
-                && next.event.aggregate_id() == command[0].event.aggregate_id();
-            if !same {
-                break;
-            }
-            command.extend(events.next());
-        }
-        let key = (command[0].event.aggregate_kind(), command[0].event.aggregate_id());
-        let expected_last = with_expected.then(|| subjects.get(&key).copied().unwrap_or(0));
-        let subject = command[0].event.subject();
-        if command.len() > 1 {
-            // An atomic batch answers only at its commit: settle everything before it first.
-            while let Some((at, expected, ack)) = window.next().await {
-                check(config, at, expected, ack)?;
-            }
-        }
-        for (position, event) in command.iter().enumerate() {
-            let headers = headers(config, event, position, command.len(), expected_last).map_err(|reason| {
-                PublishError::Encode {
-                    index: index + position as u64,
-                    reason,
+    Publisher::new(js, config).await?.publish(events).await
+}
+
+/// Publishes a history in parts, as [`publish`] does at once: each call continues where the
+/// last one ended (the subjects' last sequences and the events' positions carry over), so a
+/// benchmark can pace a history over time.
+#[derive(Debug)]
+pub struct Publisher<'a> {
+    js: &'a jetstream::Context,
+    config: &'a StoreConfig,
+    with_expected: bool,
+    last_sequence: u64,
+    subjects: HashMap<(AggregateKind, Uuid), u64>,
+    index: u64,
+}
+
+impl<'a> Publisher<'a> {
+    /// Reads the stream's state; the first event published goes after its last message.
+    pub async fn new(js: &'a jetstream::Context, config: &'a StoreConfig) -> Result<Self, PublishError> {
+        let stream_error = |reason: String| PublishError::Stream {
+            stream: config.stream.clone(),
+            reason,
+        };
+        let mut stream = js
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| stream_error(e.to_string()))?;
+        let info = stream.info().await.map_err(|e| stream_error(e.to_string()))?;
+        Ok(Self {
+            js,
+            config,
+            with_expected: info.config.num_replicas <= 1,
+            last_sequence: info.state.last_sequence,
+            subjects: HashMap::new(),
+            index: 0,
+        })
+    }
+
+    /// The stream sequence of the last event published (or of the stream's last message).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// Publishes `events` after those of the earlier calls; returns the last one's sequence.
+    /// Every acknowledgement has arrived when it returns.
+    pub async fn publish(&mut self, events: impl IntoIterator<Item = StoredEvent>) -> Result<u64, PublishError> {
+        let (js, config) = (self.js, self.config);
+        let mut window = FuturesUnordered::new();
+        let mut events = events.into_iter().peekable();
+        while let Some(first) = events.next() {
+            let mut command = vec![first];
+            while let Some(next) = events.peek() {
+                let same = next.meta.command_id == command[0].meta.command_id
+                    && next.event.aggregate_kind() == command[0].event.aggregate_kind()
+                    && next.event.aggregate_id() == command[0].event.aggregate_id();
+                if !same {
+                    break;
                 }
-            })?;
-            let payload = wasl_events::encode(event);
-            let at = index + position as u64;
-            let expected = last_sequence + 1 + position as u64;
-            if command.len() > 1 && position + 1 < command.len() {
-                batch_message(js, config, &subject, headers, payload, at).await?;
-                continue;
+                command.extend(events.next());
             }
-            let ack = js
-                .publish_with_headers(subject.clone(), headers, payload.into())
-                .await
-                .map_err(|e| PublishError::Publish {
-                    index: at,
-                    reason: e.to_string(),
+            let key = (command[0].event.aggregate_kind(), command[0].event.aggregate_id());
+            let expected_last = self
+                .with_expected
+                .then(|| self.subjects.get(&key).copied().unwrap_or(0));
+            let subject = command[0].event.subject();
+            if command.len() > 1 {
+                // An atomic batch answers only at its commit: settle everything before it first.
+                while let Some((at, expected, ack)) = window.next().await {
+                    check(config, at, expected, ack)?;
+                }
+            }
+            for (position, event) in command.iter().enumerate() {
+                let headers = headers(config, event, position, command.len(), expected_last).map_err(|reason| {
+                    PublishError::Encode {
+                        index: self.index + position as u64,
+                        reason,
+                    }
                 })?;
-            window.push(async move { (at, expected, ack.await) });
-            if (command.len() > 1 || window.len() >= IN_FLIGHT)
-                && let Some((at, expected, ack)) = window.next().await
-            {
-                check(config, at, expected, ack)?;
+                let payload = wasl_events::encode(event);
+                let at = self.index + position as u64;
+                let expected = self.last_sequence + 1 + position as u64;
+                if command.len() > 1 && position + 1 < command.len() {
+                    batch_message(js, config, &subject, headers, payload, at).await?;
+                    continue;
+                }
+                let ack = js
+                    .publish_with_headers(subject.clone(), headers, payload.into())
+                    .await
+                    .map_err(|e| PublishError::Publish {
+                        index: at,
+                        reason: e.to_string(),
+                    })?;
+                window.push(async move { (at, expected, ack.await) });
+                if (command.len() > 1 || window.len() >= IN_FLIGHT)
+                    && let Some((at, expected, ack)) = window.next().await
+                {
+                    check(config, at, expected, ack)?;
+                }
             }
+            self.index += command.len() as u64;
+            self.last_sequence += command.len() as u64;
+            self.subjects.insert(key, self.last_sequence);
         }
-        index += command.len() as u64;
-        last_sequence += command.len() as u64;
-        subjects.insert(key, last_sequence);
+        while let Some((at, expected, ack)) = window.next().await {
+            check(config, at, expected, ack)?;
+        }
+        Ok(self.last_sequence)
     }
-    while let Some((at, expected, ack)) = window.next().await {
-        check(config, at, expected, ack)?;
-    }
-    Ok(last_sequence)
 }
 
 /// The headers `wasl_store::append` gives the `position`th of the `count` events of a command.
