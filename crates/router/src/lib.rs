@@ -1,0 +1,29 @@
+//! Wasl's router: each referral event to the receiving organisation's own JetStream feed, and
+//! partner commands over NATS. See `docs/partners.md` for the wire contract.
+//!
+//! - [`Router`] follows `WASL_EVENTS` from its checkpoint and publishes one
+//!   [`PartnerMessage`] per referral event to `WASL_OUT_<org>` (subject
+//!   `wasl.out.<org>.referral.<id>`), exactly once per feed across restarts and replays. It
+//!   creates an organisation's feed when the organisation is registered, or before its first
+//!   message. The message carries codes, ids and times only and a claim check to the audited
+//!   HTTP API — no name, phone, address, free text or survivor code; nothing is ever unsealed.
+//! - [`CommandService`] answers `wasl.cmd.<org>.referral.<id>.<verb>` requests with the
+//!   domain's own referral commands, idempotent by the partner's `command_id`.
+//!
+//! Both are libraries without a command-line parser: the `wasl` binary builds a
+//! [`RouterConfig`] / [`CommandServiceConfig`] and calls [`run`] / [`run_commands`] with a
+//! shutdown future. Names of streams and subjects come from `wasl_events::partner`.
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod message;
+mod outs;
+pub mod router;
+
+pub use commands::{CommandMetrics, CommandReply, CommandService, ReplyError, Verb, run_commands};
+pub use config::{CommandServiceConfig, OutStreamConfig, RouterConfig};
+pub use error::RouterError;
+pub use message::{PartnerClient, PartnerDeadline, PartnerMessage};
+pub use outs::out_stream_config;
+pub use router::{Router, RouterMetrics, run};

@@ -1,0 +1,133 @@
+//! The organisations' feed streams `WASL_OUT_<org>`: created on demand, and each one's
+//! position — its last stream sequence and the source sequence of its last message — read once
+//! and then tracked in memory while the router publishes.
+
+use crate::config::OutStreamConfig;
+use crate::error::RouterError;
+use crate::message::source_sequence;
+use crate::router::RouterMetrics;
+use async_nats::jetstream::{self, stream};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use wasl_domain::ids::OrgId;
+use wasl_events::partner::{out_stream, out_subjects};
+
+/// The stream configuration of `org`'s feed.
+pub fn out_stream_config(org: OrgId, config: &OutStreamConfig) -> stream::Config {
+    stream::Config {
+        name: out_stream(org),
+        description: Some("Wasl partner feed of one organisation (written by the router)".to_owned()),
+        subjects: vec![out_subjects(org)],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        max_bytes: config.max_bytes,
+        max_messages: config.max_messages,
+        max_messages_per_subject: -1,
+        max_age: config.max_age,
+        num_replicas: config.replicas.max(1),
+        duplicate_window: config.duplicate_window,
+        // The last message tells the router what was delivered: nobody deletes single ones.
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Where an organisation's feed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    /// The stream's last sequence: the next publish expects it (`Nats-Expected-Last-Sequence`).
+    pub last_sequence: u64,
+    /// The source sequence of the last event delivered into it; events at or below it are
+    /// there already.
+    pub last_source: u64,
+}
+
+/// The feeds the router has seen in this run.
+pub(crate) struct OutStreams {
+    js: jetstream::Context,
+    config: OutStreamConfig,
+    known: HashMap<OrgId, Position>,
+    metrics: Arc<RouterMetrics>,
+}
+
+impl OutStreams {
+    pub(crate) fn new(js: jetstream::Context, config: OutStreamConfig, metrics: Arc<RouterMetrics>) -> Self {
+        Self {
+            js,
+            config,
+            known: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// Forgets one stream's position.
+    pub(crate) fn forget(&mut self, org: OrgId) {
+        self.known.remove(&org);
+    }
+
+    /// The position of `org`'s feed, creating the stream when missing. `floor` is what to
+    /// assume delivered when the stream was emptied (by age or a purge) and so cannot say.
+    pub(crate) async fn position(&mut self, org: OrgId, floor: u64) -> Result<&mut Position, RouterError> {
+        if !self.known.contains_key(&org) {
+            let position = self.read(org, floor).await?;
+            self.known.insert(org, position);
+        }
+        Ok(self.known.get_mut(&org).expect("inserted above"))
+    }
+
+    /// Creates `org`'s feed when missing (on registration); reads nothing else.
+    pub(crate) async fn ensure(&mut self, org: OrgId) -> Result<(), RouterError> {
+        if self.known.contains_key(&org) {
+            return Ok(());
+        }
+        self.open(org).await.map(|_| ())
+    }
+
+    async fn open(&mut self, org: OrgId) -> Result<stream::Stream, RouterError> {
+        let config = out_stream_config(org, &self.config);
+        let name = config.name.clone();
+        match self.js.get_stream(&name).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(api) if api.code() == 404) =>
+                {}
+            Err(err) => return Err(RouterError::unavailable(err)),
+        }
+        match self.js.create_stream(config).await {
+            Ok(stream) => {
+                self.metrics.streams_created.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(org = %org, stream = %name, "partner feed created");
+                Ok(stream)
+            }
+            // Created meanwhile by another router: use it.
+            Err(_) => self.js.get_stream(&name).await.map_err(RouterError::unavailable),
+        }
+    }
+
+    async fn read(&mut self, org: OrgId, floor: u64) -> Result<Position, RouterError> {
+        let stream = self.open(org).await?;
+        let state = stream.cached_info().state.clone();
+        if state.messages == 0 {
+            // Empty: new (nothing delivered), or emptied by age or a purge — then only the
+            // checkpoint says what was delivered.
+            let last_source = if state.last_sequence == 0 { 0 } else { floor };
+            return Ok(Position {
+                last_sequence: state.last_sequence,
+                last_source,
+            });
+        }
+        let last = stream
+            .get_raw_message(state.last_sequence)
+            .await
+            .map_err(RouterError::unavailable)?;
+        let last_source = source_sequence(&last.headers).ok_or_else(|| RouterError::ForeignMessage {
+            stream: out_stream(org),
+        })?;
+        Ok(Position {
+            last_sequence: state.last_sequence,
+            last_source,
+        })
+    }
+}

@@ -1,0 +1,367 @@
+//! The router: follows `WASL_EVENTS` from its checkpoint and delivers every referral event, as a
+//! [`PartnerMessage`](crate::message::PartnerMessage), to the receiving organisation's feed
+//! `WASL_OUT_<org>`, exactly once per feed — also across crashes, restarts and a full replay.
+//!
+//! How exactly once holds (details in `docs/partners.md`):
+//! - every partner message records its source sequence (`Wasl-Source-Seq`); before the first
+//!   publish to a feed in a run, the router reads the feed's last message and skips every event
+//!   at or below that sequence;
+//! - each publish expects the feed's last stream sequence (`Nats-Expected-Last-Sequence`), so a
+//!   second writer, or a publish whose predecessor was lost, is refused instead of doubling or
+//!   reordering; and `Nats-Msg-Id` is the source event id for resends within the window;
+//! - the checkpoint (KV bucket) moves only after every publish up to it was acknowledged; it
+//!   only saves rereading, correctness comes from the feeds themselves.
+
+use crate::config::RouterConfig;
+use crate::error::RouterError;
+use crate::message::{self, RouteState};
+use crate::outs::OutStreams;
+use async_nats::Client;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, kv, stream::Stream};
+use futures_util::{FutureExt, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasl_domain::directory::OrganisationEvent;
+use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_events::DomainEvent;
+use wasl_events::partner::{out_stream, out_subject};
+use wasl_store::load::{LoadStrategy, Recorded, read_subject};
+
+/// The KV key of the checkpoint.
+const CHECKPOINT_KEY: &str = "checkpoint";
+
+/// Counters of a router, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct RouterMetrics {
+    /// Partner messages published and acknowledged.
+    pub routed: AtomicU64,
+    /// Referral events found already delivered in their feed (after a restart or a replay).
+    pub skipped: AtomicU64,
+    /// The checkpoint: every event up to this source sequence is routed.
+    pub position: AtomicU64,
+    /// Times the router resumed from its checkpoint after a transient error.
+    pub restarts: AtomicU64,
+    /// Events the router stopped on because they cannot be read or routed.
+    pub unreadable: AtomicU64,
+    /// Feed streams created by this router.
+    pub streams_created: AtomicU64,
+}
+
+/// The router service.
+pub struct Router {
+    js: jetstream::Context,
+    events: Stream,
+    checkpoints: kv::Store,
+    config: RouterConfig,
+    metrics: Arc<RouterMetrics>,
+}
+
+impl Router {
+    /// Connects: the event stream (created when missing, checked when present, as the store
+    /// does) and the checkpoint bucket (created when missing).
+    pub async fn open(client: Client, config: RouterConfig) -> Result<Self, RouterError> {
+        let mut js = jetstream::new(client);
+        js.set_timeout(config.events.request_timeout);
+        let events = wasl_store::provision::ensure_stream(&js, &config.events).await?;
+        let checkpoints = match js.get_key_value(&config.checkpoint_bucket).await {
+            Ok(store) => store,
+            Err(_) => {
+                let bucket = kv::Config {
+                    bucket: config.checkpoint_bucket.clone(),
+                    description: "Wasl router checkpoint".to_owned(),
+                    history: 1,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: config.out_streams.replicas.max(1),
+                    ..Default::default()
+                };
+                match js.create_key_value(bucket).await {
+                    Ok(store) => store,
+                    Err(_) => js
+                        .get_key_value(&config.checkpoint_bucket)
+                        .await
+                        .map_err(RouterError::unavailable)?,
+                }
+            }
+        };
+        Ok(Self {
+            js,
+            events,
+            checkpoints,
+            config,
+            metrics: Arc::default(),
+        })
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> Arc<RouterMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The checkpoint: the source sequence up to which every event is routed (0: none).
+    pub async fn checkpoint(&self) -> Result<u64, RouterError> {
+        let value = self
+            .checkpoints
+            .get(CHECKPOINT_KEY)
+            .await
+            .map_err(RouterError::unavailable)?;
+        match value {
+            None => Ok(0),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .ok_or_else(|| RouterError::Unavailable("the router checkpoint is not a number".to_owned())),
+        }
+    }
+
+    /// Sets the checkpoint back to the beginning, so the next run reads the whole log again
+    /// (the feeds still receive nothing twice). Only while no router runs.
+    pub async fn reset_checkpoint(&self) -> Result<(), RouterError> {
+        self.write_checkpoint(0).await
+    }
+
+    async fn write_checkpoint(&self, sequence: u64) -> Result<(), RouterError> {
+        self.checkpoints
+            .put(CHECKPOINT_KEY, sequence.to_string().into())
+            .await
+            .map_err(RouterError::unavailable)?;
+        Ok(())
+    }
+
+    /// Runs until `shutdown` completes. Transient errors (NATS unavailable, a feed that moved)
+    /// are logged and retried from the checkpoint after [`RouterConfig::retry_delay`]. An event
+    /// that cannot be read or routed stops the router with [`RouterError::Undecodable`] or
+    /// [`RouterError::Unroutable`] after everything before it was delivered: partners must never
+    /// silently miss a message, so the operator decides.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
+        tokio::pin!(shutdown);
+        loop {
+            let outcome = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                outcome = self.attempt() => outcome,
+            };
+            match outcome {
+                Err(error) if error.is_fatal() => {
+                    if matches!(error, RouterError::Undecodable { .. } | RouterError::Unroutable { .. }) {
+                        self.metrics.unreadable.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::error!(%error, "router stopped");
+                    return Err(error);
+                }
+                Err(error) => {
+                    self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "router interrupted; resuming from the checkpoint");
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(self.config.retry_delay) => {}
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// One subscription from the checkpoint until an error.
+    async fn attempt(&self) -> Result<(), RouterError> {
+        let mut checkpoint = self.checkpoint().await?;
+        self.metrics.position.store(checkpoint, Ordering::Relaxed);
+        let mut run = Run {
+            floor: checkpoint,
+            outs: OutStreams::new(self.js.clone(), self.config.out_streams.clone(), self.metrics.clone()),
+            states: States::new(self.config.cache_capacity),
+        };
+        let mut feed = wasl_store::subscribe::subscribe(&self.events, checkpoint + 1, None).await?;
+        let batch_size = self.config.batch_size.max(1);
+        loop {
+            let Some(first) = feed.next().await else {
+                return Err(RouterError::Unavailable("the event log subscription ended".to_owned()));
+            };
+            let mut batch = vec![first];
+            while batch.len() < batch_size {
+                match feed.next().now_or_never() {
+                    Some(Some(item)) => batch.push(item),
+                    _ => break,
+                }
+            }
+            let mut pending = Vec::new();
+            let mut done = checkpoint;
+            let mut failure = None;
+            for item in batch {
+                let routed = match item {
+                    Ok(recorded) => self.route(&mut run, &recorded).await.map(|p| (recorded.sequence, p)),
+                    Err(err) => Err(err.into()),
+                };
+                match routed {
+                    Ok((sequence, publish)) => {
+                        pending.extend(publish);
+                        done = sequence;
+                    }
+                    Err(err) => {
+                        failure = Some(err);
+                        break;
+                    }
+                }
+            }
+            // On an error what was acknowledged is in the feeds; the checkpoint stays.
+            self.settle(&mut run, pending).await?;
+            if done > checkpoint {
+                self.write_checkpoint(done).await?;
+                checkpoint = done;
+                self.metrics.position.store(done, Ordering::Relaxed);
+            }
+            if let Some(err) = failure {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Routes one event: creates a feed on registration, publishes a partner message for a
+    /// referral event (unless its feed has it already). Returns the publish to settle.
+    async fn route(&self, run: &mut Run, recorded: &Recorded) -> Result<Option<Pending>, RouterError> {
+        let sequence = recorded.sequence;
+        let (id, event) = match &recorded.event.event {
+            DomainEvent::Organisation(org, OrganisationEvent::Registered { .. }) => {
+                run.outs.ensure(*org).await?;
+                return Ok(None);
+            }
+            DomainEvent::Referral(id, event) => (*id, event),
+            _ => return Ok(None),
+        };
+        let state = run.states.before(&self.events, id, sequence).await?;
+        state.apply(sequence, event);
+        let unroutable = |reason: String| RouterError::Unroutable { sequence, reason };
+        let org = state
+            .to_org()
+            .ok_or_else(|| unroutable("the referral's history does not start with requested".to_owned()))?;
+        let message = state
+            .message(
+                id,
+                &recorded.event.meta,
+                recorded.event.event.event_type(),
+                &self.config.api_base_url,
+            )
+            .map_err(unroutable)?;
+        let position = run.outs.position(org, run.floor).await?;
+        if sequence <= position.last_source {
+            self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let body = serde_json::to_vec(&message).map_err(|e| RouterError::Encode(e.to_string()))?;
+        let publish = PublishMessage::build()
+            .payload(body.into())
+            .headers(message::headers(&message, sequence))
+            .expected_last_sequence(position.last_sequence);
+        let ack = self
+            .js
+            .send_publish(out_subject(org, id), publish)
+            .await
+            .map_err(RouterError::unavailable)?;
+        position.last_sequence += 1;
+        position.last_source = sequence;
+        Ok(Some(Pending {
+            org,
+            expected: position.last_sequence,
+            ack,
+        }))
+    }
+
+    /// Awaits the acknowledgements of a batch, in order.
+    async fn settle(&self, run: &mut Run, pending: Vec<Pending>) -> Result<(), RouterError> {
+        for Pending { org, expected, ack } in pending {
+            let moved = |reason: String| RouterError::OutStreamMoved {
+                stream: out_stream(org),
+                reason,
+            };
+            match ack.await {
+                Ok(ack) if !ack.duplicate && ack.sequence == expected => {
+                    self.metrics.routed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(ack) => {
+                    run.outs.forget(org);
+                    return Err(moved(format!(
+                        "stored at sequence {} (duplicate: {}), expected {expected}",
+                        ack.sequence, ack.duplicate
+                    )));
+                }
+                Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
+                    run.outs.forget(org);
+                    return Err(moved("another writer appended to it".to_owned()));
+                }
+                Err(err) => {
+                    run.outs.forget(org);
+                    return Err(RouterError::unavailable(err));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a router on `client` until `shutdown` completes: [`Router::open`] then [`Router::run`].
+pub async fn run(client: Client, config: RouterConfig, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
+    Router::open(client, config).await?.run(shutdown).await
+}
+
+/// A publish awaiting its acknowledgement.
+struct Pending {
+    org: OrgId,
+    /// The stream sequence it must land at.
+    expected: u64,
+    ack: PublishAckFuture,
+}
+
+/// What one subscription keeps; dropped on any error, so nothing half-applied survives.
+struct Run {
+    /// The checkpoint at the start: what an emptied feed is assumed to hold.
+    floor: u64,
+    outs: OutStreams,
+    states: States,
+}
+
+/// A bounded cache of referral states; the oldest entry goes first.
+struct States {
+    capacity: usize,
+    entries: HashMap<ReferralId, RouteState>,
+    order: VecDeque<ReferralId>,
+}
+
+impl States {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// The referral's state just before the event at `sequence`: cached, or folded from its
+    /// events before `sequence`, read from the log.
+    async fn before(&mut self, events: &Stream, id: ReferralId, sequence: u64) -> Result<&mut RouteState, RouterError> {
+        let cached = self.entries.get(&id).is_some_and(|s| s.last_sequence < sequence);
+        if !cached {
+            let subject = wasl_store::aggregate::subject(wasl_domain::AggregateKind::Referral, id.as_uuid());
+            let history = read_subject(events, LoadStrategy::DirectGet, &subject, 1).await?;
+            let mut state = RouteState::default();
+            for earlier in history.iter().filter(|r| r.sequence < sequence) {
+                if let DomainEvent::Referral(_, event) = &earlier.event.event {
+                    state.apply(earlier.sequence, event);
+                }
+            }
+            if self.entries.insert(id, state).is_none() {
+                self.order.push_back(id);
+            }
+            while self.entries.len() > self.capacity {
+                let Some(oldest) = self.order.pop_front() else { break };
+                if oldest != id {
+                    self.entries.remove(&oldest);
+                } else {
+                    self.order.push_back(oldest);
+                }
+            }
+        }
+        Ok(self.entries.get_mut(&id).expect("present"))
+    }
+}

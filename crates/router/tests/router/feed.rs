@@ -1,0 +1,210 @@
+//! The partner feeds: exactly once per feed across crashes, restarts and a full replay; feeds
+//! created on registration.
+
+use crate::support::{
+    Running, connect, feed, fresh, last_sequence, open_store, router_config, server, wait_until_async,
+};
+use async_nats::jetstream;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use wasl_domain::directory::{DisplayName, OrgKind, Organisation, OrganisationCommand, OrganisationEvent};
+use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_domain::referral::ReferralEvent;
+use wasl_domain::{Actor, Context, Role};
+use wasl_events::partner::{out_stream, out_subject, out_subjects};
+use wasl_events::{DomainEvent, StoredEvent};
+use wasl_router::message::{SCHEMA, source_sequence};
+use wasl_router::{PartnerMessage, Router};
+use wasl_store::StoreConfig;
+use wasl_synth::{Generator, HistoryConfig};
+
+/// For each organisation, the source sequences of the referral events addressed to it, in log
+/// order (sequence = position in the history + 1 on a fresh stream), and every organisation.
+fn expected(events: &[StoredEvent]) -> (BTreeMap<OrgId, Vec<u64>>, HashSet<OrgId>) {
+    let mut to: HashMap<ReferralId, OrgId> = HashMap::new();
+    let mut out: BTreeMap<OrgId, Vec<u64>> = BTreeMap::new();
+    let mut orgs = HashSet::new();
+    for (index, event) in events.iter().enumerate() {
+        let sequence = index as u64 + 1;
+        match &event.event {
+            DomainEvent::Organisation(org, OrganisationEvent::Registered { .. }) => {
+                orgs.insert(*org);
+            }
+            DomainEvent::Referral(id, referral_event) => {
+                if let ReferralEvent::Requested(request) = referral_event {
+                    to.insert(*id, request.to_org);
+                }
+                out.entry(to[id]).or_default().push(sequence);
+            }
+            _ => {}
+        }
+    }
+    (out, orgs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_feed_holds_each_referral_event_once_in_order_across_crashes_and_a_full_replay() {
+    let server = server();
+    let client = connect(&server.url()).await;
+    let js = jetstream::new(client.clone());
+    let config = StoreConfig::default();
+    wasl_store::provision::ensure_stream(&js, &config)
+        .await
+        .expect("the event stream");
+    let events: Vec<StoredEvent> = Generator::new(HistoryConfig::new(7, 120)).collect();
+    let last = wasl_synth::publish(&js, &config, events.clone())
+        .await
+        .expect("publish the history");
+    assert_eq!(last, events.len() as u64);
+    let (expected, orgs) = expected(&events);
+    let routed_total: usize = expected.values().map(Vec::len).sum();
+    assert!(
+        routed_total > 300,
+        "a history with enough referral events ({routed_total})"
+    );
+
+    // Crash the router three times mid-stream, with acknowledgements in flight.
+    for quarter in 1..=3 {
+        let running = Running::start(&server.url(), router_config()).await;
+        running.wait_for(last * quarter / 4).await;
+        running.crash().await;
+    }
+    // A graceful restart that finishes the log.
+    let running = Running::start(&server.url(), router_config()).await;
+    running.wait_for(last).await;
+    running.stop().await.expect("a clean stop");
+
+    // A full replay from the beginning delivers nothing again.
+    let resetter = Router::open(connect(&server.url()).await, router_config())
+        .await
+        .expect("open a router");
+    resetter.reset_checkpoint().await.expect("reset the checkpoint");
+    assert_eq!(resetter.checkpoint().await.expect("checkpoint"), 0);
+    let replay = Running::start(&server.url(), router_config()).await;
+    replay.wait_for(last).await;
+    let metrics = replay.router.metrics();
+    assert_eq!(metrics.routed.load(Ordering::Relaxed), 0, "a replay publishes nothing");
+    assert_eq!(metrics.skipped.load(Ordering::Relaxed), routed_total as u64);
+    replay.stop().await.expect("a clean stop");
+
+    let by_id: HashMap<u64, &StoredEvent> = events.iter().enumerate().map(|(i, e)| (i as u64 + 1, e)).collect();
+    for org in &orgs {
+        let messages = feed(&js, *org).await;
+        let sequences: Vec<u64> = messages
+            .iter()
+            .map(|m| source_sequence(&m.headers).expect("a source sequence"))
+            .collect();
+        let want = expected.get(org).cloned().unwrap_or_default();
+        assert_eq!(
+            sequences, want,
+            "feed of an organisation: one message per event, in order"
+        );
+        for message in &messages {
+            let body: PartnerMessage = serde_json::from_slice(&message.payload).expect("a partner message");
+            let source = by_id[&source_sequence(&message.headers).expect("sequence")];
+            let DomainEvent::Referral(id, _) = &source.event else {
+                panic!("only referral events are routed")
+            };
+            assert_eq!(body.schema, SCHEMA);
+            assert_eq!(body.event_id, source.meta.event_id.to_string());
+            assert_eq!(body.event_type, source.event.event_type());
+            assert_eq!(body.referral_id, id.to_string());
+            assert_eq!(message.subject.as_str(), out_subject(*org, *id));
+            assert_eq!(
+                body.details_url,
+                format!("https://wasl.example.invalid/v1/referrals/{id}")
+            );
+            assert_eq!(
+                message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()),
+                Some(body.event_id.clone())
+            );
+        }
+    }
+    // Versions count the referral's events: each referral's messages go 1, 2, 3, …
+    for org in &orgs {
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        for message in feed(&js, *org).await {
+            let body: PartnerMessage = serde_json::from_slice(&message.payload).expect("a partner message");
+            let seen = versions.entry(body.referral_id.clone()).or_default();
+            *seen += 1;
+            assert_eq!(body.version, *seen, "versions follow the referral's history");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_an_organisation_creates_its_feed() {
+    let server = server();
+    let store = open_store(&server.url()).await;
+    let running = Running::start(&server.url(), router_config()).await;
+    let org: OrgId = fresh();
+    let coordinator = Context {
+        now: crate::support::T0,
+        actor: Actor {
+            user: fresh(),
+            org: fresh(),
+            roles: vec![Role::Coordinator],
+        },
+    };
+    store
+        .execute::<Organisation>(
+            org,
+            &OrganisationCommand::Register {
+                org_id: org,
+                name: DisplayName::parse("Synthetic New Partner (test)").expect("name"),
+                kind: OrgKind::NationalNgo,
+            },
+            &crate::support::meta(coordinator),
+        )
+        .await
+        .expect("register");
+    let js = jetstream::new(store.client().clone());
+    wait_until_async("the feed exists", || {
+        let js = js.clone();
+        async move { js.get_stream(out_stream(org)).await.is_ok() }
+    })
+    .await;
+    running.wait_for(last_sequence(&store).await).await;
+    let stream = js.get_stream(out_stream(org)).await.expect("the feed");
+    let info = stream.cached_info();
+    assert_eq!(info.config.subjects, vec![out_subjects(org)]);
+    assert_eq!(info.config.storage, jetstream::stream::StorageType::File);
+    assert_eq!(info.config.discard, jetstream::stream::DiscardPolicy::Old);
+    assert!(info.config.deny_delete);
+    assert_eq!(info.state.messages, 0, "nothing is addressed to it yet");
+    assert_eq!(running.router.metrics().streams_created.load(Ordering::Relaxed), 1);
+    running.stop().await.expect("a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_event_stops_the_router_after_everything_before_it() {
+    let server = server();
+    let store = open_store(&server.url()).await;
+    let net = crate::support::Network::set_up(&store).await;
+    let referral = net.refer(&store).await;
+    let good = last_sequence(&store).await;
+    let js = jetstream::new(store.client().clone());
+    let broken: ReferralId = fresh();
+    js.publish(format!("wasl.evt.referral.{broken}"), "not an event".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let running = Running::start(&server.url(), router_config()).await;
+    let metrics = running.router.metrics();
+    crate::support::wait_until("the router stops", || metrics.unreadable.load(Ordering::Relaxed) == 1).await;
+    let outcome = running.stop().await;
+    assert!(
+        matches!(outcome, Err(wasl_router::RouterError::Undecodable { sequence, .. }) if sequence == good + 1),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        metrics.position.load(Ordering::Relaxed),
+        good,
+        "everything before it is routed"
+    );
+    let delivered = feed(&js, net.provider).await;
+    assert_eq!(delivered.len(), 1);
+    let body: PartnerMessage = serde_json::from_slice(&delivered[0].payload).expect("message");
+    assert_eq!(body.referral_id, referral.to_string());
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the router and the partner command service against real nats-servers.
+
+mod commands;
+mod feed;
+mod markers;
+mod support;
