@@ -1,0 +1,47 @@
+//! The crate's error.
+
+use crate::delivery::Failure;
+use wasl_domain::ids::OrgId;
+
+/// What can go wrong administering or running webhooks.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The endpoint URL is refused (not https, or http to a host other than loopback, or not a URL).
+    #[error("invalid endpoint URL: {0}")]
+    InvalidUrl(String),
+    /// The organisation has no endpoint.
+    #[error("organisation {0} has no webhook endpoint")]
+    NoEndpoint(OrgId),
+    /// The organisation's endpoint is disabled.
+    #[error("the webhook endpoint of organisation {0} is disabled")]
+    Disabled(OrgId),
+    /// No dead letter of this organisation at this sequence.
+    #[error("no dead letter {sequence} for organisation {org}")]
+    NoDeadLetter {
+        /// The organisation.
+        org: OrgId,
+        /// The dead-letter stream sequence asked for.
+        sequence: u64,
+    },
+    /// A redelivery attempt failed; the dead letter stays.
+    #[error("redelivery failed: {0}")]
+    DeliveryFailed(Failure),
+    /// A stored record could not be read.
+    #[error("corrupt record in {0}")]
+    Corrupt(String),
+    /// Another administrator changed the endpoint at the same time; read and try again.
+    #[error("the endpoint was changed concurrently")]
+    Conflict,
+    /// The operating system's random generator failed.
+    #[error("no randomness for a secret")]
+    Random,
+    /// NATS or JetStream failed.
+    #[error("NATS unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl WebhookError {
+    pub(crate) fn unavailable(err: impl std::fmt::Display) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
