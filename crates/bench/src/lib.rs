@@ -10,15 +10,19 @@
 //! - [`api`] puts the HTTP API, served in this process with the projector beside it, under a
 //!   realistic mix of caseworker and partner-system requests from concurrent keep-alive clients,
 //!   and compares its command rate with the store's, measured in the same run.
+//! - [`partners`] measures the router: the lag from an append to the partner message under a
+//!   steady load of referral events addressed to 100 organisations, and its catch-up rate.
 //! - [`server`] starts a temporary nats-server for a run (or the run uses one given by URL).
 //!
 //! See `docs/performance.md` for how to read the numbers and what was measured. The benchmarks
 //! write synthetic data only (`TEST-0001`, "Test Health Partner", `wasl_synth`'s network), into
-//! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`, `WASL_BENCH_API`) and
+//! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`, `WASL_BENCH_API`, `WASL_BENCH_PARTNERS` and its
+//! feeds) and
 //! scratch databases they drop.
 
 pub mod api;
 pub mod error;
+pub mod partners;
 pub mod projections;
 pub mod server;
 pub mod stats;
@@ -26,5 +30,6 @@ pub mod store;
 
 pub use api::{ApiBenchOptions, ApiBenchReport};
 pub use error::BenchError;
+pub use partners::{PartnersBenchOptions, PartnersBenchReport};
 pub use projections::{ProjectionsBenchOptions, ProjectionsBenchReport};
 pub use store::{StoreBenchOptions, StoreBenchReport};

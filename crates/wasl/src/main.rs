@@ -5,8 +5,13 @@
 
 mod api;
 mod bench_api;
+mod bench_partners;
 mod bench_projections;
+mod connect;
+mod nats_config;
+mod partner;
 mod projections;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::error::Error;
@@ -65,6 +70,24 @@ enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Deliver each referral event to the receiving organisation's own feed (WASL_OUT_<org>)
+    /// and serve partner commands over NATS (see docs/partners.md).
+    Router(partner::RouterArgs),
+    /// For a partner organisation: listen to your feed, answer referrals over NATS.
+    Partner {
+        #[command(subcommand)]
+        command: partner::PartnerCommand,
+    },
+    /// Webhook endpoints of partner organisations without NATS: set, rotate, disable,
+    /// status, dead letters, redelivery (see docs/webhooks.md). `wasl router` delivers.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
+    /// Write the NATS server's authorisation and a credential per partner organisation, so
+    /// that each partner reads only its own feed and sends commands only as itself (see
+    /// docs/nats-security.md).
+    NatsConfig(nats_config::NatsConfigArgs),
     /// Measure Wasl against a real nats-server (see docs/performance.md).
     Bench {
         #[command(subcommand)]
@@ -122,6 +145,9 @@ enum BenchTarget {
     /// The HTTP API under a realistic load of caseworker and partner-system clients, against
     /// the store's command rate measured in the same run.
     Api(bench_api::ApiBenchArgs),
+    /// The router: lag from append to partner message at a steady rate of referral events
+    /// addressed to 100 organisations, and how fast it catches up on a backlog.
+    Partners(bench_partners::PartnersBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,12 +199,19 @@ fn main() -> ExitCode {
         Command::Projector { connection, batch_size } => {
             print_or_fail(&mut out, projections::projector(connection, batch_size))
         }
+        Command::Router(args) => print_or_fail(&mut out, partner::router(args)),
+        Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
+        Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
+        Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),
         Command::Bench {
             what: BenchTarget::Projections(args),
         } => print_or_fail(&mut out, bench_projections::run(args)),
         Command::Bench {
             what: BenchTarget::Api(args),
         } => print_or_fail(&mut out, bench_api::run(args)),
+        Command::Bench {
+            what: BenchTarget::Partners(args),
+        } => print_or_fail(&mut out, bench_partners::run(args)),
         Command::Retention(args) => match retention(args) {
             Ok(report) => out.write_all(report.as_bytes()),
             Err(err) => {

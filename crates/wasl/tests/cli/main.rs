@@ -2,7 +2,10 @@
 
 mod api;
 mod bench_api;
+mod bench_partners;
 mod bench_projections;
+mod nats_config;
+mod partner;
 mod projections;
 
 use std::process::Command;

@@ -1,0 +1,28 @@
+//! Connecting the command's services to NATS, with or without an NKey.
+
+use std::error::Error;
+use std::path::Path;
+
+/// Connects to `url`, authenticating with the NKey seed in `nkey` when given (the hub's
+/// `hub.nk` or a partner's `<org>.nk` from `wasl nats-config`), replies arriving under
+/// `inbox_prefix` when given (a partner's must be `_INBOX_<org>`).
+pub async fn connect_with(
+    url: &str,
+    nkey: Option<&Path>,
+    inbox_prefix: Option<String>,
+) -> Result<async_nats::Client, Box<dyn Error>> {
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(std::time::Duration::from_secs(5));
+    if let Some(path) = nkey {
+        let seed = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the NKey seed file {}: {e}", path.display()))?;
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(prefix) = inbox_prefix {
+        options = options.custom_inbox_prefix(prefix);
+    }
+    // The URL can carry a password; name the failure, not the URL.
+    options
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to NATS: {e}").into())
+}

@@ -1,0 +1,148 @@
+//! `wasl nats-config`: writes the nats-server authorisation (`auth.conf`), the hub's NKey and
+//! one folder of credentials per partner organisation (see docs/nats-security.md). The
+//! organisations come from the event log's directory (`--nats-url`), from `--org`, or both.
+//! The generator lives in `wasl_nats_config`.
+
+use futures_util::TryStreamExt;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use wasl_domain::directory::Organisation;
+use wasl_domain::ids::OrgId;
+use wasl_nats_config::{NatsConfigOptions, PartnerOrg, TlsOptions};
+use wasl_store::{EventStore, StoreConfig};
+
+/// Options of `wasl nats-config`.
+#[derive(Debug, clap::Args)]
+pub struct NatsConfigArgs {
+    /// Folder to write into: auth.conf, hub.nk, partners/<org>/. Seeds already there are kept,
+    /// so regenerating never invalidates a credential handed out.
+    #[arg(long, env = "WASL_NATS_CONFIG_DIR", default_value = "./data/nats-config")]
+    pub out: PathBuf,
+    /// Read the organisations registered in the directory from the event log on this NATS
+    /// server (connecting without credentials, as on first set-up, or with --nats-nkey).
+    #[arg(long, env = "WASL_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// NKey seed file to connect to --nats-url with (the hub's hub.nk once auth is on).
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    pub nats_nkey: Option<PathBuf>,
+    /// An organisation to give a credential, as ID or ID=NAME (repeatable); added to those of
+    /// the directory.
+    #[arg(long = "org", value_name = "ID[=NAME]")]
+    pub orgs: Vec<String>,
+    /// The server URL partners connect to, printed in their READMEs (e.g. tls://nats.example.org:4222).
+    #[arg(long)]
+    pub server_url: Option<String>,
+    /// TLS certificate of the server (PEM); turns TLS on together with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key of the server (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate to verify clients and for partners to verify the server (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+    /// Require client certificates signed by --tls-ca in addition to the NKeys.
+    #[arg(long, requires = "tls_ca")]
+    pub tls_verify: bool,
+}
+
+/// Generates the files and returns what to print.
+pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
+    let mut orgs: Vec<PartnerOrg> = Vec::new();
+    if let Some(url) = &args.nats_url {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        orgs = runtime.block_on(directory(url, args.nats_nkey.as_ref()))?;
+    }
+    for given in &args.orgs {
+        let (id, name) = given.split_once('=').unwrap_or((given.as_str(), ""));
+        let id: OrgId = id
+            .parse()
+            .map_err(|_| format!("--org {id:?}: not an organisation id (a UUIDv7)"))?;
+        if !orgs.iter().any(|o| o.id == id) {
+            orgs.push(PartnerOrg {
+                id,
+                name: name.to_owned(),
+            });
+        }
+    }
+    if orgs.is_empty() {
+        return Err("no organisations: give --nats-url to read the directory, or --org ID".into());
+    }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert_file), Some(key_file)) => Some(TlsOptions {
+            cert_file,
+            key_file,
+            ca_file: args.tls_ca,
+            verify_clients: args.tls_verify,
+        }),
+        _ => None,
+    };
+    let generated = wasl_nats_config::generate(&NatsConfigOptions {
+        orgs,
+        out_dir: args.out.clone(),
+        tls,
+        server_url: args.server_url,
+    })?;
+    let mut out = String::new();
+    writeln!(out, "NATS configuration in {}", args.out.display())?;
+    writeln!(
+        out,
+        "  {}: include it from the server's configuration (include ./{}); JetStream must be on",
+        generated.auth_conf.display(),
+        wasl_nats_config::AUTH_FILE
+    )?;
+    writeln!(
+        out,
+        "  hub: {} ({}) — for Wasl's own services (--nats-nkey / WASL_NATS_NKEY)",
+        generated.hub.seed_file.display(),
+        if generated.hub.created { "new" } else { "kept" }
+    )?;
+    for partner in &generated.partners {
+        writeln!(
+            out,
+            "  {} {}: {} ({}), hand over the folder {}",
+            partner.org.id,
+            partner.org.name,
+            partner.credential.seed_file.display(),
+            if partner.credential.created { "new" } else { "kept" },
+            partner
+                .readme
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "  {} file(s) written", generated.changed.len())?;
+    Ok(out)
+}
+
+/// Every organisation registered in the event log's directory, with its name.
+async fn directory(url: &str, nkey: Option<&PathBuf>) -> Result<Vec<PartnerOrg>, Box<dyn Error>> {
+    let client = crate::connect::connect_with(url, nkey.map(PathBuf::as_path), None).await?;
+    let store = EventStore::open_existing(client, StoreConfig::default())
+        .await?
+        .ok_or("there is no Wasl event log on this NATS server")?;
+    let prefix = "wasl.evt.org.";
+    let stream = store.stream().clone();
+    let subjects: Vec<(String, usize)> = stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await?
+        .try_collect()
+        .await?;
+    let mut orgs = Vec::new();
+    for (subject, _) in subjects {
+        let Some(id) = subject.strip_prefix(prefix).and_then(|id| id.parse::<OrgId>().ok()) else {
+            return Err(format!("the event log holds an organisation subject that is not an id: {subject}").into());
+        };
+        let loaded = store.load::<Organisation>(id).await?;
+        if let Some(state) = loaded.state.state() {
+            orgs.push(PartnerOrg {
+                id,
+                name: state.name.as_str().to_owned(),
+            });
+        }
+    }
+    orgs.sort_by_key(|o| o.id);
+    Ok(orgs)
+}

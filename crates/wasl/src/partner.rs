@@ -1,0 +1,384 @@
+//! `wasl router` (the hub's partner delivery: feeds and partner commands) and `wasl partner …`
+//! (what a partner organisation's IT person runs first: listen to its feed, answer referrals).
+//! The logic lives in `wasl_router`; this file parses options, connects and prints.
+
+use futures_util::StreamExt;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_events::partner::{command_subject, inbox_prefix, out_stream};
+use wasl_router::{CommandReply, CommandServiceConfig, PartnerMessage, RouterConfig, Verb};
+use wasl_store::{EventStore, StoreConfig};
+
+/// Options of `wasl router`.
+#[derive(Debug, clap::Args)]
+pub struct RouterArgs {
+    /// The NATS server holding Wasl's event log.
+    #[arg(long, env = "WASL_NATS_URL")]
+    pub nats_url: String,
+    /// NKey seed file of Wasl's own services (hub.nk from `wasl nats-config`), when the server
+    /// requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    pub nats_nkey: Option<PathBuf>,
+    /// Base URL of the HTTP API, from which partners fetch a referral's details (the claim
+    /// check in every partner message).
+    #[arg(long, env = "WASL_API_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_base_url: String,
+    /// Replicas of the feeds and the checkpoint bucket created here: 1 for a single server, 3
+    /// in a cluster.
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+    /// Read the whole log again from the start (the feeds still receive nothing twice).
+    #[arg(long)]
+    pub replay: bool,
+    /// Serve partner commands (wasl.cmd.<org>.referral.<id>.<verb>) in this process too.
+    #[arg(long, env = "WASL_PARTNER_COMMANDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub commands: bool,
+    /// Deliver the feeds of organisations with a webhook endpoint (`wasl webhooks set`) in
+    /// this process too.
+    #[arg(long, env = "WASL_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhooks: bool,
+}
+
+/// Runs the router (and the partner command service) until Ctrl-C or SIGTERM.
+pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
+        let store_config = StoreConfig {
+            replicas: args.replicas,
+            ..StoreConfig::default()
+        };
+        let mut config = RouterConfig {
+            events: store_config.clone(),
+            api_base_url: args.api_base_url,
+            ..RouterConfig::default()
+        };
+        config.out_streams.replicas = args.replicas;
+        let router = wasl_router::router::Router::open(client.clone(), config).await?;
+        if args.replay {
+            router.reset_checkpoint().await?;
+            eprintln!("wasl router: replaying the log from the start");
+        }
+        let metrics = router.metrics();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let commands = if args.commands {
+            let store = Arc::new(EventStore::open(client.clone(), store_config).await?);
+            let service = wasl_router::CommandService::new(store, CommandServiceConfig::default());
+            let stopped = stopped.clone();
+            Some(tokio::spawn(async move { service.run(until_stopped(stopped)).await }))
+        } else {
+            None
+        };
+        let webhooks = if args.webhooks {
+            let webhooks = wasl_webhooks::Webhooks::connect(
+                async_nats::jetstream::new(client.clone()),
+                wasl_webhooks::WebhooksConfig {
+                    replicas: args.replicas,
+                    ..wasl_webhooks::WebhooksConfig::default()
+                },
+            )
+            .await?;
+            let stopped = stopped.clone();
+            Some(tokio::spawn(async move { webhooks.run(until_stopped(stopped)).await }))
+        } else {
+            None
+        };
+        eprintln!(
+            "wasl router: delivering referral events to the organisations' feeds{}{}; Ctrl-C stops it",
+            if args.commands {
+                ", serving partner commands"
+            } else {
+                ""
+            },
+            if args.webhooks { ", delivering webhooks" } else { "" }
+        );
+        let routed = router.run(async {
+            crate::api::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let result = routed.await;
+        let _ = stop.send(true);
+        if let Some(commands) = commands {
+            commands.await??;
+        }
+        if let Some(webhooks) = webhooks {
+            webhooks.await??;
+        }
+        result?;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(format!(
+            "wasl router: stopped at sequence {} after routing {} partner messages ({} already delivered)\n",
+            load(&metrics.position),
+            load(&metrics.routed),
+            load(&metrics.skipped)
+        ))
+    })
+}
+
+/// What a partner does.
+#[derive(Debug, clap::Subcommand)]
+pub enum PartnerCommand {
+    /// Print the referrals addressed to your organisation as they come, after those that came
+    /// while you were away (a durable consumer remembers where you stopped).
+    Listen(ListenArgs),
+    /// Acknowledge receipt of a referral.
+    Receive(AnswerArgs),
+    /// Accept a referral.
+    Accept(AnswerArgs),
+    /// Decline a referral (--reason, and --suggested-org with `redirected`).
+    Reject(AnswerArgs),
+    /// Start the service.
+    Start(AnswerArgs),
+    /// Put the service on hold (--reason).
+    Hold(AnswerArgs),
+    /// Resume the service after a hold.
+    Resume(AnswerArgs),
+    /// Record that the service was delivered.
+    Complete(AnswerArgs),
+    /// Record that the service could not be delivered (--reason).
+    Fail(AnswerArgs),
+}
+
+/// How a partner connects.
+#[derive(Debug, clap::Args)]
+pub struct PartnerConnection {
+    /// The hub's NATS server (the URL in your README from `wasl nats-config`).
+    #[arg(long, env = "WASL_NATS_URL")]
+    pub nats_url: String,
+    /// Your organisation's NKey seed file (`<org>.nk` from `wasl nats-config`).
+    #[arg(long, env = "WASL_PARTNER_CREDS")]
+    pub creds: PathBuf,
+    /// Your organisation id; by default the seed file's name (`<org>.nk`).
+    #[arg(long, env = "WASL_PARTNER_ORG")]
+    pub org: Option<String>,
+}
+
+/// Options of `wasl partner listen`.
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub connection: PartnerConnection,
+    /// The durable consumer that remembers what you have seen; another name starts from the
+    /// beginning of your feed.
+    #[arg(long, default_value = "wasl-partner-cli")]
+    pub consumer: String,
+    /// Print each partner message as one line of JSON, as it arrived.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop once everything waiting has been printed, instead of listening on.
+    #[arg(long)]
+    pub until_idle: bool,
+}
+
+/// Options of the answering commands.
+#[derive(Debug, clap::Args)]
+pub struct AnswerArgs {
+    /// The referral's id.
+    pub referral: String,
+    #[command(flatten)]
+    pub connection: PartnerConnection,
+    /// Reason code (reject, hold, fail), e.g. `no_capacity`, `not_eligible`, `redirected`.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// With `reject --reason redirected`: the organisation that could help instead.
+    #[arg(long)]
+    pub suggested_org: Option<String>,
+    /// The command's id (a UUID). Sending the same id again is safe: it answers the first
+    /// outcome and changes nothing. By default a new one.
+    #[arg(long)]
+    pub command_id: Option<String>,
+}
+
+impl PartnerCommand {
+    fn verb(&self) -> Option<(Verb, &AnswerArgs)> {
+        Some(match self {
+            Self::Listen(_) => return None,
+            Self::Receive(a) => (Verb::Receive, a),
+            Self::Accept(a) => (Verb::Accept, a),
+            Self::Reject(a) => (Verb::Reject, a),
+            Self::Start(a) => (Verb::Start, a),
+            Self::Hold(a) => (Verb::Hold, a),
+            Self::Resume(a) => (Verb::Resume, a),
+            Self::Complete(a) => (Verb::Complete, a),
+            Self::Fail(a) => (Verb::Fail, a),
+        })
+    }
+}
+
+/// Runs a partner command.
+pub fn partner(command: PartnerCommand) -> Result<String, Box<dyn Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match (&command, command.verb()) {
+        (PartnerCommand::Listen(args), _) => runtime.block_on(listen(args)),
+        (_, Some((verb, args))) => runtime.block_on(answer(verb, args)),
+        (_, None) => Err("unknown partner command".into()),
+    }
+}
+
+/// The organisation of a partner connection: `--org`, or the seed file's name.
+fn org_of(connection: &PartnerConnection) -> Result<OrgId, Box<dyn Error>> {
+    let given = match &connection.org {
+        Some(org) => org.clone(),
+        None => connection
+            .creds
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+            .ok_or("give --org: the seed file's name is not an organisation id")?,
+    };
+    OrgId::parse(&given).map_err(|_| format!("{given:?} is not an organisation id (give --org)").into())
+}
+
+async fn partner_client(connection: &PartnerConnection, org: OrgId) -> Result<async_nats::Client, Box<dyn Error>> {
+    crate::connect::connect_with(
+        &connection.nats_url,
+        Some(Path::new(&connection.creds)),
+        Some(inbox_prefix(org)),
+    )
+    .await
+}
+
+async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    let org = org_of(&args.connection)?;
+    let client = partner_client(&args.connection, org).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream(out_stream(org)).await.map_err(|e| {
+        format!(
+            "cannot open your feed {}: {e} (the router creates it when your organisation is registered)",
+            out_stream(org)
+        )
+    })?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &args.consumer,
+            pull::Config {
+                durable_name: Some(args.consumer.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot create the consumer {}: {e}", args.consumer))?;
+    if !args.json {
+        eprintln!("wasl partner: listening to {}; Ctrl-C stops", out_stream(org));
+    }
+    let mut printed = 0u64;
+    let mut stop = std::pin::pin!(crate::api::shutdown_signal());
+    loop {
+        let batch = consumer
+            .fetch()
+            .max_messages(100)
+            .expires(Duration::from_secs(if args.until_idle { 1 } else { 5 }))
+            .messages()
+            .await?;
+        let mut batch = std::pin::pin!(batch);
+        let mut got = 0;
+        loop {
+            let next = tokio::select! {
+                next = batch.next() => next,
+                () = &mut stop => return Ok(summary(printed)),
+            };
+            let Some(message) = next else { break };
+            let message = message.map_err(|e| format!("reading your feed: {e}"))?;
+            let line = if args.json {
+                String::from_utf8(message.payload.to_vec()).map_err(|_| "a partner message that is not UTF-8")?
+            } else {
+                let parsed: PartnerMessage = serde_json::from_slice(&message.payload)
+                    .map_err(|e| format!("a partner message this wasl cannot read: {e}"))?;
+                describe(&parsed)
+            };
+            println!("{line}");
+            message
+                .ack()
+                .await
+                .map_err(|e| format!("acknowledging a message: {e}"))?;
+            printed += 1;
+            got += 1;
+        }
+        if got == 0 && args.until_idle {
+            return Ok(summary(printed));
+        }
+    }
+}
+
+fn summary(printed: u64) -> String {
+    format!("wasl partner: {printed} message(s) printed\n")
+}
+
+/// One line a person can read: when, what, which referral, for what and where, and the link.
+fn describe(m: &PartnerMessage) -> String {
+    let place = match &m.client.district {
+        Some(d) => format!("{}/{d}", m.client.governorate),
+        None => m.client.governorate.clone(),
+    };
+    let overdue = if m.overdue.is_empty() {
+        String::new()
+    } else {
+        let kinds: Vec<&str> = m.overdue.iter().map(|d| d.kind.as_str()).collect();
+        format!("  overdue: {}", kinds.join(","))
+    };
+    format!(
+        "{}  {:<12} referral {}  {} {}  {} {} {}  {}  {}{}",
+        m.occurred_at,
+        m.status,
+        m.referral_id,
+        m.category,
+        m.priority,
+        m.client.sex,
+        m.client.age_group,
+        m.client.language,
+        place,
+        m.details_url,
+        overdue
+    )
+}
+
+async fn answer(verb: Verb, args: &AnswerArgs) -> Result<String, Box<dyn Error>> {
+    let org = org_of(&args.connection)?;
+    let referral =
+        ReferralId::parse(&args.referral).map_err(|_| format!("{:?} is not a referral id", args.referral))?;
+    let command_id = match &args.command_id {
+        Some(id) => uuid::Uuid::parse_str(id).map_err(|_| format!("--command-id {id:?} is not a UUID"))?,
+        None => uuid::Uuid::now_v7(),
+    };
+    let mut body = serde_json::json!({ "command_id": command_id.to_string() });
+    if let Some(code) = &args.reason {
+        body["reason"] = serde_json::json!({ "code": code });
+    }
+    if let Some(org) = &args.suggested_org {
+        body["suggested_org"] = serde_json::json!(org);
+    }
+    let client = partner_client(&args.connection, org).await?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(command_subject(org, referral, verb.token()), body.to_string().into()),
+    )
+    .await
+    .map_err(|_| "no answer from Wasl within 10 s (is `wasl router` running?)")?
+    .map_err(|e| format!("the command was not delivered: {e}"))?;
+    let reply: CommandReply =
+        serde_json::from_slice(&reply.payload).map_err(|e| format!("an answer this wasl cannot read: {e}"))?;
+    match (reply.ok, reply.error) {
+        (true, _) => Ok(format!(
+            "{} {referral}: done (version {}, position {}, command id {command_id})\n",
+            verb.token(),
+            reply.version.unwrap_or_default(),
+            reply.position.unwrap_or_default()
+        )),
+        (false, Some(error)) => Err(format!(
+            "{} {referral}: refused: {} ({})",
+            verb.token(),
+            error.code,
+            error.message
+        )
+        .into()),
+        (false, None) => Err(format!("{} {referral}: refused", verb.token()).into()),
+    }
+}

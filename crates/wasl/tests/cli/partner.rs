@@ -1,0 +1,364 @@
+//! The partner story as people run it, on a nats-server configured by `wasl nats-config`: the
+//! hub runs `wasl router` with its own NKey; a partner runs `wasl partner listen` with its
+//! credential and sees its referrals (and only its own), then answers one with
+//! `wasl partner receive`; another organisation's credential can neither answer it nor speak
+//! for the first organisation.
+
+use crate::run;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_domain::referral::ReferralStatus;
+use wasl_events::DomainEvent;
+use wasl_store::StoreConfig;
+use wasl_testkit::NatsServer;
+
+struct Router(Child);
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn seed(out: &Path, org: OrgId) -> PathBuf {
+    out.join("partners").join(org.to_string()).join(format!("{org}.nk"))
+}
+
+/// `wasl partner listen --until-idle` with `org`'s credential: the referral ids printed
+/// (none while the router has not created the feed yet).
+fn listen(url: &str, out: &Path, org: OrgId) -> Vec<String> {
+    let creds = seed(out, org);
+    let (ok, stdout, stderr) = run(&[
+        "partner",
+        "listen",
+        "--nats-url",
+        url,
+        "--creds",
+        creds.to_str().expect("utf-8"),
+        "--until-idle",
+    ]);
+    if !ok && stderr.contains("stream not found") {
+        return Vec::new();
+    }
+    assert!(ok, "wasl partner listen failed: {stderr}");
+    stdout
+        .lines()
+        .filter_map(|l| l.split("referral ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
+    // A synthetic network; its organisations get credentials before the server starts.
+    let mut generator = wasl_synth::Generator::new(wasl_synth::HistoryConfig::new(11, 30));
+    let events: Vec<_> = generator.by_ref().collect();
+    let orgs: Vec<OrgId> = generator.organisations().keys().copied().collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("nats");
+    let mut args = vec![
+        "nats-config".to_owned(),
+        "--out".to_owned(),
+        out.to_str().expect("utf-8").to_owned(),
+    ];
+    for org in &orgs {
+        args.extend(["--org".to_owned(), org.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = run(&args);
+    assert!(ok, "wasl nats-config: {stderr}");
+    let auth = std::fs::read_to_string(out.join("auth.conf")).expect("auth.conf");
+    let server = NatsServer::builder().extra_config(auth).start().expect("nats-server");
+    let url = server.url();
+
+    // The hub writes the log with its NKey.
+    let hub_seed = std::fs::read_to_string(out.join("hub.nk")).expect("hub.nk");
+    let hub = async_nats::ConnectOptions::with_nkey(hub_seed.trim().to_owned())
+        .connect(url.as_str())
+        .await
+        .expect("the hub connects");
+    let js = async_nats::jetstream::new(hub);
+    let config = StoreConfig::default();
+    wasl_store::provision::ensure_stream(&js, &config)
+        .await
+        .expect("event log");
+    wasl_synth::publish(&js, &config, events.clone())
+        .await
+        .expect("published");
+
+    // What each organisation should see: the referrals addressed to it.
+    let mut addressed: std::collections::BTreeMap<OrgId, BTreeSet<String>> = Default::default();
+    for referral in generator.referrals().values() {
+        if let Some(state) = referral.state() {
+            addressed.entry(state.to_org).or_default().insert(state.id.to_string());
+        }
+    }
+    let (partner, expected) = addressed
+        .iter()
+        .max_by_key(|(_, ids)| ids.len())
+        .map(|(org, ids)| (*org, ids.clone()))
+        .expect("referrals");
+    let other = *orgs.iter().find(|o| **o != partner).expect("another organisation");
+
+    let router = Router(
+        Command::new(env!("CARGO_BIN_EXE_wasl"))
+            .args(["router", "--nats-url", &url, "--nats-nkey"])
+            .arg(out.join("hub.nk"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasl router starts"),
+    );
+
+    // The partner's feed fills; listening prints each of its referrals, and only those.
+    let referral_events = events
+        .iter()
+        .filter(|e| matches!(&e.event, DomainEvent::Referral(id, _) if expected.contains(&id.to_string())))
+        .count();
+    let began = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < referral_events {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{} of {referral_events} partner messages after 60 s",
+            seen.len()
+        );
+        seen.extend(listen(&url, &out, partner));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen.len(), referral_events, "one line per referral event, none twice");
+    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    // The durable consumer remembers: nothing is printed twice.
+    assert!(listen(&url, &out, partner).is_empty());
+
+    // Answer one still waiting for a receipt.
+    let waiting: ReferralId = generator
+        .referrals()
+        .values()
+        .filter_map(|r| r.state())
+        .find(|s| s.to_org == partner && s.status == ReferralStatus::Requested)
+        .map(|s| s.id)
+        .expect("a referral waiting for the partner");
+    let answer = |verb: &str, creds: &Path, org: Option<OrgId>| {
+        let mut args = vec![
+            "partner".to_owned(),
+            verb.to_owned(),
+            waiting.to_string(),
+            "--nats-url".to_owned(),
+            url.clone(),
+            "--creds".to_owned(),
+            creds.to_str().expect("utf-8").to_owned(),
+            "--command-id".to_owned(),
+            "0190b2c4-0000-7000-8000-00000000c0de".to_owned(),
+        ];
+        if let Some(org) = org {
+            args.extend(["--org".to_owned(), org.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    };
+    let (ok, stdout, stderr) = answer("receive", &seed(&out, partner), None);
+    assert!(ok, "wasl partner receive: {stderr}");
+    assert!(stdout.contains("done (version 2"), "{stdout}");
+    // The same command again: the same answer, nothing new.
+    let (ok, again, _) = answer("receive", &seed(&out, partner), None);
+    assert!(ok);
+    assert_eq!(again, stdout);
+    // The receipt reaches the partner's feed.
+    let began = Instant::now();
+    loop {
+        let lines = listen(&url, &out, partner);
+        if lines.iter().any(|id| *id == waiting.to_string()) {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the receipt never reached the feed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Another organisation: not its referral; and it cannot speak as the partner.
+    let (ok, _, stderr) = answer("accept", &seed(&out, other), None);
+    assert!(!ok);
+    assert!(stderr.contains("not_found"), "{stderr}");
+    let (ok, _, stderr) = answer("accept", &seed(&out, other), Some(partner));
+    assert!(!ok, "a command under another organisation's subject must fail");
+    assert!(!stderr.contains("done"), "{stderr}");
+    // Nor read the partner's feed.
+    let (ok, _, _) = run(&[
+        "partner",
+        "listen",
+        "--nats-url",
+        &url,
+        "--creds",
+        seed(&out, other).to_str().expect("utf-8"),
+        "--org",
+        &partner.to_string(),
+        "--until-idle",
+    ]);
+    assert!(!ok, "another organisation's credential read the partner's feed");
+    drop(router);
+}
+
+/// A request as received: headers (lower-cased names) and body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
+/// A loopback HTTP receiver answering 200 to every POST.
+struct Receiver {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/wasl-hook", listener.local_addr().expect("address"));
+        let got: std::sync::Arc<std::sync::Mutex<Vec<_>>> = Default::default();
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut headers = Vec::new();
+                        loop {
+                            let mut h = String::new();
+                            reader.read_line(&mut h).expect("header");
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                headers.push((k.trim().to_lowercase(), v.trim().to_owned()));
+                            }
+                        }
+                        let length: usize = headers
+                            .iter()
+                            .find(|(k, _)| k == "content-length")
+                            .and_then(|(_, v)| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).expect("body");
+                        sink.lock().expect("sink").push((headers, body));
+                        writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .expect("answer");
+                    }
+                });
+            }
+        });
+        Self { url, got }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
+    let server = NatsServer::start().expect("nats-server");
+    let url = server.url();
+    let mut generator = wasl_synth::Generator::new(wasl_synth::HistoryConfig::new(5, 10));
+    let events: Vec<_> = generator.by_ref().collect();
+    let mut addressed: std::collections::BTreeMap<OrgId, usize> = Default::default();
+    let to_org: std::collections::HashMap<ReferralId, OrgId> = generator
+        .referrals()
+        .values()
+        .filter_map(|r| r.state())
+        .map(|s| (s.id, s.to_org))
+        .collect();
+    for event in &events {
+        if let DomainEvent::Referral(id, _) = &event.event {
+            *addressed.entry(to_org[id]).or_default() += 1;
+        }
+    }
+    let (partner, expected) = addressed.into_iter().max_by_key(|(_, n)| *n).expect("referrals");
+
+    // The admin sets the endpoint; the secret is printed once.
+    let receiver = Receiver::start();
+    let (ok, stdout, stderr) = run(&[
+        "webhooks",
+        "set",
+        &partner.to_string(),
+        &receiver.url,
+        "--nats-url",
+        &url,
+    ]);
+    assert!(ok, "wasl webhooks set: {stderr}");
+    let secret = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("whsec_"))
+        .expect("the secret is printed")
+        .to_owned();
+    let secret = wasl_webhooks::Secret::parse(&secret).expect("a secret");
+
+    let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.expect("connect"));
+    let config = StoreConfig::default();
+    wasl_store::provision::ensure_stream(&js, &config)
+        .await
+        .expect("event log");
+    wasl_synth::publish(&js, &config, events).await.expect("published");
+    let router = Router(
+        Command::new(env!("CARGO_BIN_EXE_wasl"))
+            .args(["router", "--nats-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasl router starts"),
+    );
+    let began = Instant::now();
+    while receiver.got.lock().expect("got").len() < expected {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{} of {expected} webhooks after 60 s",
+            receiver.got.lock().expect("got").len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = receiver.got.lock().expect("got").clone();
+    assert_eq!(
+        got.len(),
+        expected,
+        "one POST per referral event addressed to the organisation"
+    );
+    for (headers, body) in &got {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        wasl_webhooks::verify(
+            &secret,
+            headers.as_slice(),
+            body,
+            std::time::SystemTime::now(),
+            wasl_webhooks::DEFAULT_TOLERANCE,
+        )
+        .expect("a valid signature");
+        let message: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(message["schema"], "wasl.partner.referral.v1");
+        assert_eq!(
+            to_org[&message["referral_id"].as_str().expect("id").parse().expect("id")],
+            partner
+        );
+    }
+
+    // The admin sees it delivered.
+    let (ok, status, stderr) = run(&["webhooks", "status", &partner.to_string(), "--nats-url", &url]);
+    assert!(ok, "{stderr}");
+    assert!(status.contains(&receiver.url) && status.contains("enabled"), "{status}");
+    assert!(
+        status.contains("pending 0") && status.contains("dead letters 0"),
+        "{status}"
+    );
+    assert!(!status.contains("last success never"), "{status}");
+    assert!(!status.contains("whsec_"), "the status never shows the secret");
+    drop(router);
+}
