@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 use wasl_domain::Aggregate;
+use wasl_domain::catalogue::CancelCode;
 use wasl_domain::ids::ReferralId;
 use wasl_domain::referral::{ClientSummary, OverdueKind, Referral, ReferralEvent};
 use wasl_domain::time::Timestamp;
@@ -60,6 +61,11 @@ pub struct PartnerMessage {
     pub overdue: Vec<PartnerDeadline>,
     /// The claim check: the referral over the authenticated, audited HTTP API.
     pub details_url: String,
+    /// The partner must delete what it holds about this referral (details fetched over the
+    /// API, notes of its own about the client): the client withdrew the consent the referral
+    /// rested on (cancelled with `consent_withdrawn`), or the referral was entered in error.
+    /// Once true it stays true in every later message of the referral.
+    pub redact: bool,
 }
 
 /// The client in a partner message.
@@ -97,6 +103,8 @@ pub(crate) struct RouteState {
     client: Option<ClientSummary>,
     /// Missed deadlines and their due times.
     overdue: BTreeMap<OverdueKind, Timestamp>,
+    /// Whether the partner must delete what it holds (see [`PartnerMessage::redact`]).
+    redact: bool,
     /// Events applied.
     pub(crate) version: u64,
     /// Sequence of the last event applied.
@@ -116,6 +124,8 @@ impl RouteState {
             ReferralEvent::FollowUpOverdue { due_at } => {
                 self.overdue.entry(OverdueKind::FollowUp).or_insert(*due_at);
             }
+            ReferralEvent::Cancelled(reason) if reason.code == CancelCode::ConsentWithdrawn => self.redact = true,
+            ReferralEvent::EnteredInError(_) => self.redact = true,
             _ => {}
         }
         self.referral = std::mem::take(&mut self.referral).evolve(event);
@@ -168,6 +178,7 @@ impl RouteState {
             },
             overdue,
             details_url: details_url(api_base_url, id),
+            redact: self.redact,
         })
     }
 }

@@ -366,7 +366,7 @@ const PLAN: &[(bool, &str)] = &[
     (true, "per-case encryption, erasure, retention, small-cell suppression"),
     (true, "read models in PostgreSQL and SQLite"),
     (true, "HTTP API with authentication, authorisation and access audit"),
-    (false, "partner delivery over NATS and webhooks"),
+    (true, "partner delivery over NATS and webhooks"),
     (false, "`wasl up` with demo data, deployment and observability"),
 ];
 

@@ -87,6 +87,14 @@ async fn no_personal_field_appears_in_any_partner_message() {
     )
     .await;
 
+    let withdrawn = net.refer(&store).await;
+    net.refer_side(
+        &store,
+        withdrawn,
+        ReferralCommand::Cancel(Reason::coded(CancelCode::ConsentWithdrawn)),
+    )
+    .await;
+
     let erroneous = net.refer(&store).await;
     store
         .execute::<wasl_domain::referral::Referral>(
@@ -110,7 +118,19 @@ async fn no_personal_field_appears_in_any_partner_message() {
     let feeds: Vec<&String> = names.iter().filter(|n| n.starts_with("WASL_OUT_")).collect();
     assert_eq!(feeds.len(), 3, "one feed per registered organisation");
     let provider_feed = feed(&js, net.provider).await;
-    assert_eq!(provider_feed.len(), 17, "every referral event reached the provider");
+    assert_eq!(provider_feed.len(), 19, "every referral event reached the provider");
+    // Redaction: a withdrawn consent and an entry in error tell the partner to delete what it
+    // holds; an ordinary cancel does not.
+    for message in &provider_feed {
+        let body: PartnerMessage = serde_json::from_slice(&message.payload).expect("the documented schema");
+        let must_redact = (body.referral_id == withdrawn.to_string() && body.status == "cancelled")
+            || (body.referral_id == erroneous.to_string() && body.status == "entered_in_error");
+        assert_eq!(
+            body.redact, must_redact,
+            "redact of {} in {}",
+            body.event_type, body.status
+        );
+    }
     let mut searched = 0;
     for org in [net.referring, net.provider, net.other] {
         for message in feed(&js, org).await {
@@ -132,5 +152,5 @@ async fn no_personal_field_appears_in_any_partner_message() {
             searched += 1;
         }
     }
-    assert_eq!(searched, 17);
+    assert_eq!(searched, 19);
 }
