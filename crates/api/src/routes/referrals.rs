@@ -27,7 +27,7 @@ use wasl_domain::referral::{
     FollowUp, OverdueKind, Referral, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction, ServiceReceived,
 };
 use wasl_projections::Projection;
-use wasl_projections::query::{DirectorySearch, ReferralFilter};
+use wasl_projections::query::ReferralFilter;
 use wasl_projections::rows::referral::{HistoryRow, ReferralRow};
 use wasl_store::CommandMeta;
 use wasl_vault::PiiField;
@@ -415,12 +415,18 @@ pub struct Candidate {
     pub service_id: String,
     /// Service name.
     pub service_name: String,
+    /// Free places the organisation published, if it did.
+    pub capacity: Option<i64>,
     /// Why it is proposed.
     pub reasons: Vec<String>,
+    /// What speaks against it, though the client is eligible: another district, another
+    /// language, no free places published.
+    pub cautions: Vec<String>,
 }
 
-/// Services that could take a referral for the case: of the category, working in the client's
-/// governorate, accepting referrals, in the client's language first.
+/// Services that could take a referral for the case, best first: of the category, working in
+/// the client's governorate, accepting referrals, admitting the client's sex and age group;
+/// ranked by the client's district, language and free places. Each says why, and what to check.
 #[utoipa::path(get, path = "/v1/referrals/candidates", tag = "referrals", operation_id = "referral_candidates",
     params(CandidateQuery),
     responses((status = 200, description = "Candidates, best first", body = Vec<Candidate>), Problems),
@@ -441,51 +447,28 @@ pub async fn referral_candidates(
             owner_org: case.owner_org,
         },
     )?;
-    let search = DirectorySearch {
-        category: Some(category),
-        governorate: Some(case.profile.location.governorate()),
-        accepting_only: true,
-        ..DirectorySearch::default()
+    let need = wasl_projections::query::Need {
+        category,
+        sex: case.profile.sex,
+        age_group: case.profile.age.group(),
+        language: case.profile.language.clone(),
+        location: case.profile.location,
     };
-    let page = state
-        .models()
-        .search_services(
-            &search,
-            &wasl_projections::query::PageRequest::first(wasl_projections::query::MAX_LIMIT),
-        )
-        .await?;
-    let language = case.profile.language.primary().to_owned();
-    let mut out: Vec<(bool, Candidate)> = page
-        .items
-        .into_iter()
-        .map(|listing| {
-            let speaks = listing
-                .service
-                .languages
-                .split(',')
-                .any(|l| l.split('-').next() == Some(language.as_str()));
-            let mut reasons = vec![
-                format!("offers {}", category.code()),
-                format!("works in {}", case.profile.location.governorate().code()),
-                "accepting referrals".to_owned(),
-            ];
-            if speaks {
-                reasons.push(format!("works in the client's language ({language})"));
-            }
-            (
-                speaks,
-                Candidate {
-                    org_id: listing.service.org_id.clone(),
-                    org_name: listing.org_name,
-                    service_id: listing.service.id.clone(),
-                    service_name: listing.service.name.clone(),
-                    reasons,
-                },
-            )
-        })
-        .collect();
-    out.sort_by_key(|(speaks, _)| !*speaks);
-    Ok(Json(out.into_iter().map(|(_, c)| c).collect()))
+    let candidates = state.models().candidates(&need).await?;
+    Ok(Json(
+        candidates
+            .into_iter()
+            .map(|c| Candidate {
+                org_id: c.listing.service.org_id.clone(),
+                org_name: c.listing.org_name,
+                service_id: c.listing.service.id.clone(),
+                service_name: c.listing.service.name.clone(),
+                capacity: c.listing.service.capacity,
+                reasons: c.reasons,
+                cautions: c.cautions,
+            })
+            .collect(),
+    ))
 }
 
 /// The referral as the read model has it, checked against the caller's scope.

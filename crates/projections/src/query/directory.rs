@@ -1,5 +1,5 @@
-//! The service directory: services found by category, place, language and availability, and
-//! the organisations offering them.
+//! The service directory: services found by category, place, language and availability, the
+//! organisations offering them, and the candidates for a referral, ranked and explained.
 
 use super::page::{Cursor, Key, KeyKind, Keyset, Page, PageRequest, Select, qualified};
 use crate::db::ReadModels;
@@ -7,8 +7,8 @@ use crate::error::ProjectionError;
 use crate::rows::directory::{OrganisationRow, ServiceRow};
 use sqlx::Row;
 use wasl_domain::catalogue::ServiceCategory;
-use wasl_domain::client::Language;
-use wasl_domain::geo::Governorate;
+use wasl_domain::client::{AgeGroup, Language, Sex};
+use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::OrgId;
 
 /// What a directory search looks for; every field left empty matches any service.
@@ -161,5 +161,140 @@ impl ReadModels {
             )
             .await?;
         Ok(Some((org, services)))
+    }
+}
+
+/// Who a referral is for, as the directory matches services to it: never a name, only what
+/// eligibility and reach depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// The service category asked for.
+    pub category: ServiceCategory,
+    /// The client's sex.
+    pub sex: Sex,
+    /// The client's age group.
+    pub age_group: AgeGroup,
+    /// The client's preferred language.
+    pub language: Language,
+    /// Where the client lives.
+    pub location: Location,
+}
+
+/// A service that could take a referral, with why it is proposed and what to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The service and its organisation.
+    pub listing: ServiceListing,
+    /// Why it fits, in ranking order of importance.
+    pub reasons: Vec<String>,
+    /// What speaks against it (it is still eligible): another district, another language, no
+    /// free places published.
+    pub cautions: Vec<String>,
+}
+
+impl ReadModels {
+    /// The services that could take a referral for `need`, best first: of the category,
+    /// working in the client's governorate, accepting referrals, not retired, and admitting
+    /// the client's sex and age group (others are left out). Ranked by: serving the client's
+    /// own district (or the whole governorate), working in the client's language, free
+    /// places (published and above zero, then not published, then none), then more free
+    /// places, then the organisation's name. Each candidate says why.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn candidates(&self, need: &Need) -> Result<Vec<Candidate>, ProjectionError> {
+        let search = DirectorySearch {
+            category: Some(need.category),
+            governorate: Some(need.location.governorate()),
+            accepting_only: true,
+            ..DirectorySearch::default()
+        };
+        let mut listings = Vec::new();
+        let mut page = PageRequest::first(super::page::MAX_LIMIT);
+        loop {
+            let found = self.search_services(&search, &page).await?;
+            listings.extend(found.items);
+            match found.next {
+                Some(next) => page = PageRequest::continuing(super::page::MAX_LIMIT, next),
+                None => break,
+            }
+        }
+        let mut ranked: Vec<((bool, bool, u8, i64), Candidate)> = listings
+            .into_iter()
+            .filter_map(|listing| judge(need, listing))
+            .collect();
+        // Best first; a stable sort keeps the directory's order (organisation name) on ties.
+        ranked.sort_by(|(a, _), (b, _)| b.cmp(a));
+        Ok(ranked.into_iter().map(|(_, c)| c).collect())
+    }
+}
+
+/// Whether `listing` admits the client of `need` and, if so, its rank key and explanation.
+fn judge(need: &Need, listing: ServiceListing) -> Option<((bool, bool, u8, i64), Candidate)> {
+    let s = &listing.service;
+    let holds = |list: &str, item: &str| list.split(',').any(|x| !x.is_empty() && x == item);
+    let admits_sex = s.sexes == "any" || holds(&s.sexes, need.sex.code());
+    let (lo, hi) = need.age_group.bounds();
+    let admits_age = i64::from(lo) <= s.max_age && i64::from(hi) >= s.min_age;
+    if !admits_sex || !admits_age {
+        return None;
+    }
+    let governorate = need.location.governorate().code();
+    let whole_governorate = holds(&s.areas, governorate);
+    let own_district = need
+        .location
+        .district()
+        .is_some_and(|d| holds(&s.areas, &format!("{governorate}/{}", d.code())));
+    let serves_area = whole_governorate || own_district || need.location.district().is_none();
+    let language = need.language.primary();
+    let speaks = s
+        .languages
+        .split(',')
+        .any(|l| !l.is_empty() && l.split('-').next() == Some(language));
+    let (places, free) = match s.capacity {
+        Some(n) if n > 0 => (2, n),
+        None => (1, 0),
+        Some(_) => (0, 0),
+    };
+    let mut reasons = vec![format!("offers {}", need.category.code())];
+    let mut cautions = Vec::new();
+    match (own_district, whole_governorate) {
+        (true, _) => reasons.push(format!("serves the client's district ({})", need.location_code())),
+        (false, true) => reasons.push(format!("serves all of {governorate}")),
+        (false, false) if serves_area => reasons.push(format!("works in {governorate}")),
+        (false, false) => cautions.push(format!(
+            "works in {governorate} but does not list the client's district ({})",
+            need.location_code()
+        )),
+    }
+    if speaks {
+        reasons.push(format!("works in the client's language ({language})"));
+    } else {
+        cautions.push(format!("does not list the client's language ({language})"));
+    }
+    reasons.push(format!(
+        "admits {} clients aged {}",
+        need.sex.code(),
+        need.age_group.code()
+    ));
+    reasons.push("accepting referrals".to_owned());
+    match places {
+        2 => reasons.push(format!("{free} free place(s) published")),
+        1 => cautions.push("free places not published".to_owned()),
+        _ => cautions.push("no free places published".to_owned()),
+    }
+    let candidate = Candidate {
+        listing,
+        reasons,
+        cautions,
+    };
+    Some(((serves_area, speaks, places, free), candidate))
+}
+
+impl Need {
+    /// The client's place as the directory writes it: `IQ-NI` or `IQ-NI/<district>`.
+    fn location_code(&self) -> String {
+        match self.location.district() {
+            Some(d) => format!("{}/{}", self.location.governorate().code(), d.code()),
+            None => self.location.governorate().code().to_owned(),
+        }
     }
 }

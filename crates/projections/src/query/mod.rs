@@ -11,6 +11,6 @@ mod page;
 mod referrals;
 
 pub use cases::CaseFilter;
-pub use directory::{DirectorySearch, ServiceListing};
+pub use directory::{Candidate, DirectorySearch, Need, ServiceListing};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use referrals::{OPEN_STATUSES, ReferralFilter, WorkItem, WorkNeed};

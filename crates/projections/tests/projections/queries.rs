@@ -23,7 +23,7 @@ use wasl_domain::{Actor, Context, Role};
 use wasl_events::{DomainEvent, EventMeta, StoredEvent};
 use wasl_projections::apply::Entry;
 use wasl_projections::query::{
-    CaseFilter, DirectorySearch, OPEN_STATUSES, Page, PageRequest, ReferralFilter, WorkNeed,
+    CaseFilter, DirectorySearch, Need, OPEN_STATUSES, Page, PageRequest, ReferralFilter, WorkNeed,
 };
 use wasl_projections::{Projection, ProjectionError, ReadModels};
 use wasl_store::{StoredAggregate, event_id};
@@ -1303,6 +1303,201 @@ fn sids(ns: &[u8]) -> Vec<String> {
 
 /// Which services of the domain's directory a search should list.
 type Keep = Box<dyn Fn(&wasl_domain::directory::Service) -> bool>;
+
+async fn candidates_are_the_eligible_services_ranked_and_explained(db: TestDb) {
+    let models = db.open().await;
+    let mut world = World::new();
+    let district =
+        |d: &str| Location::new(Governorate::Ninawa, Some(District::parse(d).expect("district"))).expect("area");
+    let with = |spec: wasl_domain::directory::ServiceSpec, sexes: Scope<Sex>, min_age: u8, max_age: u8| {
+        wasl_domain::directory::ServiceSpec {
+            eligibility: Eligibility {
+                sexes,
+                min_age,
+                max_age,
+            },
+            ..spec
+        }
+    };
+    let health = |title: &str, areas: Vec<Location>, tags: &[&str]| spec(title, ServiceCategory::Health, areas, tags);
+    // One organisation per service, so each gets its own availability.
+    let services = [
+        // 41: the client's own district, her language, 3 free places: the best.
+        (
+            41,
+            health("Synthetic district clinic", vec![district("mosul")], &["ar"]),
+            Some(3),
+        ),
+        // 42: all of Ninawa, her language, capacity not published.
+        (
+            42,
+            health(
+                "Synthetic governorate clinic",
+                vec![whole(Governorate::Ninawa)],
+                &["ar-IQ"],
+            ),
+            None,
+        ),
+        // 43: all of Ninawa, another language only, 9 places.
+        (
+            43,
+            health("Synthetic Kurdish clinic", vec![whole(Governorate::Ninawa)], &["ckb"]),
+            Some(9),
+        ),
+        // 44: only another district of Ninawa.
+        (
+            44,
+            health("Synthetic Sinjar clinic", vec![district("sinjar")], &["ar"]),
+            Some(5),
+        ),
+        // 45: all of Ninawa, her language, no free places.
+        (
+            45,
+            health("Synthetic full clinic", vec![whole(Governorate::Ninawa)], &["ar"]),
+            Some(0),
+        ),
+        // 46: men only — not eligible.
+        (
+            46,
+            with(
+                health("Synthetic men's clinic", vec![whole(Governorate::Ninawa)], &["ar"]),
+                Scope::Only([Sex::Male].into()),
+                0,
+                120,
+            ),
+            Some(4),
+        ),
+        // 47: children only — not eligible for a woman of 31.
+        (
+            47,
+            with(
+                health("Synthetic children's clinic", vec![whole(Governorate::Ninawa)], &["ar"]),
+                Scope::Any,
+                0,
+                17,
+            ),
+            Some(4),
+        ),
+        // 48: legal, not health.
+        (
+            48,
+            spec(
+                "Synthetic legal aid",
+                ServiceCategory::Legal,
+                vec![whole(Governorate::Ninawa)],
+                &["ar"],
+            ),
+            Some(4),
+        ),
+        // 49: Baghdad only.
+        (
+            49,
+            health("Synthetic Baghdad clinic", vec![whole(Governorate::Baghdad)], &["ar"]),
+            Some(4),
+        ),
+        // 50: her district, her language, but not accepting.
+        (
+            50,
+            health("Synthetic closed clinic", vec![district("mosul")], &["ar"]),
+            None,
+        ),
+    ];
+    for (n, spec, capacity) in services {
+        let org_id: OrgId = id(100 + n);
+        let mut org = register(
+            &mut world,
+            org_id,
+            &format!("Synthetic Partner {n}"),
+            OrgKind::NationalNgo,
+            vec![(n, spec)],
+        );
+        if n == 50 || capacity.is_some() {
+            world.run(
+                &mut org,
+                org_id,
+                OrganisationCommand::SetAvailability {
+                    service_id: id(n),
+                    accepting: n != 50,
+                    capacity,
+                },
+                &admin(),
+            );
+        }
+    }
+    world.publish(&models).await;
+
+    let need = Need {
+        category: ServiceCategory::Health,
+        sex: Sex::Female,
+        age_group: Age::years(31).expect("age").group(),
+        language: Language::parse("ar").expect("language"),
+        location: district("mosul"),
+    };
+    let found = models.candidates(&need).await.expect("candidates");
+    let ids: Vec<String> = found.iter().map(|c| c.listing.service.id.clone()).collect();
+    let expected: Vec<String> = [41u8, 42, 45, 43, 44]
+        .iter()
+        .map(|n| id::<ServiceId>(*n).to_string())
+        .collect();
+    assert_eq!(ids, expected, "eligible services, best first");
+    let best = &found[0];
+    assert!(
+        best.reasons.iter().any(|r| r.contains("client's district")),
+        "{:?}",
+        best.reasons
+    );
+    assert!(
+        best.reasons.iter().any(|r| r.contains("3 free place")),
+        "{:?}",
+        best.reasons
+    );
+    assert!(best.cautions.is_empty(), "{:?}", best.cautions);
+    let caution_of = |n: u8, text: &str| {
+        let c = found
+            .iter()
+            .find(|c| c.listing.service.id == id::<ServiceId>(n).to_string())
+            .expect("listed");
+        assert!(c.cautions.iter().any(|x| x.contains(text)), "{n}: {:?}", c.cautions);
+    };
+    caution_of(42, "free places not published");
+    caution_of(45, "no free places");
+    caution_of(43, "language");
+    caution_of(44, "district");
+
+    // A man of the same age and place: the men's clinic joins, ranked as a governorate-wide one.
+    let man = Need {
+        sex: Sex::Male,
+        ..need.clone()
+    };
+    let ids: Vec<String> = models
+        .candidates(&man)
+        .await
+        .expect("candidates")
+        .iter()
+        .map(|c| c.listing.service.id.clone())
+        .collect();
+    assert!(ids.contains(&id::<ServiceId>(46).to_string()));
+    // A child: the children's clinic joins.
+    let child = Need {
+        age_group: Age::years(9).expect("age").group(),
+        ..need.clone()
+    };
+    let ids: Vec<String> = models
+        .candidates(&child)
+        .await
+        .expect("candidates")
+        .iter()
+        .map(|c| c.listing.service.id.clone())
+        .collect();
+    assert!(ids.contains(&id::<ServiceId>(47).to_string()));
+    // Nobody in Basrah offers anything.
+    let far = Need {
+        location: whole(Governorate::Basrah),
+        ..need
+    };
+    assert!(models.candidates(&far).await.expect("candidates").is_empty());
+}
+on_both!(candidates, candidates_are_the_eligible_services_ranked_and_explained);
 
 async fn directory_search_matches_the_generated_directory(db: TestDb) {
     let (models, g) = generated(&db, 150).await;
