@@ -60,6 +60,9 @@ pub struct PartnersBenchOptions {
     pub nats_url: Option<String>,
     /// Seed of the synthetic history.
     pub seed: u64,
+    /// Start the temporary nats-server with `sync_interval: always` (fsync before every ack),
+    /// as production runs.
+    pub sync_always: bool,
 }
 
 impl Default for PartnersBenchOptions {
@@ -71,6 +74,7 @@ impl Default for PartnersBenchOptions {
             backlog: 50_000,
             nats_url: None,
             seed: 1,
+            sync_always: false,
         }
     }
 }
@@ -208,7 +212,7 @@ pub async fn run(
             "--organisations must be at least 2, --rate and --duration above zero".to_owned(),
         ));
     }
-    let server = start_or_connect(options.nats_url.as_deref(), false, "", progress).await?;
+    let server = start_or_connect(options.nats_url.as_deref(), options.sync_always, "", progress).await?;
     let client = server.client.clone();
     let server_pid = server.temporary.as_ref().map(|s| s.pid());
     let js = jetstream::new(client.clone());
@@ -500,10 +504,15 @@ impl fmt::Display for PartnersBenchReport {
         writeln!(f, "Wasl partner delivery benchmark")?;
         writeln!(
             f,
-            "  nats-server {} ({}, {}); router in this process",
+            "  nats-server {} ({}, {}{}); router in this process",
             self.server.version,
             if self.server.temporary { "temporary" } else { "given" },
-            self.server.url
+            self.server.url,
+            if self.server.sync_always == Some(true) {
+                ", sync_interval: always"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             f,

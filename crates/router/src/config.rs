@@ -65,8 +65,11 @@ impl Default for OutStreamConfig {
     fn default() -> Self {
         Self {
             replicas: 1,
-            max_bytes: 1 << 30,
-            max_messages: -1,
+            // No byte limit by default: JetStream reserves a stream's max_bytes in its storage
+            // up front, so 1 GiB per feed stopped creating feeds after a few dozen
+            // organisations on an ordinary disk. A message count limit reserves nothing.
+            max_bytes: -1,
+            max_messages: 1_000_000,
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(120),
         }

@@ -101,8 +101,14 @@ impl OutStreams {
                 tracing::info!(org = %org, stream = %name, "partner feed created");
                 Ok(stream)
             }
-            // Created meanwhile by another router: use it.
-            Err(_) => self.js.get_stream(&name).await.map_err(RouterError::unavailable),
+            // Created meanwhile by another router: use it. Otherwise the creation's own error
+            // (e.g. the server's storage cannot reserve the feed's max_bytes) is the one to tell.
+            Err(created) => match self.js.get_stream(&name).await {
+                Ok(stream) => Ok(stream),
+                Err(_) => Err(RouterError::unavailable(format!(
+                    "cannot create the feed {name}: {created}"
+                ))),
+            },
         }
     }
 

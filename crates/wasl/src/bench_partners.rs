@@ -28,6 +28,10 @@ pub struct PartnersBenchArgs {
     /// Seed of the synthetic history.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Start the temporary nats-server with `sync_interval: always` (fsync before every
+    /// acknowledgement), as production runs.
+    #[arg(long, conflicts_with = "nats_url")]
+    pub sync_always: bool,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +46,7 @@ pub fn run(args: PartnersBenchArgs) -> Result<String, Box<dyn Error>> {
         backlog: args.backlog,
         nats_url: args.nats_url,
         seed: args.seed,
+        sync_always: args.sync_always,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let progress = |line: &str| eprintln!("wasl bench partners: {line}");

@@ -12,6 +12,7 @@ fn help_lists_the_options() {
         "--organisations",
         "--rate",
         "--duration",
+        "--sync-always",
         "--backlog",
         "--nats-url",
         "--seed",
