@@ -22,6 +22,10 @@ pub struct ApiConfig {
     /// NATS server holding the event log, the key bucket, the accounts and the audit.
     #[arg(long, env = "WASL_NATS_URL")]
     pub nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk` from `wasl nats-config`),
+    /// when the server requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    pub nats_nkey: Option<PathBuf>,
     /// Read-model database: `postgres://…` or `sqlite:PATH`.
     #[arg(long, env = "WASL_DATABASE_URL", default_value = "sqlite:./data/wasl.db")]
     pub database_url: String,
@@ -61,6 +65,9 @@ pub struct ApiConfig {
     /// The longest a query waits for the read model to reach `Wasl-Min-Position`.
     #[arg(long, env = "WASL_MAX_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub max_wait: Duration,
+    /// `/readyz` answers 503 while a read model is more than this many events behind the log.
+    #[arg(long, env = "WASL_READY_MAX_LAG", default_value_t = 10_000)]
+    pub ready_max_lag: u64,
 }
 
 /// Why the API could not start.
@@ -83,7 +90,14 @@ fn dep(what: &'static str) -> impl Fn(String) -> StartError {
 impl ApiConfig {
     /// Connects to everything the API needs.
     pub async fn connect(&self) -> Result<AppState, StartError> {
-        let client = async_nats::connect(self.nats_url.as_str())
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(path) = &self.nats_nkey {
+            let seed = std::fs::read_to_string(path)
+                .map_err(|e| dep("NATS")(format!("cannot read the NKey seed file {}: {e}", path.display())))?;
+            options = options.nkey(seed.trim().to_owned());
+        }
+        let client = options
+            .connect(self.nats_url.as_str())
             .await
             .map_err(|e| dep("NATS")(e.to_string()))?;
         let store_config = StoreConfig {
@@ -134,6 +148,7 @@ impl ApiConfig {
                 max_wait: self.max_wait,
                 body_limit: self.body_limit,
                 secure_cookies: self.secure_cookies,
+                ready_max_lag: self.ready_max_lag,
             },
         }))
     }

@@ -20,6 +20,8 @@ pub struct Limits {
     pub body_limit: usize,
     /// Mark the session cookie `Secure` (Wasl is served over TLS).
     pub secure_cookies: bool,
+    /// `/readyz` answers 503 while a projection is more than this many events behind the log.
+    pub ready_max_lag: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             max_wait: Duration::from_secs(5),
             body_limit: 1024 * 1024,
             secure_cookies: false,
+            ready_max_lag: 10_000,
         }
     }
 }

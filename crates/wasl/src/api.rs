@@ -42,6 +42,10 @@ pub struct AddUserArgs {
     /// NATS server holding Wasl's accounts.
     #[arg(long, env = "WASL_NATS_URL")]
     nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk`), when the server
+    /// requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    nats_nkey: Option<std::path::PathBuf>,
     /// Login name.
     #[arg(long)]
     username: String,
@@ -74,7 +78,7 @@ pub fn add_user(args: AddUserArgs) -> Result<String, Box<dyn Error>> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let client = crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
         let accounts = Accounts::open(async_nats::jetstream::new(client), args.replicas).await?;
         let user = accounts
             .create_user(None, org, &args.username, &roles, password)
@@ -92,6 +96,10 @@ pub struct IssueTokenArgs {
     /// NATS server holding Wasl's accounts.
     #[arg(long, env = "WASL_NATS_URL")]
     nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk`), when the server
+    /// requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    nats_nkey: Option<std::path::PathBuf>,
     /// The organisation the token acts for (UUIDv7).
     #[arg(long)]
     org: String,
@@ -123,7 +131,7 @@ pub fn issue_token(args: IssueTokenArgs) -> Result<String, Box<dyn Error>> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let client = crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
         let accounts = Accounts::open(async_nats::jetstream::new(client), args.replicas).await?;
         let now = wasl_domain::time::Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis());
         let by = wasl_domain::ids::UserId::from_uuid(uuid::Uuid::now_v7())?;

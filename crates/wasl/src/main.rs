@@ -1,16 +1,19 @@
-//! The `wasl` command. Today it shows what Wasl is built to do and the rules it already
-//! enforces, runs the projector and operates the read models; the other services (`wasl up`,
-//! `wasl api`, …) join as their issues land. Parsing arguments and printing is all this file and
-//! its modules do: the logic lives in the library crates.
+//! The `wasl` command: `wasl up` runs everything on one machine; `wasl api`, `wasl projector` and
+//! `wasl router` run one service each against external NATS and a database; the rest operate
+//! Wasl (users, tokens, read models, NATS credentials, webhooks, retention, demo data) or measure
+//! it (`wasl bench`). Parsing arguments and printing is all this file and its modules do: the
+//! logic lives in the library crates.
 
 mod api;
 mod bench_api;
 mod bench_partners;
 mod bench_projections;
 mod connect;
+mod demo;
 mod nats_config;
 mod partner;
 mod projections;
+mod up;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -30,13 +33,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every service in one process with a local NATS server and SQLite (not built yet:
-    /// prints the plan and what works today).
-    Up {
-        /// Load demo data first (planned).
-        #[arg(long)]
-        demo: bool,
-    },
+    /// Run every service in one process with a supervised local NATS server and SQLite:
+    /// the HTTP API, the projector, the router, partner commands and webhooks.
+    Up(up::UpArgs),
+    /// Load the demo network (organisations, services, logins, 90 days of cases and referrals)
+    /// through the real command path; running it again adds nothing (see docs/demo-data.md).
+    DemoData(demo::DemoDataArgs),
     /// Print the referral lifecycle as the domain enforces it.
     Lifecycle,
     /// List the governorates and district codes of Iraq that cases and services use.
@@ -185,7 +187,8 @@ fn main() -> ExitCode {
         .init();
     let mut out = io::stdout().lock();
     let written = match cli.command {
-        Command::Up { demo } => up(&mut out, demo),
+        Command::Up(args) => print_or_fail(&mut out, up::up(args)),
+        Command::DemoData(args) => print_or_fail(&mut out, demo::demo_data(args)),
         Command::Lifecycle => lifecycle(&mut out),
         Command::Places => places(&mut out),
         Command::Projections { command } => print_or_fail(&mut out, projections::run(command)),
@@ -337,38 +340,6 @@ fn bench_store(args: StoreBenchArgs) -> Result<String, Box<dyn Error>> {
         report.to_string()
     })
 }
-
-fn up(out: &mut impl Write, demo: bool) -> io::Result<()> {
-    writeln!(out, "Wasl {}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "`wasl up` is not built yet. Wasl is being built issue by issue; this is the plan:"
-    )?;
-    for (done, step) in PLAN {
-        writeln!(out, "  [{}] {step}", if *done { "x" } else { " " })?;
-    }
-    if demo {
-        writeln!(out)?;
-        writeln!(out, "--demo: demo data arrives with the `wasl up` issue.")?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "What works today: the domain rules, the event store, the vault and the read models. Try `wasl lifecycle`, `wasl places`, `wasl retention`, `wasl projector`, `wasl projections status|rebuild|parked|retry` and `wasl bench store|projections`."
-    )?;
-    Ok(())
-}
-
-const PLAN: &[(bool, &str)] = &[
-    (true, "domain model, event schemas, tests and CI (foundation)"),
-    (true, "event store on NATS JetStream and command handling"),
-    (true, "per-case encryption, erasure, retention, small-cell suppression"),
-    (true, "read models in PostgreSQL and SQLite"),
-    (true, "HTTP API with authentication, authorisation and access audit"),
-    (true, "partner delivery over NATS and webhooks"),
-    (false, "`wasl up` with demo data, deployment and observability"),
-];
 
 fn lifecycle(out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "Referral lifecycle (from --action--> to):")?;

@@ -12,6 +12,10 @@ pub struct Connection {
     /// The NATS server holding Wasl's event log.
     #[arg(long, env = "WASL_NATS_URL")]
     pub nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk` from `wasl nats-config`),
+    /// when the server requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    pub nats_nkey: Option<std::path::PathBuf>,
     /// The read-model database: `postgres://user@host/db` or `sqlite:path/to/file.db`.
     #[arg(long, env = "WASL_DATABASE_URL", default_value = "sqlite:./data/wasl.db")]
     pub database_url: String,
@@ -51,7 +55,7 @@ pub enum ProjectionsCommand {
 
 async fn open(connection: &Connection) -> Result<(ReadModels, async_nats::jetstream::stream::Stream), Box<dyn Error>> {
     let models = ReadModels::open(&ReadModelsConfig::new(&connection.database_url)).await?;
-    let client = async_nats::connect(connection.nats_url.as_str()).await?;
+    let client = crate::connect::connect_with(&connection.nats_url, connection.nats_nkey.as_deref(), None).await?;
     let store = wasl_store::EventStore::open_existing(client, wasl_store::StoreConfig::default())
         .await?
         .ok_or("the NATS server holds no Wasl event log (stream WASL_EVENTS)")?;

@@ -27,6 +27,8 @@ pub struct Health {
 pub struct Readiness {
     /// `ready`.
     pub status: String,
+    /// The event log's last position.
+    pub log_position: u64,
     /// The read models' checkpoints (stream positions) by projection.
     pub projections: Vec<ProjectionPosition>,
 }
@@ -38,6 +40,8 @@ pub struct ProjectionPosition {
     pub name: String,
     /// Last stream position applied.
     pub position: u64,
+    /// Events of the log it has not applied yet.
+    pub lag: u64,
 }
 
 /// The process is alive.
@@ -49,26 +53,44 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The API can serve: NATS is connected and the read-model database answers.
+/// The API can serve: NATS is connected, the read-model database answers, and no read model
+/// is further behind the event log than the configured limit (`--ready-max-lag`).
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, description = "Ready", body = Readiness), Problems))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     if state.store().client().connection_state() != async_nats::connection::State::Connected {
         return Err(ApiError::Unavailable("NATS is not connected".to_owned()));
     }
+    let mut stream = state.store().stream().clone();
+    let log_position = stream
+        .info()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the event log: {e}")))?
+        .state
+        .last_sequence;
     let positions = state
         .models()
         .positions()
         .await
         .map_err(|e| ApiError::Unavailable(format!("read-model database: {e}")))?;
+    let projections: Vec<ProjectionPosition> = positions
+        .into_iter()
+        .map(|(p, position)| ProjectionPosition {
+            name: p.name().to_owned(),
+            position,
+            lag: log_position.saturating_sub(position),
+        })
+        .collect();
+    let max = state.limits().ready_max_lag;
+    if let Some(behind) = projections.iter().find(|p| p.lag > max) {
+        return Err(ApiError::Unavailable(format!(
+            "the {} read model is {} events behind the log (more than {max})",
+            behind.name, behind.lag
+        )));
+    }
     Ok(Json(Readiness {
         status: "ready".to_owned(),
-        projections: positions
-            .into_iter()
-            .map(|(p, position)| ProjectionPosition {
-                name: p.name().to_owned(),
-                position,
-            })
-            .collect(),
+        log_position,
+        projections,
     }))
 }

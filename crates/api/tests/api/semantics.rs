@@ -246,3 +246,36 @@ async fn every_error_is_a_problem_document_with_a_request_id() {
     check(&no_csrf, StatusCode::FORBIDDEN, "forbidden");
     h.stop().await;
 }
+
+// --- Readiness follows the read models' lag -------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_each_read_models_lag_behind_the_log() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    h.organisation("Test Health Partner", "health").await;
+    let anonymous = h.anonymous();
+    // Once the projector has caught up, every read model is ready with no lag.
+    let began = std::time::Instant::now();
+    let body = loop {
+        let r = anonymous.get("/readyz").await;
+        if r.status == StatusCode::OK
+            && r.body["projections"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["lag"] == 0))
+        {
+            break r.body;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(20),
+            "never ready: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let log = body["log_position"].as_u64().expect("log position");
+    assert!(log >= 2, "the organisation's events are in the log: {body}");
+    for p in body["projections"].as_array().expect("projections") {
+        assert_eq!(p["position"].as_u64(), Some(log), "{p}");
+    }
+    h.stop().await;
+}

@@ -1,0 +1,313 @@
+//! `wasl up`: every service in one process — the HTTP API, the projector, the router with the
+//! partner command service and webhook delivery — beside a supervised local nats-server (the
+//! pinned binary, JetStream store under `<data>/nats`, loopback only, restarted if it dies,
+//! stopped cleanly on exit) and the SQLite read models in `<data>/wasl.db`. The master key is
+//! created once in `<data>/master.key`. Ctrl-C stops the services first, then NATS: what was
+//! acknowledged stays.
+//!
+//! A service that comes later joins by adding one entry to [`services`].
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use wasl_projections::{Projection, ProjectorConfig, ReadModels, ReadModelsConfig};
+use wasl_store::{EventStore, StoreConfig};
+
+/// Options of `wasl up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Load the demo data first (a synthetic network and 90 days of referrals); running it again
+    /// adds nothing.
+    #[arg(long)]
+    pub demo: bool,
+    /// Where Wasl keeps its data: the NATS store, the read models, the master key.
+    #[arg(long, env = "WASL_DATA_DIR", default_value = "./data")]
+    pub data: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "WASL_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Port of the local nats-server, on 127.0.0.1 only (not 4222, which another NATS may hold).
+    #[arg(long, env = "WASL_UP_NATS_PORT", default_value_t = 4333)]
+    pub nats_port: u16,
+}
+
+/// The id of the master key `wasl up` creates.
+const MASTER_KEY_ID: &str = "local-1";
+
+/// Runs everything until Ctrl-C or SIGTERM.
+pub fn up(args: UpArgs) -> Result<String, Box<dyn Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
+    std::fs::create_dir_all(args.data.join("nats"))?;
+    let data = args.data.canonicalize()?;
+    let master_key = ensure_master_key(&data.join("master.key"))?;
+    let nats = Nats::start(&data, args.nats_port).await?;
+    let url = nats.url.clone();
+    let result = services(&args, &data, &url, &master_key).await;
+    nats.stop().await;
+    result?;
+    Ok(format!("wasl up: stopped; the data is in {}\n", data.display()))
+}
+
+/// Starts the services, prints where they are, and runs them until a signal; a service that
+/// fails stops the others.
+async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path) -> Result<(), Box<dyn Error>> {
+    let database_url = format!("sqlite:{}", data.join("wasl.db").display());
+    let api_config = wasl_api::ApiConfig {
+        listen: args.listen,
+        nats_url: nats_url.to_owned(),
+        nats_nkey: None,
+        database_url: database_url.clone(),
+        master_key_file: master_key.to_owned(),
+        master_key_id: MASTER_KEY_ID.to_owned(),
+        replicas: 1,
+        oidc_issuer: None,
+        oidc_audience: "wasl".to_owned(),
+        oidc_jwks_url: None,
+        oidc_org_claim: "wasl_org".to_owned(),
+        oidc_roles_claim: "wasl_roles".to_owned(),
+        secure_cookies: false,
+        session_lifetime: Duration::from_secs(12 * 3600),
+        body_limit: 1024 * 1024,
+        max_wait: Duration::from_secs(5),
+        ready_max_lag: 10_000,
+    };
+    let state = api_config.connect().await?;
+    let demo = if args.demo {
+        Some(crate::demo::load(state.store(), state.vault(), state.accounts()).await?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let client = crate::connect::connect_with(nats_url, None, None).await?;
+    let store = Arc::new(EventStore::open(client.clone(), StoreConfig::default()).await?);
+    let models = ReadModels::open(&ReadModelsConfig::new(database_url.clone())).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let until = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    {
+        let stopped = stopped.clone();
+        running.spawn(async move {
+            let r = wasl_api::run(listener, state, until(stopped)).await;
+            ("api", r.map_err(|e| e.to_string()))
+        });
+    }
+    {
+        let projector = wasl_projections::Projector::new(
+            models,
+            store.stream().clone(),
+            Projection::ALL,
+            ProjectorConfig::default(),
+        );
+        let stopped = stopped.clone();
+        running.spawn(async move {
+            (
+                "projector",
+                projector.run(until(stopped)).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    {
+        let api_base_url = format!("http://{}", args.listen);
+        let router = wasl_router::router::Router::open(
+            client.clone(),
+            wasl_router::RouterConfig {
+                api_base_url,
+                ..wasl_router::RouterConfig::default()
+            },
+        )
+        .await?;
+        let stopped = stopped.clone();
+        running.spawn(async move { ("router", router.run(until(stopped)).await.map_err(|e| e.to_string())) });
+    }
+    {
+        let service = wasl_router::CommandService::new(store.clone(), wasl_router::CommandServiceConfig::default());
+        let stopped = stopped.clone();
+        running.spawn(async move {
+            let r = service.run(until(stopped)).await;
+            ("partner commands", r.map_err(|e| e.to_string()))
+        });
+    }
+    {
+        let webhooks = wasl_webhooks::Webhooks::connect(
+            async_nats::jetstream::new(client.clone()),
+            wasl_webhooks::WebhooksConfig::default(),
+        )
+        .await?;
+        let stopped = stopped.clone();
+        running.spawn(async move {
+            (
+                "webhooks",
+                webhooks.run(until(stopped)).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+
+    println!("{}", banner(args, data, nats_url, demo.as_ref()));
+    let mut failure = None;
+    tokio::select! {
+        () = crate::api::shutdown_signal() => {
+            eprintln!("wasl up: stopping (the services finish what they are doing, then NATS)");
+        }
+        Some(done) = running.join_next() => {
+            let (name, result) = done.unwrap_or(("a service", Err("it panicked".to_owned())));
+            let why = result.err().unwrap_or_else(|| "it stopped".to_owned());
+            eprintln!("wasl up: {name} stopped ({why}); stopping the others");
+            failure = Some(format!("{name}: {why}"));
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(done) = running.join_next().await {
+        if let Ok((name, Err(why))) = done {
+            failure.get_or_insert(format!("{name}: {why}"));
+        }
+    }
+    match failure {
+        Some(why) => Err(why.into()),
+        None => Ok(()),
+    }
+}
+
+fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::DemoReport>) -> String {
+    let mut out = format!(
+        "\nWasl {} is up\n  HTTP API   http://{}  (OpenAPI: /openapi.json, health: /healthz, /readyz)\n  NATS       {nats_url} (loopback only; log: {})\n  data       {} (NATS store, read models wasl.db, master.key)\n",
+        env!("CARGO_PKG_VERSION"),
+        args.listen,
+        data.join("nats").join("nats.log").display(),
+        data.display()
+    );
+    match demo {
+        Some(loaded) => out.push_str(&loaded.to_string()),
+        None => out.push_str(
+            "  no demo data: run `wasl up --demo`, or create the first admin with\n    wasl users add --nats-url NATS --username admin --org <org id> --role admin   (password on stdin)\n",
+        ),
+    }
+    out.push_str("  Ctrl-C stops everything; nothing acknowledged is lost.\n");
+    out
+}
+
+/// The master key file, created with a random key (mode 0600) when missing.
+fn ensure_master_key(path: &Path) -> Result<PathBuf, Box<dyn Error>> {
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| format!("no randomness for the master key: {e}"))?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(hex.as_bytes())?;
+        file.sync_all()?;
+    }
+    Ok(path.to_owned())
+}
+
+/// The local nats-server and the task that restarts it when it dies.
+struct Nats {
+    url: String,
+    stop: watch::Sender<bool>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Nats {
+    async fn start(data: &Path, port: u16) -> Result<Self, Box<dyn Error>> {
+        let binary = wasl_bench::server::find_binary()?;
+        let dir = data.join("nats");
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "# Written by `wasl up` on every start.\nserver_name: wasl-up\nlisten: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+                dir.join("store").display()
+            ),
+        )?;
+        let url = format!("nats://127.0.0.1:{port}");
+        let log = dir.join("nats.log");
+        let mut child = spawn(&binary, &config, &log)?;
+        // Wait until it accepts connections (or died).
+        let began = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "nats-server exited at start ({status}); is port {port} free? See {}",
+                    log.display()
+                )
+                .into());
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                break;
+            }
+            if began.elapsed() > Duration::from_secs(20) {
+                return Err(format!("nats-server did not start within 20 s; see {}", log.display()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let supervisor = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    status = child.wait() => {
+                        tracing::warn!(status = ?status.ok(), "nats-server exited; starting it again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match spawn(&binary, &config, &log) {
+                            Ok(again) => child = again,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot restart nats-server");
+                                return;
+                            }
+                        }
+                    }
+                    () = async { let _ = stopped.wait_for(|s| *s).await; } => {
+                        if let Some(pid) = child.id() {
+                            let _ = tokio::process::Command::new(&binary)
+                                .arg("--signal")
+                                .arg(format!("term={pid}"))
+                                .status()
+                                .await;
+                        }
+                        if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+                            let _ = child.kill().await;
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Self { url, stop, supervisor })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.supervisor.await;
+    }
+}
+
+fn spawn(binary: &Path, config: &Path, log: &Path) -> Result<tokio::process::Child, Box<dyn Error>> {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let err = out.try_clone()?;
+    Ok(tokio::process::Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        // Its own process group: Ctrl-C in the terminal reaches `wasl up` alone, which stops the
+        // services first and NATS last (otherwise NATS would stop under them, and the supervisor
+        // would start it again).
+        .process_group(0)
+        .spawn()?)
+}

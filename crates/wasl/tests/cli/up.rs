@@ -1,0 +1,306 @@
+//! `wasl up` as a new user runs it: everything comes up on loopback with its own nats-server and
+//! SQLite under the data folder, answers over HTTP, stops on Ctrl-C, and comes back with the
+//! same data.
+
+use crate::http::http;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Up {
+    child: Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Up {
+    /// Starts `wasl up` and waits until the API is ready.
+    fn start(data: &Path, api: u16, nats: u16) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
+            .args(["up", "--data"])
+            .arg(data)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{api}"),
+                "--nats-port",
+                &nats.to_string(),
+            ])
+            .env("WASL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasl up starts");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let began = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("wasl up exited at start: {status}");
+            }
+            if TcpStream::connect(("127.0.0.1", api)).is_ok() && http(api, "GET", "/readyz", &[], "").0 == 200 {
+                break;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "wasl up was not ready within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, stdout: rx }
+    }
+
+    /// Everything it printed so far.
+    fn printed(&self) -> String {
+        let mut out = String::new();
+        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(200)) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Ctrl-C, and the exit.
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+        let began = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "wasl up did not stop within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Signs in as `username`; true when the API accepted the password.
+fn signs_in(api: u16, username: &str, password: &str) -> bool {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    let (status, _, _) = http(api, "POST", "/v1/login", &[("content-type", "application/json")], &body);
+    status == 200
+}
+
+/// `wasl users add` against up's NATS; whether it succeeded.
+fn add_user(nats: u16, username: &str, password: &str) -> bool {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_wasl"))
+        .args([
+            "users",
+            "add",
+            "--nats-url",
+            &format!("nats://127.0.0.1:{nats}"),
+            "--username",
+            username,
+            "--org",
+            "0190b2c4-0000-7000-8000-0000000000aa",
+            "--role",
+            "admin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wasl users add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    add.wait().expect("users add").success()
+}
+
+#[test]
+fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (api, nats) = (free_port(), free_port());
+    let up = Up::start(&data, api, nats);
+    let banner = up.printed();
+    assert!(banner.contains(&format!("http://127.0.0.1:{api}")), "{banner}");
+    assert!(banner.contains(&format!("nats://127.0.0.1:{nats}")), "{banner}");
+    assert!(
+        banner.contains(&data.canonicalize().expect("data").display().to_string()),
+        "{banner}"
+    );
+    let (status, _, document) = http(api, "GET", "/openapi.json", &[], "");
+    assert_eq!(status, 200);
+    assert!(document.contains("\"openapi\""));
+    for part in ["nats/store", "wasl.db", "master.key"] {
+        assert!(data.join(part).exists(), "{part} under the data folder");
+    }
+    let key = std::fs::read_to_string(data.join("master.key")).expect("master key");
+
+    // The first admin, made as the banner says, against up's own NATS.
+    assert!(add_user(nats, "test.admin", "test-password-not-real-1"));
+    assert!(signs_in(api, "test.admin", "test-password-not-real-1"));
+
+    // NATS dies: the supervisor starts it again on the same store, and writes work again.
+    let config = data.canonicalize().expect("data").join("nats").join("nats.conf");
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &config.display().to_string()])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "the nats-server of wasl up was found");
+    let began = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        if add_user(nats, "test.second", "test-password-not-real-2") {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "NATS did not come back");
+    }
+    // The API follows the accounts stream across the restart.
+    let began = Instant::now();
+    while !signs_in(api, "test.second", "test-password-not-real-2") {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the API never saw the new account"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let status = up.interrupt();
+    assert!(status.success(), "a clean stop: {status}");
+    assert!(TcpStream::connect(("127.0.0.1", nats)).is_err(), "NATS stopped with it");
+
+    // Again: the same key, the same account.
+    let up = Up::start(&data, api, nats);
+    assert_eq!(std::fs::read_to_string(data.join("master.key")).expect("key"), key);
+    assert!(signs_in(api, "test.admin", "test-password-not-real-1"));
+    assert!(!signs_in(api, "test.admin", "a-wrong-password-000"));
+    assert!(up.interrupt().success());
+}
+
+/// The log's last position once every read model has caught up with it.
+fn settled_log_position(api: u16) -> u64 {
+    let began = Instant::now();
+    loop {
+        let (status, _, body) = http(api, "GET", "/readyz", &[], "");
+        if status == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if v["projections"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["lag"] == 0))
+            {
+                return v["log_position"].as_u64().expect("log position");
+            }
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the read models never caught up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The ids on the first page of cases a demo caseworker sees.
+fn caseworker_cases(api: u16, password: &str) -> Vec<String> {
+    let body = format!(r#"{{"username":"demo.caseworker.erbil","password":"{password}"}}"#);
+    let (status, headers, answer) = http(api, "POST", "/v1/login", &[("content-type", "application/json")], &body);
+    assert_eq!(status, 200, "the demo caseworker signs in: {answer}");
+    let cookie = headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("wasl_session="))
+        .map(|(_, v)| v.split(';').next().expect("cookie").to_owned())
+        .expect("a session cookie");
+    let (status, _, page) = http(api, "GET", "/v1/cases", &[("cookie", &cookie)], "");
+    assert_eq!(status, 200, "{page}");
+    let v: serde_json::Value = serde_json::from_str(&page).expect("JSON");
+    v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[test]
+fn up_with_demo_data_twice_adds_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (api, nats) = (free_port(), free_port());
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
+            .args(["up", "--demo", "--data"])
+            .arg(&data)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{api}"),
+                "--nats-port",
+                &nats.to_string(),
+            ])
+            .env("WASL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasl up --demo starts");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, stdout) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let up = Up { child, stdout };
+        // The banner comes once everything is up.
+        let mut banner = String::new();
+        while !banner.contains("Ctrl-C stops everything") {
+            let line = up
+                .stdout
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the banner of wasl up --demo");
+            banner.push_str(&line);
+            banner.push('\n');
+        }
+        (up, banner)
+    };
+    let (up, banner) = start();
+    assert!(banner.contains("demo.caseworker.erbil"), "{banner}");
+    let password = banner
+        .split("Password for all: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the demo password is printed")
+        .to_owned();
+    let position = settled_log_position(api);
+    assert!(
+        position > 500,
+        "90 days of referrals are in the log ({position} events)"
+    );
+    let cases = caseworker_cases(api, &password);
+    assert!(!cases.is_empty(), "the demo caseworker has cases");
+    assert!(up.interrupt().success());
+
+    let (up, banner) = start();
+    assert!(banner.contains(" 0 carried out now"), "{banner}");
+    assert_eq!(
+        settled_log_position(api),
+        position,
+        "nothing was appended the second time"
+    );
+    assert_eq!(caseworker_cases(api, &password), cases);
+    assert!(up.interrupt().success());
+}
