@@ -19,7 +19,8 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "WASL_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// NATS server holding the event log, the key bucket, the accounts and the audit.
+    /// NATS server holding the event log, the key bucket, the accounts and the audit (a
+    /// comma-separated list for the nodes of a cluster).
     #[arg(long, env = "WASL_NATS_URL")]
     pub nats_url: String,
     /// NKey seed file to authenticate to NATS with (the hub's `hub.nk` from `wasl nats-config`),
@@ -96,10 +97,9 @@ impl ApiConfig {
                 .map_err(|e| dep("NATS")(format!("cannot read the NKey seed file {}: {e}", path.display())))?;
             options = options.nkey(seed.trim().to_owned());
         }
-        let client = options
-            .connect(self.nats_url.as_str())
-            .await
-            .map_err(|e| dep("NATS")(e.to_string()))?;
+        // One URL or a comma-separated list (the nodes of a cluster).
+        let servers: Vec<&str> = self.nats_url.split(',').map(str::trim).collect();
+        let client = options.connect(servers).await.map_err(|e| dep("NATS")(e.to_string()))?;
         let store_config = StoreConfig {
             replicas: self.replicas,
             ..StoreConfig::default()

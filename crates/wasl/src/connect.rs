@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::path::Path;
 
-/// Connects to `url`, authenticating with the NKey seed in `nkey` when given (the hub's
+/// Connects to `url` (or a comma-separated list of a cluster's nodes), authenticating with the NKey seed in `nkey` when given (the hub's
 /// `hub.nk` or a partner's `<org>.nk` from `wasl nats-config`), replies arriving under
 /// `inbox_prefix` when given (a partner's must be `_INBOX_<org>`).
 pub async fn connect_with(
@@ -20,9 +20,11 @@ pub async fn connect_with(
     if let Some(prefix) = inbox_prefix {
         options = options.custom_inbox_prefix(prefix);
     }
-    // The URL can carry a password; name the failure, not the URL.
+    // One URL or a comma-separated list (the nodes of a cluster). A URL can carry a password:
+    // name the failure, not the URL.
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
     options
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| format!("cannot connect to NATS: {e}").into())
 }

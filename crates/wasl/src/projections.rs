@@ -16,6 +16,10 @@ pub struct Connection {
     /// when the server requires one.
     #[arg(long, env = "WASL_NATS_NKEY")]
     pub nats_nkey: Option<std::path::PathBuf>,
+    /// Replicas of the event log (3 in a cluster): the log is checked against what Wasl
+    /// expects before it is read.
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
     /// The read-model database: `postgres://user@host/db` or `sqlite:path/to/file.db`.
     #[arg(long, env = "WASL_DATABASE_URL", default_value = "sqlite:./data/wasl.db")]
     pub database_url: String,
@@ -56,7 +60,11 @@ pub enum ProjectionsCommand {
 async fn open(connection: &Connection) -> Result<(ReadModels, async_nats::jetstream::stream::Stream), Box<dyn Error>> {
     let models = ReadModels::open(&ReadModelsConfig::new(&connection.database_url)).await?;
     let client = crate::connect::connect_with(&connection.nats_url, connection.nats_nkey.as_deref(), None).await?;
-    let store = wasl_store::EventStore::open_existing(client, wasl_store::StoreConfig::default())
+    let config = wasl_store::StoreConfig {
+        replicas: connection.replicas,
+        ..wasl_store::StoreConfig::default()
+    };
+    let store = wasl_store::EventStore::open_existing(client, config)
         .await?
         .ok_or("the NATS server holds no Wasl event log (stream WASL_EVENTS)")?;
     Ok((models, store.stream().clone()))
@@ -169,7 +177,20 @@ async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>
 /// Runs the live projector of every projection until Ctrl-C.
 pub fn projector(connection: Connection, batch_size: usize) -> Result<String, Box<dyn Error>> {
     runtime()?.block_on(async {
-        let (models, stream) = open(&connection).await?;
+        // A cluster that is still electing the event stream's leader answers nothing for a
+        // moment: keep trying for a minute rather than exit at once.
+        let mut attempts = 0;
+        let (models, stream) = loop {
+            match open(&connection).await {
+                Ok(opened) => break opened,
+                Err(e) if attempts < 30 && e.to_string().contains("unavailable") => {
+                    attempts += 1;
+                    tracing::warn!(error = %e, "the event log cannot be opened yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let config = ProjectorConfig {
             batch_size,
             ..ProjectorConfig::default()

@@ -4,6 +4,7 @@ mod api;
 mod bench_api;
 mod bench_partners;
 mod bench_projections;
+mod cluster;
 mod http;
 mod nats_config;
 mod partner;
