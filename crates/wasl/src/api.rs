@@ -11,7 +11,7 @@ use wasl_domain::ids::OrgId;
 pub fn serve(config: ApiConfig) -> Result<String, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let state = config.connect().await?;
+        let state = crate::connect::patiently("the API", || config.connect()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         tracing::info!(address = %listener.local_addr()?, "the API is listening");
         eprintln!("wasl api: listening on http://{}", listener.local_addr()?);

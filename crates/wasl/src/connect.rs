@@ -28,3 +28,30 @@ pub async fn connect_with(
         .await
         .map_err(|e| format!("cannot connect to NATS: {e}").into())
 }
+
+/// Runs `attempt` until it succeeds, again every 2 s for up to a minute while it fails because
+/// NATS is unavailable or timed out — a cluster electing a new stream's leader answers nothing
+/// for a moment — and returns any other failure at once.
+pub async fn patiently<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                let text = e.to_string();
+                let transient = text.contains("unavailable") || text.contains("timed out");
+                if !transient || tries >= 30 {
+                    return Err(e);
+                }
+                tries += 1;
+                tracing::warn!(error = %text, "{what} cannot start yet; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    }
+}

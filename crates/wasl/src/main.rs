@@ -10,6 +10,7 @@ mod bench_partners;
 mod bench_projections;
 mod connect;
 mod demo;
+mod health;
 mod nats_config;
 mod partner;
 mod projections;
@@ -58,6 +59,8 @@ enum Command {
         /// Most events per transaction.
         #[arg(long, default_value_t = 1_000)]
         batch_size: usize,
+        #[command(flatten)]
+        health: health::HealthArgs,
     },
     /// Serve the HTTP API against an existing NATS server and read-model database (see
     /// docs/api.md).
@@ -176,15 +179,31 @@ struct StoreBenchArgs {
     json: bool,
 }
 
+/// Logs go to standard error: readable lines on a terminal, one JSON object per line otherwise
+/// (for journald, Kubernetes and collectors); `WASL_LOG_FORMAT=json|text` decides instead, and
+/// `WASL_LOG` filters (default `info`). Nothing logged carries personal data.
+fn init_logs() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match std::env::var("WASL_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !io::stderr().is_terminal(),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(io::stderr)
-        .init();
+    init_logs();
     let mut out = io::stdout().lock();
     let written = match cli.command {
         Command::Up(args) => print_or_fail(&mut out, up::up(args)),
@@ -199,9 +218,11 @@ fn main() -> ExitCode {
         Command::Tokens {
             command: TokensCommand::Issue(args),
         } => print_or_fail(&mut out, api::issue_token(args)),
-        Command::Projector { connection, batch_size } => {
-            print_or_fail(&mut out, projections::projector(connection, batch_size))
-        }
+        Command::Projector {
+            connection,
+            batch_size,
+            health,
+        } => print_or_fail(&mut out, projections::projector(connection, batch_size, health)),
         Command::Router(args) => print_or_fail(&mut out, partner::router(args)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),

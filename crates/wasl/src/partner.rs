@@ -40,6 +40,8 @@ pub struct RouterArgs {
     /// this process too.
     #[arg(long, env = "WASL_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub webhooks: bool,
+    #[command(flatten)]
+    pub health: crate::health::HealthArgs,
 }
 
 /// Runs the router (and the partner command service) until Ctrl-C or SIGTERM.
@@ -57,18 +59,56 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             ..RouterConfig::default()
         };
         config.out_streams.replicas = args.replicas;
-        let router = wasl_router::router::Router::open(client.clone(), config).await?;
+        let router = crate::connect::patiently("the router", || {
+            wasl_router::router::Router::open(client.clone(), config.clone())
+        })
+        .await?;
         if args.replay {
             router.reset_checkpoint().await?;
             eprintln!("wasl router: replaying the log from the start");
         }
         let metrics = router.metrics();
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let Some(listen) = args.health.health_listen {
+            let max = args.health.ready_max_lag;
+            let (client, metrics) = (client.clone(), metrics.clone());
+            let events = EventStore::open_existing(client.clone(), store_config.clone())
+                .await?
+                .ok_or("the NATS server holds no Wasl event log")?
+                .stream()
+                .clone();
+            let check: crate::health::Check = Arc::new(move || {
+                let (client, metrics, events) = (client.clone(), metrics.clone(), events.clone());
+                Box::pin(async move {
+                    if client.connection_state() != async_nats::connection::State::Connected {
+                        return Err("NATS is not connected".to_owned());
+                    }
+                    let end = crate::health::log_end(&events).await?;
+                    let position = metrics.position.load(std::sync::atomic::Ordering::Relaxed);
+                    let lag = end.saturating_sub(position);
+                    if lag > max {
+                        return Err(format!("the router is {lag} events behind the log"));
+                    }
+                    Ok(serde_json::json!({"log_position": end, "position": position, "lag": lag}))
+                })
+            });
+            let mut stopped = stopped.clone();
+            let bound = crate::health::serve(listen, check, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await?;
+            eprintln!("wasl router: /healthz and /readyz on http://{bound}");
+        }
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
         let commands = if args.commands {
-            let store = Arc::new(EventStore::open(client.clone(), store_config).await?);
+            let store = Arc::new(
+                crate::connect::patiently("the command service", || {
+                    EventStore::open(client.clone(), store_config.clone())
+                })
+                .await?,
+            );
             let service = wasl_router::CommandService::new(store, CommandServiceConfig::default());
             let stopped = stopped.clone();
             Some(tokio::spawn(async move { service.run(until_stopped(stopped)).await }))
@@ -76,13 +116,15 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             None
         };
         let webhooks = if args.webhooks {
-            let webhooks = wasl_webhooks::Webhooks::connect(
-                async_nats::jetstream::new(client.clone()),
-                wasl_webhooks::WebhooksConfig {
-                    replicas: args.replicas,
-                    ..wasl_webhooks::WebhooksConfig::default()
-                },
-            )
+            let webhooks = crate::connect::patiently("webhook delivery", || {
+                wasl_webhooks::Webhooks::connect(
+                    async_nats::jetstream::new(client.clone()),
+                    wasl_webhooks::WebhooksConfig {
+                        replicas: args.replicas,
+                        ..wasl_webhooks::WebhooksConfig::default()
+                    },
+                )
+            })
             .await?;
             let stopped = stopped.clone();
             Some(tokio::spawn(async move { webhooks.run(until_stopped(stopped)).await }))

@@ -58,16 +58,24 @@ pub enum ProjectionsCommand {
 }
 
 async fn open(connection: &Connection) -> Result<(ReadModels, async_nats::jetstream::stream::Stream), Box<dyn Error>> {
+    let (models, stream, _) = open_with_client(connection).await?;
+    Ok((models, stream))
+}
+
+/// [`open`], with the NATS connection.
+async fn open_with_client(
+    connection: &Connection,
+) -> Result<(ReadModels, async_nats::jetstream::stream::Stream, async_nats::Client), Box<dyn Error>> {
     let models = ReadModels::open(&ReadModelsConfig::new(&connection.database_url)).await?;
     let client = crate::connect::connect_with(&connection.nats_url, connection.nats_nkey.as_deref(), None).await?;
     let config = wasl_store::StoreConfig {
         replicas: connection.replicas,
         ..wasl_store::StoreConfig::default()
     };
-    let store = wasl_store::EventStore::open_existing(client, config)
+    let store = wasl_store::EventStore::open_existing(client.clone(), config)
         .await?
         .ok_or("the NATS server holds no Wasl event log (stream WASL_EVENTS)")?;
-    Ok((models, store.stream().clone()))
+    Ok((models, store.stream().clone(), client))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
@@ -175,34 +183,61 @@ async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>
 }
 
 /// Runs the live projector of every projection until Ctrl-C.
-pub fn projector(connection: Connection, batch_size: usize) -> Result<String, Box<dyn Error>> {
+pub fn projector(
+    connection: Connection,
+    batch_size: usize,
+    health: crate::health::HealthArgs,
+) -> Result<String, Box<dyn Error>> {
     runtime()?.block_on(async {
-        // A cluster that is still electing the event stream's leader answers nothing for a
-        // moment: keep trying for a minute rather than exit at once.
-        let mut attempts = 0;
-        let (models, stream) = loop {
-            match open(&connection).await {
-                Ok(opened) => break opened,
-                Err(e) if attempts < 30 && e.to_string().contains("unavailable") => {
-                    attempts += 1;
-                    tracing::warn!(error = %e, "the event log cannot be opened yet; trying again");
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (models, stream, nats_client) =
+            crate::connect::patiently("the projector", || open_with_client(&connection)).await?;
         let config = ProjectorConfig {
             batch_size,
             ..ProjectorConfig::default()
         };
-        let projector = Projector::new(models, stream, Projection::ALL, config);
+        let projector = Projector::new(models.clone(), stream.clone(), Projection::ALL, config);
         let metrics = projector.metrics();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let Some(listen) = health.health_listen {
+            let client = nats_client.clone();
+            let max = health.ready_max_lag;
+            let check: crate::health::Check = std::sync::Arc::new(move || {
+                let (client, models, stream) = (client.clone(), models.clone(), stream.clone());
+                Box::pin(async move {
+                    if client.connection_state() != async_nats::connection::State::Connected {
+                        return Err("NATS is not connected".to_owned());
+                    }
+                    let end = crate::health::log_end(&stream).await?;
+                    let positions = models
+                        .positions()
+                        .await
+                        .map_err(|e| format!("read-model database: {e}"))?;
+                    let mut projections = Vec::new();
+                    for (projection, position) in positions {
+                        let lag = end.saturating_sub(position);
+                        if lag > max {
+                            return Err(format!("{} is {lag} events behind the log", projection.name()));
+                        }
+                        projections
+                            .push(serde_json::json!({"name": projection.name(), "position": position, "lag": lag}));
+                    }
+                    Ok(serde_json::json!({"log_position": end, "projections": projections}))
+                })
+            });
+            let mut stopped = stopped.clone();
+            let bound = crate::health::serve(listen, check, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await?;
+            eprintln!("wasl projector: /healthz and /readyz on http://{bound}");
+        }
         eprintln!("wasl projector: following the event log; Ctrl-C stops it");
         projector
             .run(async {
-                let _ = tokio::signal::ctrl_c().await;
+                crate::api::shutdown_signal().await;
             })
             .await?;
+        let _ = stop.send(true);
         let applied = metrics.applied.load(std::sync::atomic::Ordering::Relaxed);
         let position = metrics.position.load(std::sync::atomic::Ordering::Relaxed);
         Ok(format!(

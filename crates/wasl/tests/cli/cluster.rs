@@ -102,7 +102,9 @@ fn call(api: u16, method: &str, path: &str, auth: &str, key: Option<&str>, body:
     }
 }
 
-fn issue_token(urls: &str, hub: &Path, org: &str, role: &str) -> String {
+/// A token issued with `wasl tokens issue`, once the API has seen it (it follows the accounts
+/// stream, so a token issued elsewhere reaches it a moment later).
+fn issue_token(api: u16, urls: &str, hub: &Path, org: &str, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_wasl"))
         .args(["tokens", "issue", "--nats-url", urls, "--nats-nkey"])
         .arg(hub)
@@ -114,7 +116,16 @@ fn issue_token(urls: &str, hub: &Path, org: &str, role: &str) -> String {
         "tokens issue: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("Bearer {}", String::from_utf8_lossy(&out.stdout).trim())
+    let token = format!("Bearer {}", String::from_utf8_lossy(&out.stdout).trim());
+    let began = Instant::now();
+    while !matches!(
+        try_http(api, "GET", "/v1/me", &[("authorization", &token)], ""),
+        Ok((200, _, _))
+    ) {
+        assert!(began.elapsed() < Duration::from_secs(30), "the API never saw the token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    token
 }
 
 fn service(args: &[&str], env: &[(&str, String)], log: &Path) -> Proc {
@@ -239,7 +250,7 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
 
     // Organisations, a service and tokens.
     let hub_org = "0190b2c4-0000-7000-8000-0000000000a0";
-    let coordinator = issue_token(&urls, &hub, hub_org, "coordinator");
+    let coordinator = issue_token(api, &urls, &hub, hub_org, "coordinator");
     let (status, referrer) = call(
         api,
         "POST",
@@ -270,8 +281,8 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
     );
     assert_eq!(status, 201, "{service_answer}");
     let service_id = service_answer["id"].as_str().expect("id").to_owned();
-    let caseworker = issue_token(&urls, &hub, &referrer, "caseworker");
-    let focal = issue_token(&urls, &hub, &partner, "partner_system");
+    let caseworker = issue_token(api, &urls, &hub, &referrer, "caseworker");
+    let focal = issue_token(api, &urls, &hub, &partner, "partner_system");
 
     // The loop, first half.
     let (status, case) = call(
@@ -403,7 +414,8 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
         }
         assert!(
             began.elapsed() < Duration::from_secs(60),
-            "the partner's feed never got every step"
+            "the partner's feed never got every step\nrouter: {}",
+            std::fs::read_to_string(root.join("router.log")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

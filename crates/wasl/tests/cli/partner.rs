@@ -105,9 +105,20 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
         .expect("referrals");
     let other = *orgs.iter().find(|o| **o != partner).expect("another organisation");
 
+    let health = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
     let router = Router(
         Command::new(env!("CARGO_BIN_EXE_wasl"))
-            .args(["router", "--nats-url", &url, "--nats-nkey"])
+            .args([
+                "router",
+                "--nats-url",
+                &url,
+                "--health-listen",
+                &format!("127.0.0.1:{health}"),
+                "--nats-nkey",
+            ])
             .arg(out.join("hub.nk"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -135,6 +146,21 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
     assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), expected);
     // The durable consumer remembers: nothing is printed twice.
     assert!(listen(&url, &out, partner).is_empty());
+    // The router says it is ready, and catches up with the log to lag 0.
+    let began = Instant::now();
+    loop {
+        let (status, _, body) = crate::http::http(health, "GET", "/readyz", &[], "");
+        assert_eq!(status, 200, "{body}");
+        let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if ready["lag"] == 0 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the router never caught up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Answer one still waiting for a receipt.
     let waiting: ReferralId = generator

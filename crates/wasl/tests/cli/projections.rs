@@ -53,8 +53,13 @@ async fn rebuild_status_and_the_projector_follow_the_log() {
     assert!(ok && out.starts_with("0 parked event(s)"), "{out}");
 
     // The projector, running, picks up what is written next, and stops cleanly on Ctrl-C.
+    let health = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let health_listen = format!("127.0.0.1:{health}");
     let projector = Command::new(env!("CARGO_BIN_EXE_wasl"))
-        .args([&["projector"][..], &conn[..]].concat())
+        .args([&["projector", "--health-listen", &health_listen][..], &conn[..]].concat())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -77,9 +82,22 @@ async fn rebuild_status_and_the_projector_follow_the_log() {
         assert!(Instant::now() < deadline, "the projector did not catch up:\n{out}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // SIGINT, as Ctrl-C.
+    // Its health endpoints: alive, and ready with no lag.
+    let (status, _, _) = crate::http::http(health, "GET", "/healthz", &[], "");
+    assert_eq!(status, 200);
+    let (status, _, body) = crate::http::http(health, "GET", "/readyz", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(ready["log_position"].as_u64(), Some(newest), "{body}");
+    assert!(
+        ready["projections"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["lag"] == 0)),
+        "{body}"
+    );
+    // SIGTERM, as a service manager stops it.
     let _ = Command::new("kill")
-        .args(["-INT", &projector.id().to_string()])
+        .args(["-TERM", &projector.id().to_string()])
         .status();
     let output = projector.wait_with_output().expect("projector stops");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
