@@ -66,9 +66,7 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
             });
         }
     }
-    if orgs.is_empty() {
-        return Err("no organisations: give --nats-url to read the directory, or --org ID".into());
-    }
+    let none_yet = orgs.is_empty();
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert_file), Some(key_file)) => Some(TlsOptions {
             cert_file,
@@ -111,6 +109,12 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
                 .parent()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
+        )?;
+    }
+    if none_yet {
+        writeln!(
+            out,
+            "  no partner organisations yet: only the hub can connect. Run this again with --nats-url (the directory) or --org ID=NAME as organisations join; the hub's key stays."
         )?;
     }
     writeln!(out, "  {} file(s) written", generated.changed.len())?;

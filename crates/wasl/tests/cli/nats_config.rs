@@ -97,18 +97,21 @@ async fn every_registered_organisation_gets_a_credential_that_survives_regenerat
 }
 
 #[test]
-fn without_organisations_it_says_what_to_give() {
+fn without_organisations_only_the_hub_gets_a_credential_and_bad_ids_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (ok, _, stderr) = run(&["nats-config", "--out", dir.path().to_str().expect("utf-8")]);
-    assert!(!ok);
-    assert!(stderr.contains("--nats-url") && stderr.contains("--org"), "{stderr}");
-    let (ok, _, stderr) = run(&[
-        "nats-config",
-        "--out",
-        dir.path().to_str().expect("utf-8"),
-        "--org",
-        "nope",
-    ]);
+    let out = dir.path().to_str().expect("utf-8");
+    let (ok, stdout, stderr) = run(&["nats-config", "--out", out]);
+    assert!(ok, "a first set-up before any partner: {stderr}");
+    assert!(stdout.contains("no partner organisations yet"), "{stdout}");
+    assert!(dir.path().join("hub.nk").exists() && dir.path().join("auth.conf").exists());
+    assert!(
+        !dir.path().join("partners").exists()
+            || std::fs::read_dir(dir.path().join("partners"))
+                .expect("dir")
+                .next()
+                .is_none()
+    );
+    let (ok, _, stderr) = run(&["nats-config", "--out", out, "--org", "nope"]);
     assert!(!ok);
     assert!(stderr.contains("not an organisation id"), "{stderr}");
 }

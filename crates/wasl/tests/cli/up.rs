@@ -22,10 +22,13 @@ struct Up {
 }
 
 impl Up {
-    /// Starts `wasl up` and waits until the API is ready.
-    fn start(data: &Path, api: u16, nats: u16) -> Self {
+    /// Starts `wasl up` with `extra` options and waits until it has printed its banner (once
+    /// every service runs) and the API is ready; returns it and the banner.
+    fn start(data: &Path, api: u16, nats: u16, extra: &[&str]) -> (Self, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
-            .args(["up", "--data"])
+            .arg("up")
+            .args(extra)
+            .arg("--data")
             .arg(data)
             .args([
                 "--listen",
@@ -39,37 +42,31 @@ impl Up {
             .spawn()
             .expect("wasl up starts");
         let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, stdout) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
+        let up = Self { child, stdout };
+        let mut banner = String::new();
+        while !banner.contains("Ctrl-C stops everything") {
+            let line = up
+                .stdout
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the banner of wasl up");
+            banner.push_str(&line);
+            banner.push('\n');
+        }
         let began = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("wasl up exited at start: {status}");
-            }
-            if TcpStream::connect(("127.0.0.1", api)).is_ok() && http(api, "GET", "/readyz", &[], "").0 == 200 {
-                break;
-            }
+        while http(api, "GET", "/readyz", &[], "").0 != 200 {
             assert!(
                 began.elapsed() < Duration::from_secs(60),
                 "wasl up was not ready within 60 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { child, stdout: rx }
-    }
-
-    /// Everything it printed so far.
-    fn printed(&self) -> String {
-        let mut out = String::new();
-        while let Ok(line) = self.stdout.recv_timeout(Duration::from_millis(200)) {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
+        (up, banner)
     }
 
     /// Ctrl-C, and the exit.
@@ -137,8 +134,7 @@ fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());
-    let up = Up::start(&data, api, nats);
-    let banner = up.printed();
+    let (up, banner) = Up::start(&data, api, nats, &[]);
     assert!(banner.contains(&format!("http://127.0.0.1:{api}")), "{banner}");
     assert!(banner.contains(&format!("nats://127.0.0.1:{nats}")), "{banner}");
     assert!(
@@ -187,7 +183,7 @@ fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
     assert!(TcpStream::connect(("127.0.0.1", nats)).is_err(), "NATS stopped with it");
 
     // Again: the same key, the same account.
-    let up = Up::start(&data, api, nats);
+    let (up, _) = Up::start(&data, api, nats, &[]);
     assert_eq!(std::fs::read_to_string(data.join("master.key")).expect("key"), key);
     assert!(signs_in(api, "test.admin", "test-password-not-real-1"));
     assert!(!signs_in(api, "test.admin", "a-wrong-password-000"));
@@ -242,41 +238,7 @@ fn up_with_demo_data_twice_adds_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
-            .args(["up", "--demo", "--data"])
-            .arg(&data)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{api}"),
-                "--nats-port",
-                &nats.to_string(),
-            ])
-            .env("WASL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("wasl up --demo starts");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, stdout) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let up = Up { child, stdout };
-        // The banner comes once everything is up.
-        let mut banner = String::new();
-        while !banner.contains("Ctrl-C stops everything") {
-            let line = up
-                .stdout
-                .recv_timeout(Duration::from_secs(120))
-                .expect("the banner of wasl up --demo");
-            banner.push_str(&line);
-            banner.push('\n');
-        }
-        (up, banner)
-    };
+    let start = || Up::start(&data, api, nats, &["--demo"]);
     let (up, banner) = start();
     assert!(banner.contains("demo.caseworker.erbil"), "{banner}");
     let password = banner
