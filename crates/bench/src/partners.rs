@@ -161,6 +161,21 @@ struct History {
 }
 
 impl History {
+    /// The network of `options`, with enough referrals for both phases.
+    fn new(options: &PartnersBenchOptions) -> Self {
+        let referral_events = u64::from(options.rate) * options.duration.as_secs().max(1) + options.backlog as u64;
+        // About six events per referral; generate a margin so the history does not end early.
+        let referrals = (referral_events / 5 + 1_000) as usize;
+        Self {
+            events: Generator::new(HistoryConfig {
+                organisations: options.organisations,
+                keep_states: false,
+                ..HistoryConfig::new(options.seed, referrals)
+            }),
+            expected: BTreeMap::new(),
+            to_org: std::collections::HashMap::new(),
+        }
+    }
     /// Counts `event` if it is a referral event, for the organisation it is addressed to.
     fn note(&mut self, event: &StoredEvent) -> bool {
         let DomainEvent::Referral(id, e) = &event.event else {
@@ -225,8 +240,10 @@ pub async fn run(
             "cannot create the stream {EVENT_STREAM} on wasl.evt.> ({e}); the server must not hold a Wasl event log"
         ))
     })?;
-    let result = measure(options, progress, &client, &js, &store, server_pid).await;
-    cleanup(&js, &store).await;
+    let mut history = History::new(options);
+    let result = measure(options, progress, &client, &js, &store, server_pid, &mut history).await;
+    let feeds: Vec<OrgId> = history.events.organisations().keys().copied().collect();
+    cleanup(&js, &store, &feeds).await;
     let (paced, backlog, feeds_used, exactly_once, organisations) = result?;
     Ok(PartnersBenchReport {
         server: server.report,
@@ -247,19 +264,8 @@ async fn measure(
     js: &jetstream::Context,
     store: &StoreConfig,
     server_pid: Option<u32>,
+    history: &mut History,
 ) -> Result<Measured, BenchError> {
-    let referral_events = u64::from(options.rate) * options.duration.as_secs().max(1) + options.backlog as u64;
-    // About six events per referral; generate a margin so the history does not end early.
-    let referrals = (referral_events / 5 + 1_000) as usize;
-    let mut history = History {
-        events: Generator::new(HistoryConfig {
-            organisations: options.organisations,
-            keep_states: false,
-            ..HistoryConfig::new(options.seed, referrals)
-        }),
-        expected: BTreeMap::new(),
-        to_org: std::collections::HashMap::new(),
-    };
     let config = RouterConfig {
         events: store.clone(),
         checkpoint_bucket: CHECKPOINT_BUCKET.to_owned(),
@@ -479,20 +485,13 @@ fn data_error(e: wasl_synth::PublishError) -> BenchError {
     BenchError::Data(e.to_string())
 }
 
-/// Deletes what the run created on the server: the event stream, the checkpoint bucket and
-/// every feed (`WASL_OUT_*` streams on `wasl.out.>`).
-async fn cleanup(js: &jetstream::Context, store: &StoreConfig) {
+/// Deletes what the run created on the server: the event stream, the checkpoint bucket and the
+/// feeds of the network's organisations (never another stream, even on a server given by URL).
+async fn cleanup(js: &jetstream::Context, store: &StoreConfig, feeds: &[OrgId]) {
     let _ = js.delete_stream(&store.stream).await;
     let _ = js.delete_key_value(CHECKPOINT_BUCKET).await;
-    let mut names = js.stream_names();
-    let mut feeds = Vec::new();
-    while let Some(Ok(name)) = names.next().await {
-        if name.starts_with("WASL_OUT_") {
-            feeds.push(name);
-        }
-    }
-    for name in feeds {
-        let _ = js.delete_stream(&name).await;
+    for org in feeds {
+        let _ = js.delete_stream(wasl_events::partner::out_stream(*org)).await;
     }
 }
 

@@ -22,7 +22,7 @@ pub struct PartnersBenchArgs {
     pub backlog: usize,
     /// Use this nats-server instead of starting one. It must not hold a Wasl event log; the
     /// benchmark creates and deletes the stream WASL_BENCH_PARTNERS, the bucket
-    /// WASL_BENCH_ROUTER and every WASL_OUT_* stream.
+    /// WASL_BENCH_ROUTER and the WASL_OUT_<org> feeds of its own organisations, nothing else.
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
     /// Seed of the synthetic history.
