@@ -5,6 +5,7 @@
 //! logic lives in the library crates.
 
 mod api;
+mod backup;
 mod bench_api;
 mod bench_partners;
 mod bench_projections;
@@ -47,6 +48,14 @@ enum Command {
     /// List the cases whose personal data is due for erasure (closed longer ago than the
     /// retention period); with --apply, erase it (see docs/data-protection.md).
     Retention(RetentionArgs),
+    /// Back up every Wasl stream (the event log, audit, accounts, feeds, router checkpoint,
+    /// webhook buckets; the data keys only with --with-keys) into a new directory, consistently
+    /// while Wasl runs (see docs/deploy.md, "Backup and restore").
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a NATS server that has none of its streams, the event log with its
+    /// sequence numbers intact and every recorded erasure applied again; then rebuild the read
+    /// models with `wasl projections rebuild`.
+    Restore(backup::RestoreArgs),
     /// Operate the read models: status, rebuild, parked events (see docs/read-models.md).
     Projections {
         #[command(subcommand)]
@@ -227,6 +236,8 @@ fn main() -> ExitCode {
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
         Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),
+        Command::Backup(args) => print_or_fail(&mut out, backup::backup(args)),
+        Command::Restore(args) => print_or_fail(&mut out, backup::restore(args)),
         Command::Bench {
             what: BenchTarget::Projections(args),
         } => print_or_fail(&mut out, bench_projections::run(args)),

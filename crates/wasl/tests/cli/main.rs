@@ -1,6 +1,7 @@
 //! The `wasl` command as a user runs it.
 
 mod api;
+mod backup;
 mod bench_api;
 mod bench_partners;
 mod bench_projections;
