@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
@@ -113,6 +114,22 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// `GET /metrics`: the process's metrics in the Prometheus text format (counts, latencies and
+/// positions; no personal data). Not found when the process installed no recorder.
+async fn metrics() -> Response {
+    match wasl_telemetry::render_metrics() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::NotFound.into_response(),
+    }
 }
 
 /// Writes the request id into problem documents, so a user can quote it and an operator find
@@ -128,8 +145,29 @@ async fn problem_request_id(request: Request, next: Next) -> Response {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let span = tracing::debug_span!("request", request_id = id.as_deref().unwrap_or(""), %method, route = path.as_deref().unwrap_or("?"));
-    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    let span = wasl_telemetry::span!(
+        "http.request",
+        request_id = id.as_deref().unwrap_or(""),
+        %method,
+        route = path.as_deref().unwrap_or("?"),
+        status = tracing::field::Empty
+    );
+    // The caller's trace context (W3C `traceparent`) is the parent of everything the request
+    // causes: the store's append, and through the event's headers the projector and router.
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    wasl_telemetry::context::set_parent(&span, traceparent);
+    let started = std::time::Instant::now();
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("status", response.status().as_u16());
+    wasl_telemetry::metrics::http_request(
+        method.to_string(),
+        path.clone().unwrap_or_else(|| "unmatched".to_owned()),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(value) = wasl_telemetry::context::of(&span).and_then(|tp| HeaderValue::from_str(&tp).ok()) {
+        response.headers_mut().insert("traceparent", value);
+    }
     let Some(marker) = response.extensions().get::<ProblemMarker>().cloned() else {
         return response;
     };

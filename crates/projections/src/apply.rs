@@ -28,6 +28,10 @@ pub struct Entry {
     pub event_type: Option<String>,
     /// The decoded event, or why it is unreadable (never its contents).
     pub event: Result<StoredEvent, String>,
+    /// The W3C trace context it was appended in, when its headers carry one.
+    pub traceparent: Option<String>,
+    /// Messages after it in the log when it was read (0 when unknown): the projector's lag.
+    pub pending: u64,
 }
 
 impl Entry {

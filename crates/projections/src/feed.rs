@@ -39,6 +39,8 @@ pub fn entry(decoder: Decoder, seq: u64, subject: &str, headers: Option<&HeaderM
         subject: subject.to_owned(),
         event_type,
         event: decoder(seq, subject, headers, payload),
+        traceparent: wasl_store::load::traceparent_of(headers),
+        pending: 0,
     }
 }
 
@@ -101,14 +103,16 @@ pub(crate) async fn follow(
             };
             let Some(message) = message else { return };
             let entry = message.map_err(ProjectionError::log).and_then(|message| {
-                let seq = message.info().map_err(ProjectionError::log)?.stream_sequence;
-                Ok(entry(
+                let info = message.info().map_err(ProjectionError::log)?;
+                let mut entry = entry(
                     decoder,
-                    seq,
+                    info.stream_sequence,
                     &message.subject,
                     message.headers.as_ref(),
                     &message.payload,
-                ))
+                );
+                entry.pending = info.pending;
+                Ok(entry)
             });
             let failed = entry.is_err();
             if sender.send(entry).await.is_err() || failed {

@@ -223,6 +223,26 @@ pub(crate) async fn next_batch(feed: &mut Feed, max: usize) -> Option<Result<Vec
     Some(Ok(batch))
 }
 
+/// When spans are exported: one `projector.apply` span per event, a child of the span that
+/// appended it, open while its batch is written (dropping them ends them).
+fn trace_spans(batch: &[Entry]) -> Vec<tracing::Span> {
+    if !wasl_telemetry::context::exporting() {
+        return Vec::new();
+    }
+    batch
+        .iter()
+        .map(|entry| {
+            let span = tracing::info_span!(
+                "projector.apply",
+                seq = entry.seq,
+                event_type = entry.event_type.as_deref().unwrap_or("")
+            );
+            wasl_telemetry::context::set_parent(&span, entry.traceparent.as_deref());
+            span
+        })
+        .collect()
+}
+
 /// Follows the log and keeps the live generation of some projections up to date.
 #[derive(Debug, Clone)]
 pub struct Projector {
@@ -279,9 +299,16 @@ impl Projector {
                     let Some(batch) = next_batch(&mut feed, self.config.batch_size).await else {
                         return Err(ProjectionError::Log("the log subscription ended".to_owned()));
                     };
-                    match commit_batch(&mut conn, &mut targets, &batch?).await? {
+                    let batch = batch?;
+                    let spans = trace_spans(&batch);
+                    let committed = commit_batch(&mut conn, &mut targets, &batch).await?;
+                    drop(spans);
+                    match committed {
                         Committed::Moved => return Ok(()),
-                        Committed::Done { applied, parked } => self.record(&targets, applied, &parked),
+                        Committed::Done { applied, parked } => {
+                            let lag = batch.last().map_or(0, |entry| entry.pending);
+                            self.record(&targets, applied, &parked, lag);
+                        }
                     }
                 }
             };
@@ -304,11 +331,13 @@ impl Projector {
         }
     }
 
-    fn record(&self, targets: &[Target], applied: u64, parked: &[(Projection, Parked)]) {
+    fn record(&self, targets: &[Target], applied: u64, parked: &[(Projection, Parked)], lag: u64) {
         self.metrics.applied.fetch_add(applied, Ordering::Relaxed);
+        wasl_telemetry::metrics::projected(applied);
         self.metrics.parked.fetch_add(parked.len() as u64, Ordering::Relaxed);
         self.metrics.batches.fetch_add(1, Ordering::Relaxed);
         for (projection, p) in parked {
+            wasl_telemetry::metrics::parked(projection.name());
             tracing::warn!(
                 projection = projection.name(),
                 seq = p.seq,
@@ -320,6 +349,7 @@ impl Projector {
         for target in targets {
             self.models.publish_position(target.projection, target.checkpoint);
             self.metrics.position.store(target.checkpoint, Ordering::Relaxed);
+            wasl_telemetry::metrics::projection(target.projection.name(), target.checkpoint, lag);
         }
     }
 }
@@ -364,6 +394,8 @@ impl Entry {
             subject: event.event.subject(),
             event_type: Some(event.event.event_type().to_owned()),
             event: Ok(event),
+            traceparent: None,
+            pending: 0,
         }
     }
 }

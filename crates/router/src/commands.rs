@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 use uuid::Uuid;
 use wasl_domain::catalogue::{Decline, DeclineCode, FailCode, HoldCode, Reason};
 use wasl_domain::ids::{CommandId, OrgId, ReferralId, UserId, uuid_v7_from_parts};
@@ -351,7 +352,18 @@ impl Handler {
             .as_ref()
             .and_then(|h| h.get(wasl_events::headers::TRACEPARENT))
             .map(|v| v.as_str().to_owned());
-        let reply = self.execute(org, referral, verb, &message.payload, traceparent).await;
+        // The command continues the partner's trace; the store's span is a child of this one.
+        let span = wasl_telemetry::span!("partner.command", org = %org, verb = tracing::field::Empty);
+        wasl_telemetry::context::set_parent(&span, traceparent.as_deref());
+        let reply = self
+            .execute(org, referral, verb, &message.payload, traceparent)
+            .instrument(span)
+            .await;
+        let outcome = match &reply.error {
+            None => "ok".to_owned(),
+            Some(error) => error.code.clone(),
+        };
+        wasl_telemetry::metrics::partner_command(Verb::parse(verb).map_or("unknown", Verb::token), outcome);
         let Some(to) = message.reply else { return };
         let body = serde_json::to_vec(&reply).unwrap_or_default();
         match self.store.client().publish(to, body.into()).await {
@@ -362,7 +374,6 @@ impl Handler {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(org = %org, verb))]
     async fn execute(
         &self,
         org: OrgId,

@@ -199,7 +199,7 @@ fn rfc3339(at: Timestamp) -> Result<String, String> {
 
 /// The headers of a partner message: CloudEvents binary mode (the body is the JSON message),
 /// the idempotency key and the source sequence. Ids, type names and times only.
-pub(crate) fn headers(message: &PartnerMessage, source_sequence: u64) -> HeaderMap {
+pub(crate) fn headers(message: &PartnerMessage, source_sequence: u64, traceparent: Option<&str>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(ce::CE_SPECVERSION, ce::SPEC_VERSION);
     headers.insert(ce::CE_ID, message.event_id.as_str());
@@ -210,6 +210,9 @@ pub(crate) fn headers(message: &PartnerMessage, source_sequence: u64) -> HeaderM
     headers.insert(ce::CONTENT_TYPE, JSON_CONTENT_TYPE);
     headers.insert(MSG_ID, message.event_id.as_str());
     headers.insert(SOURCE_SEQUENCE, source_sequence.to_string().as_str());
+    if let Some(traceparent) = traceparent {
+        headers.insert(ce::TRACEPARENT, traceparent);
+    }
     headers
 }
 

@@ -211,6 +211,7 @@ impl Router {
                 self.write_checkpoint(done).await?;
                 checkpoint = done;
                 self.metrics.position.store(done, Ordering::Relaxed);
+                wasl_telemetry::metrics::router_position(done);
             }
             if let Some(err) = failure {
                 return Err(err);
@@ -247,12 +248,23 @@ impl Router {
         let position = run.outs.position(org, run.floor).await?;
         if sequence <= position.last_source {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
+            wasl_telemetry::metrics::partner_message("skipped");
             return Ok(None);
         }
+        // The partner's message continues the trace of the command that caused the event: in
+        // a `router.deliver` span when spans are exported, else with the event's own context.
+        let span = if wasl_telemetry::context::exporting() {
+            let span = tracing::info_span!("router.deliver", seq = sequence, org = %org, event_type = recorded.event.event.event_type());
+            wasl_telemetry::context::set_parent(&span, recorded.traceparent.as_deref());
+            span
+        } else {
+            tracing::Span::none()
+        };
+        let traceparent = wasl_telemetry::context::of(&span).or_else(|| recorded.traceparent.clone());
         let body = serde_json::to_vec(&message).map_err(|e| RouterError::Encode(e.to_string()))?;
         let publish = PublishMessage::build()
             .payload(body.into())
-            .headers(message::headers(&message, sequence))
+            .headers(message::headers(&message, sequence, traceparent.as_deref()))
             .expected_last_sequence(position.last_sequence);
         let ack = self
             .js
@@ -278,6 +290,7 @@ impl Router {
             match ack.await {
                 Ok(ack) if !ack.duplicate && ack.sequence == expected => {
                     self.metrics.routed.fetch_add(1, Ordering::Relaxed);
+                    wasl_telemetry::metrics::partner_message("published");
                 }
                 Ok(ack) => {
                     run.outs.forget(org);

@@ -1,10 +1,10 @@
 //! Ties each domain aggregate to its place in the log: its id type and the envelope variant.
 
 use uuid::Uuid;
-use wasl_domain::case::Case;
-use wasl_domain::directory::Organisation;
+use wasl_domain::case::{Case, CaseCommand};
+use wasl_domain::directory::{Organisation, OrganisationCommand};
 use wasl_domain::ids::{CaseId, OrgId, ReferralId};
-use wasl_domain::referral::Referral;
+use wasl_domain::referral::{Referral, ReferralCommand};
 use wasl_domain::{Aggregate, AggregateKind};
 use wasl_events::DomainEvent;
 
@@ -22,6 +22,9 @@ pub trait StoredAggregate: Aggregate + Send + Sync + 'static {
     /// Unwraps an event of this aggregate; `None` for another aggregate's event.
     fn unwrap(event: DomainEvent) -> Option<Self::Event>;
 
+    /// The command's name, in snake case (`accept`, `open`): a metric label, never its content.
+    fn command_name(command: &Self::Command) -> &'static str;
+
     /// The aggregate's subject.
     fn subject(id: Self::Id) -> String {
         subject(Self::KIND, Self::uuid(id))
@@ -34,9 +37,13 @@ pub fn subject(kind: AggregateKind, id: Uuid) -> String {
 }
 
 macro_rules! stored {
-    ($aggregate:ty, $id:ty, $variant:ident) => {
+    ($aggregate:ty, $id:ty, $variant:ident, $names:ident) => {
         impl StoredAggregate for $aggregate {
             type Id = $id;
+
+            fn command_name(command: &Self::Command) -> &'static str {
+                $names(command)
+            }
 
             fn uuid(id: Self::Id) -> Uuid {
                 id.as_uuid()
@@ -56,6 +63,53 @@ macro_rules! stored {
     };
 }
 
-stored!(Case, CaseId, Case);
-stored!(Referral, ReferralId, Referral);
-stored!(Organisation, OrgId, Organisation);
+stored!(Case, CaseId, Case, case_command);
+stored!(Referral, ReferralId, Referral, referral_command);
+stored!(Organisation, OrgId, Organisation, organisation_command);
+
+fn case_command(command: &CaseCommand) -> &'static str {
+    match command {
+        CaseCommand::Open(_) => "open",
+        CaseCommand::UpdateProfile(_) => "update_profile",
+        CaseCommand::UpdatePersonalData(_) => "update_personal_data",
+        CaseCommand::Assign { .. } => "assign",
+        CaseCommand::GiveConsent { .. } => "give_consent",
+        CaseCommand::NarrowConsent { .. } => "narrow_consent",
+        CaseCommand::WithdrawConsent { .. } => "withdraw_consent",
+        CaseCommand::Close(_) => "close",
+        CaseCommand::Reopen { .. } => "reopen",
+        CaseCommand::ErasePersonalData { .. } => "erase_personal_data",
+    }
+}
+
+fn referral_command(command: &ReferralCommand) -> &'static str {
+    match command {
+        ReferralCommand::Request(_) => "request",
+        ReferralCommand::Receive => "receive",
+        ReferralCommand::Accept => "accept",
+        ReferralCommand::Reject(_) => "reject",
+        ReferralCommand::Start => "start",
+        ReferralCommand::Hold(_) => "hold",
+        ReferralCommand::Resume => "resume",
+        ReferralCommand::Complete => "complete",
+        ReferralCommand::Fail(_) => "fail",
+        ReferralCommand::Cancel(_) => "cancel",
+        ReferralCommand::RecordFollowUp(_) => "record_follow_up",
+        ReferralCommand::MarkEnteredInError(_) => "mark_entered_in_error",
+        ReferralCommand::MarkResponseOverdue { .. } => "mark_response_overdue",
+        ReferralCommand::MarkFollowUpOverdue { .. } => "mark_follow_up_overdue",
+        ReferralCommand::Escalate { .. } => "escalate",
+        ReferralCommand::AcknowledgeEscalation { .. } => "acknowledge_escalation",
+    }
+}
+
+fn organisation_command(command: &OrganisationCommand) -> &'static str {
+    match command {
+        OrganisationCommand::Register { .. } => "register",
+        OrganisationCommand::Update { .. } => "update",
+        OrganisationCommand::AddService { .. } => "add_service",
+        OrganisationCommand::UpdateService { .. } => "update_service",
+        OrganisationCommand::SetAvailability { .. } => "set_availability",
+        OrganisationCommand::RetireService { .. } => "retire_service",
+    }
+}

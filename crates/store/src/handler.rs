@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, stream::Stream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::Instrument as _;
 use wasl_domain::ids::{CommandId, EventId, uuid_v7_from_parts};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Context, DomainError};
@@ -64,7 +65,7 @@ impl<A: StoredAggregate> Loaded<A> {
     }
 
     fn apply(&mut self, recorded: Vec<Recorded>) -> Result<(), StoreError> {
-        for Recorded { sequence, event } in recorded {
+        for Recorded { sequence, event, .. } in recorded {
             let command_id = event.meta.command_id;
             let Some(event) = A::unwrap(event.event) else {
                 return Err(StoreError::Undecodable {
@@ -230,7 +231,9 @@ impl EventStore {
     /// before deciding, and an append that loses a race after deciding on the expected version
     /// is [`CommandError::Conflict`] at once, without deciding again on a version the caller
     /// never saw. A command id seen before still answers with the original outcome.
-    #[tracing::instrument(level = "debug", skip_all, fields(kind = A::KIND.subject_token(), aggregate = %id, command = %meta.command_id))]
+    ///
+    /// Each command runs in a `store.execute` span (a child of the caller's, or of
+    /// `meta.traceparent` when the caller has none) and is counted by outcome.
     pub async fn execute_at<A: StoredAggregate>(
         &self,
         id: A::Id,
@@ -238,6 +241,40 @@ impl EventStore {
         meta: &CommandMeta,
         expected_version: Option<u64>,
     ) -> Result<CommandOutcome, CommandError> {
+        let kind = A::KIND.subject_token();
+        let name = A::command_name(command);
+        let span = wasl_telemetry::span!("store.execute", kind, command = name, aggregate = %id, command_id = %meta.command_id);
+        if wasl_telemetry::context::current().is_none() {
+            wasl_telemetry::context::set_parent(&span, meta.traceparent.as_deref());
+        }
+        let result = self
+            .decide_and_append::<A>(id, command, meta, expected_version)
+            .instrument(span)
+            .await;
+        let outcome = match &result {
+            Ok(outcome) if outcome.replayed => "replayed",
+            Ok(_) => "ok",
+            Err(CommandError::NotFound) => "not_found",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(CommandError::VersionMismatch { .. }) => "version_mismatch",
+            Err(CommandError::Unavailable(_)) => "unavailable",
+            Err(CommandError::Store(_)) => "error",
+        };
+        wasl_telemetry::metrics::command(kind, name, outcome);
+        result
+    }
+
+    async fn decide_and_append<A: StoredAggregate>(
+        &self,
+        id: A::Id,
+        command: &A::Command,
+        meta: &CommandMeta,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
+        let kind = A::KIND.subject_token();
+        // The store's span when spans are exported, else the caller's context passed through.
+        let traceparent = wasl_telemetry::context::outgoing(meta.traceparent.as_deref());
         let subject = A::subject(id);
         let (shared, mut fresh) = self.entry::<A>(id).await?;
         let mut conflicts = 0;
@@ -287,10 +324,13 @@ impl EventStore {
                 subject: &subject,
                 expected_last_sequence: expected,
                 events: &stored,
-                traceparent: meta.traceparent.as_deref(),
+                traceparent: traceparent.as_deref(),
                 attempt: 0,
             };
-            match self.append_settled(append).await {
+            let started = std::time::Instant::now();
+            let appended = self.append_settled(append).await;
+            wasl_telemetry::metrics::append_time(kind, started.elapsed());
+            match appended {
                 Ok(Ack {
                     duplicate: false,
                     last_sequence,
@@ -307,7 +347,11 @@ impl EventStore {
                         let recorded = stored
                             .into_iter()
                             .zip(first..)
-                            .map(|(event, sequence)| Recorded { sequence, event })
+                            .map(|(event, sequence)| Recorded {
+                                sequence,
+                                event,
+                                traceparent: None,
+                            })
                             .collect();
                         loaded.apply(recorded)?;
                     }
@@ -320,6 +364,7 @@ impl EventStore {
                     let loaded = lock(&shared);
                     if loaded.outcome_of(meta.command_id).is_none() {
                         conflicts += 1;
+                        wasl_telemetry::metrics::conflict(kind);
                         if expected_version.is_some() || conflicts > self.config.max_conflict_retries {
                             return Err(CommandError::Conflict {
                                 current_version: loaded.version,

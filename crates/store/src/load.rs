@@ -27,6 +27,16 @@ pub struct Recorded {
     pub sequence: u64,
     /// The event.
     pub event: StoredEvent,
+    /// The W3C trace context it was appended in (`traceparent` header), when well-formed.
+    pub traceparent: Option<String>,
+}
+
+/// The `traceparent` header of a stored message, when present and well-formed.
+pub fn traceparent_of(headers: Option<&HeaderMap>) -> Option<String> {
+    let value = headers?.get(wasl_events::headers::TRACEPARENT)?.as_str();
+    wasl_telemetry::context::parse(value)
+        .is_some()
+        .then(|| value.to_owned())
 }
 
 /// Reads one stored message as an event: headers, then the body in the schema version they
@@ -99,6 +109,7 @@ async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Re
                 out.push(Recorded {
                     sequence: message.sequence,
                     event,
+                    traceparent: traceparent_of(Some(&message.headers)),
                 });
                 next = message.sequence + 1;
             }
@@ -135,7 +146,12 @@ async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<R
         let info = message.info().map_err(StoreError::unavailable)?;
         let (sequence, remaining) = (info.stream_sequence, info.pending);
         let event = decode_message(sequence, &message.subject, message.headers.as_ref(), &message.payload)?;
-        out.push(Recorded { sequence, event });
+        let traceparent = traceparent_of(message.headers.as_ref());
+        out.push(Recorded {
+            sequence,
+            event,
+            traceparent,
+        });
         if remaining == 0 {
             break;
         }

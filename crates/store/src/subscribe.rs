@@ -30,6 +30,11 @@ pub async fn subscribe(stream: &Stream, from: u64, filter: Option<&str>) -> Resu
         let message = message.map_err(StoreError::unavailable)?;
         let sequence = message.info().map_err(StoreError::unavailable)?.stream_sequence;
         let event = decode_message(sequence, &message.subject, message.headers.as_ref(), &message.payload)?;
-        Ok(Recorded { sequence, event })
+        let traceparent = crate::load::traceparent_of(message.headers.as_ref());
+        Ok(Recorded {
+            sequence,
+            event,
+            traceparent,
+        })
     })))
 }

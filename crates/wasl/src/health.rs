@@ -1,4 +1,4 @@
-//! `/healthz` and `/readyz` for the services without an HTTP API of their own (`wasl projector`,
+//! `/healthz`, `/readyz` and `/metrics` for the services without an HTTP API of their own (`wasl projector`,
 //! `wasl router`), on the address of `--health-listen`. `/healthz` says the process is alive;
 //! `/readyz` runs the service's readiness check: 200 with what it found, or 503 with why not.
 
@@ -34,6 +34,7 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
         .route(
             "/readyz",
             get(move || {
@@ -61,6 +62,21 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+/// The process's metrics in the Prometheus text format.
+async fn metrics() -> Response {
+    match wasl_telemetry::render_metrics() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not recorded by this process\n").into_response(),
+    }
 }
 
 /// JSON with its content type.

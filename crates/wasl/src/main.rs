@@ -188,33 +188,30 @@ struct StoreBenchArgs {
     json: bool,
 }
 
-/// Logs go to standard error: readable lines on a terminal, one JSON object per line otherwise
-/// (for journald, Kubernetes and collectors); `WASL_LOG_FORMAT=json|text` decides instead, and
-/// `WASL_LOG` filters (default `info`). Nothing logged carries personal data.
-fn init_logs() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WASL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match std::env::var("WASL_LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => !io::stderr().is_terminal(),
-    };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
+/// The name the process's traces carry: the service it runs.
+fn service_name(command: &Command) -> &'static str {
+    match command {
+        Command::Up(_) => "wasl-up",
+        Command::Api(_) => "wasl-api",
+        Command::Projector { .. } => "wasl-projector",
+        Command::Router(_) => "wasl-router",
+        _ => "wasl",
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    // Logs on standard error (JSON unless a terminal), spans over OTLP when
+    // OTEL_EXPORTER_OTLP_ENDPOINT is set, metrics for /metrics; see docs/observability.md.
+    let telemetry = wasl_telemetry::export::init(service_name(&cli.command));
+    let code = run(cli.command);
+    telemetry.shutdown();
+    code
+}
+
+fn run(command: Command) -> ExitCode {
     let mut out = io::stdout().lock();
-    let written = match cli.command {
+    let written = match command {
         Command::Up(args) => print_or_fail(&mut out, up::up(args)),
         Command::DemoData(args) => print_or_fail(&mut out, demo::demo_data(args)),
         Command::Lifecycle => lifecycle(&mut out),

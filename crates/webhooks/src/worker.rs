@@ -292,6 +292,7 @@ async fn deliver(
         let mut status = webhooks.status_record(org).await;
         let failure = match outcome {
             Ok(_) => {
+                wasl_telemetry::metrics::webhook_delivered();
                 message.double_ack().await.map_err(WebhookError::unavailable)?;
                 status.succeeded(now);
                 webhooks.save_status(org, &status).await;
@@ -301,11 +302,13 @@ async fn deliver(
             Err(failure) => failure,
         };
         failures += 1;
+        wasl_telemetry::metrics::webhook_failed(failure.code());
         status.failed(now, failure);
         webhooks.save_status(org, &status).await;
         tracing::warn!(org = %org, webhook_id = %id, attempt = failures, failure = %failure, "webhook attempt failed");
         if failures >= config.retry.max_attempts.max(1) {
             dead_letter(webhooks, org, message, &id, sequence, failures, failure).await?;
+            wasl_telemetry::metrics::webhook_dead_letter();
             message.double_ack().await.map_err(WebhookError::unavailable)?;
             tracing::warn!(org = %org, webhook_id = %id, attempts = failures, "webhook dead-lettered");
             return Ok(Handled::Done);

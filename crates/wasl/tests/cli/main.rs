@@ -8,6 +8,7 @@ mod bench_projections;
 mod cluster;
 mod http;
 mod nats_config;
+mod observability;
 mod partner;
 mod projections;
 mod up;

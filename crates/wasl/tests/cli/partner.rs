@@ -162,6 +162,15 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Its metrics count the feed messages it published.
+    let (status, _, metrics) = crate::http::http(health, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    let published: Option<f64> = metrics
+        .lines()
+        .find(|l| l.starts_with("wasl_partner_messages_total{outcome=\"published\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok());
+    assert!(published >= Some(referral_events as f64), "{metrics}");
+
     // Answer one still waiting for a receipt.
     let waiting: ReferralId = generator
         .referrals()

@@ -95,6 +95,21 @@ async fn rebuild_status_and_the_projector_follow_the_log() {
             .is_some_and(|p| p.iter().all(|p| p["lag"] == 0)),
         "{body}"
     );
+    // Its metrics: each projection's position and lag, in the Prometheus text format.
+    let (status, _, metrics) = crate::http::http(health, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    for projection in ["cases", "referrals", "directory"] {
+        assert!(
+            metrics.contains(&format!(
+                "wasl_projection_position{{projection=\"{projection}\"}} {newest}"
+            )),
+            "{projection} at {newest}: {metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("wasl_projection_lag_events{{projection=\"{projection}\"}} 0")),
+            "{metrics}"
+        );
+    }
     // SIGTERM, as a service manager stops it.
     let _ = Command::new("kill")
         .args(["-TERM", &projector.id().to_string()])

@@ -9,14 +9,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-struct Up {
+pub(crate) struct Up {
     child: Child,
     stdout: std::sync::mpsc::Receiver<String>,
 }
@@ -25,6 +25,17 @@ impl Up {
     /// Starts `wasl up` with `extra` options and waits until it has printed its banner (once
     /// every service runs) and the API is ready; returns it and the banner.
     fn start(data: &Path, api: u16, nats: u16, extra: &[&str]) -> (Self, String) {
+        Self::start_with_env(data, api, nats, extra, &[])
+    }
+
+    /// [`Up::start`] with extra environment variables.
+    pub(crate) fn start_with_env(
+        data: &Path,
+        api: u16,
+        nats: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Self, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
             .arg("up")
             .args(extra)
@@ -37,6 +48,7 @@ impl Up {
                 &nats.to_string(),
             ])
             .env("WASL_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -70,7 +82,7 @@ impl Up {
     }
 
     /// Ctrl-C, and the exit.
-    fn interrupt(mut self) -> std::process::ExitStatus {
+    pub(crate) fn interrupt(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
         let began = Instant::now();
@@ -191,7 +203,7 @@ fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
 }
 
 /// The log's last position once every read model has caught up with it.
-fn settled_log_position(api: u16) -> u64 {
+pub(crate) fn settled_log_position(api: u16) -> u64 {
     let began = Instant::now();
     loop {
         let (status, _, body) = http(api, "GET", "/readyz", &[], "");

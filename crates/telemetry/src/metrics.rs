@@ -1,0 +1,143 @@
+//! What Wasl counts, under one set of names: each function records one observation through the
+//! `metrics` facade, which does nothing until a recorder is installed (the `wasl` binary installs
+//! the Prometheus one). Labels are aggregate kinds, command and verb names, projection names,
+//! routes and outcome codes — never ids of people, never personal data, and never an unbounded
+//! set of values.
+
+use std::time::Duration;
+
+/// Counter: commands carried out by the event store, by aggregate, command and outcome.
+pub const COMMANDS: &str = "wasl_commands_total";
+/// Counter: appends that lost a race and were decided again (or refused), by aggregate.
+pub const CONFLICTS: &str = "wasl_command_conflicts_total";
+/// Histogram: seconds to append a command's events, until JetStream acknowledged them.
+pub const APPEND_SECONDS: &str = "wasl_append_duration_seconds";
+/// Gauge: the last log position a projection has applied.
+pub const PROJECTION_POSITION: &str = "wasl_projection_position";
+/// Gauge: events in the log not yet applied to a projection.
+pub const PROJECTION_LAG: &str = "wasl_projection_lag_events";
+/// Counter: events applied to the read models.
+pub const PROJECTED: &str = "wasl_projected_events_total";
+/// Counter: events parked because a projection could not apply them, by projection.
+pub const PARKED: &str = "wasl_parked_events_total";
+/// Counter: partner messages, by outcome (`published`, `skipped` when a feed already had it).
+pub const PARTNER_MESSAGES: &str = "wasl_partner_messages_total";
+/// Gauge: the last log position the router has delivered.
+pub const ROUTER_POSITION: &str = "wasl_router_position";
+/// Counter: partner commands over NATS, by verb and outcome.
+pub const PARTNER_COMMANDS: &str = "wasl_partner_commands_total";
+/// Counter: webhook attempts, by outcome (`delivered`, `failed`).
+pub const WEBHOOK_ATTEMPTS: &str = "wasl_webhook_attempts_total";
+/// Counter: failed webhook attempts, by failure code (`status_5xx`, `timeout`, …).
+pub const WEBHOOK_FAILURES: &str = "wasl_webhook_failures_total";
+/// Counter: webhook messages given up on and stored as dead letters.
+pub const WEBHOOK_DEAD_LETTERS: &str = "wasl_webhook_dead_letters_total";
+/// Counter: HTTP requests, by method, route template and status.
+pub const HTTP_REQUESTS: &str = "wasl_http_requests_total";
+/// Histogram: seconds to answer an HTTP request, by method and route template.
+pub const HTTP_SECONDS: &str = "wasl_http_request_duration_seconds";
+
+/// Every metric with its help text, for the exporter's `# HELP` lines.
+pub const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        COMMANDS,
+        "Commands carried out by the event store, by aggregate, command and outcome.",
+    ),
+    (
+        CONFLICTS,
+        "Appends that lost a race on the aggregate (optimistic concurrency), by aggregate.",
+    ),
+    (
+        APPEND_SECONDS,
+        "Seconds from sending a command's events to JetStream's acknowledgement.",
+    ),
+    (PROJECTION_POSITION, "The last log position applied to the projection."),
+    (PROJECTION_LAG, "Events in the log not yet applied to the projection."),
+    (PROJECTED, "Events applied to the read models."),
+    (PARKED, "Events parked because the projection could not apply them."),
+    (PARTNER_MESSAGES, "Partner feed messages, by outcome."),
+    (
+        ROUTER_POSITION,
+        "The last log position the router has delivered to the partner feeds.",
+    ),
+    (
+        PARTNER_COMMANDS,
+        "Partner commands received over NATS, by verb and outcome.",
+    ),
+    (WEBHOOK_ATTEMPTS, "Webhook delivery attempts, by outcome."),
+    (WEBHOOK_FAILURES, "Failed webhook delivery attempts, by failure code."),
+    (
+        WEBHOOK_DEAD_LETTERS,
+        "Webhook messages stored as dead letters after the last attempt.",
+    ),
+    (HTTP_REQUESTS, "HTTP requests, by method, route and status."),
+    (HTTP_SECONDS, "Seconds to answer an HTTP request, by method and route."),
+];
+
+/// A command carried out (or refused) by the event store.
+pub fn command(aggregate: &'static str, command: &'static str, outcome: &'static str) {
+    metrics::counter!(COMMANDS, "aggregate" => aggregate, "command" => command, "outcome" => outcome).increment(1);
+}
+
+/// An append that lost a race.
+pub fn conflict(aggregate: &'static str) {
+    metrics::counter!(CONFLICTS, "aggregate" => aggregate).increment(1);
+}
+
+/// How long one append took.
+pub fn append_time(aggregate: &'static str, took: Duration) {
+    metrics::histogram!(APPEND_SECONDS, "aggregate" => aggregate).record(took.as_secs_f64());
+}
+
+/// A projection's position and lag after a batch.
+pub fn projection(projection: &'static str, position: u64, lag: u64) {
+    metrics::gauge!(PROJECTION_POSITION, "projection" => projection).set(position as f64);
+    metrics::gauge!(PROJECTION_LAG, "projection" => projection).set(lag as f64);
+}
+
+/// Events applied to the read models.
+pub fn projected(events: u64) {
+    metrics::counter!(PROJECTED).increment(events);
+}
+
+/// An event parked by a projection.
+pub fn parked(projection: &'static str) {
+    metrics::counter!(PARKED, "projection" => projection).increment(1);
+}
+
+/// A partner message published or skipped.
+pub fn partner_message(outcome: &'static str) {
+    metrics::counter!(PARTNER_MESSAGES, "outcome" => outcome).increment(1);
+}
+
+/// The router's position.
+pub fn router_position(position: u64) {
+    metrics::gauge!(ROUTER_POSITION).set(position as f64);
+}
+
+/// A partner command answered.
+pub fn partner_command(verb: &'static str, outcome: String) {
+    metrics::counter!(PARTNER_COMMANDS, "verb" => verb, "outcome" => outcome).increment(1);
+}
+
+/// A webhook attempt that reached a 2xx.
+pub fn webhook_delivered() {
+    metrics::counter!(WEBHOOK_ATTEMPTS, "outcome" => "delivered").increment(1);
+}
+
+/// A failed webhook attempt, by its failure code.
+pub fn webhook_failed(code: String) {
+    metrics::counter!(WEBHOOK_ATTEMPTS, "outcome" => "failed").increment(1);
+    metrics::counter!(WEBHOOK_FAILURES, "code" => code).increment(1);
+}
+
+/// A webhook message stored as a dead letter.
+pub fn webhook_dead_letter() {
+    metrics::counter!(WEBHOOK_DEAD_LETTERS).increment(1);
+}
+
+/// An HTTP request answered.
+pub fn http_request(method: String, route: String, status: u16, took: Duration) {
+    metrics::histogram!(HTTP_SECONDS, "method" => method.clone(), "route" => route.clone()).record(took.as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.to_string()).increment(1);
+}
