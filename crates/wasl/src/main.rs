@@ -111,9 +111,14 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct RetentionArgs {
-    /// The NATS server holding Wasl's event log and key bucket.
+    /// The NATS server holding Wasl's event log and key bucket (or a comma-separated list of a
+    /// cluster's nodes).
     #[arg(long, env = "WASL_NATS_URL")]
     nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk` from `wasl nats-config`),
+    /// when the server requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    nats_nkey: Option<std::path::PathBuf>,
     /// Days after a case's closure after which its personal data is erased.
     #[arg(long, env = "WASL_RETENTION_DAYS", default_value_t = 730)]
     retention_days: u64,
@@ -303,7 +308,7 @@ fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
     let period = std::time::Duration::from_secs(args.retention_days.saturating_mul(24 * 3600));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(async {
-        let client = async_nats::connect(args.nats_url.as_str()).await?;
+        let client = connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
         let Some(store) =
             wasl_store::EventStore::open_existing(client.clone(), wasl_store::StoreConfig::default()).await?
         else {
