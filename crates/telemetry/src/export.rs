@@ -80,8 +80,13 @@ pub fn init(service: &str) -> Telemetry {
     };
     let spans = traces.as_ref().map(|provider| {
         let filter = EnvFilter::try_from_env("WASL_TRACE").unwrap_or_else(|_| EnvFilter::new("info"));
+        // Span name, fields, parent and timing are what a trace needs; the source location,
+        // the thread and busy/idle time per span cost more than they tell.
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("wasl"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
             .with_filter(filter)
     });
     tracing_subscriber::registry().with(logs).with(spans).init();
