@@ -1,8 +1,8 @@
 //! `wasl api`'s settings: every option is a flag and an environment variable, with defaults that
 //! work for a local Wasl.
 
-use crate::audit::Audit;
-use crate::auth::accounts::Accounts;
+use crate::audit::{Audit, AuditError};
+use crate::auth::accounts::{AccountError, Accounts};
 use crate::auth::oidc::{Oidc, OidcConfig};
 use crate::auth::session::Sessions;
 use crate::state::{AppState, Limits, Parts};
@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use wasl_projections::{ReadModels, ReadModelsConfig};
-use wasl_store::{EventStore, StoreConfig};
-use wasl_vault::{LocalMasterKey, Vault, VaultConfig};
+use wasl_store::{EventStore, StoreConfig, StoreError};
+use wasl_vault::{LocalMasterKey, Vault, VaultConfig, VaultError};
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,10 +82,36 @@ pub enum StartError {
         /// Why.
         cause: String,
     },
+    /// A dependency did not answer (refused, timed out, no stream leader yet): worth trying
+    /// again shortly.
+    #[error("{what} is unavailable: {cause}")]
+    Unavailable {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        cause: String,
+    },
+}
+
+impl StartError {
+    /// Whether trying again shortly may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 fn dep(what: &'static str) -> impl Fn(String) -> StartError {
     move |cause| StartError::Dependency { what, cause }
+}
+
+/// A failure of `what`, as [`StartError::Unavailable`] when `transient`.
+fn failed(what: &'static str, transient: bool, cause: impl std::fmt::Display) -> StartError {
+    let cause = cause.to_string();
+    if transient {
+        StartError::Unavailable { what, cause }
+    } else {
+        StartError::Dependency { what, cause }
+    }
 }
 
 impl ApiConfig {
@@ -99,17 +125,23 @@ impl ApiConfig {
         }
         // One URL or a comma-separated list (the nodes of a cluster).
         let servers: Vec<&str> = self.nats_url.split(',').map(str::trim).collect();
-        let client = options.connect(servers).await.map_err(|e| dep("NATS")(e.to_string()))?;
+        let client = options.connect(servers).await.map_err(|e| {
+            let transient = matches!(
+                e.kind(),
+                async_nats::ConnectErrorKind::TimedOut | async_nats::ConnectErrorKind::Io
+            );
+            failed("NATS", transient, e)
+        })?;
         let store_config = StoreConfig {
             replicas: self.replicas,
             ..StoreConfig::default()
         };
         let store = EventStore::open(client.clone(), store_config)
             .await
-            .map_err(|e| dep("event store")(e.to_string()))?;
+            .map_err(|e| failed("event store", matches!(e, StoreError::Unavailable(_)), e))?;
         let models = ReadModels::open(&ReadModelsConfig::new(self.database_url.clone()))
             .await
-            .map_err(|e| dep("read models")(e.to_string()))?;
+            .map_err(|e| failed("read models", e.is_transient(), e))?;
         let master = LocalMasterKey::from_file(&self.master_key_id, &self.master_key_file)
             .map_err(|e| dep("master key")(e.to_string()))?;
         let js = async_nats::jetstream::new(client);
@@ -119,13 +151,13 @@ impl ApiConfig {
         };
         let vault = Vault::connect(&js, master, &vault_config)
             .await
-            .map_err(|e| dep("key vault")(e.to_string()))?;
+            .map_err(|e| failed("key vault", matches!(e, VaultError::Unavailable(_)), e))?;
         let accounts = Accounts::open(js.clone(), self.replicas)
             .await
-            .map_err(|e| dep("accounts")(e.to_string()))?;
+            .map_err(|e| failed("accounts", matches!(e, AccountError::Unavailable(_)), e))?;
         let audit = Audit::open(js, self.replicas)
             .await
-            .map_err(|e| dep("access audit")(e.to_string()))?;
+            .map_err(|e| failed("access audit", matches!(e, AuditError::Unavailable(_)), e))?;
         let oidc = self.oidc_issuer.as_ref().map(|issuer| {
             Oidc::new(OidcConfig {
                 issuer: issuer.clone(),

@@ -22,7 +22,7 @@ pub mod policy;
 pub mod routes;
 pub mod state;
 
-pub use config::ApiConfig;
+pub use config::{ApiConfig, StartError};
 pub use state::{AppState, Limits, Parts};
 
 use crate::error::{ApiError, ProblemMarker};

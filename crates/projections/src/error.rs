@@ -51,6 +51,15 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
+    /// Whether trying again shortly may succeed: the log did not answer, or the database could
+    /// not be reached (refused, timed out, no free connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Log(_) | Self::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        )
+    }
+
     pub(crate) fn log(err: impl std::fmt::Display) -> Self {
         Self::Log(err.to_string())
     }

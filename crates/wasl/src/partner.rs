@@ -48,7 +48,10 @@ pub struct RouterArgs {
 pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
+        let client = crate::connect::patiently("the router", || {
+            crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None)
+        })
+        .await?;
         let store_config = StoreConfig {
             replicas: args.replicas,
             ..StoreConfig::default()
@@ -284,6 +287,7 @@ async fn partner_client(connection: &PartnerConnection, org: OrgId) -> Result<as
         Some(inbox_prefix(org)),
     )
     .await
+    .map_err(Into::into)
 }
 
 async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {

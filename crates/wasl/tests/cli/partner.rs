@@ -397,3 +397,58 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     assert!(!status.contains("whsec_"), "the status never shows the secret");
     drop(router);
 }
+
+/// A router started before its NATS server (a machine booting, a cluster restarting) waits for
+/// it instead of exiting, and serves once the server is up.
+#[test]
+fn a_router_started_before_nats_waits_for_it() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    };
+    let (nats, health) = (free(), free());
+    let store = tempfile::tempdir().expect("store dir");
+    let mut router = Router(
+        Command::new(env!("CARGO_BIN_EXE_wasl"))
+            .args([
+                "router",
+                "--nats-url",
+                &format!("nats://127.0.0.1:{nats}"),
+                "--health-listen",
+                &format!("127.0.0.1:{health}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasl router starts"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        router.0.try_wait().expect("wait").is_none(),
+        "the router gave up while NATS was not there yet"
+    );
+    let binary = wasl_testkit::find_nats_server().expect("the pinned nats-server");
+    let _server = Router(
+        Command::new(&binary.path)
+            .args(["-a", "127.0.0.1", "-p", &nats.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts"),
+    );
+    let began = Instant::now();
+    while !matches!(
+        crate::http::try_http(health, "GET", "/readyz", &[], ""),
+        Ok((200, _, _))
+    ) {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the router did not come up once NATS was there"
+        );
+        assert!(router.0.try_wait().expect("wait").is_none(), "the router exited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
