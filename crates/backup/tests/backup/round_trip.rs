@@ -181,25 +181,7 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
     // The erasure came after the router's last run on A: its checkpoint is one behind.
     assert_eq!(router.checkpoint().await.expect("checkpoint"), filled.routed_to);
     assert_eq!(filled.routed_to + 1, last_b);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let router = router.clone();
-        async move {
-            router
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
-    let metrics = router.metrics();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metrics.position.load(Ordering::Relaxed) < last_b {
-        assert!(Instant::now() < deadline, "the router on B did not catch up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(());
-    task.await.expect("task").expect("the router stops cleanly");
+    route_until(&router, last_b).await;
     assert_eq!(
         router.metrics().routed.load(Ordering::Relaxed),
         0,

@@ -148,25 +148,7 @@ pub async fn fill(server: &NatsServer) -> Filled {
             .await
             .expect("the router"),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let router = router.clone();
-        async move {
-            router
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
-    let metrics = router.metrics();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metrics.position.load(Ordering::Relaxed) < last {
-        assert!(Instant::now() < deadline, "the router did not catch up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(());
-    task.await.expect("router task").expect("the router stops cleanly");
+    route_until(&router, last).await;
 
     // A webhook endpoint (its bucket holds a signing secret) and a few audited reads.
     let webhooks = wasl_webhooks::Webhooks::connect(parts.js.clone(), wasl_webhooks::WebhooksConfig::default())
@@ -422,4 +404,27 @@ pub fn record(seq: u64, subject: &str, headers: &[(&str, &str)]) -> wasl_backup:
             .collect(),
         data: "c3ludGhldGlj".to_owned(),
     }
+}
+
+/// Runs `router` until it has delivered the log up to `last`, then stops it cleanly.
+pub async fn route_until(router: &std::sync::Arc<wasl_router::Router>, last: u64) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let router = router.clone();
+        async move {
+            router
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let metrics = router.metrics();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.position.load(Ordering::Relaxed) < last {
+        assert!(Instant::now() < deadline, "the router did not catch up to {last}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    task.await.expect("router task").expect("the router stops cleanly");
 }
