@@ -119,17 +119,18 @@ pub fn router(state: AppState) -> Router {
 /// `GET /metrics`: the process's metrics in the Prometheus text format (counts, latencies and
 /// positions; no personal data). Not found when the process installed no recorder.
 async fn metrics() -> Response {
-    match wasl_telemetry::render_metrics() {
-        Some(text) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        None => ApiError::NotFound.into_response(),
-    }
+    metrics_response().unwrap_or_else(|| ApiError::NotFound.into_response())
+}
+
+/// The process's metrics as a Prometheus text response; `None` when no recorder is installed.
+/// Also what the projector's and router's health listener serve.
+pub fn metrics_response() -> Option<Response> {
+    let text = wasl_telemetry::render_metrics()?;
+    let content_type = (
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    Some(([content_type], text).into_response())
 }
 
 /// Writes the request id into problem documents, so a user can quote it and an operator find

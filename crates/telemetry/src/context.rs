@@ -59,6 +59,10 @@ pub fn format(context: &SpanContext) -> Option<String> {
 
 /// The `traceparent` of `span`, when the OpenTelemetry layer gave it a context.
 pub fn of(span: &tracing::Span) -> Option<String> {
+    // Without the layer no span has a context: skip the lookup (the store asks per command).
+    if !exporting() {
+        return None;
+    }
     format(&span.context().span().span_context().clone())
 }
 

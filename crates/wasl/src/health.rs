@@ -66,17 +66,8 @@ pub async fn serve(
 
 /// The process's metrics in the Prometheus text format.
 async fn metrics() -> Response {
-    match wasl_telemetry::render_metrics() {
-        Some(text) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics are not recorded by this process\n").into_response(),
-    }
+    wasl_api::metrics_response()
+        .unwrap_or_else(|| (StatusCode::NOT_FOUND, "metrics are not recorded by this process\n").into_response())
 }
 
 /// JSON with its content type.

@@ -4,7 +4,7 @@
 //! the Prometheus counters of the same work on `/metrics`.
 
 use crate::http::http;
-use crate::up::{Up, free_port, settled_log_position};
+use crate::up::{Up, free_port, settled_log_position, sign_in};
 use axum::body::Bytes;
 use axum::extract::State;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -185,16 +185,7 @@ fn one_trace_runs_from_the_request_to_the_partner_and_back_and_metrics_count_it(
     let (cookie, csrf, org, referral, first, second) = focal
         .iter()
         .find_map(|name| {
-            let body = format!(r#"{{"username":"demo.focal.{name}","password":"{password}"}}"#);
-            let (status, headers, answer) =
-                http(api, "POST", "/v1/login", &[("content-type", "application/json")], &body);
-            assert_eq!(status, 200, "{name} signs in: {answer}");
-            let csrf = json(&answer)["csrf_token"].as_str().expect("a CSRF token").to_owned();
-            let cookie = headers
-                .iter()
-                .find(|(k, v)| k == "set-cookie" && v.starts_with("wasl_session="))
-                .map(|(_, v)| v.split(';').next().expect("cookie").to_owned())
-                .expect("a session cookie");
+            let (cookie, csrf) = sign_in(api, &format!("demo.focal.{name}"), &password);
             let (status, _, inbox) = http(api, "GET", "/v1/inbox", &[("cookie", &cookie)], "");
             assert_eq!(status, 200, "{inbox}");
             let (referral, first, second) = json(&inbox)["items"].as_array()?.iter().find_map(|r| {

@@ -224,16 +224,24 @@ pub(crate) fn settled_log_position(api: u16) -> u64 {
     }
 }
 
-/// The ids on the first page of cases a demo caseworker sees.
-fn caseworker_cases(api: u16, password: &str) -> Vec<String> {
-    let body = format!(r#"{{"username":"demo.caseworker.erbil","password":"{password}"}}"#);
+/// Signs in as `username` (which must succeed); the session cookie and its CSRF token.
+pub(crate) fn sign_in(api: u16, username: &str, password: &str) -> (String, String) {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
     let (status, headers, answer) = http(api, "POST", "/v1/login", &[("content-type", "application/json")], &body);
-    assert_eq!(status, 200, "the demo caseworker signs in: {answer}");
+    assert_eq!(status, 200, "{username} signs in: {answer}");
+    let value: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    let csrf = value["csrf_token"].as_str().expect("a CSRF token").to_owned();
     let cookie = headers
         .iter()
         .find(|(k, v)| k == "set-cookie" && v.starts_with("wasl_session="))
         .map(|(_, v)| v.split(';').next().expect("cookie").to_owned())
         .expect("a session cookie");
+    (cookie, csrf)
+}
+
+/// The ids on the first page of cases a demo caseworker sees.
+fn caseworker_cases(api: u16, password: &str) -> Vec<String> {
+    let (cookie, _) = sign_in(api, "demo.caseworker.erbil", password);
     let (status, _, page) = http(api, "GET", "/v1/cases", &[("cookie", &cookie)], "");
     assert_eq!(status, 200, "{page}");
     let v: serde_json::Value = serde_json::from_str(&page).expect("JSON");
