@@ -32,6 +32,9 @@ pub const WEBHOOK_ATTEMPTS: &str = "wasl_webhook_attempts_total";
 pub const WEBHOOK_FAILURES: &str = "wasl_webhook_failures_total";
 /// Counter: webhook messages given up on and stored as dead letters.
 pub const WEBHOOK_DEAD_LETTERS: &str = "wasl_webhook_dead_letters_total";
+/// Counter: messages a service could not read (poison: garbage bytes, the wrong shape, missing
+/// headers, an unknown schema), reported and set aside, by service and kind.
+pub const POISON: &str = "wasl_poison_messages_total";
 /// Counter: HTTP requests, by method, route template and status.
 pub const HTTP_REQUESTS: &str = "wasl_http_requests_total";
 /// Histogram: seconds to answer an HTTP request, by method and route template.
@@ -69,6 +72,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         WEBHOOK_DEAD_LETTERS,
         "Webhook messages stored as dead letters after the last attempt.",
+    ),
+    (
+        POISON,
+        "Messages a service could not read, reported and set aside, by service and kind.",
     ),
     (HTTP_REQUESTS, "HTTP requests, by method, route and status."),
     (HTTP_SECONDS, "Seconds to answer an HTTP request, by method and route."),
@@ -134,6 +141,13 @@ pub fn webhook_failed(code: String) {
 /// A webhook message stored as a dead letter.
 pub fn webhook_dead_letter() {
     metrics::counter!(WEBHOOK_DEAD_LETTERS).increment(1);
+}
+
+/// A message `service` could not read and set aside (dead letter, error reply, report entry,
+/// or skipped with a log line), by `kind` (`not_json`, `wrong_shape`, `missing_headers`, …).
+/// Both labels come from a fixed set in the code, never from the message.
+pub fn poison(service: &'static str, kind: &'static str) {
+    metrics::counter!(POISON, "service" => service, "kind" => kind).increment(1);
 }
 
 /// An HTTP request answered.
