@@ -23,6 +23,10 @@ pub const ATTEMPTS: &str = "Wasl-Webhook-Attempts";
 pub const LAST_FAILURE: &str = "Wasl-Webhook-Last-Failure";
 /// Header: when the worker gave up, RFC 3339.
 pub const DEAD_AT: &str = "Wasl-Webhook-Dead-At";
+/// Header: the size in bytes of a payload too big to be kept with its dead letter (only a
+/// message that is not a partner message can be: the router's are about 1 KB). Such a dead
+/// letter has neither the payload nor the original headers.
+pub const PAYLOAD_DROPPED: &str = "Wasl-Webhook-Payload-Dropped";
 
 /// Every dead letter's subject starts with this, then the organisation id.
 pub const SUBJECT_PREFIX: &str = "wasl.webhook.dead";
@@ -68,8 +72,15 @@ impl Giving<'_> {
         if let Some(original) = self.original {
             for (name, values) in original.iter() {
                 // JetStream's own headers would act on the dead-letter stream (dedupe,
-                // expectations); the id is kept below as the webhook id.
-                if AsRef::<str>::as_ref(name).starts_with("Nats-") {
+                // expectations), in whatever case a stranger wrote them; the id is kept below as
+                // the webhook id. Ours are set below and never taken from the message.
+                let name_text: &str = name.as_ref();
+                let starts = |prefix: &str| {
+                    name_text
+                        .get(..prefix.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+                };
+                if starts("Nats-") || starts("Wasl-Webhook-") {
                     continue;
                 }
                 for value in values {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::fmt;
 use std::time::SystemTime;
 
-/// Why a delivery attempt failed.
+/// Why a delivery attempt failed, or why a message was never attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The receiver answered with this non-2xx status.
@@ -20,16 +20,20 @@ pub enum Failure {
     Connect,
     /// Any other transport error (reset, malformed response).
     Request,
+    /// The message in the feed is not a partner message: it was dead-lettered at once, without
+    /// an attempt, and is never sent (not even by a redelivery).
+    Invalid(Invalid),
 }
 
 impl Failure {
-    /// A short stable code: `http_503`, `timeout`, `connect`, `request`.
+    /// A short stable code: `http_503`, `timeout`, `connect`, `request`, `invalid_not_json`, ….
     pub fn code(&self) -> String {
         match self {
             Self::Status(status) => format!("http_{status}"),
             Self::Timeout => "timeout".to_owned(),
             Self::Connect => "connect".to_owned(),
             Self::Request => "request".to_owned(),
+            Self::Invalid(invalid) => format!("invalid_{}", invalid.code()),
         }
     }
 
@@ -39,7 +43,10 @@ impl Failure {
             "timeout" => Some(Self::Timeout),
             "connect" => Some(Self::Connect),
             "request" => Some(Self::Request),
-            other => other.strip_prefix("http_")?.parse().ok().map(Self::Status),
+            other => match other.strip_prefix("invalid_") {
+                Some(invalid) => Invalid::from_code(invalid).map(Self::Invalid),
+                None => other.strip_prefix("http_")?.parse().ok().map(Self::Status),
+            },
         }
     }
 }
@@ -51,7 +58,65 @@ impl fmt::Display for Failure {
             Self::Timeout => f.write_str("timeout"),
             Self::Connect => f.write_str("connection failed"),
             Self::Request => f.write_str("request failed"),
+            Self::Invalid(invalid) => write!(f, "not a partner message ({invalid})"),
         }
+    }
+}
+
+/// Why a message in a feed is not a partner message. Anyone who may publish to the feed's
+/// subjects can put anything there; the worker signs and sends only what the router wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Invalid {
+    /// The body is not JSON (garbage bytes, not UTF-8, truncated).
+    NotJson,
+    /// JSON, but not a partner message: not an object, or a field the message must have is
+    /// missing or of the wrong type.
+    WrongShape,
+    /// A `schema` other than `wasl.partner.referral.v1`.
+    UnknownSchema,
+    /// No `Nats-Msg-Id` header (the router's source event id, which becomes the `webhook-id`).
+    MissingHeaders,
+    /// The `Nats-Msg-Id` header or the subject names another message than the body does.
+    Mismatch,
+}
+
+impl Invalid {
+    /// Every kind.
+    pub const ALL: &'static [Invalid] = &[
+        Self::NotJson,
+        Self::WrongShape,
+        Self::UnknownSchema,
+        Self::MissingHeaders,
+        Self::Mismatch,
+    ];
+
+    /// A short stable code: `not_json`, `wrong_shape`, `unknown_schema`, `missing_headers`,
+    /// `mismatch`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NotJson => "not_json",
+            Self::WrongShape => "wrong_shape",
+            Self::UnknownSchema => "unknown_schema",
+            Self::MissingHeaders => "missing_headers",
+            Self::Mismatch => "mismatch",
+        }
+    }
+
+    /// Reads [`Invalid::code`] back.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|invalid| invalid.code() == code)
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotJson => "the body is not JSON",
+            Self::WrongShape => "JSON of another shape",
+            Self::UnknownSchema => "an unknown schema",
+            Self::MissingHeaders => "no Nats-Msg-Id header",
+            Self::Mismatch => "its header or subject names another message",
+        })
     }
 }
 
@@ -126,10 +191,14 @@ mod tests {
             Failure::Timeout,
             Failure::Connect,
             Failure::Request,
-        ] {
+        ]
+        .into_iter()
+        .chain(Invalid::ALL.iter().copied().map(Failure::Invalid))
+        {
             assert_eq!(Failure::from_code(&failure.code()), Some(failure));
         }
         assert_eq!(Failure::from_code("http_x"), None);
+        assert_eq!(Failure::from_code("invalid_other"), None);
         assert_eq!(Failure::from_code("other"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The crate's error.
 
-use crate::delivery::Failure;
+use crate::delivery::{Failure, Invalid};
 use wasl_domain::ids::OrgId;
 
 /// What can go wrong administering or running webhooks.
@@ -26,6 +26,10 @@ pub enum WebhookError {
     /// A redelivery attempt failed; the dead letter stays.
     #[error("redelivery failed: {0}")]
     DeliveryFailed(Failure),
+    /// The dead letter is not a partner message (it was set aside as [`Failure::Invalid`]): it
+    /// is never sent, not even on an administrator's request.
+    #[error("not a partner message ({0}); it is never sent")]
+    NotPartnerMessage(Invalid),
     /// A stored record could not be read.
     #[error("corrupt record in {0}")]
     Corrupt(String),

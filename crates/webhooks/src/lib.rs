@@ -37,7 +37,7 @@ mod worker;
 
 pub use config::{RetryPolicy, WebhooksConfig};
 pub use dead::DeadLetter;
-pub use delivery::Failure;
+pub use delivery::{Failure, Invalid};
 pub use endpoint::{Change, EndpointInfo, validate_url};
 pub use error::WebhookError;
 pub use service::{RedeliverReport, Webhooks, dead_stream_config};

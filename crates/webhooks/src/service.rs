@@ -41,6 +41,9 @@ pub struct RedeliverReport {
     pub failed: Option<(u64, Failure)>,
     /// Dead letters left for the organisation.
     pub remaining: u64,
+    /// Dead letters skipped because they are not partner messages ([`Failure::Invalid`]): never
+    /// sent, left in place (counted in `remaining`) for an administrator to look at.
+    pub invalid: Vec<u64>,
 }
 
 /// The stream configuration of the dead letters.
@@ -141,11 +144,16 @@ impl Webhooks {
             .map_err(WebhookError::unavailable)?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => Ok(Some((
-                StoredEndpoint::decode(&entry.value, &self.inner.config.endpoints_bucket)?,
+                StoredEndpoint::decode(&entry.value, &self.corrupt_label(org))?,
                 entry.revision,
             ))),
             _ => Ok(None),
         }
+    }
+
+    /// Where an unreadable endpoint is, for [`WebhookError::Corrupt`]: bucket and key.
+    fn corrupt_label(&self, org: OrgId) -> String {
+        format!("{} key {org}", self.inner.config.endpoints_bucket)
     }
 
     pub(crate) async fn endpoint_record(&self, org: OrgId) -> Result<Option<StoredEndpoint>, WebhookError> {
@@ -286,7 +294,7 @@ impl Webhooks {
         while let Some(entry) = history.next().await {
             let entry = entry.map_err(WebhookError::unavailable)?;
             if entry.operation == kv::Operation::Put {
-                let record = StoredEndpoint::decode(&entry.value, &self.inner.config.endpoints_bucket)?;
+                let record = StoredEndpoint::decode(&entry.value, &self.corrupt_label(org))?;
                 changes.push(record.info(org, entry.revision));
             }
         }
@@ -394,6 +402,13 @@ impl Webhooks {
             Err(err) => return Err(WebhookError::unavailable(err)),
         };
         let letter = dead::read(org, &message).ok_or_else(missing)?;
+        // What was set aside as not a partner message stays set aside; and whatever else is
+        // in the stream is checked again before Wasl signs it.
+        if let Some(Failure::Invalid(invalid)) = letter.last_failure {
+            return Err(WebhookError::NotPartnerMessage(invalid));
+        }
+        crate::worker::check(org, &letter.subject, Some(&letter.webhook_id), &message.payload)
+            .map_err(WebhookError::NotPartnerMessage)?;
         let record = self.endpoint_record(org).await?.ok_or(WebhookError::NoEndpoint(org))?;
         if !record.enabled {
             return Err(WebhookError::Disabled(org));
@@ -427,13 +442,15 @@ impl Webhooks {
         }
     }
 
-    /// Redelivers `org`'s dead letters oldest first, stopping at the first failure.
+    /// Redelivers `org`'s dead letters oldest first, stopping at the first failure; dead letters
+    /// that are not partner messages are skipped (and left in place).
     pub async fn redeliver_all(&self, org: OrgId) -> Result<RedeliverReport, WebhookError> {
         let letters = self.dead_letters(org).await?;
         let mut report = RedeliverReport {
             delivered: Vec::new(),
             failed: None,
             remaining: letters.len() as u64,
+            invalid: Vec::new(),
         };
         for letter in letters {
             match self.redeliver(org, letter.sequence).await {
@@ -443,6 +460,8 @@ impl Webhooks {
                 }
                 // Removed meanwhile (another administrator): nothing left to do for it.
                 Err(WebhookError::NoDeadLetter { .. }) => report.remaining -= 1,
+                // Never sent; the ones after it still are.
+                Err(WebhookError::NotPartnerMessage(_)) => report.invalid.push(letter.sequence),
                 Err(WebhookError::DeliveryFailed(failure)) => {
                     report.failed = Some((letter.sequence, failure));
                     break;

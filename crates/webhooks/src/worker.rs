@@ -8,15 +8,24 @@
 //!
 //! Because the consumer allows one unacknowledged message, order is kept per organisation even
 //! with several workers on the same consumer (the others wait).
+//!
+//! Anyone who may publish to a feed's subjects can put anything there. A message that is not a
+//! partner message ([`check`]: not JSON, another shape or schema, no `Nats-Msg-Id`, headers or
+//! subject naming another message) is never signed or sent: it is dead-lettered at once with
+//! the reason ([`Failure::Invalid`]), logged by sequence and counted, and the feed goes on.
+//! An endpoint value that cannot be read counts as no endpoint (nothing is delivered until it
+//! is set again), logged and counted likewise.
 
-use crate::dead::{Giving, dead_subject};
-use crate::delivery::Failure;
+use crate::dead::{Giving, PAYLOAD_DROPPED, dead_subject};
+use crate::delivery::{Failure, Invalid};
 use crate::endpoint::{Endpoint, StoredEndpoint};
 use crate::error::WebhookError;
 use crate::service::Webhooks;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind, kv};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
@@ -24,11 +33,63 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use wasl_domain::ids::OrgId;
-use wasl_events::partner::out_stream;
+use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_events::partner::{out_stream, out_subject};
 
 /// The header the router puts the source event id in; it becomes the `webhook-id`.
 const MSG_ID: &str = "Nats-Msg-Id";
+
+/// The schema name of partner messages (`wasl_router::message::SCHEMA`; the wire contract of
+/// docs/partners.md, which this crate forwards byte for byte without depending on the router).
+const PARTNER_SCHEMA: &str = "wasl.partner.referral.v1";
+
+/// What the worker reads of a partner message: enough to know that it is one and that its
+/// headers and subject are its own. Other fields are the router's business (and new optional
+/// ones may appear), so they are neither required nor refused here.
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "event_type, version and status are read only to require them")]
+struct Envelope {
+    event_id: String,
+    event_type: String,
+    referral_id: String,
+    version: u64,
+    status: String,
+}
+
+/// Whether a message of `org`'s feed is a partner message the router wrote: a JSON object of
+/// schema `wasl.partner.referral.v1` with its ids, a `Nats-Msg-Id` equal to its `event_id`, on
+/// the subject of its referral. Checked for the worst a stranger can publish, not for every field.
+pub(crate) fn check(org: OrgId, subject: &str, msg_id: Option<&str>, payload: &[u8]) -> Result<(), Invalid> {
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|_| Invalid::NotJson)?;
+    match value.get("schema") {
+        Some(serde_json::Value::String(schema)) if schema == PARTNER_SCHEMA => {}
+        Some(serde_json::Value::String(_)) => return Err(Invalid::UnknownSchema),
+        _ => return Err(Invalid::WrongShape),
+    }
+    let envelope: Envelope = serde_json::from_value(value).map_err(|_| Invalid::WrongShape)?;
+    let referral = ReferralId::parse(&envelope.referral_id).map_err(|_| Invalid::WrongShape)?;
+    if !usable_id(&envelope.event_id) {
+        return Err(Invalid::WrongShape);
+    }
+    let msg_id = msg_id.ok_or(Invalid::MissingHeaders)?;
+    if msg_id != envelope.event_id || subject != out_subject(org, referral) {
+        return Err(Invalid::Mismatch);
+    }
+    Ok(())
+}
+
+/// Whether `id` can be a `webhook-id`: a short token without dots or spaces.
+fn usable_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'.')
+}
+
+fn header<'a>(message: &'a jetstream::Message, name: &str) -> Option<&'a str> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(name))
+        .map(|value| value.as_str())
+}
 
 /// What the supervisor tells an organisation's task: the endpoint to use, or `None` to stop.
 type EndpointTx = watch::Sender<Option<Endpoint>>;
@@ -94,7 +155,11 @@ impl Webhooks {
 
     fn apply(&self, entry: kv::Entry, running: &mut HashMap<OrgId, Running>, tasks: &mut JoinSet<()>) {
         let Ok(org) = OrgId::parse(&entry.key) else {
-            tracing::warn!("an endpoint key is not an organisation id; skipped");
+            wasl_telemetry::metrics::poison("webhooks", "endpoint_key");
+            tracing::warn!(
+                revision = entry.revision,
+                "an endpoint key is not an organisation id; skipped"
+            );
             return;
         };
         let bucket = &self.inner.config.endpoints_bucket;
@@ -103,13 +168,16 @@ impl Webhooks {
                 Ok(record) if record.enabled => match record.endpoint(bucket) {
                     Ok(endpoint) => Some(endpoint),
                     Err(err) => {
-                        tracing::warn!(org = %org, error = %err, "unusable webhook endpoint; not delivering");
+                        wasl_telemetry::metrics::poison("webhooks", "endpoint_unusable");
+                        tracing::warn!(org = %org, revision = entry.revision, error = %err, "unusable webhook endpoint; not delivering");
                         None
                     }
                 },
                 Ok(_) => None,
                 Err(err) => {
-                    tracing::warn!(org = %org, error = %err, "unreadable webhook endpoint; not delivering");
+                    // Fail closed: no endpoint until an administrator sets one again.
+                    wasl_telemetry::metrics::poison("webhooks", "endpoint_unreadable");
+                    tracing::warn!(org = %org, revision = entry.revision, error = %err, "unreadable webhook endpoint; not delivering");
                     None
                 }
             },
@@ -227,13 +295,8 @@ enum Handled {
 
 /// The `webhook-id`: the router's `Nats-Msg-Id` (the source event id) when it is a usable token.
 fn webhook_id(message: &jetstream::Message, org: OrgId, sequence: u64) -> String {
-    let id = message
-        .headers
-        .as_ref()
-        .and_then(|headers| headers.get(MSG_ID))
-        .map(|value| value.as_str().to_owned());
-    match id {
-        Some(id) if !id.is_empty() && id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'.') => id,
+    match header(message, MSG_ID) {
+        Some(id) if usable_id(id) => id.to_owned(),
         _ => format!("wasl-{org}-{sequence}"),
     }
 }
@@ -274,6 +337,20 @@ async fn deliver(
     let config = &webhooks.inner.config;
     let sequence = message.info().map_err(WebhookError::unavailable)?.stream_sequence;
     let id = webhook_id(message, org, sequence);
+    if let Err(invalid) = check(org, message.subject.as_str(), header(message, MSG_ID), &message.payload) {
+        // Never signed or sent: set aside where administrators look, and on to the next.
+        dead_letter(webhooks, org, message, &id, sequence, 0, Failure::Invalid(invalid)).await?;
+        wasl_telemetry::metrics::webhook_dead_letter();
+        wasl_telemetry::metrics::poison("webhooks", invalid.code());
+        message.double_ack().await.map_err(WebhookError::unavailable)?;
+        tracing::warn!(
+            org = %org,
+            feed_sequence = sequence,
+            reason = invalid.code(),
+            "not a partner message in the feed; dead-lettered without sending"
+        );
+        return Ok(Handled::Done);
+    }
     let mut failures: u32 = 0;
     loop {
         let Some(current) = endpoint.borrow_and_update().clone() else {
@@ -344,17 +421,83 @@ async fn dead_letter(
         last_failure,
         original: message.headers.as_ref(),
     };
-    let ack = webhooks
-        .inner
-        .js
-        .publish_with_headers(
-            dead_subject(org),
-            giving.headers(SystemTime::now()),
-            message.payload.clone(),
-        )
+    let js = &webhooks.inner.js;
+    let now = SystemTime::now();
+    let ack = match js
+        .publish_with_headers(dead_subject(org), giving.headers(now), message.payload.clone())
         .await
-        .map_err(WebhookError::unavailable)?;
+    {
+        Ok(ack) => ack,
+        // Too big with our headers added: kept without its payload and headers rather than
+        // retried for ever, which would stop the feed behind it.
+        Err(err) if err.kind() == PublishErrorKind::MaxPayloadExceeded => {
+            let mut headers = Giving {
+                original: None,
+                ..giving
+            }
+            .headers(now);
+            headers.insert(PAYLOAD_DROPPED, message.payload.len().to_string().as_str());
+            tracing::warn!(org = %org, feed_sequence = sequence, "dead letter too big; stored without its payload");
+            js.publish_with_headers(dead_subject(org), headers, bytes::Bytes::new())
+                .await
+                .map_err(WebhookError::unavailable)?
+        }
+        Err(err) => return Err(WebhookError::unavailable(err)),
+    };
     // Stored (acknowledged by the stream) before the original is acknowledged.
     ack.await.map_err(WebhookError::unavailable)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORG: &str = "0190b2c4-0000-7000-8000-00000000000a";
+    const REFERRAL: &str = "0190b2c4-0000-7000-8000-00000000000b";
+    const EVENT: &str = "0190b2c4-0000-7000-8000-00000000000e";
+
+    fn body(schema: &str) -> Vec<u8> {
+        format!(
+            r#"{{"schema":"{schema}","event_id":"{EVENT}","event_type":"wasl.referral.requested.v1","referral_id":"{REFERRAL}","version":1,"status":"requested","later_field":true}}"#
+        )
+        .into_bytes()
+    }
+
+    fn checked(subject: &str, msg_id: Option<&str>, payload: &[u8]) -> Result<(), Invalid> {
+        check(OrgId::parse(ORG).unwrap(), subject, msg_id, payload)
+    }
+
+    #[test]
+    fn only_partner_messages_of_the_feed_pass() {
+        let subject = format!("wasl.out.{ORG}.referral.{REFERRAL}");
+        let good = body(PARTNER_SCHEMA);
+        assert_eq!(
+            checked(&subject, Some(EVENT), &good),
+            Ok(()),
+            "unknown fields are ignored"
+        );
+        for (payload, invalid) in [
+            (b"\xff\x00garbage".to_vec(), Invalid::NotJson),
+            (b"{\"schema\":".to_vec(), Invalid::NotJson),
+            (b"[1,2,3]".to_vec(), Invalid::WrongShape),
+            (b"{\"hello\":\"world\"}".to_vec(), Invalid::WrongShape),
+            (
+                format!(r#"{{"schema":"{PARTNER_SCHEMA}","event_id":"{EVENT}"}}"#).into_bytes(),
+                Invalid::WrongShape,
+            ),
+            (body("wasl.partner.referral.v2"), Invalid::UnknownSchema),
+        ] {
+            assert_eq!(checked(&subject, Some(EVENT), &payload), Err(invalid));
+        }
+        assert_eq!(checked(&subject, None, &good), Err(Invalid::MissingHeaders));
+        assert_eq!(
+            checked(&subject, Some("0190b2c4-0000-7000-8000-0000000000ff"), &good),
+            Err(Invalid::Mismatch)
+        );
+        assert_eq!(
+            checked(&format!("wasl.out.{ORG}.referral.other"), Some(EVENT), &good),
+            Err(Invalid::Mismatch)
+        );
+    }
 }

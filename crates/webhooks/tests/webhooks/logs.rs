@@ -45,21 +45,26 @@ async fn logs_carry_no_body_secret_or_url() {
         .await
         .unwrap();
     let worker = hub.worker();
-    let body = format!(r#"{{"schema":"wasl.partner.referral.v1","marker":"{MARKER}"}}"#).into_bytes();
+    let marked = |n| fake_payload_with(n, &format!(r#","marker":"{MARKER}""#));
     receiver.poison(&fake_event_id(1));
-    hub.publish_raw(org, 1, body.clone()).await;
-    hub.publish_raw(org, 2, body).await;
-    eventually("one dead letter and one delivery", || async {
-        hub.webhooks.status(org).await.unwrap().dead_letters == 1 && receiver.delivered().len() == 1
+    hub.publish_raw(org, 1, marked(1)).await;
+    hub.publish_raw(org, 2, marked(2)).await;
+    // Not a partner message, with the marker in its body: set aside, and not logged either.
+    hub.publish_raw(org, 3, format!(r#"{{"marker":"{MARKER}"}}"#).into_bytes())
+        .await;
+    eventually("two dead letters and one delivery", || async {
+        hub.webhooks.status(org).await.unwrap().dead_letters == 2 && receiver.delivered().len() == 1
     })
     .await;
     receiver.heal();
-    assert_eq!(hub.webhooks.redeliver_all(org).await.unwrap().delivered.len(), 1);
+    let redelivered = hub.webhooks.redeliver_all(org).await.unwrap();
+    assert_eq!((redelivered.delivered.len(), redelivered.invalid.len()), (1, 1));
     worker.stop().await;
 
     let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("webhook attempt failed"), "the failures are logged");
     assert!(logged.contains("dead-lettered"));
+    assert!(logged.contains("not a partner message"), "the poison is logged");
     for line in logged.lines().filter(|l| l.contains(MARKER)) {
         eprintln!("LEAK: {}", &line[..line.len().min(300)]);
     }

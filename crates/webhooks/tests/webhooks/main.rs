@@ -3,4 +3,5 @@
 mod admin;
 mod delivery;
 mod logs;
+mod poison;
 mod support;

@@ -26,14 +26,29 @@ pub fn fake_event_id(n: u128) -> String {
     uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00e0_0000 + n).to_string()
 }
 
+/// An obviously fake referral id.
+pub fn fake_referral(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00d0_0000 + n)
+}
+
 /// A synthetic partner message: codes only, nothing personal.
 pub fn fake_payload(n: u128) -> Vec<u8> {
+    fake_payload_with(n, "")
+}
+
+/// A synthetic partner message with `extra` (`,"field":value`) at the end of its fields.
+pub fn fake_payload_with(n: u128, extra: &str) -> Vec<u8> {
     format!(
-        r#"{{"schema":"wasl.partner.referral.v1","event_id":"{}","event_type":"wasl.referral.requested.v1","referral_id":"{}","status":"requested","category":"test-category","priority":"routine","n":{n}}}"#,
+        r#"{{"schema":"wasl.partner.referral.v1","event_id":"{}","event_type":"wasl.referral.requested.v1","referral_id":"{}","version":1,"status":"requested","category":"test-category","priority":"routine","n":{n}{extra}}}"#,
         fake_event_id(n),
-        uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00d0_0000 + n),
+        fake_referral(n),
     )
     .into_bytes()
+}
+
+/// The subject of message `n` in `org`'s feed.
+pub fn feed_subject(org: OrgId, n: u128) -> String {
+    format!("wasl.out.{org}.referral.{}", fake_referral(n))
 }
 
 /// Quick retries for tests.
@@ -94,16 +109,17 @@ impl Hub {
     pub async fn publish_raw(&self, org: OrgId, n: u128, payload: Vec<u8>) {
         let mut headers = NatsHeaders::new();
         headers.insert("Nats-Msg-Id", fake_event_id(n).as_str());
-        let subject = format!(
-            "wasl.out.{org}.referral.{}",
-            uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00d0_0000 + n)
-        );
-        self.js
-            .publish_with_headers(subject, headers, payload.into())
-            .await
-            .expect("publish")
-            .await
-            .expect("stored");
+        self.publish_exactly(feed_subject(org, n), Some(headers), payload).await;
+    }
+
+    /// Publishes `payload` on `subject` with exactly `headers` (none at all with `None`), as
+    /// anyone allowed to publish there could; returns its sequence in the feed.
+    pub async fn publish_exactly(&self, subject: String, headers: Option<NatsHeaders>, payload: Vec<u8>) -> u64 {
+        let ack = match headers {
+            Some(headers) => self.js.publish_with_headers(subject, headers, payload.into()).await,
+            None => self.js.publish(subject, payload.into()).await,
+        };
+        ack.expect("publish").await.expect("stored").sequence
     }
 
     /// Runs a worker until the returned guard is stopped or dropped (killed).
