@@ -15,6 +15,12 @@
 //!   first outcome and stores nothing.
 //! - Reason texts are not accepted here (they would have to be sealed under the case's key):
 //!   a partner that must explain `other` in words uses the HTTP API.
+//! - Anyone who may publish on a command subject can send anything. Nothing a request holds —
+//!   garbage, the wrong JSON, a bad id or verb in the subject, a huge body, no reply subject —
+//!   stops the service or fails a later request: each is answered `bad_request` where an answer
+//!   may go (or refused unanswered), logged without contents and counted
+//!   ([`CommandMetrics::bad_requests`], [`CommandMetrics::refused`], and the
+//!   `wasl_poison_messages_total` counter by kind).
 
 use crate::config::CommandServiceConfig;
 use crate::error::RouterError;
@@ -36,7 +42,14 @@ use wasl_domain::referral::{Referral, ReferralCommand};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, DomainError, Role};
 use wasl_events::partner::{ALL_COMMAND_SUBJECTS, inbox_prefix};
-use wasl_store::{CommandError, CommandMeta, EventStore};
+use wasl_store::{CommandError, CommandMeta, EventStore, StoreError};
+
+/// The largest request body read, in bytes. A command is a few hundred bytes; a bigger body is
+/// refused before it is parsed, so no answer ever quotes much of it.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The longest refusal message sent back (serde's explanations quote the sender's input).
+const MAX_MESSAGE: usize = 300;
 
 /// What a partner may do to a referral addressed to it: the last token of the subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +155,15 @@ impl CommandReply {
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         Self::refused("bad_request", message)
     }
 
@@ -229,8 +251,12 @@ pub struct CommandMetrics {
     /// Requests carried out now (not replays).
     pub executed: AtomicU64,
     /// Messages refused without an answer: no reply subject, or one outside the
-    /// organisation's inbox, or a malformed subject.
+    /// organisation's inbox, or a subject without an organisation id.
     pub refused: AtomicU64,
+    /// Requests answered `bad_request` because they could not be read: a body that is not the
+    /// verb's JSON or too big, a subject with a bad referral id, an unknown verb, or the wrong
+    /// shape.
+    pub bad_requests: AtomicU64,
 }
 
 /// The partner command service.
@@ -305,21 +331,76 @@ struct Handler {
     metrics: Arc<CommandMetrics>,
 }
 
-/// The tokens of `wasl.cmd.<org>.referral.<id>.<verb>`.
-fn parse_subject(subject: &str) -> Option<(OrgId, &str, &str)> {
-    let mut tokens = subject.split('.');
-    let (Some("wasl"), Some("cmd"), Some(org), Some("referral"), Some(referral), Some(verb), None) = (
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-        tokens.next(),
-    ) else {
-        return None;
+/// The organisation of `wasl.cmd.<org>.…`, with the referral and verb tokens when the rest is
+/// `referral.<id>.<verb>`. Without an organisation there is nobody to answer.
+fn parse_subject(subject: &str) -> Option<(OrgId, Option<(&str, &str)>)> {
+    let rest = subject.strip_prefix("wasl.cmd.")?;
+    let (org, rest) = rest.split_once('.').unwrap_or((rest, ""));
+    let org = OrgId::parse(org).ok()?;
+    let mut tokens = rest.split('.');
+    let target = match (tokens.next(), tokens.next(), tokens.next(), tokens.next()) {
+        (Some("referral"), Some(referral), Some(verb), None) => Some((referral, verb)),
+        _ => None,
     };
-    Some((OrgId::parse(org).ok()?, referral, verb))
+    Some((org, target))
+}
+
+/// A request that can be carried out.
+struct Request {
+    referral: ReferralId,
+    verb: Verb,
+    given: Uuid,
+    command: ReferralCommand,
+}
+
+/// A request that cannot be read: what kind of poison (for the counter) and the answer.
+struct Unreadable {
+    kind: &'static str,
+    reply: CommandReply,
+}
+
+impl Unreadable {
+    fn new(kind: &'static str, reply: CommandReply) -> Self {
+        Self { kind, reply }
+    }
+}
+
+/// Reads a request's subject tokens and body, without touching the store.
+fn parse_request(target: Option<(&str, &str)>, body: &[u8]) -> Result<Request, Unreadable> {
+    let Some((referral, verb)) = target else {
+        return Err(Unreadable::new(
+            "bad_subject",
+            CommandReply::bad_request("the subject must be wasl.cmd.<org>.referral.<referral id>.<verb>"),
+        ));
+    };
+    let Some(verb) = Verb::parse(verb) else {
+        return Err(Unreadable::new(
+            "unknown_verb",
+            CommandReply::bad_request(format!(
+                "unknown verb; one of {}",
+                Verb::ALL.iter().map(|v| v.token()).collect::<Vec<_>>().join(", ")
+            )),
+        ));
+    };
+    let Ok(referral) = ReferralId::parse(referral) else {
+        return Err(Unreadable::new(
+            "bad_referral_id",
+            CommandReply::bad_request("the referral id in the subject is not a referral id"),
+        ));
+    };
+    if body.len() > MAX_BODY {
+        return Err(Unreadable::new(
+            "too_large",
+            CommandReply::bad_request(format!("the body is larger than {MAX_BODY} bytes")),
+        ));
+    }
+    let (given, command) = parse_body(verb, body).map_err(|reply| Unreadable::new("bad_body", reply))?;
+    Ok(Request {
+        referral,
+        verb,
+        given,
+        command,
+    })
 }
 
 /// Whether `reply` lies in `org`'s inbox.
@@ -337,33 +418,56 @@ fn now() -> Timestamp {
 
 impl Handler {
     async fn handle(&self, message: Message) {
-        let Some((org, referral, verb)) = parse_subject(&message.subject) else {
+        let Some((org, target)) = parse_subject(&message.subject) else {
             self.metrics.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("partner command refused: malformed subject");
+            wasl_telemetry::metrics::poison("partner_commands", "no_organisation");
+            tracing::warn!("partner command refused unanswered: the subject names no organisation");
             return;
         };
         if !in_inbox(org, message.reply.as_ref()) {
             self.metrics.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(org = %org, "partner command refused: its reply subject is not in the organisation's inbox");
+            let kind = if message.reply.is_some() {
+                "foreign_reply"
+            } else {
+                "no_reply"
+            };
+            wasl_telemetry::metrics::poison("partner_commands", kind);
+            tracing::warn!(org = %org, reason = kind, "partner command refused unanswered: its reply subject is not in the organisation's inbox");
             return;
         }
+        // Passed on only when well-formed: the store records it with the event, and the router
+        // copies it into the partner's feed.
         let traceparent = message
             .headers
             .as_ref()
             .and_then(|h| h.get(wasl_events::headers::TRACEPARENT))
-            .map(|v| v.as_str().to_owned());
-        // The command continues the partner's trace; the store's span is a child of this one.
-        let span = wasl_telemetry::span!("partner.command", org = %org, verb = tracing::field::Empty);
-        wasl_telemetry::context::set_parent(&span, traceparent.as_deref());
-        let reply = self
-            .execute(org, referral, verb, &message.payload, traceparent)
-            .instrument(span)
-            .await;
+            .map(|v| v.as_str())
+            .filter(|v| wasl_telemetry::context::parse(v).is_some())
+            .map(|v| v.trim().to_owned());
+        let (verb, reply) = match parse_request(target, &message.payload) {
+            Ok(request) => {
+                // The command continues the partner's trace; the store's span is a child of this one.
+                let span = wasl_telemetry::span!("partner.command", org = %org, verb = request.verb.token());
+                wasl_telemetry::context::set_parent(&span, traceparent.as_deref());
+                let verb = request.verb.token();
+                (verb, self.execute(org, request, traceparent).instrument(span).await)
+            }
+            Err(unreadable) => {
+                self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                wasl_telemetry::metrics::poison("partner_commands", unreadable.kind);
+                // Org and kind only: the subject's other tokens and the body are the sender's.
+                tracing::warn!(org = %org, reason = unreadable.kind, "partner command not understood; answered bad_request");
+                let verb = target
+                    .and_then(|(_, verb)| Verb::parse(verb))
+                    .map_or("unknown", Verb::token);
+                (verb, unreadable.reply)
+            }
+        };
         let outcome = match &reply.error {
             None => "ok".to_owned(),
             Some(error) => error.code.clone(),
         };
-        wasl_telemetry::metrics::partner_command(Verb::parse(verb).map_or("unknown", Verb::token), outcome);
+        wasl_telemetry::metrics::partner_command(verb, outcome);
         let Some(to) = message.reply else { return };
         let body = serde_json::to_vec(&reply).unwrap_or_default();
         match self.store.client().publish(to, body.into()).await {
@@ -374,33 +478,19 @@ impl Handler {
         }
     }
 
-    async fn execute(
-        &self,
-        org: OrgId,
-        referral: &str,
-        verb: &str,
-        body: &[u8],
-        traceparent: Option<String>,
-    ) -> CommandReply {
-        let Ok(referral) = ReferralId::parse(referral) else {
-            return CommandReply::not_found();
-        };
-        let Some(verb) = Verb::parse(verb) else {
-            return CommandReply::bad_request(format!(
-                "unknown verb; one of {}",
-                Verb::ALL.iter().map(|v| v.token()).collect::<Vec<_>>().join(", ")
-            ));
-        };
-        tracing::Span::current().record("verb", verb.token());
-        let (given, command) = match parse_body(verb, body) {
-            Ok(parsed) => parsed,
-            Err(reply) => return reply,
-        };
+    async fn execute(&self, org: OrgId, request: Request, traceparent: Option<String>) -> CommandReply {
+        let Request {
+            referral,
+            verb,
+            given,
+            command,
+        } = request;
         // The organisations of a referral never change: the cached state says who may act;
         // the command handler decides the action itself on the log's state.
         match self.store.cached::<Referral>(referral).await {
             Ok(loaded) if loaded.state.state().is_some_and(|s| s.to_org == org) => {}
             Ok(_) => return CommandReply::not_found(),
+            Err(StoreError::Undecodable { sequence, .. }) => return unreadable_history(org, sequence),
             Err(error) => {
                 tracing::warn!(%error, "partner command: the referral cannot be loaded");
                 return CommandReply::refused("unavailable", "the event store is unavailable; try again");
@@ -433,12 +523,25 @@ impl Handler {
                 "conflict",
                 "the referral kept changing concurrently; send the same command again",
             ),
+            Err(CommandError::Store(StoreError::Undecodable { sequence, .. })) => unreadable_history(org, sequence),
             Err(error) => {
                 tracing::warn!(%error, "partner command not carried out");
                 CommandReply::refused("unavailable", "the event store is unavailable; try again")
             }
         }
     }
+}
+
+/// The answer when the referral's history holds a message the store cannot read: nothing is
+/// decided on a history that was not read whole, and the hub's operators are told (the store
+/// refuses such commands until the message is repaired or skipped).
+fn unreadable_history(org: OrgId, sequence: u64) -> CommandReply {
+    wasl_telemetry::metrics::poison("partner_commands", "unreadable_history");
+    tracing::error!(org = %org, sequence, "partner command refused: the referral's history holds a message that cannot be read");
+    CommandReply::refused(
+        "unavailable",
+        "the referral's history cannot be read now; the hub's operators have been told; try again later",
+    )
 }
 
 /// Reads a request body for `verb`: the partner's command id and the domain command.
@@ -512,9 +615,37 @@ mod tests {
     #[test]
     fn subjects_are_read_token_by_token() {
         let subject = "wasl.cmd.0190b2c4-0000-7000-8000-00000000000a.referral.x.accept";
-        assert_eq!(parse_subject(subject), Some((org(), "x", "accept")));
+        assert_eq!(parse_subject(subject), Some((org(), Some(("x", "accept")))));
         assert_eq!(parse_subject("wasl.cmd.not-an-org.referral.x.accept"), None);
-        assert_eq!(parse_subject(&format!("{subject}.more")), None);
+        assert_eq!(parse_subject("wasl.evt.0190b2c4-0000-7000-8000-00000000000a"), None);
+        assert_eq!(parse_subject(&format!("{subject}.more")), Some((org(), None)));
+        assert_eq!(
+            parse_subject("wasl.cmd.0190b2c4-0000-7000-8000-00000000000a"),
+            Some((org(), None))
+        );
+    }
+
+    #[test]
+    fn unreadable_requests_are_told_apart_before_the_store() {
+        let kind = |target, body: &[u8]| parse_request(target, body).err().map(|u| u.kind);
+        let referral = "0190b2c4-0000-7000-8000-00000000000b";
+        let body = br#"{"command_id":"0190b2c4-0000-7000-8000-00000000000c"}"#;
+        assert_eq!(kind(Some((referral, "accept")), body), None);
+        assert_eq!(kind(None, body), Some("bad_subject"));
+        assert_eq!(kind(Some((referral, "approve")), body), Some("unknown_verb"));
+        assert_eq!(kind(Some(("nope", "accept")), body), Some("bad_referral_id"));
+        assert_eq!(kind(Some((referral, "accept")), b"\xff\x00"), Some("bad_body"));
+        assert_eq!(
+            kind(Some((referral, "accept")), &vec![b' '; MAX_BODY + 1]),
+            Some("too_large")
+        );
+        // A long field name quoted back is cut short.
+        let long = format!(r#"{{"{}":1}}"#, "x".repeat(MAX_BODY / 2));
+        let reply = parse_request(Some((referral, "accept")), long.as_bytes())
+            .err()
+            .unwrap()
+            .reply;
+        assert!(reply.error.unwrap().message.len() <= MAX_MESSAGE + '…'.len_utf8());
     }
 
     #[test]

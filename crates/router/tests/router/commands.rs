@@ -12,7 +12,7 @@ use wasl_router::{CommandReply, CommandService, CommandServiceConfig};
 use wasl_store::EventStore;
 
 /// A partner's connection: replies come to its own inbox prefix, as its credential requires.
-async fn partner(url: &str, org: OrgId) -> async_nats::Client {
+pub async fn partner(url: &str, org: OrgId) -> async_nats::Client {
     connect_with(
         url,
         async_nats::ConnectOptions::new().custom_inbox_prefix(inbox_prefix(org)),
@@ -20,7 +20,13 @@ async fn partner(url: &str, org: OrgId) -> async_nats::Client {
     .await
 }
 
-async fn ask(client: &async_nats::Client, org: OrgId, referral: ReferralId, verb: &str, body: &str) -> CommandReply {
+pub async fn ask(
+    client: &async_nats::Client,
+    org: OrgId,
+    referral: ReferralId,
+    verb: &str,
+    body: &str,
+) -> CommandReply {
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
         client.request(command_subject(org, referral, verb), body.to_owned().into()),
@@ -31,12 +37,12 @@ async fn ask(client: &async_nats::Client, org: OrgId, referral: ReferralId, verb
     serde_json::from_slice(&reply.payload).expect("a command reply")
 }
 
-fn code(reply: &CommandReply) -> &str {
+pub fn code(reply: &CommandReply) -> &str {
     assert!(!reply.ok, "expected a refusal");
     &reply.error.as_ref().expect("an error").code
 }
 
-async fn version(store: &EventStore, referral: ReferralId) -> (u64, Option<ReferralStatus>) {
+pub async fn version(store: &EventStore, referral: ReferralId) -> (u64, Option<ReferralStatus>) {
     let loaded = store.load::<Referral>(referral).await.expect("load");
     (loaded.version, loaded.state.status())
 }

@@ -3,4 +3,5 @@
 mod commands;
 mod feed;
 mod markers;
+mod poison;
 mod support;
