@@ -9,12 +9,18 @@
 //!
 //! Password hashes (argon2id) and token hashes (SHA-256 of 256 random bits) are stored; the
 //! secrets themselves never are.
+//!
+//! Anyone allowed to publish on `wasl.acct.>` can put anything there. A record the follower
+//! cannot apply — not JSON, another shape, an unknown role or a bad id, a change to an account
+//! that does not exist — changes nothing (which fails closed: no new rights), is logged by
+//! sequence and kind, counted (`wasl_poison_messages_total{service="accounts"}`) and listed by
+//! [`Accounts::skipped`]; the follower goes on, and so does the API's start.
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,15 +44,72 @@ pub enum AccountError {
     /// NATS cannot serve the request now.
     #[error("the account store is unavailable: {0}")]
     Unavailable(String),
-    /// A stored account event cannot be read.
-    #[error("account event at sequence {sequence} is unreadable: {reason}")]
+    /// A stored account event cannot be applied.
+    #[error("account event at sequence {sequence} is not applied: {kind}")]
     Corrupt {
         /// Its stream sequence.
         sequence: u64,
         /// Why.
-        reason: String,
+        kind: Unapplied,
     },
 }
+
+/// Why the follower passed over an account record. Kinds only: the record's contents (a login
+/// name, a hash) are never repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unapplied {
+    /// Not JSON (garbage bytes, not UTF-8, empty).
+    NotJson,
+    /// JSON, but not an account record (another shape, an unknown event type, a missing field).
+    WrongShape,
+    /// An account record with a value that is not one (a bad user or organisation id, an
+    /// unknown role).
+    InvalidValue,
+    /// A change to a user or token that does not exist.
+    UnknownAccount,
+}
+
+impl Unapplied {
+    /// A short stable code: `not_json`, `wrong_shape`, `invalid_value`, `unknown_account`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NotJson => "not_json",
+            Self::WrongShape => "wrong_shape",
+            Self::InvalidValue => "invalid_value",
+            Self::UnknownAccount => "unknown_account",
+        }
+    }
+
+    fn of(err: &serde_json::Error) -> Self {
+        match err.classify() {
+            serde_json::error::Category::Data => Self::WrongShape,
+            _ => Self::NotJson,
+        }
+    }
+}
+
+impl std::fmt::Display for Unapplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotJson => "not JSON",
+            Self::WrongShape => "not an account record",
+            Self::InvalidValue => "a value that is not valid",
+            Self::UnknownAccount => "a change to an account that does not exist",
+        })
+    }
+}
+
+/// An account record the follower passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its sequence in `WASL_ACCOUNTS`.
+    pub sequence: u64,
+    /// Why.
+    pub kind: Unapplied,
+}
+
+/// How many passed-over records [`Accounts::skipped`] keeps (the newest).
+const SKIPPED_KEPT: usize = 100;
 
 fn unavailable(err: impl std::fmt::Display) -> AccountError {
     AccountError::Unavailable(err.to_string())
@@ -186,21 +249,22 @@ struct State {
     by_secret_hash: HashMap<String, UserId>,
     /// The subject sequence of each user's subject, for optimistic appends.
     applied: u64,
+    /// The newest records passed over.
+    skipped: VecDeque<Skipped>,
 }
 
 impl State {
+    /// Applies one record; on an error nothing was changed.
     fn apply(&mut self, sequence: u64, record: AccountRecord) -> Result<(), AccountError> {
-        let corrupt = |reason: &str| AccountError::Corrupt {
-            sequence,
-            reason: reason.to_owned(),
-        };
-        let user_id = |text: &str| UserId::parse(text).map_err(|_| corrupt("bad user id"));
+        let corrupt = |kind| AccountError::Corrupt { sequence, kind };
+        let user_id = |text: &str| UserId::parse(text).map_err(|_| corrupt(Unapplied::InvalidValue));
         let roles = |codes: &[String]| -> Result<Vec<Role>, AccountError> {
             codes
                 .iter()
-                .map(|c| Role::parse(c).map_err(|_| corrupt("unknown role")))
+                .map(|c| Role::parse(c).map_err(|_| corrupt(Unapplied::InvalidValue)))
                 .collect()
         };
+        let unknown = || corrupt(Unapplied::UnknownAccount);
         match record.event {
             AccountEvent::UserCreated {
                 user_id: id,
@@ -210,7 +274,8 @@ impl State {
                 password_hash,
             } => {
                 let id = user_id(&id)?;
-                let org = OrgId::parse(&org).map_err(|_| corrupt("bad organisation id"))?;
+                let org = OrgId::parse(&org).map_err(|_| corrupt(Unapplied::InvalidValue))?;
+                let roles = roles(&codes)?;
                 self.by_username.insert(username.clone(), id);
                 self.users.insert(
                     id,
@@ -218,7 +283,7 @@ impl State {
                         id,
                         org,
                         username,
-                        roles: roles(&codes)?,
+                        roles,
                         password_hash,
                         disabled: false,
                     },
@@ -229,22 +294,19 @@ impl State {
                 roles: codes,
             } => {
                 let roles = roles(&codes)?;
-                if let Some(user) = self.users.get_mut(&user_id(&id)?) {
-                    user.roles = roles;
-                }
+                let user = self.users.get_mut(&user_id(&id)?).ok_or_else(unknown)?;
+                user.roles = roles;
             }
             AccountEvent::PasswordChanged {
                 user_id: id,
                 password_hash,
             } => {
-                if let Some(user) = self.users.get_mut(&user_id(&id)?) {
-                    user.password_hash = password_hash;
-                }
+                let user = self.users.get_mut(&user_id(&id)?).ok_or_else(unknown)?;
+                user.password_hash = password_hash;
             }
             AccountEvent::UserDisabled { user_id: id } => {
-                if let Some(user) = self.users.get_mut(&user_id(&id)?) {
-                    user.disabled = true;
-                }
+                let user = self.users.get_mut(&user_id(&id)?).ok_or_else(unknown)?;
+                user.disabled = true;
             }
             AccountEvent::TokenIssued {
                 token_id,
@@ -257,8 +319,8 @@ impl State {
                 let id = user_id(&token_id)?;
                 let token = Token {
                     id,
-                    org: OrgId::parse(&org).map_err(|_| corrupt("bad organisation id"))?,
-                    role: Role::parse(&role).map_err(|_| corrupt("unknown role"))?,
+                    org: OrgId::parse(&org).map_err(|_| corrupt(Unapplied::InvalidValue))?,
+                    role: Role::parse(&role).map_err(|_| corrupt(Unapplied::InvalidValue))?,
                     label,
                     expires_at: Timestamp::from_unix_millis(expires_at),
                     revoked: false,
@@ -267,13 +329,32 @@ impl State {
                 self.tokens.insert(id, token);
             }
             AccountEvent::TokenRevoked { token_id } => {
-                if let Some(token) = self.tokens.get_mut(&user_id(&token_id)?) {
-                    token.revoked = true;
-                }
+                let token = self.tokens.get_mut(&user_id(&token_id)?).ok_or_else(unknown)?;
+                token.revoked = true;
             }
         }
         self.applied = sequence;
         Ok(())
+    }
+
+    /// Passes over a record that cannot be applied: reported, counted, kept in the list.
+    fn skip(&mut self, sequence: u64, kind: Unapplied) {
+        wasl_telemetry::metrics::poison("accounts", kind.code());
+        match kind {
+            Unapplied::UnknownAccount => {
+                tracing::warn!(
+                    sequence,
+                    reason = kind.code(),
+                    "account event not applied: no such account"
+                );
+            }
+            _ => tracing::error!(sequence, reason = kind.code(), "account event not applied: unreadable"),
+        }
+        if self.skipped.len() == SKIPPED_KEPT {
+            self.skipped.pop_front();
+        }
+        self.skipped.push_back(Skipped { sequence, kind });
+        self.applied = sequence;
     }
 }
 
@@ -348,20 +429,28 @@ impl Accounts {
                         continue;
                     }
                 };
-                let Ok(info) = message.info() else { continue };
+                let Ok(info) = message.info() else {
+                    // Not from the stream (the consumer delivers nothing else): nothing to apply.
+                    wasl_telemetry::metrics::poison("accounts", "no_metadata");
+                    tracing::warn!("a message without stream metadata on the account consumer; passed over");
+                    continue;
+                };
                 let sequence = info.stream_sequence;
+                let mut state = state.write().unwrap_or_else(|p| p.into_inner());
+                // serde's message may quote the record (a login name): only its kind is kept.
                 let applied = serde_json::from_slice::<AccountRecord>(&message.payload)
-                    .map_err(|err| AccountError::Corrupt {
-                        sequence,
-                        reason: err.to_string(),
-                    })
-                    .and_then(|record| state.write().unwrap_or_else(|p| p.into_inner()).apply(sequence, record));
-                if let Err(err) = applied {
-                    // An unreadable account event is reported and skipped by nobody else: the
-                    // account it concerns stays as it was, which fails closed (no new rights).
-                    tracing::error!(error = %err, "account event not applied");
-                    state.write().unwrap_or_else(|p| p.into_inner()).applied = sequence;
+                    .map_err(|err| Unapplied::of(&err))
+                    .and_then(|record| {
+                        state.apply(sequence, record).map_err(|err| match err {
+                            AccountError::Corrupt { kind, .. } => kind,
+                            _ => Unapplied::InvalidValue,
+                        })
+                    });
+                if let Err(kind) = applied {
+                    // The account it concerns stays as it was, which fails closed (no new rights).
+                    state.skip(sequence, kind);
                 }
+                drop(state);
                 let _ = applied_tx.send(sequence);
             }
         });
@@ -383,10 +472,12 @@ impl Accounts {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends `event` on `subject`; with `expect_last`, only if the subject's last message is
+    /// at that sequence (0: it has none), else [`AccountError::UsernameTaken`].
     async fn record(
         &self,
         subject: String,
-        expect_new: bool,
+        expect_last: Option<u64>,
         by: Option<UserId>,
         event: AccountEvent,
     ) -> Result<(), AccountError> {
@@ -397,8 +488,8 @@ impl Accounts {
         };
         let payload = serde_json::to_vec(&record).map_err(unavailable)?;
         let mut message = PublishMessage::build().payload(payload.into());
-        if expect_new {
-            message = message.expected_last_subject_sequence(0);
+        if let Some(last) = expect_last {
+            message = message.expected_last_subject_sequence(last);
         }
         let ack = self
             .js
@@ -432,8 +523,38 @@ impl Accounts {
             roles: roles.iter().map(|r| r.code().to_owned()).collect(),
             password_hash,
         };
-        self.record(user_subject(&username), true, by, event).await?;
+        let subject = user_subject(&username);
+        match self.record(subject.clone(), Some(0), by, event.clone()).await {
+            Err(AccountError::UsernameTaken) => {
+                // Something is on the name's subject. Unless it made an account of that name,
+                // it is only records the follower passed over (anyone may publish garbage
+                // there): the name is claimed after them, still only once.
+                let last = self.last_on(&subject).await?;
+                self.wait_applied(last).await?;
+                if self.user_by_name(&username).is_some() {
+                    return Err(AccountError::UsernameTaken);
+                }
+                self.record(subject, Some(last), by, event).await?;
+            }
+            recorded => recorded?,
+        }
         self.user(id).ok_or(AccountError::NotFound)
+    }
+
+    /// The sequence of the last message on `subject`.
+    async fn last_on(&self, subject: &str) -> Result<u64, AccountError> {
+        let stream = self.js.get_stream(STREAM).await.map_err(unavailable)?;
+        let last = stream
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .map_err(unavailable)?;
+        Ok(last.sequence)
+    }
+
+    /// The records the follower passed over, oldest first (the newest 100): an operator's view
+    /// of what is in `WASL_ACCOUNTS` that is not an account change.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.read().skipped.iter().copied().collect()
     }
 
     /// Replaces a user's roles.
@@ -443,7 +564,7 @@ impl Accounts {
             user_id: user.to_string(),
             roles: roles.iter().map(|r| r.code().to_owned()).collect(),
         };
-        self.record(user_subject(&username), false, Some(by), event).await?;
+        self.record(user_subject(&username), None, Some(by), event).await?;
         self.user(user).ok_or(AccountError::NotFound)
     }
 
@@ -453,7 +574,7 @@ impl Accounts {
         let event = AccountEvent::UserDisabled {
             user_id: user.to_string(),
         };
-        self.record(user_subject(&username), false, Some(by), event).await
+        self.record(user_subject(&username), None, Some(by), event).await
     }
 
     /// Issues a token; the answer holds the secret, which is never stored or shown again.
@@ -477,7 +598,7 @@ impl Accounts {
             secret_hash: secret_hash(&secret),
             expires_at: expires_at.unix_millis(),
         };
-        self.record(format!("wasl.acct.token.{id}"), true, Some(by), event)
+        self.record(format!("wasl.acct.token.{id}"), Some(0), Some(by), event)
             .await?;
         let token = self.token(id).ok_or(AccountError::NotFound)?;
         Ok((token, secret))
@@ -491,7 +612,7 @@ impl Accounts {
         let event = AccountEvent::TokenRevoked {
             token_id: token.to_string(),
         };
-        self.record(format!("wasl.acct.token.{token}"), false, Some(by), event)
+        self.record(format!("wasl.acct.token.{token}"), None, Some(by), event)
             .await
     }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod account_poison;
 mod accounts;
 mod audit;
 mod closed_loop;
