@@ -2,6 +2,7 @@
 //! disk, tampering, master-key rotation and retention.
 
 mod erasure;
+mod poison;
 mod retention;
 mod rotation;
 mod support;
