@@ -3,6 +3,12 @@
 //! writes the key of a case the backed-up log says was erased, and afterwards destroys each such
 //! case's key again with the vault's own erasure (which leaves the marker that makes the case
 //! read "erased" rather than "key missing").
+//!
+//! A message on a case subject that is not a readable event (garbage anyone allowed to publish
+//! could put there, or an event of a newer Wasl) does not stop the restore: it is reported in
+//! [`crate::ErasureReport::unreadable`] and a warning naming its sequence. It is taken for an
+//! erasure of the case its subject names when its `ce-type` says so
+//! ([`UnreadableEvent::erased_case`]), so an erasure this Wasl cannot read never brings a key back.
 
 use crate::error::BackupError;
 use crate::format::{KEYS_BUCKET, Record};
@@ -12,27 +18,37 @@ use std::collections::BTreeSet;
 use wasl_domain::case::CaseEvent;
 use wasl_domain::ids::CaseId;
 use wasl_events::DomainEvent;
+use wasl_store::StoreError;
+use wasl_vault::erase::{CASE_SUBJECT_PREFIX as CASE_SUBJECTS, UnreadableEvent};
 use wasl_vault::{DataKey, MasterKey, Vault, VaultConfig, VaultError, keys::WrappedKey};
 
-/// Every case subject starts with this.
-const CASE_SUBJECTS: &str = "wasl.evt.case.";
+/// What a stored message says about erasures.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Not a case event, or a case event other than an erasure.
+    Nothing,
+    /// A `CasePersonalDataErased` of this case.
+    Erased(CaseId),
+    /// A message on a case subject that is not a readable event.
+    Unreadable(UnreadableEvent),
+}
 
-/// The case a stored event erased, if it is a `CasePersonalDataErased`. `Err` when a case event
-/// cannot be read: then nobody can tell whether it was an erasure.
-pub(crate) fn erased_by(record: &Record, payload: &[u8]) -> Result<Option<CaseId>, String> {
+/// What the stored message `record` (with its decoded `payload`) says about erasures.
+pub(crate) fn erased_by(record: &Record, payload: &[u8]) -> Found {
     if !record.subject.starts_with(CASE_SUBJECTS) {
-        return Ok(None);
+        return Found::Nothing;
     }
     let mut headers = async_nats::HeaderMap::new();
     for (name, value) in &record.headers {
         headers.append(name.as_str(), value.as_str());
     }
-    let stored = wasl_store::load::decode_message(record.seq, &record.subject, Some(&headers), payload)
-        .map_err(|e| e.to_string())?;
-    Ok(match stored.event {
-        DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) => Some(case),
-        _ => None,
-    })
+    match wasl_store::load::decode_message(record.seq, &record.subject, Some(&headers), payload) {
+        Ok(stored) => match stored.event {
+            DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) => Found::Erased(case),
+            _ => Found::Nothing,
+        },
+        Err(_) => Found::Unreadable(UnreadableEvent::describe(record.seq, &record.subject, Some(&headers))),
+    }
 }
 
 /// The case whose key a message of the key bucket stores, when it stores one (a put, not a
@@ -49,7 +65,8 @@ pub(crate) fn key_put_of(record: &Record) -> Option<CaseId> {
     (!marker).then_some(case)
 }
 
-/// Reads the restored log for every `CasePersonalDataErased`.
+/// Reads the restored log for every `CasePersonalDataErased` (and every unreadable case
+/// message taken for one, by the same rule as [`erased_by`]).
 pub(crate) async fn erased_in_log(js: &jetstream::Context, events: &str) -> Result<BTreeSet<CaseId>, BackupError> {
     let fail = |e: &dyn std::fmt::Display| BackupError::Erasures(e.to_string());
     let stream = js.get_stream(events).await.map_err(|e| fail(&e))?;
@@ -69,11 +86,22 @@ pub(crate) async fn erased_in_log(js: &jetstream::Context, events: &str) -> Resu
         .await
         .map_err(|e| fail(&e))?;
     while let Some(recorded) = feed.next().await {
-        let recorded = recorded.map_err(|e| fail(&e))?;
-        if let DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) = &recorded.event.event {
-            erased.insert(*case);
-        }
-        if recorded.sequence >= last {
+        let sequence = match recorded {
+            Ok(recorded) => {
+                if let DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) = &recorded.event.event {
+                    erased.insert(*case);
+                }
+                recorded.sequence
+            }
+            // Reported already, when the backup was checked.
+            Err(StoreError::Undecodable { sequence, .. }) => {
+                let found = UnreadableEvent::read(&stream, sequence).await.map_err(|e| fail(&e))?;
+                erased.extend(found.erased_case());
+                sequence
+            }
+            Err(err) => return Err(fail(&err)),
+        };
+        if sequence >= last {
             return Ok(erased);
         }
     }
@@ -152,8 +180,23 @@ mod tests {
     }
 
     #[test]
-    fn only_case_events_are_decoded() {
-        assert_eq!(erased_by(&record("wasl.evt.referral.x", &[]), b"junk"), Ok(None));
-        assert!(erased_by(&record("wasl.evt.case.x", &[]), b"junk").is_err());
+    fn only_case_events_are_decoded_and_unreadable_ones_described() {
+        let case = "0190b2c4-0000-7000-8000-000000000001";
+        let subject = format!("wasl.evt.case.{case}");
+        assert_eq!(erased_by(&record("wasl.evt.referral.x", &[]), b"junk"), Found::Nothing);
+        let Found::Unreadable(garbage) = erased_by(&record(&subject, &[]), b"junk") else {
+            panic!("an unreadable case message");
+        };
+        assert_eq!(garbage.case.map(|c| c.to_string()).as_deref(), Some(case));
+        assert_eq!(garbage.erased_case(), None);
+        let typed = record(&subject, &[("ce-type", "wasl.case.personal_data_erased.v7")]);
+        let Found::Unreadable(typed) = erased_by(&typed, b"junk") else {
+            panic!("an unreadable case message");
+        };
+        assert_eq!(typed.erased_case(), typed.case);
+        let Found::Unreadable(nameless) = erased_by(&record("wasl.evt.case.x", &[]), b"junk") else {
+            panic!("an unreadable case message");
+        };
+        assert_eq!(nameless.case, None);
     }
 }

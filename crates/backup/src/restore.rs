@@ -19,6 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasl_domain::ids::CaseId;
+use wasl_vault::erase::UnreadableEvent;
 
 /// How to restore.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,12 +34,16 @@ pub struct RestoreOptions {
 const WINDOW: usize = 512;
 
 /// What re-applying the erasures did, when the backup held the data keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasureReport {
     /// Cases whose erasure the restored log records; each one's key was destroyed again.
     pub reapplied: usize,
     /// Of those, the keys the backup still held (it was older than the erasure): never written.
     pub keys_withheld: usize,
+    /// Messages on case subjects of the log that are not readable events, in log order:
+    /// restored as they were and passed over; one whose `ce-type` says erasure counts as an
+    /// erasure of its case (in `reapplied`). An operator should look at each.
+    pub unreadable: Vec<UnreadableEvent>,
 }
 
 /// What a restore did.
@@ -82,13 +87,32 @@ impl fmt::Display for RestoreReport {
             self.backup_created_at
         )?;
         write_streams(f, &self.streams, true)?;
-        match self.erasures {
-            Some(e) => writeln!(
-                f,
-                "data keys restored; {} erasure(s) recorded in the log re-applied ({} key(s) the backup \
-                 still held for erased cases were not restored)",
-                e.reapplied, e.keys_withheld
-            )?,
+        match &self.erasures {
+            Some(e) => {
+                writeln!(
+                    f,
+                    "data keys restored; {} erasure(s) recorded in the log re-applied ({} key(s) the backup \
+                     still held for erased cases were not restored)",
+                    e.reapplied, e.keys_withheld
+                )?;
+                if !e.unreadable.is_empty() {
+                    writeln!(
+                        f,
+                        "{} message(s) on case subjects of the log are not readable events (restored as they \
+                         were; look at each):",
+                        e.unreadable.len()
+                    )?;
+                    for u in &e.unreadable {
+                        let case = u.case.map_or_else(|| "no case".to_owned(), |c| format!("case {c}"));
+                        let erasure = if u.erased_case().is_some() {
+                            "; its type says erasure: taken for one"
+                        } else {
+                            ""
+                        };
+                        writeln!(f, "  sequence {}  {case}{erasure}", u.sequence)?;
+                    }
+                }
+            }
             None => writeln!(
                 f,
                 "no data keys in this backup: sealed personal fields read as missing keys (never as erased)"
@@ -115,8 +139,16 @@ struct Checked {
 struct Plan {
     created_at: String,
     streams: Vec<Checked>,
-    /// Cases the backed-up log says were erased (read only when the backup holds keys).
+    /// Cases the backed-up log says were erased, and its unreadable case messages (read only
+    /// when the backup holds keys).
+    erasures: Erasures,
+}
+
+/// What the backed-up log says about erasures.
+#[derive(Default)]
+struct Erasures {
     erased: BTreeSet<CaseId>,
+    unreadable: Vec<UnreadableEvent>,
 }
 
 /// Restores the backup in `dir` into the server behind `js`.
@@ -134,7 +166,10 @@ struct Plan {
 /// their numbers too.
 ///
 /// With data keys, the key of a case the log says was erased is never written, and the vault's
-/// erasure is run again for each such case.
+/// erasure is run again for each such case. A message on a case subject that is not a readable
+/// event does not stop the restore: it is restored as it is, logged, listed in
+/// [`ErasureReport::unreadable`], and counts as an erasure of its case when its `ce-type` says it
+/// is one.
 ///
 /// If anything fails after the first stream was created, the streams this restore created are
 /// deleted again ([`BackupError::Incomplete`]) so it can be run again.
@@ -206,24 +241,25 @@ async fn restore_streams(
     for checked in &plan.streams {
         let name = &checked.entry.name;
         let replicas = create(js, &checked.entry, options, created).await?;
-        let (report, withheld) = publish_all(js, checked, &plan.erased).await?;
+        let (report, withheld) = publish_all(js, checked, &plan.erasures.erased).await?;
         seal_if_sealed(js, &checked.entry, options).await?;
         tracing::info!(stream = %name, messages = report.messages, "stream restored");
         reports.push(report);
         if name == KEYS {
             // Before anything else is written: the log is restored, the keys now too.
             let in_log = erasures::erased_in_log(js, EVENTS).await?;
-            if in_log != plan.erased {
+            if in_log != plan.erasures.erased {
                 return Err(BackupError::Erasures(format!(
                     "the restored log records {} erasure(s), the backup's {}",
                     in_log.len(),
-                    plan.erased.len()
+                    plan.erasures.erased.len()
                 )));
             }
             erasures::erase_again(js, &in_log, replicas).await?;
             erasures = Some(ErasureReport {
                 reapplied: in_log.len(),
                 keys_withheld: withheld,
+                unreadable: plan.erasures.unreadable.clone(),
             });
         }
     }
@@ -491,7 +527,7 @@ fn check(dir: &Path) -> Result<Plan, BackupError> {
             "with_keys does not match the streams it lists",
         ));
     }
-    let mut erased = BTreeSet::new();
+    let mut erasures = Erasures::default();
     let mut streams = Vec::new();
     let mut ordered: Vec<&StreamEntry> = manifest.streams.iter().collect();
     ordered.sort_by(|a, b| {
@@ -502,7 +538,7 @@ fn check(dir: &Path) -> Result<Plan, BackupError> {
     for entry in ordered {
         let path = dir.join(&entry.file);
         let find_erasures = manifest.with_keys && entry.name == EVENTS;
-        let repeated_ids = check_file(entry, &path, find_erasures.then_some(&mut erased))?;
+        let repeated_ids = check_file(entry, &path, find_erasures.then_some(&mut erasures))?;
         streams.push(Checked {
             entry: entry.clone(),
             path,
@@ -512,16 +548,17 @@ fn check(dir: &Path) -> Result<Plan, BackupError> {
     Ok(Plan {
         created_at: manifest.created_at,
         streams,
-        erased,
+        erasures,
     })
 }
 
 /// Checks one stream's file: size, SHA-256, every line, the sequence rules; collects the
-/// erasures when asked. Returns the sequences whose message id repeats.
+/// erasures (and reports the unreadable case messages) when asked. Returns the sequences whose
+/// message id repeats.
 fn check_file(
     entry: &StreamEntry,
     path: &Path,
-    mut erased: Option<&mut BTreeSet<CaseId>>,
+    mut erasures: Option<&mut Erasures>,
 ) -> Result<HashSet<u64>, BackupError> {
     let corrupt = |reason: String| BackupError::corrupt(path, reason);
     let file = File::open(path).map_err(|e| corrupt(e.to_string()))?;
@@ -573,14 +610,18 @@ fn check_file(
                 repeated.insert(seq);
             }
         }
-        if let Some(erased) = erased.as_deref_mut()
-            && let Some(case) = erasures::erased_by(&record, &payload).map_err(|reason| {
-                corrupt(format!(
-                    "sequence {seq} is not a readable event ({reason}), so the erasures cannot all be found"
-                ))
-            })?
-        {
-            erased.insert(case);
+        if let Some(found) = erasures.as_deref_mut() {
+            match erasures::erased_by(&record, &payload) {
+                erasures::Found::Nothing => {}
+                erasures::Found::Erased(case) => {
+                    found.erased.insert(case);
+                }
+                erasures::Found::Unreadable(unreadable) => {
+                    unreadable.report("restore");
+                    found.erased.extend(unreadable.erased_case());
+                    found.unreadable.push(unreadable);
+                }
+            }
         }
         previous = seq;
         messages += 1;

@@ -39,7 +39,8 @@ async fn a_single_server_backup_restores_into_a_cluster_with_three_replicas() {
         restored.erasures,
         Some(ErasureReport {
             reapplied: 1,
-            keys_withheld: 0
+            keys_withheld: 0,
+            unreadable: vec![]
         })
     );
 

@@ -2,6 +2,7 @@
 //! restored into a fresh server B.
 
 mod cluster;
+mod poison;
 mod refusals;
 mod round_trip;
 mod support;

@@ -102,7 +102,8 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
         restored.erasures,
         Some(ErasureReport {
             reapplied: 1,
-            keys_withheld: 0
+            keys_withheld: 0,
+            unreadable: vec![]
         })
     );
     assert_eq!(restored.messages(), report.messages());
@@ -297,7 +298,8 @@ async fn a_key_backup_older_than_an_erasure_does_not_bring_the_data_back() {
         restored.erasures,
         Some(ErasureReport {
             reapplied: 1,
-            keys_withheld: 1
+            keys_withheld: 1,
+            unreadable: vec![]
         })
     );
     assert!(
