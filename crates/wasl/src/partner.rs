@@ -315,7 +315,7 @@ async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
     if !args.json {
         eprintln!("wasl partner: listening to {}; Ctrl-C stops", out_stream(org));
     }
-    let mut printed = 0u64;
+    let (mut printed, mut unreadable) = (0u64, 0u64);
     let mut stop = std::pin::pin!(crate::api::shutdown_signal());
     loop {
         let batch = consumer
@@ -329,33 +329,75 @@ async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
         loop {
             let next = tokio::select! {
                 next = batch.next() => next,
-                () = &mut stop => return Ok(summary(printed)),
+                () = &mut stop => return Ok(summary(printed, unreadable)),
             };
             let Some(message) = next else { break };
             let message = message.map_err(|e| format!("reading your feed: {e}"))?;
-            let line = if args.json {
-                String::from_utf8(message.payload.to_vec()).map_err(|_| "a partner message that is not UTF-8")?
-            } else {
-                let parsed: PartnerMessage = serde_json::from_slice(&message.payload)
-                    .map_err(|e| format!("a partner message this wasl cannot read: {e}"))?;
-                describe(&parsed)
-            };
-            println!("{line}");
+            match line_for(&message.payload, args.json) {
+                Ok(line) => {
+                    println!("{line}");
+                    printed += 1;
+                }
+                // Anyone allowed to publish on the feed's subjects can put anything there: said
+                // on stderr by its sequence (never its contents), acknowledged like the others so
+                // it is not shown again, and listening goes on.
+                Err(reason) => {
+                    let sequence = message
+                        .info()
+                        .map_or_else(|_| "?".to_owned(), |i| i.stream_sequence.to_string());
+                    eprintln!(
+                        "wasl partner: error: message {sequence} of {} is not a partner message this wasl can read ({reason}); skipped",
+                        out_stream(org)
+                    );
+                    unreadable += 1;
+                }
+            }
             message
                 .ack()
                 .await
                 .map_err(|e| format!("acknowledging a message: {e}"))?;
-            printed += 1;
             got += 1;
         }
         if got == 0 && args.until_idle {
-            return Ok(summary(printed));
+            return Ok(summary(printed, unreadable));
         }
     }
 }
 
-fn summary(printed: u64) -> String {
-    format!("wasl partner: {printed} message(s) printed\n")
+/// The line printed for a message of the feed, or why it is not a partner message: with
+/// `json`, the message as it arrived when it is JSON of the partner schema (on one line); else
+/// one line for people.
+fn line_for(payload: &[u8], json: bool) -> Result<String, &'static str> {
+    let kind = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Data => "JSON of another shape",
+        _ => "not JSON",
+    };
+    if json {
+        let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8")?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(kind)?;
+        if value.get("schema").and_then(serde_json::Value::as_str) != Some(wasl_router::message::SCHEMA) {
+            return Err("not of schema wasl.partner.referral.v1");
+        }
+        if text.contains(['\n', '\r']) {
+            // One message, one line.
+            return serde_json::to_string(&value).map_err(|_| "not JSON");
+        }
+        Ok(text.trim().to_owned())
+    } else {
+        let parsed: PartnerMessage = serde_json::from_slice(payload).map_err(kind)?;
+        if parsed.schema != wasl_router::message::SCHEMA {
+            return Err("not of schema wasl.partner.referral.v1");
+        }
+        Ok(describe(&parsed))
+    }
+}
+
+fn summary(printed: u64, unreadable: u64) -> String {
+    if unreadable == 0 {
+        format!("wasl partner: {printed} message(s) printed\n")
+    } else {
+        format!("wasl partner: {printed} message(s) printed, {unreadable} not partner messages skipped\n")
+    }
 }
 
 /// One line a person can read: when, what, which referral, for what and where, and the link.

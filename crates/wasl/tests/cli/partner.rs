@@ -452,3 +452,130 @@ fn a_router_started_before_nats_waits_for_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A synthetic partner message about referral `n` (codes only, nothing personal).
+fn partner_message(n: u128) -> (ReferralId, wasl_router::PartnerMessage) {
+    let id = |base: u128| uuid::Uuid::from_u128(base + n).to_string();
+    let referral = ReferralId::parse(&id(0x0190_b2c4_0000_7000_8000_0000_00d0_0000)).expect("an id");
+    let message = wasl_router::PartnerMessage {
+        schema: "wasl.partner.referral.v1".to_owned(),
+        event_id: id(0x0190_b2c4_0000_7000_8000_0000_00e0_0000),
+        event_type: "wasl.referral.requested.v1".to_owned(),
+        referral_id: referral.to_string(),
+        version: 1,
+        occurred_at: "2026-01-01T00:00:00.000Z".to_owned(),
+        status: "requested".to_owned(),
+        category: "health".to_owned(),
+        service_id: id(0x0190_b2c4_0000_7000_8000_0000_00a0_0000),
+        priority: "routine".to_owned(),
+        client: wasl_router::PartnerClient {
+            sex: "female".to_owned(),
+            age_group: "25_59".to_owned(),
+            language: "ar".to_owned(),
+            governorate: "IQ-NI".to_owned(),
+            district: None,
+        },
+        overdue: vec![],
+        details_url: format!("https://wasl.example.invalid/v1/referrals/{referral}"),
+        redact: false,
+    };
+    (referral, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
+    let org = OrgId::parse("0190b2c4-0000-7000-8000-0000000000c7").expect("an org id");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("nats");
+    let org_text = org.to_string();
+    let (ok, _, stderr) = run(&["nats-config", "--out", out.to_str().expect("utf-8"), "--org", &org_text]);
+    assert!(ok, "wasl nats-config: {stderr}");
+    let auth = std::fs::read_to_string(out.join("auth.conf")).expect("auth.conf");
+    let server = NatsServer::builder().extra_config(auth).start().expect("nats-server");
+    let url = server.url();
+    let hub_seed = std::fs::read_to_string(out.join("hub.nk")).expect("hub.nk");
+    let hub = async_nats::ConnectOptions::with_nkey(hub_seed.trim().to_owned())
+        .connect(url.as_str())
+        .await
+        .expect("the hub connects");
+    let js = async_nats::jetstream::new(hub);
+    js.create_stream(wasl_router::out_stream_config(org, &Default::default()))
+        .await
+        .expect("the feed");
+
+    // Two partner messages, and between them what anyone allowed to publish could put there.
+    let (first, before) = partner_message(1);
+    let (second, after) = partner_message(2);
+    let subject = |referral: ReferralId| wasl_events::partner::out_subject(org, referral);
+    let another_schema = serde_json::to_string(&after)
+        .expect("JSON")
+        .replace("wasl.partner.referral.v1", "wasl.partner.referral.v9")
+        .into_bytes();
+    let mut sequences = Vec::new();
+    for (referral, payload) in [
+        (first, serde_json::to_vec(&before).expect("JSON")),
+        (first, b"\xff\xfe\x00garbage".to_vec()),
+        (first, br#"{"hello":"world"}"#.to_vec()),
+        (second, another_schema),
+        (second, serde_json::to_vec(&after).expect("JSON")),
+    ] {
+        let ack = js
+            .publish(subject(referral), payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+        sequences.push(ack.sequence);
+    }
+    let poison = &sequences[1..4];
+
+    let creds = seed(&out, org);
+    for json in [false, true] {
+        let consumer = if json { "test-json" } else { "test-lines" };
+        let mut args = vec![
+            "partner",
+            "listen",
+            "--nats-url",
+            &url,
+            "--creds",
+            creds.to_str().expect("utf-8"),
+            "--consumer",
+            consumer,
+            "--until-idle",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let (ok, stdout, stderr) = run(&args);
+        assert!(ok, "listening goes on past what it cannot read: {stderr}");
+        let printed: Vec<String> = if json {
+            stdout
+                .lines()
+                // The closing summary is not a message.
+                .filter(|l| !l.starts_with("wasl partner:"))
+                .map(|l| {
+                    let m: serde_json::Value = serde_json::from_str(l).expect("one JSON message per line");
+                    m["referral_id"].as_str().expect("a referral id").to_owned()
+                })
+                .collect()
+        } else {
+            stdout
+                .lines()
+                .filter_map(|l| l.split("referral ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(printed, vec![first.to_string(), second.to_string()], "before and after");
+        for sequence in poison {
+            assert!(
+                stderr.contains(&format!("error: message {sequence} of")),
+                "message {sequence} is named: {stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("garbage") && !stderr.contains("hello"),
+            "never its contents"
+        );
+    }
+}
