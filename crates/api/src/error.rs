@@ -108,6 +108,17 @@ pub enum ApiError {
     /// The event store, the database or the audit log cannot serve the request now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// `/readyz`: the service cannot serve, and why (operational facts only: positions,
+    /// projection names, what stopped — never personal data; sent to the caller).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// The record's history in the event log holds a message that is not a Wasl event; nothing
+    /// is decided on it until an operator repairs it (`wasl log skip`, docs/operations.md).
+    #[error("unreadable history at log position {sequence}")]
+    UnreadableHistory {
+        /// The unreadable message's position in the log.
+        sequence: u64,
+    },
     /// A bug or an unexpected failure; the cause goes to the log only.
     #[error("internal: {0}")]
     Internal(String),
@@ -153,7 +164,9 @@ impl ApiError {
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotCaughtUp { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotCaughtUp { .. } | Self::Unavailable(_) | Self::UnreadableHistory { .. } | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +187,11 @@ impl ApiError {
             Self::TooManyAttempts { .. } => ("too-many-attempts", "Too many failed attempts"),
             Self::NotCaughtUp { .. } => ("not-caught-up", "The read model has not caught up yet"),
             Self::Unavailable(_) => ("unavailable", "A service Wasl depends on is unavailable"),
+            Self::NotReady(_) => ("not-ready", "The service is not ready"),
+            Self::UnreadableHistory { .. } => (
+                "unreadable-history",
+                "The record's history holds a message Wasl cannot read",
+            ),
             Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -219,6 +237,13 @@ impl ApiError {
                 ));
             }
             Self::Unavailable(_) => problem.detail = Some("try again shortly".to_owned()),
+            Self::NotReady(reason) => problem.detail = Some(reason.clone()),
+            Self::UnreadableHistory { sequence } => {
+                problem.detail = Some(format!(
+                    "the message at log position {sequence} is not a Wasl event; nothing is changed on this \
+                     record until an operator repairs it (wasl log skip, see docs/operations.md)"
+                ));
+            }
             _ => {}
         }
         problem
@@ -237,7 +262,7 @@ impl From<CommandError> for ApiError {
             CommandError::Conflict { current_version } => Self::Conflict { current_version },
             CommandError::VersionMismatch { current_version } => Self::PreconditionFailed { current_version },
             CommandError::Unavailable(reason) => Self::Unavailable(reason),
-            CommandError::Store(err) => Self::internal(err),
+            CommandError::Store(err) => err.into(),
         }
     }
 }
@@ -257,6 +282,7 @@ impl From<wasl_store::StoreError> for ApiError {
     fn from(err: wasl_store::StoreError) -> Self {
         match err {
             wasl_store::StoreError::Unavailable(reason) => Self::Unavailable(reason),
+            wasl_store::StoreError::Undecodable { sequence, .. } => Self::UnreadableHistory { sequence },
             other => Self::internal(other),
         }
     }
@@ -282,7 +308,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             Self::TooManyAttempts { retry_after } => Some(*retry_after),
-            Self::Unavailable(_) | Self::NotCaughtUp { .. } => Some(1),
+            Self::Unavailable(_) | Self::NotCaughtUp { .. } | Self::NotReady(_) => Some(1),
             _ => None,
         };
         // The request id is filled in by the problem layer, which knows it.

@@ -15,7 +15,6 @@ use wasl_domain::ids::{CaseId, EventId, ReferralId};
 use wasl_domain::pii::{EncryptedPii, PersonalData};
 use wasl_domain::referral::ReferralEvent;
 use wasl_events::DomainEvent;
-use wasl_store::load::{LoadStrategy, read_subject};
 use wasl_vault::{PiiField, Revealed};
 
 /// Personal data as a caseworker writes it. Every field is optional; none is ever logged.
@@ -119,7 +118,7 @@ fn plain(revealed: Option<Revealed>) -> Option<String> {
 /// The case's personal data as the log has it now, opened.
 pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOutput, ApiError> {
     let subject = format!("wasl.evt.case.{case}");
-    let recorded = read_subject(state.store().stream(), LoadStrategy::DirectGet, &subject, 1).await?;
+    let recorded = state.store().read_history(&subject, 1).await?;
     let mut latest: Option<(EventId, PersonalData)> = None;
     let mut erased = false;
     for r in recorded {
@@ -173,7 +172,7 @@ pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOut
 /// `Some(None)` inside when the case was erased.
 pub async fn referral_notes(state: &AppState, referral: ReferralId) -> Result<Option<Option<String>>, ApiError> {
     let subject = format!("wasl.evt.referral.{referral}");
-    let recorded = read_subject(state.store().stream(), LoadStrategy::DirectGet, &subject, 1).await?;
+    let recorded = state.store().read_history(&subject, 1).await?;
     let Some(first) = recorded.into_iter().next() else {
         return Ok(None);
     };

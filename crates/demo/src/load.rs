@@ -16,7 +16,6 @@ use wasl_domain::pii::{EncryptedPii, PersonalData};
 use wasl_domain::referral::{FollowUp, Referral, ReferralCommand, RequestReferral, Satisfaction};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, AggregateKind, Context, Role};
-use wasl_store::load::{LoadStrategy, read_subject};
 use wasl_store::{CommandMeta, StoreError, StoredAggregate};
 use wasl_vault::{MasterKey, PiiField};
 
@@ -117,7 +116,7 @@ async fn anchor<M: MasterKey>(
     config: &DemoConfig,
 ) -> Result<(Timestamp, bool), DemoError> {
     let subject = wasl_store::aggregate::subject(AggregateKind::Organisation, hub.as_uuid());
-    let recorded = read_subject(parts.store.stream(), LoadStrategy::DirectGet, &subject, 1).await?;
+    let recorded = parts.store.read_history(&subject, 1).await?;
     Ok(match recorded.first() {
         Some(first) => (plan::anchor_of(first.event.meta.occurred_at, config.days), true),
         None => (config.now, false),

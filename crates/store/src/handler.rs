@@ -5,8 +5,9 @@ use crate::append::{self, Ack, Append, AppendError};
 use crate::cache::Cache;
 use crate::config::StoreConfig;
 use crate::error::{CommandError, StoreError};
-use crate::load::{self, LoadStrategy, Recorded};
+use crate::load::{self, LoadStrategy, Read, Recorded};
 use crate::provision;
+use crate::skips::Skips;
 use async_nats::Client;
 use async_nats::jetstream::{self, stream::Stream};
 use std::collections::HashMap;
@@ -112,6 +113,7 @@ pub struct EventStore {
     config: StoreConfig,
     cache: Cache,
     strategy: LoadStrategy,
+    skips: Skips,
 }
 
 impl EventStore {
@@ -136,6 +138,7 @@ impl EventStore {
 
     fn with_stream(client: Client, stream: Stream, config: StoreConfig) -> Self {
         Self {
+            skips: Skips::new(Self::jetstream(&client, &config)),
             client,
             stream,
             cache: Cache::new(config.cache_capacity),
@@ -165,6 +168,41 @@ impl EventStore {
         &self.config
     }
 
+    /// The operator's skip decisions (see [`crate::skips`]).
+    pub fn skips(&self) -> &Skips {
+        &self.skips
+    }
+
+    /// The events of `subject` from stream sequence `from` on, in order, passing over messages
+    /// an operator skipped; any other message that is not a readable event is
+    /// [`StoreError::Undecodable`].
+    pub async fn read_history(&self, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
+        let mut out = Vec::new();
+        for read in load::read_messages(&self.stream, self.strategy, subject, from).await? {
+            if let Some(recorded) = self.readable(read).await? {
+                out.push(recorded);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An event; `None` for a skipped message; an error for any other unreadable one.
+    async fn readable(&self, read: Read) -> Result<Option<Recorded>, StoreError> {
+        match read {
+            Read::Event(recorded) => Ok(Some(recorded)),
+            Read::Unreadable { sequence, .. } if self.skips.contains(sequence).await? => Ok(None),
+            Read::Unreadable { sequence, reason } => {
+                wasl_telemetry::metrics::poison("store", "unreadable_history");
+                tracing::error!(
+                    sequence,
+                    %reason,
+                    "an aggregate's history holds a message that is not a Wasl event; commands on it are refused until it is repaired (see docs/operations.md)"
+                );
+                Err(StoreError::Undecodable { sequence, reason })
+            }
+        }
+    }
+
     /// The cached entry of an aggregate, loading it on a miss; `true` when just read from the log.
     async fn entry<A: StoredAggregate>(&self, id: A::Id) -> Result<(Shared<A>, bool), StoreError> {
         let key = (A::KIND, A::uuid(id));
@@ -180,14 +218,25 @@ impl EventStore {
     /// Reads the events after what the entry holds and applies them.
     async fn catch_up<A: StoredAggregate>(&self, id: A::Id, shared: &Shared<A>) -> Result<(), StoreError> {
         let from = lock(shared).last_sequence + 1;
-        let recorded = load::read_subject(&self.stream, self.strategy, &A::subject(id), from).await?;
+        let mut read = Vec::new();
+        for message in load::read_messages(&self.stream, self.strategy, &A::subject(id), from).await? {
+            let sequence = message.sequence();
+            read.push((sequence, self.readable(message).await?));
+        }
         let mut loaded = lock(shared);
         // Another command may have caught the entry up meanwhile; apply only what is new.
-        let newer: Vec<Recorded> = recorded
-            .into_iter()
-            .filter(|r| r.sequence > loaded.last_sequence)
-            .collect();
-        loaded.apply(newer)
+        for (sequence, recorded) in read {
+            if sequence <= loaded.last_sequence {
+                continue;
+            }
+            match recorded {
+                Some(recorded) => loaded.apply(vec![recorded])?,
+                // A skipped message is no event of the aggregate, but it holds a place in its
+                // subject: the next append must expect it as the subject's last message.
+                None => loaded.last_sequence = sequence,
+            }
+        }
+        Ok(())
     }
 
     /// The aggregate as this process last saw it, without asking the log for newer events (it

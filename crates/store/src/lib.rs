@@ -11,6 +11,10 @@
 //!   sent again with the same command id gets the original answer, also long after the stream's
 //!   duplicate window, because every event records its command id.
 //! - [`subscribe`] follows the stream from a position for projections, the router and followup.
+//! - [`continuity`] lets every reader with a checkpoint notice a log that went backwards.
+//! - [`skips`] holds the operator's decisions that a message in the log is not a Wasl event; until
+//!   then a command on an aggregate whose history holds one is refused with
+//!   [`StoreError::Undecodable`], never decided on a history the store could not read.
 //!
 //! Nothing acknowledged is lost or doubled: an append is acknowledged only after JetStream stored
 //! it, and an append whose acknowledgement was lost is recognised on retry by its ids.
@@ -19,11 +23,15 @@ pub mod aggregate;
 pub mod append;
 mod cache;
 pub mod config;
+pub mod continuity;
 pub mod error;
 pub mod handler;
 pub mod load;
 pub mod provision;
+pub mod skips;
 pub mod subscribe;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use aggregate::StoredAggregate;
 pub use config::StoreConfig;

@@ -69,16 +69,78 @@ pub fn decode_message(
     Ok(event)
 }
 
-/// The events of `subject` from stream sequence `from` on, in order.
+/// One message of a subject as read back: an event, or a message that is not a readable event.
+// Nearly every message read is an event: boxing it would cost an allocation per event to save
+// space only in the rare unreadable case.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// A readable event.
+    Event(Recorded),
+    /// A message that cannot be read as an event (see [`decode_message`]).
+    Unreadable {
+        /// Its stream sequence.
+        sequence: u64,
+        /// Why (field names and codes only, never contents).
+        reason: String,
+    },
+}
+
+impl Read {
+    /// The message's stream sequence.
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Self::Event(recorded) => recorded.sequence,
+            Self::Unreadable { sequence, .. } => *sequence,
+        }
+    }
+}
+
+/// The events of `subject` from stream sequence `from` on, in order; the first message that is
+/// not a readable event is [`StoreError::Undecodable`].
 pub async fn read_subject(
     stream: &Stream,
     strategy: LoadStrategy,
     subject: &str,
     from: u64,
 ) -> Result<Vec<Recorded>, StoreError> {
+    read_messages(stream, strategy, subject, from)
+        .await?
+        .into_iter()
+        .map(|read| match read {
+            Read::Event(recorded) => Ok(recorded),
+            Read::Unreadable { sequence, reason } => Err(StoreError::Undecodable { sequence, reason }),
+        })
+        .collect()
+}
+
+/// Every message of `subject` from stream sequence `from` on, in order, each read as an event
+/// or marked unreadable: for readers that decide themselves what an unreadable message means.
+pub async fn read_messages(
+    stream: &Stream,
+    strategy: LoadStrategy,
+    subject: &str,
+    from: u64,
+) -> Result<Vec<Read>, StoreError> {
     match strategy {
         LoadStrategy::DirectGet => read_direct(stream, subject, from).await,
         LoadStrategy::OrderedConsumer => read_ordered(stream, subject, from).await,
+    }
+}
+
+/// Reads one message: an event, or why it is not one.
+fn read_one(sequence: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Read {
+    match decode_message(sequence, subject, headers, payload) {
+        Ok(event) => Read::Event(Recorded {
+            sequence,
+            event,
+            traceparent: traceparent_of(headers),
+        }),
+        Err(StoreError::Undecodable { reason, .. }) => Read::Unreadable { sequence, reason },
+        Err(other) => Read::Unreadable {
+            sequence,
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -86,7 +148,7 @@ pub async fn read_subject(
 /// created, or just moved to another leader, answers direct gets a moment later.
 const DIRECT_GET_ATTEMPTS: u32 = 6;
 
-async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
+async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Read>, StoreError> {
     let mut next = from.max(1);
     let mut out = Vec::new();
     let mut failures = 0;
@@ -100,17 +162,12 @@ async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Re
         {
             Ok(message) => {
                 failures = 0;
-                let event = decode_message(
+                out.push(read_one(
                     message.sequence,
                     &message.subject,
                     Some(&message.headers),
                     &message.payload,
-                )?;
-                out.push(Recorded {
-                    sequence: message.sequence,
-                    event,
-                    traceparent: traceparent_of(Some(&message.headers)),
-                });
+                ));
                 next = message.sequence + 1;
             }
             Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(out),
@@ -126,7 +183,7 @@ async fn read_direct(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Re
     }
 }
 
-async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Recorded>, StoreError> {
+async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<Read>, StoreError> {
     let config = OrderedConfig {
         filter_subject: subject.to_owned(),
         deliver_policy: DeliverPolicy::ByStartSequence {
@@ -145,13 +202,12 @@ async fn read_ordered(stream: &Stream, subject: &str, from: u64) -> Result<Vec<R
         let message = message.map_err(StoreError::unavailable)?;
         let info = message.info().map_err(StoreError::unavailable)?;
         let (sequence, remaining) = (info.stream_sequence, info.pending);
-        let event = decode_message(sequence, &message.subject, message.headers.as_ref(), &message.payload)?;
-        let traceparent = traceparent_of(message.headers.as_ref());
-        out.push(Recorded {
+        out.push(read_one(
             sequence,
-            event,
-            traceparent,
-        });
+            &message.subject,
+            message.headers.as_ref(),
+            &message.payload,
+        ));
         if remaining == 0 {
             break;
         }

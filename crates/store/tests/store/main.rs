@@ -2,6 +2,7 @@
 
 mod cluster;
 mod concurrency;
+mod continuity;
 mod crash;
 mod handler;
 mod provision;

@@ -101,3 +101,69 @@ async fn a_message_with_event_headers_but_a_broken_body_is_reported_too() {
         other => panic!("expected an undecodable event, got {:?}", other.map(|l| l.version)),
     }
 }
+
+fn skip(sequence: u64, subject: &str) -> wasl_store::skips::Skip {
+    wasl_store::skips::Skip {
+        sequence,
+        subject: subject.to_owned(),
+        error: "not a wasl event".to_owned(),
+        reason: "test: stray bytes from a broken tool".to_owned(),
+        by: "test.operator".to_owned(),
+        skipped_at: "2026-12-07T00:00:00.000Z".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn poison_of_every_kind_refuses_commands_on_its_aggregate_until_skipped_then_commands_go_on() {
+    let server = NatsServer::start().expect("nats-server");
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = Network::set_up(&store).await;
+    let referral = net.refer(&store).await;
+    let subject = format!("wasl.evt.referral.{referral}");
+    let other = net.refer(&store).await;
+    for kind in wasl_store::testing::Poison::ALL {
+        let at = kind.publish(store.client(), &subject).await;
+        // Refused, naming the message, on a history the store cannot read — never decided on
+        // what it could read.
+        let refused = net.act(&store, referral, ReferralCommand::Receive).await;
+        assert!(
+            matches!(refused, Err(CommandError::Store(StoreError::Undecodable { sequence, .. })) if sequence == at),
+            "{kind:?}: {refused:?}"
+        );
+        // Other aggregates are not affected.
+        assert!(store.load::<Referral>(other).await.is_ok(), "{kind:?}");
+        // The operator skips it: the store passes over it from then on.
+        store.skips().record(&skip(at, &subject), 1).await.expect("skip");
+        assert!(store.skips().contains(at).await.expect("lookup"));
+    }
+    let history = store.read_history(&subject, 1).await.expect("history");
+    assert_eq!(history.len(), 1, "only the request: every poison is passed over");
+    let outcome = net
+        .act(&store, referral, ReferralCommand::Receive)
+        .await
+        .expect("carried out once the poison is skipped");
+    assert_eq!(outcome.version, 2, "the skipped messages are no events of the referral");
+    let loaded = store.load::<Referral>(referral).await.expect("load");
+    assert_eq!(loaded.version, 2);
+    assert_eq!(
+        loaded.last_sequence, outcome.position,
+        "appended after the skipped messages"
+    );
+
+    // A second store (a restarted process) reads the same history the same way.
+    let again = open_store(&server.url(), StoreConfig::default()).await;
+    assert_eq!(again.load::<Referral>(referral).await.expect("load").version, 2);
+    let listed = again.skips().list().await.expect("list");
+    assert_eq!(listed.len(), wasl_store::testing::Poison::ALL.len());
+    assert!(listed.windows(2).all(|w| w[0].sequence < w[1].sequence), "in log order");
+    let twice = again.skips().record(&listed[0], 1).await;
+    assert!(matches!(twice, Err(StoreError::Api { code: 409, .. })), "{twice:?}");
+}
+
+#[tokio::test]
+async fn nothing_is_skipped_before_an_operator_skips_something() {
+    let server = NatsServer::start().expect("nats-server");
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    assert!(!store.skips().contains(1).await.expect("no bucket is no skip"));
+    assert!(store.skips().list().await.expect("list").is_empty());
+}
