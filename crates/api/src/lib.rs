@@ -23,7 +23,7 @@ pub mod routes;
 pub mod state;
 
 pub use config::{ApiConfig, StartError};
-pub use state::{AppState, Limits, Parts};
+pub use state::{AppState, Limits, Parts, ServiceCheck};
 
 use crate::error::{ApiError, ProblemMarker};
 use axum::Router;

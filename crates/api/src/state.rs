@@ -5,7 +5,7 @@ use crate::audit::Audit;
 use crate::auth::accounts::Accounts;
 use crate::auth::oidc::Oidc;
 use crate::auth::session::Sessions;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use wasl_projections::ReadModels;
 use wasl_store::EventStore;
@@ -55,14 +55,40 @@ pub struct Parts {
     pub limits: Limits,
 }
 
+/// A readiness check of another service running in the same process (`wasl up`'s router):
+/// what it reports for `/readyz`, or why it cannot serve.
+pub type ServiceCheck = Arc<dyn Fn() -> Result<serde_json::Value, String> + Send + Sync>;
+
 /// Shared, cheaply cloned state of the API.
 #[derive(Clone)]
-pub struct AppState(Arc<Parts>);
+pub struct AppState(Arc<Parts>, Arc<RwLock<Vec<(String, ServiceCheck)>>>);
 
 impl AppState {
     /// Wraps the parts.
     pub fn new(parts: Parts) -> Self {
-        Self(Arc::new(parts))
+        Self(Arc::new(parts), Arc::default())
+    }
+
+    /// Adds a check of another service in this process to `/readyz`: its report appears under
+    /// `services.<name>`, and an error makes `/readyz` answer 503 with it.
+    pub fn add_service_check(&self, name: &str, check: ServiceCheck) {
+        self.1
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_owned(), check));
+    }
+
+    /// What the other services in this process report, by name; the first error.
+    pub fn service_checks(&self) -> Result<std::collections::BTreeMap<String, serde_json::Value>, String> {
+        let checks = self.1.read().unwrap_or_else(|p| p.into_inner()).clone();
+        checks
+            .into_iter()
+            .map(|(name, check)| {
+                check()
+                    .map(|report| (name.clone(), report))
+                    .map_err(|why| format!("{name}: {why}"))
+            })
+            .collect()
     }
 
     /// The event store.

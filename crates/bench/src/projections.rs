@@ -598,6 +598,7 @@ impl Bench<'_> {
             Projection::ALL,
             self.options.batch_size,
             wasl_projections::feed::store_decoder,
+            None,
             |p| {
                 batches += 1;
                 if let Some(pct) = tick.at(p.done) {

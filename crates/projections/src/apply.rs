@@ -32,6 +32,9 @@ pub struct Entry {
     pub traceparent: Option<String>,
     /// Messages after it in the log when it was read (0 when unknown): the projector's lag.
     pub pending: u64,
+    /// An operator recorded that this unreadable message is not a Wasl event
+    /// (`wasl_store::skips`): every projection passes over it instead of parking it.
+    pub skipped: bool,
 }
 
 impl Entry {
@@ -71,6 +74,9 @@ enum Triage<'a> {
 }
 
 fn triage<'a>(projection: Projection, entry: &'a Entry, parked: &HashSet<String>) -> Triage<'a> {
+    if entry.skipped {
+        return Triage::Skip;
+    }
     match entry.kind() {
         Some(kind) if !projection.reads(kind) => return Triage::Skip,
         // A subject of an aggregate kind this version does not know: every projection parks

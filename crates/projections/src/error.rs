@@ -35,6 +35,11 @@ pub enum ProjectionError {
         /// Why (column and problem, never the value).
         reason: String,
     },
+    /// The event log no longer holds what the read models were built from (it was replaced or
+    /// cut short): the projector stops projecting until the log is restored or the read models
+    /// are rebuilt from it (see `docs/operations.md`).
+    #[error("the read models do not match the event log: {0}")]
+    Diverged(String),
     /// A query was given a cursor that is not one this API issued.
     #[error("the page cursor is not valid")]
     BadCursor,

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use wasl_events::StoredEvent;
 use wasl_store::config::EVENT_SUBJECTS;
+use wasl_store::skips::Skips;
 
 /// Turns a stored message into an event; the error never holds the contents.
 pub type Decoder =
@@ -41,7 +42,16 @@ pub fn entry(decoder: Decoder, seq: u64, subject: &str, headers: Option<&HeaderM
         event: decoder(seq, subject, headers, payload),
         traceparent: wasl_store::load::traceparent_of(headers),
         pending: 0,
+        skipped: false,
     }
+}
+
+/// Marks an unreadable entry that an operator skipped (see `wasl_store::skips`).
+pub(crate) async fn mark_skipped(entry: &mut Entry, skips: Option<&Skips>) -> Result<(), ProjectionError> {
+    if let (Err(_), Some(skips)) = (&entry.event, skips) {
+        entry.skipped = skips.contains(entry.seq).await.map_err(ProjectionError::log)?;
+    }
+    Ok(())
 }
 
 /// Log entries in order, read ahead: a task drives the consumer and decodes while the caller
@@ -83,6 +93,7 @@ pub(crate) async fn follow(
     stream: &Stream,
     from: u64,
     decoder: Decoder,
+    skips: Option<Skips>,
     read_ahead: usize,
 ) -> Result<Feed, ProjectionError> {
     let config = OrderedConfig {
@@ -102,7 +113,7 @@ pub(crate) async fn follow(
                 message = messages.next() => message,
             };
             let Some(message) = message else { return };
-            let entry = message.map_err(ProjectionError::log).and_then(|message| {
+            let mut entry = message.map_err(ProjectionError::log).and_then(|message| {
                 let info = message.info().map_err(ProjectionError::log)?;
                 let mut entry = entry(
                     decoder,
@@ -114,6 +125,11 @@ pub(crate) async fn follow(
                 entry.pending = info.pending;
                 Ok(entry)
             });
+            if let Ok(read) = &mut entry
+                && let Err(error) = mark_skipped(read, skips.as_ref()).await
+            {
+                entry = Err(error);
+            }
             let failed = entry.is_err();
             if sender.send(entry).await.is_err() || failed {
                 return;

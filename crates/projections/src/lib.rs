@@ -10,6 +10,10 @@
 //!   be retried after a fix ([`parked`]);
 //! - a projection can be rebuilt from sequence 1 beside the live tables and swapped in when it
 //!   has caught up ([`rebuild()`]);
+//! - a projector stops — and says why, in `projection_state.halted` and `/readyz` — when the
+//!   log no longer holds the event at its checkpoint (a wiped store, an older backup restored
+//!   under the read models), instead of silently skipping every new event up to its old
+//!   checkpoint;
 //! - a query can wait until the projections reach the position a command returned
 //!   ([`ReadModels::wait_for`]).
 //!
@@ -35,4 +39,4 @@ pub use error::ProjectionError;
 pub use projection::Projection;
 pub use projector::{Projector, ProjectorConfig, ProjectorMetrics};
 pub use rebuild::{Progress, RebuildReport, rebuild};
-pub use schema::{LiveState, live_state};
+pub use schema::{LiveState, Standing, live_state, standings};

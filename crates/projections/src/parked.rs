@@ -5,13 +5,14 @@
 use crate::apply::{Parked, WAITING, apply_batch};
 use crate::db::ReadModels;
 use crate::error::ProjectionError;
-use crate::feed::{Decoder, entry};
+use crate::feed::{Decoder, entry, mark_skipped};
 use crate::projection::Projection;
 use crate::projector::insert_parked;
 use crate::schema::{live_state, now_millis};
 use async_nats::jetstream::stream::Stream;
 use sqlx::Row;
 use std::collections::HashSet;
+use wasl_store::skips::Skips;
 
 /// A parked event as listed for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,13 +68,15 @@ pub struct RetryReport {
 }
 
 /// Tries every parked event of `projection`'s live generation again, in log order, reading it
-/// afresh from the log with `decoder`. An event that applies now leaves the list; one that
-/// fails again stays with the new error, and so do the later events of its aggregate.
+/// afresh from the log with `decoder`. An event that applies now leaves the list, and so does an
+/// unreadable message an operator skipped (`skips`); one that fails again stays with the new
+/// error, and so do the later events of its aggregate.
 pub async fn retry(
     models: &ReadModels,
     stream: &Stream,
     projection: Projection,
     decoder: Decoder,
+    skips: Option<&Skips>,
 ) -> Result<RetryReport, ProjectionError> {
     let mut report = RetryReport::default();
     let mut conn = models.writer().await?;
@@ -85,13 +88,14 @@ pub async fn retry(
             continue;
         }
         let message = stream.get_raw_message(parked.seq).await.map_err(ProjectionError::log)?;
-        let entry = entry(
+        let mut entry = entry(
             decoder,
             parked.seq,
             &message.subject,
             Some(&message.headers),
             &message.payload,
         );
+        mark_skipped(&mut entry, skips).await?;
         let mut tx = sqlx::Connection::begin(&mut conn).await?;
         // Lock the live row, as a projector's batch does, so the two never interleave.
         let locked = sqlx::query("UPDATE projection_state SET updated_at = $1 WHERE name = $2 AND generation = $3")

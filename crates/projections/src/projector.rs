@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasl_events::StoredEvent;
+use wasl_store::skips::Skips;
 
 /// Counters of a projector, shared with whoever reports them (metrics, status commands).
 #[derive(Debug, Default)]
@@ -45,8 +46,14 @@ pub struct ProjectorConfig {
     /// How stored messages are read (the store's decoder unless a test or an upgrade says
     /// otherwise).
     pub decoder: Decoder,
+    /// The operator's skip decisions: unreadable messages recorded there are passed over
+    /// instead of parked (see `wasl_store::skips`). `None`: every unreadable message is parked.
+    pub skips: Option<Skips>,
     /// Pause after an error before resubscribing.
     pub retry_delay: Duration,
+    /// How often the log is checked to still hold the event at the checkpoint (also checked on
+    /// every start and resubscription), and how often a stopped projector checks again.
+    pub check_interval: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -54,7 +61,9 @@ impl Default for ProjectorConfig {
         Self {
             batch_size: 1_000,
             decoder: store_decoder,
+            skips: None,
             retry_delay: Duration::from_millis(500),
+            check_interval: Duration::from_secs(5),
         }
     }
 }
@@ -166,6 +175,11 @@ pub(crate) async fn commit_batch(
             parked: vec![],
         });
     };
+    // The identity of the message the checkpoint will point at (see `wasl_store::continuity`).
+    let last_event = entries
+        .last()
+        .and_then(|e| e.event.as_ref().ok())
+        .map(|e| e.meta.event_id.to_string());
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let mut applied = 0;
     let mut all_parked = Vec::new();
@@ -177,10 +191,11 @@ pub(crate) async fn commit_batch(
         // checkpoint. It takes the row lock (and SQLite's write lock) before any table is
         // touched, so a generation swap and a batch always meet in the same order.
         let moved = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {} SET checkpoint = $1 WHERE name = $2 AND generation = $3 AND checkpoint = $4",
+            "UPDATE {} SET checkpoint = $1, checkpoint_event = $2 WHERE name = $3 AND generation = $4 AND checkpoint = $5",
             target.side.table()
         )))
         .bind(last as i64)
+        .bind(last_event.clone())
         .bind(target.projection.name())
         .bind(target.generation)
         .bind(target.checkpoint as i64)
@@ -285,18 +300,87 @@ impl Projector {
         Ok(targets)
     }
 
+    /// Why the log no longer matches the checkpoints, if it does not (see
+    /// `wasl_store::continuity`).
+    async fn divergence(&self) -> Result<Option<String>, ProjectionError> {
+        for standing in crate::schema::standings(&self.models, &self.projections).await? {
+            let found = wasl_store::continuity::check(&self.stream, &standing.mark())
+                .await
+                .map_err(ProjectionError::log)?;
+            if let Some(divergence) = found {
+                return Ok(Some(format!("projection {}: {divergence}", standing.projection.name())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records why the projector stopped (or, with `None`, that it runs again) where every
+    /// reader of the database sees it: `/readyz`, `wasl projections status`.
+    async fn set_halted(&self, reason: Option<&str>) -> Result<u64, ProjectionError> {
+        let mut changed = 0;
+        for projection in &self.projections {
+            let done =
+                match reason {
+                    Some(reason) => sqlx::query(
+                        "UPDATE projection_state SET halted = $1 WHERE name = $2 AND (halted IS NULL OR halted <> $1)",
+                    )
+                    .bind(reason)
+                    .bind(projection.name())
+                    .execute(&self.models.pool)
+                    .await?,
+                    None => {
+                        sqlx::query("UPDATE projection_state SET halted = NULL WHERE name = $1 AND halted IS NOT NULL")
+                            .bind(projection.name())
+                            .execute(&self.models.pool)
+                            .await?
+                    }
+                };
+            changed += done.rows_affected();
+        }
+        Ok(changed)
+    }
+
     /// Runs until `shutdown` completes. Errors of the log or the database are logged and
-    /// retried from the checkpoints after a pause; nothing is lost or applied twice.
+    /// retried from the checkpoints after a pause; nothing is lost or applied twice. When the
+    /// log no longer holds the event at a checkpoint, it stops projecting, records why
+    /// ([`ProjectionError::Diverged`], readable by `/readyz`) and checks again every
+    /// [`ProjectorConfig::check_interval`]; it goes on by itself once the log matches again (the
+    /// right backup restored, or the read models rebuilt from the log as it is).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectionError> {
         tokio::pin!(shutdown);
         loop {
             let attempt = async {
+                if let Some(reason) = self.divergence().await? {
+                    return Err(ProjectionError::Diverged(reason));
+                }
+                if self.set_halted(None).await? > 0 {
+                    tracing::warn!("the event log matches the read models again; projecting");
+                }
                 let mut targets = self.targets().await?;
                 let mut conn = self.models.writer().await?;
                 let from = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0) + 1;
-                let mut feed = follow(&self.stream, from, self.config.decoder, 2 * self.config.batch_size).await?;
+                let mut feed = follow(
+                    &self.stream,
+                    from,
+                    self.config.decoder,
+                    self.config.skips.clone(),
+                    2 * self.config.batch_size,
+                )
+                .await?;
+                let mut check = tokio::time::interval(self.config.check_interval);
+                check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                check.tick().await;
                 loop {
-                    let Some(batch) = next_batch(&mut feed, self.config.batch_size).await else {
+                    let next = tokio::select! {
+                        next = next_batch(&mut feed, self.config.batch_size) => next,
+                        _ = check.tick() => {
+                            if let Some(reason) = self.divergence().await? {
+                                return Err(ProjectionError::Diverged(reason));
+                            }
+                            continue;
+                        }
+                    };
+                    let Some(batch) = next else {
                         return Err(ProjectionError::Log("the log subscription ended".to_owned()));
                     };
                     let batch = batch?;
@@ -318,6 +402,20 @@ impl Projector {
                     self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
                     match outcome {
                         Ok(()) => tracing::info!("a checkpoint moved under the projector (rebuild or retry); resuming from the database"),
+                        Err(ProjectionError::Diverged(reason)) => {
+                            match self.set_halted(Some(&reason)).await {
+                                Ok(0) => {}
+                                Ok(_) => {
+                                    wasl_telemetry::metrics::log_diverged("projector");
+                                    tracing::error!(%reason, "the read models are ahead of the event log or built from another one; projecting stopped (see docs/operations.md: restore the matching backup, or `wasl projections rebuild`)");
+                                }
+                                Err(error) => tracing::warn!(%error, "cannot record why the projector stopped"),
+                            }
+                            tokio::select! {
+                                () = &mut shutdown => return Ok(()),
+                                () = tokio::time::sleep(self.config.check_interval) => {}
+                            }
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "projector interrupted; resuming from the checkpoints");
                             tokio::select! {
@@ -396,6 +494,7 @@ impl Entry {
             event: Ok(event),
             traceparent: None,
             pending: 0,
+            skipped: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::schema::{create_generation, create_indexes, drop_generation, next_gen
 use async_nats::jetstream::stream::Stream;
 use sqlx::{AnyConnection, Row};
 use std::time::{Duration, Instant};
+use wasl_store::skips::Skips;
 
 /// How far a rebuild is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,13 +45,15 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
-/// Rebuilds `projections` from the whole log, calling `progress` after every batch.
+/// Rebuilds `projections` from the whole log, calling `progress` after every batch; unreadable
+/// messages in `skips` are passed over, as the live projector does.
 pub async fn rebuild(
     models: &ReadModels,
     stream: &Stream,
     projections: &[Projection],
     batch_size: usize,
     decoder: Decoder,
+    skips: Option<&Skips>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
@@ -75,7 +78,8 @@ pub async fn rebuild(
                 }
                 indexed = true;
             }
-            match swap(&mut conn, models, &targets).await? {
+            let log_end = last_sequence(stream).await?;
+            match swap(&mut conn, models, &targets, log_end).await? {
                 None => break,
                 // The live projection is ahead (the log grew): keep reading up to it.
                 Some(live) => total = live,
@@ -84,7 +88,7 @@ pub async fn rebuild(
         }
         let feed = match &mut feed {
             Some(feed) => feed,
-            None => feed.insert(follow(stream, done + 1, decoder, 2 * batch_size).await?),
+            None => feed.insert(follow(stream, done + 1, decoder, skips.cloned(), 2 * batch_size).await?),
         };
         let batch = next_batch(feed, batch_size)
             .await
@@ -179,6 +183,7 @@ async fn swap(
     conn: &mut AnyConnection,
     models: &ReadModels,
     targets: &[Target],
+    log_end: u64,
 ) -> Result<Option<u64>, ProjectionError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let mut olds = Vec::new();
@@ -189,12 +194,16 @@ async fn swap(
             .bind(target.projection.name())
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query("SELECT generation, checkpoint FROM projection_state WHERE name = $1")
+        let row = sqlx::query("SELECT generation, checkpoint, halted FROM projection_state WHERE name = $1")
             .bind(target.projection.name())
             .fetch_one(&mut *tx)
             .await?;
         let live: i64 = row.try_get("checkpoint")?;
-        if live as u64 > target.checkpoint {
+        // A live projection ahead of the log's end (the log went backwards; its projector, if
+        // one runs, has stopped) will never be reached: the rebuild replaces it, which is the
+        // repair.
+        let halted = row.try_get::<Option<String>, _>("halted")?.is_some();
+        if live as u64 > target.checkpoint && !halted && live as u64 <= log_end {
             tx.rollback().await?;
             return Ok(Some(live as u64));
         }
@@ -202,13 +211,16 @@ async fn swap(
     }
     for (target, old) in targets.iter().zip(olds) {
         point_views(&mut tx, target.projection, target.generation).await?;
-        sqlx::query("UPDATE projection_state SET generation = $1, checkpoint = $2, updated_at = $3 WHERE name = $4")
-            .bind(target.generation)
-            .bind(target.checkpoint as i64)
-            .bind(now_millis())
-            .bind(target.projection.name())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE projection_state SET generation = $1, checkpoint = $2, halted = NULL, updated_at = $3, \
+             checkpoint_event = (SELECT checkpoint_event FROM projection_rebuild WHERE name = $4) WHERE name = $4",
+        )
+        .bind(target.generation)
+        .bind(target.checkpoint as i64)
+        .bind(now_millis())
+        .bind(target.projection.name())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM projection_rebuild WHERE name = $1")
             .bind(target.projection.name())
             .execute(&mut *tx)

@@ -41,8 +41,8 @@ pub(crate) async fn ensure(models: &ReadModels, projection: Projection) -> Resul
             create_generation(&mut tx, models.backend, projection, fresh, true).await?;
             point_views(&mut tx, projection, fresh).await?;
             sqlx::query(
-                "UPDATE projection_state SET generation = $1, checkpoint = 0, schema_version = $2, updated_at = $3 \
-                 WHERE name = $4",
+                "UPDATE projection_state SET generation = $1, checkpoint = 0, checkpoint_event = NULL, halted = NULL, \
+                 schema_version = $2, updated_at = $3 WHERE name = $4",
             )
             .bind(fresh)
             .bind(projection.schema_version())
@@ -201,6 +201,52 @@ pub async fn live_state(models: &ReadModels, projection: Projection) -> Result<L
         generation: row.try_get("generation")?,
         checkpoint: row.try_get::<i64, _>("checkpoint")? as u64,
     })
+}
+
+/// A projection's checkpoint as recorded, with the identity of the event it points at and why
+/// the projector stopped, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The projection.
+    pub projection: Projection,
+    /// The last stream sequence applied to its live tables.
+    pub checkpoint: u64,
+    /// The event id at the checkpoint, when known.
+    pub checkpoint_event: Option<String>,
+    /// Why the projector stopped projecting it (the log went backwards), while it is stopped.
+    pub halted: Option<String>,
+}
+
+impl Standing {
+    /// What the log must still hold for these tables to be right.
+    pub fn mark(&self) -> wasl_store::continuity::Mark {
+        wasl_store::continuity::Mark {
+            sequence: self.checkpoint,
+            event_id: self.checkpoint_event.clone(),
+        }
+    }
+}
+
+/// The standing of each of `projections`.
+pub async fn standings(models: &ReadModels, projections: &[Projection]) -> Result<Vec<Standing>, ProjectionError> {
+    let mut out = Vec::with_capacity(projections.len());
+    for projection in projections {
+        let row = sqlx::query("SELECT checkpoint, checkpoint_event, halted FROM projection_state WHERE name = $1")
+            .bind(projection.name())
+            .fetch_optional(&models.pool)
+            .await?
+            .ok_or_else(|| ProjectionError::State {
+                projection: projection.name(),
+                reason: "it has no bookkeeping row; open the read models first".to_owned(),
+            })?;
+        out.push(Standing {
+            projection: *projection,
+            checkpoint: row.try_get::<i64, _>("checkpoint")? as u64,
+            checkpoint_event: row.try_get("checkpoint_event")?,
+            halted: row.try_get("halted")?,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

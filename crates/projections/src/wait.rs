@@ -60,4 +60,36 @@ impl ReadModels {
         }
         Ok(out)
     }
+
+    /// The checkpoints, when the read models can serve against a log that ends at `log_end`;
+    /// otherwise why not: a projector stopped because the log went backwards (its recorded
+    /// reason), the log ends before a checkpoint (the read models hold events the log does not),
+    /// or a projection is more than `max_lag` events behind.
+    pub async fn ready(&self, log_end: u64, max_lag: u64) -> Result<Vec<(Projection, u64)>, String> {
+        let standings = crate::schema::standings(self, Projection::ALL)
+            .await
+            .map_err(|e| format!("read-model database: {e}"))?;
+        if let Some((standing, why)) = standings.iter().find_map(|s| s.halted.as_ref().map(|why| (s, why))) {
+            return Err(format!(
+                "the projector stopped projecting {}: {why}",
+                standing.projection.name()
+            ));
+        }
+        if let Some(ahead) = standings.iter().find(|s| s.checkpoint > log_end) {
+            return Err(format!(
+                "the {} read model has applied up to sequence {} but the event log ends at {log_end}: \
+                 the log was replaced or cut short (see docs/operations.md)",
+                ahead.projection.name(),
+                ahead.checkpoint
+            ));
+        }
+        if let Some(behind) = standings.iter().find(|s| log_end - s.checkpoint > max_lag) {
+            return Err(format!(
+                "the {} read model is {} events behind the log (more than {max_lag})",
+                behind.projection.name(),
+                log_end - behind.checkpoint
+            ));
+        }
+        Ok(standings.iter().map(|s| (s.projection, s.checkpoint)).collect())
+    }
 }

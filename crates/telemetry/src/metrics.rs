@@ -77,6 +77,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         POISON,
         "Messages a service could not read, reported and set aside, by service and kind.",
     ),
+    (
+        LOG_DIVERGED,
+        "Times a reader found the event log behind its checkpoint or replaced, and stopped.",
+    ),
     (HTTP_REQUESTS, "HTTP requests, by method, route and status."),
     (HTTP_SECONDS, "Seconds to answer an HTTP request, by method and route."),
 ];
@@ -154,4 +158,13 @@ pub fn poison(service: &'static str, kind: &'static str) {
 pub fn http_request(method: String, route: String, status: u16, took: Duration) {
     metrics::histogram!(HTTP_SECONDS, "method" => method.clone(), "route" => route.clone()).record(took.as_secs_f64());
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.to_string()).increment(1);
+}
+
+/// Counter: times a reader with a checkpoint found the event log behind it or replaced, and
+/// stopped (`projector`, `router`).
+pub const LOG_DIVERGED: &str = "wasl_log_diverged_total";
+
+/// A reader stopped because the log went backwards under it.
+pub fn log_diverged(reader: &'static str) {
+    metrics::counter!(LOG_DIVERGED, "reader" => reader).increment(1);
 }

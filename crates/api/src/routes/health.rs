@@ -31,6 +31,10 @@ pub struct Readiness {
     pub log_position: u64,
     /// The read models' checkpoints (stream positions) by projection.
     pub projections: Vec<ProjectionPosition>,
+    /// What the other services in this process report (`wasl up`: the router's position, and
+    /// the events it parked), by service.
+    #[schema(value_type = Object)]
+    pub services: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// How far a projection has read the log.
@@ -53,26 +57,28 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The API can serve: NATS is connected, the read-model database answers, and no read model
-/// is further behind the event log than the configured limit (`--ready-max-lag`).
+/// The API can serve: NATS is connected, the read-model database answers, the read models are
+/// built from the event log as it is (no projector stopped because the log went backwards, no
+/// checkpoint beyond the log's end), and no read model is further behind the log than the
+/// configured limit (`--ready-max-lag`). A 503 says which of these failed.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, description = "Ready", body = Readiness), Problems))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     if state.store().client().connection_state() != async_nats::connection::State::Connected {
-        return Err(ApiError::Unavailable("NATS is not connected".to_owned()));
+        return Err(ApiError::NotReady("NATS is not connected".to_owned()));
     }
     let mut stream = state.store().stream().clone();
     let log_position = stream
         .info()
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the event log: {e}")))?
+        .map_err(|e| ApiError::NotReady(format!("the event log: {e}")))?
         .state
         .last_sequence;
     let positions = state
         .models()
-        .positions()
+        .ready(log_position, state.limits().ready_max_lag)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("read-model database: {e}")))?;
+        .map_err(ApiError::NotReady)?;
     let projections: Vec<ProjectionPosition> = positions
         .into_iter()
         .map(|(p, position)| ProjectionPosition {
@@ -81,16 +87,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
             lag: log_position.saturating_sub(position),
         })
         .collect();
-    let max = state.limits().ready_max_lag;
-    if let Some(behind) = projections.iter().find(|p| p.lag > max) {
-        return Err(ApiError::Unavailable(format!(
-            "the {} read model is {} events behind the log (more than {max})",
-            behind.name, behind.lag
-        )));
-    }
+    let services = state.service_checks().map_err(ApiError::NotReady)?;
     Ok(Json(Readiness {
         status: "ready".to_owned(),
         log_position,
         projections,
+        services,
     }))
 }

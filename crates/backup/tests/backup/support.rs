@@ -298,6 +298,7 @@ pub async fn rebuilt_counts(server: &NatsServer) -> (usize, usize, u64) {
         Projection::ALL,
         1_000,
         wasl_projections::feed::store_decoder,
+        None,
         |_| {},
     )
     .await

@@ -1,5 +1,6 @@
 //! Integration tests of the read models, each on SQLite and on PostgreSQL.
 
+mod continuity;
 mod log;
 mod projector;
 mod queries;

@@ -293,6 +293,7 @@ async fn killed_and_restarted_converges_to_a_full_rebuild(db: TestDb) {
         Projection::ALL,
         1_000,
         wasl_projections::feed::store_decoder,
+        None,
         |_| {},
     )
     .await
@@ -404,6 +405,7 @@ async fn parked_then_retried(db: TestDb) {
         &log.stream,
         Projection::Referrals,
         wasl_projections::feed::store_decoder,
+        None,
     )
     .await
     .expect("retry");
@@ -414,7 +416,7 @@ async fn parked_then_retried(db: TestDb) {
     assert_eq!(again[0].attempts, 2);
 
     // After the fix (an upgraded decoder), the retry applies all of them in order.
-    let fixed = wasl_projections::parked::retry(&models, &log.stream, Projection::Referrals, upgraded_decoder)
+    let fixed = wasl_projections::parked::retry(&models, &log.stream, Projection::Referrals, upgraded_decoder, None)
         .await
         .expect("retry");
     assert_eq!((fixed.applied, fixed.still_parked), (parked.len() as u64, 0));
@@ -475,6 +477,7 @@ async fn rebuild_while_live(db: TestDb) {
         &[Projection::Referrals],
         100,
         wasl_projections::feed::store_decoder,
+        None,
         |p| progress.push(*p),
     )
     .await
