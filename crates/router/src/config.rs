@@ -25,6 +25,9 @@ pub struct RouterConfig {
     /// Pause after a transient error (NATS unavailable, an out stream moved) before resuming
     /// from the checkpoint.
     pub retry_delay: Duration,
+    /// How often the log is checked to still hold the event at the checkpoint (also on every
+    /// start), and how often a router stopped by a log that went backwards checks again.
+    pub check_interval: Duration,
 }
 
 impl Default for RouterConfig {
@@ -37,6 +40,7 @@ impl Default for RouterConfig {
             batch_size: 256,
             cache_capacity: 100_000,
             retry_delay: Duration::from_millis(500),
+            check_interval: Duration::from_secs(5),
         }
     }
 }

@@ -3,9 +3,7 @@
 /// Why the router or the command service stopped (or paused and resumed).
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    /// A stored message is not a readable event. The router stops on it rather than skip it:
-    /// a partner must never silently miss a message. Fix the cause (usually: run a router
-    /// version that knows the event) and start it again; it resumes at this sequence.
+    /// A stored message is not a readable event. The router parks it (see `crate::parked`).
     #[error("the message at sequence {sequence} of the event log cannot be read: {reason}")]
     Undecodable {
         /// Its sequence in the event log.
@@ -14,7 +12,7 @@ pub enum RouterError {
         reason: String,
     },
     /// A referral event that cannot be routed: the referral's history does not start with
-    /// `requested`. Treated like an unreadable event.
+    /// `requested`. Parked like an unreadable event.
     #[error("the referral event at sequence {sequence} has no receiving organisation: {reason}")]
     Unroutable {
         /// Its sequence in the event log.
@@ -22,13 +20,10 @@ pub enum RouterError {
         /// Why.
         reason: String,
     },
-    /// An organisation's feed holds a message the router did not write (no source sequence),
-    /// so it cannot tell what was delivered.
-    #[error("stream {stream} holds a message without a source sequence; refusing to guess what was delivered")]
-    ForeignMessage {
-        /// The stream.
-        stream: String,
-    },
+    /// The event log no longer holds the event at the router's checkpoint (it was replaced or
+    /// cut short); delivery stops until it does again.
+    #[error("{0}")]
+    Diverged(String),
     /// NATS or JetStream cannot serve a request now; the router retries from its checkpoint.
     #[error("NATS is unavailable: {0}")]
     Unavailable(String),
@@ -53,10 +48,7 @@ impl RouterError {
 
     /// Whether the router stops on this error instead of resuming after a pause.
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Self::Undecodable { .. } | Self::Unroutable { .. } | Self::ForeignMessage { .. } | Self::Encode(_)
-        )
+        matches!(self, Self::Encode(_))
     }
 }
 

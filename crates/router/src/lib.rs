@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod message;
 mod outs;
+pub mod parked;
 pub mod router;
 
 pub use commands::{CommandMetrics, CommandReply, CommandService, ReplyError, Verb, run_commands};
@@ -26,4 +27,5 @@ pub use config::{CommandServiceConfig, OutStreamConfig, RouterConfig};
 pub use error::RouterError;
 pub use message::{PartnerClient, PartnerDeadline, PartnerMessage};
 pub use outs::out_stream_config;
+pub use parked::{ParkedEvent, Resolution};
 pub use router::{Router, RouterMetrics, run};

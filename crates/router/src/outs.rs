@@ -124,16 +124,41 @@ impl OutStreams {
                 last_source,
             });
         }
-        let last = stream
-            .get_raw_message(state.last_sequence)
-            .await
-            .map_err(RouterError::unavailable)?;
-        let last_source = source_sequence(&last.headers).ok_or_else(|| RouterError::ForeignMessage {
-            stream: out_stream(org),
-        })?;
+        // The newest message the router wrote names the last source sequence delivered. A
+        // message someone else put on the feed's subjects carries none: it is reported and
+        // passed over, never taken for a delivery.
+        let mut sequence = state.last_sequence;
+        let mut foreign = 0_u64;
+        while sequence >= state.first_sequence.max(1) && foreign < MAX_FOREIGN_WALK {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => {
+                    if let Some(last_source) = source_sequence(&message.headers) {
+                        return Ok(Position {
+                            last_sequence: state.last_sequence,
+                            last_source,
+                        });
+                    }
+                    foreign += 1;
+                    wasl_telemetry::metrics::poison("router", "foreign_feed_message");
+                    tracing::warn!(
+                        stream = %out_stream(org),
+                        sequence,
+                        "a message in a partner feed was not written by the router; passed over"
+                    );
+                }
+                Err(err) if err.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {}
+                Err(err) => return Err(RouterError::unavailable(err)),
+            }
+            sequence -= 1;
+        }
+        // Nothing of the router's left to read (or only foreign messages within reach): as for
+        // an emptied feed, the checkpoint says what was delivered.
         Ok(Position {
             last_sequence: state.last_sequence,
-            last_source,
+            last_source: floor,
         })
     }
 }
+
+/// How many foreign messages at a feed's end are passed over looking for the router's last one.
+const MAX_FOREIGN_WALK: u64 = 10_000;

@@ -11,11 +11,20 @@
 //!   reordering; and `Nats-Msg-Id` is the source event id for resends within the window;
 //! - the checkpoint (KV bucket) moves only after every publish up to it was acknowledged; it
 //!   only saves rereading, correctness comes from the feeds themselves.
+//!
+//! What it never does:
+//! - stop on a message it cannot read or route: it parks it ([`crate::parked`]), reports it and
+//!   delivers the rest;
+//! - follow a log that went backwards: the checkpoint records the event id it points at, checked
+//!   on every start and every few seconds ([`wasl_store::continuity`]); a log that ends before it
+//!   or holds another event there stops delivery — every new event up to the old checkpoint would
+//!   otherwise be taken for delivered — until the log matches again.
 
 use crate::config::RouterConfig;
 use crate::error::RouterError;
 use crate::message::{self, RouteState};
 use crate::outs::OutStreams;
+use crate::parked::{self, ParkedEvent, Resolution};
 use async_nats::Client;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -24,12 +33,15 @@ use futures_util::{FutureExt, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasl_domain::directory::OrganisationEvent;
 use wasl_domain::ids::{OrgId, ReferralId};
 use wasl_events::DomainEvent;
 use wasl_events::partner::{out_stream, out_subject};
-use wasl_store::load::{LoadStrategy, Recorded, read_subject};
+use wasl_store::continuity::{self, Mark};
+use wasl_store::load::{LoadStrategy, Read, Recorded, read_messages};
+use wasl_store::skips::Skips;
 
 /// The KV key of the checkpoint.
 const CHECKPOINT_KEY: &str = "checkpoint";
@@ -45,10 +57,31 @@ pub struct RouterMetrics {
     pub position: AtomicU64,
     /// Times the router resumed from its checkpoint after a transient error.
     pub restarts: AtomicU64,
-    /// Events the router stopped on because they cannot be read or routed.
+    /// Events parked because they cannot be read or routed (in this run).
     pub unreadable: AtomicU64,
     /// Feed streams created by this router.
     pub streams_created: AtomicU64,
+    /// Why delivery stopped, while it is stopped: the event log went backwards under the
+    /// checkpoint.
+    pub diverged: RwLock<Option<String>>,
+    /// Parked events no operator has resolved yet (counted on every start and every
+    /// [`RouterConfig::check_interval`]).
+    pub open_parked: AtomicU64,
+}
+
+impl RouterMetrics {
+    /// Why delivery stopped, if it did.
+    pub fn diverged(&self) -> Option<String> {
+        self.diverged.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records (or, with `None`, clears) why delivery stopped; whether that changed anything.
+    fn set_diverged(&self, reason: Option<String>) -> bool {
+        let mut current = self.diverged.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *current != reason;
+        *current = reason;
+        changed
+    }
 }
 
 /// The router service.
@@ -56,6 +89,7 @@ pub struct Router {
     js: jetstream::Context,
     events: Stream,
     checkpoints: kv::Store,
+    skips: Skips,
     config: RouterConfig,
     metrics: Arc<RouterMetrics>,
 }
@@ -88,6 +122,7 @@ impl Router {
             }
         };
         Ok(Self {
+            skips: Skips::new(js.clone()),
             js,
             events,
             checkpoints,
@@ -103,39 +138,78 @@ impl Router {
 
     /// The checkpoint: the source sequence up to which every event is routed (0: none).
     pub async fn checkpoint(&self) -> Result<u64, RouterError> {
+        Ok(self.mark().await?.sequence)
+    }
+
+    /// The checkpoint with the event id it points at (`<sequence> <event id>`; a checkpoint
+    /// written before the id was recorded is a bare number).
+    async fn mark(&self) -> Result<Mark, RouterError> {
         let value = self
             .checkpoints
             .get(CHECKPOINT_KEY)
             .await
             .map_err(RouterError::unavailable)?;
-        match value {
-            None => Ok(0),
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|text| text.trim().parse().ok())
-                .ok_or_else(|| RouterError::Unavailable("the router checkpoint is not a number".to_owned())),
-        }
+        let Some(bytes) = value else {
+            return Ok(Mark::default());
+        };
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let mut parts = text.split_whitespace();
+        let sequence = parts
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| RouterError::Unavailable("the router checkpoint is not a number".to_owned()))?;
+        Ok(Mark {
+            sequence,
+            event_id: parts.next().map(str::to_owned),
+        })
     }
 
     /// Sets the checkpoint back to the beginning, so the next run reads the whole log again
     /// (the feeds still receive nothing twice). Only while no router runs.
     pub async fn reset_checkpoint(&self) -> Result<(), RouterError> {
-        self.write_checkpoint(0).await
+        self.write_checkpoint(&Mark::default()).await
     }
 
-    async fn write_checkpoint(&self, sequence: u64) -> Result<(), RouterError> {
+    async fn write_checkpoint(&self, mark: &Mark) -> Result<(), RouterError> {
+        let value = match &mark.event_id {
+            Some(id) => format!("{} {id}", mark.sequence),
+            None => mark.sequence.to_string(),
+        };
         self.checkpoints
-            .put(CHECKPOINT_KEY, sequence.to_string().into())
+            .put(CHECKPOINT_KEY, value.into())
             .await
             .map_err(RouterError::unavailable)?;
         Ok(())
     }
 
+    /// The events the router parked, in log order; an unreadable message an operator skipped
+    /// in the log (`wasl log skip`) shows as resolved.
+    pub async fn parked(&self) -> Result<Vec<ParkedEvent>, RouterError> {
+        let mut events = parked::list(&self.checkpoints).await?;
+        for event in events.iter_mut().filter(|e| e.resolution.is_none()) {
+            if self.skips.contains(event.sequence).await? {
+                event.resolution = Some(Resolution {
+                    reason: "skipped in the event log (wasl log skip)".to_owned(),
+                    by: String::new(),
+                    at: String::new(),
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    /// Records an operator's resolution of the parked event at `sequence`: the partner will not
+    /// receive that event (a later event of the referral carries its whole state). `None` when
+    /// nothing is parked at `sequence`.
+    pub async fn resolve(&self, sequence: u64, resolution: Resolution) -> Result<Option<ParkedEvent>, RouterError> {
+        parked::resolve(&self.checkpoints, sequence, resolution).await
+    }
+
     /// Runs until `shutdown` completes. Transient errors (NATS unavailable, a feed that moved)
     /// are logged and retried from the checkpoint after [`RouterConfig::retry_delay`]. An event
-    /// that cannot be read or routed stops the router with [`RouterError::Undecodable`] or
-    /// [`RouterError::Unroutable`] after everything before it was delivered: partners must never
-    /// silently miss a message, so the operator decides.
+    /// that cannot be read or routed is parked and the rest delivered. A log that went backwards
+    /// under the checkpoint stops delivery (see [`RouterMetrics::diverged`]) until it matches
+    /// again, checked every [`RouterConfig::check_interval`].
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
         tokio::pin!(shutdown);
         loop {
@@ -143,30 +217,43 @@ impl Router {
                 () = &mut shutdown => return Ok(()),
                 outcome = self.attempt() => outcome,
             };
-            match outcome {
+            let pause = match outcome {
                 Err(error) if error.is_fatal() => {
-                    if matches!(error, RouterError::Undecodable { .. } | RouterError::Unroutable { .. }) {
-                        self.metrics.unreadable.fetch_add(1, Ordering::Relaxed);
-                    }
                     tracing::error!(%error, "router stopped");
                     return Err(error);
+                }
+                Err(RouterError::Diverged(reason)) => {
+                    if self.metrics.set_diverged(Some(reason.clone())) {
+                        wasl_telemetry::metrics::log_diverged("router");
+                        tracing::error!(%reason, "the event log is behind the router's checkpoint or was replaced; delivery stopped (see docs/operations.md)");
+                    }
+                    self.config.check_interval
                 }
                 Err(error) => {
                     self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "router interrupted; resuming from the checkpoint");
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(()),
-                        () = tokio::time::sleep(self.config.retry_delay) => {}
-                    }
+                    self.config.retry_delay
                 }
-                Ok(()) => {}
+                Ok(()) => continue,
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
 
     /// One subscription from the checkpoint until an error.
     async fn attempt(&self) -> Result<(), RouterError> {
-        let mut checkpoint = self.checkpoint().await?;
+        let mut mark = self.mark().await?;
+        if let Some(divergence) = continuity::check(&self.events, &mark).await? {
+            return Err(RouterError::Diverged(divergence.to_string()));
+        }
+        if self.metrics.set_diverged(None) {
+            tracing::warn!("the event log matches the router's checkpoint again; delivering");
+        }
+        self.count_open_parked().await?;
+        let mut checkpoint = mark.sequence;
         self.metrics.position.store(checkpoint, Ordering::Relaxed);
         let mut run = Run {
             floor: checkpoint,
@@ -175,8 +262,21 @@ impl Router {
         };
         let mut feed = wasl_store::subscribe::subscribe(&self.events, checkpoint + 1, None).await?;
         let batch_size = self.config.batch_size.max(1);
+        let mut check = tokio::time::interval(self.config.check_interval);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
         loop {
-            let Some(first) = feed.next().await else {
+            let first = tokio::select! {
+                first = feed.next() => first,
+                _ = check.tick() => {
+                    if let Some(divergence) = continuity::check(&self.events, &mark).await? {
+                        return Err(RouterError::Diverged(divergence.to_string()));
+                    }
+                    self.count_open_parked().await?;
+                    continue;
+                }
+            };
+            let Some(first) = first else {
                 return Err(RouterError::Unavailable("the event log subscription ended".to_owned()));
             };
             let mut batch = vec![first];
@@ -187,17 +287,31 @@ impl Router {
                 }
             }
             let mut pending = Vec::new();
-            let mut done = checkpoint;
+            let mut done = mark.clone();
             let mut failure = None;
             for item in batch {
                 let routed = match item {
-                    Ok(recorded) => self.route(&mut run, &recorded).await.map(|p| (recorded.sequence, p)),
+                    Ok(recorded) => match self.route(&mut run, &recorded).await {
+                        Err(RouterError::Unroutable { sequence, reason }) => {
+                            let subject = recorded.event.event.subject();
+                            let event_type = Some(recorded.event.event.event_type().to_owned());
+                            self.park(sequence, subject, event_type, "unroutable", reason).await
+                        }
+                        routed => routed,
+                    }
+                    .map(|p| {
+                        let id = recorded.event.meta.event_id.to_string();
+                        (recorded.sequence, Some(id), p)
+                    }),
+                    Err(wasl_store::StoreError::Undecodable { sequence, reason }) => {
+                        self.unreadable(sequence, reason).await.map(|()| (sequence, None, None))
+                    }
                     Err(err) => Err(err.into()),
                 };
                 match routed {
-                    Ok((sequence, publish)) => {
+                    Ok((sequence, event_id, publish)) => {
                         pending.extend(publish);
-                        done = sequence;
+                        done = Mark { sequence, event_id };
                     }
                     Err(err) => {
                         failure = Some(err);
@@ -207,16 +321,75 @@ impl Router {
             }
             // On an error what was acknowledged is in the feeds; the checkpoint stays.
             self.settle(&mut run, pending).await?;
-            if done > checkpoint {
-                self.write_checkpoint(done).await?;
-                checkpoint = done;
-                self.metrics.position.store(done, Ordering::Relaxed);
-                wasl_telemetry::metrics::router_position(done);
+            if done.sequence > checkpoint {
+                self.write_checkpoint(&done).await?;
+                checkpoint = done.sequence;
+                mark = done;
+                self.metrics.position.store(checkpoint, Ordering::Relaxed);
+                wasl_telemetry::metrics::router_position(checkpoint);
             }
             if let Some(err) = failure {
                 return Err(err);
             }
         }
+    }
+
+    /// Counts the parked events no operator has resolved yet, for `/readyz`.
+    async fn count_open_parked(&self) -> Result<(), RouterError> {
+        let open = self.parked().await?.iter().filter(|p| p.resolution.is_none()).count();
+        self.metrics.open_parked.store(open as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A message in the log that is not a readable event: passed over if an operator skipped
+    /// it, parked otherwise.
+    async fn unreadable(&self, sequence: u64, reason: String) -> Result<(), RouterError> {
+        if self.skips.contains(sequence).await? {
+            return Ok(());
+        }
+        let (subject, event_type) = match self.events.get_raw_message(sequence).await {
+            Ok(message) => (
+                message.subject.to_string(),
+                message
+                    .headers
+                    .get(wasl_events::headers::CE_TYPE)
+                    .map(|v| v.as_str().chars().take(100).collect()),
+            ),
+            Err(err) => return Err(RouterError::unavailable(err)),
+        };
+        self.park(sequence, subject, event_type, "unreadable", reason)
+            .await
+            .map(|_| ())
+    }
+
+    /// Parks an event (durably, before the checkpoint passes it) and reports it.
+    async fn park(
+        &self,
+        sequence: u64,
+        subject: String,
+        event_type: Option<String>,
+        kind: &'static str,
+        error: String,
+    ) -> Result<Option<Pending>, RouterError> {
+        let event = ParkedEvent {
+            sequence,
+            subject,
+            event_type,
+            error,
+            parked_at: parked::now(),
+            resolution: None,
+        };
+        parked::park(&self.checkpoints, &event).await?;
+        self.metrics.unreadable.fetch_add(1, Ordering::Relaxed);
+        self.metrics.open_parked.fetch_add(1, Ordering::Relaxed);
+        wasl_telemetry::metrics::poison("router", kind);
+        tracing::error!(
+            sequence,
+            subject = %event.subject,
+            error = %event.error,
+            "an event the router cannot deliver was parked; the rest is delivered (wasl router parked)"
+        );
+        Ok(None)
     }
 
     /// Routes one event: creates a feed on registration, publishes a partner message for a
@@ -356,11 +529,15 @@ impl States {
         let cached = self.entries.get(&id).is_some_and(|s| s.last_sequence < sequence);
         if !cached {
             let subject = wasl_store::aggregate::subject(wasl_domain::AggregateKind::Referral, id.as_uuid());
-            let history = read_subject(events, LoadStrategy::DirectGet, &subject, 1).await?;
+            let history = read_messages(events, LoadStrategy::DirectGet, &subject, 1).await?;
             let mut state = RouteState::default();
-            for earlier in history.iter().filter(|r| r.sequence < sequence) {
-                if let DomainEvent::Referral(_, event) = &earlier.event.event {
-                    state.apply(earlier.sequence, event);
+            // An unreadable message in the history is no event of the referral (it is parked
+            // or skipped on its own): the state is folded from the events around it.
+            for earlier in history.iter().filter(|r| r.sequence() < sequence) {
+                if let Read::Event(Recorded { sequence, event, .. }) = earlier
+                    && let DomainEvent::Referral(_, event) = &event.event
+                {
+                    state.apply(*sequence, event);
                 }
             }
             if self.entries.insert(id, state).is_none() {

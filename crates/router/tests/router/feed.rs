@@ -175,36 +175,3 @@ async fn registering_an_organisation_creates_its_feed() {
     assert_eq!(running.router.metrics().streams_created.load(Ordering::Relaxed), 1);
     running.stop().await.expect("a clean stop");
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_event_stops_the_router_after_everything_before_it() {
-    let server = server();
-    let store = open_store(&server.url()).await;
-    let net = crate::support::Network::set_up(&store).await;
-    let referral = net.refer(&store).await;
-    let good = last_sequence(&store).await;
-    let js = jetstream::new(store.client().clone());
-    let broken: ReferralId = fresh();
-    js.publish(format!("wasl.evt.referral.{broken}"), "not an event".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
-    let running = Running::start(&server.url(), router_config()).await;
-    let metrics = running.router.metrics();
-    crate::support::wait_until("the router stops", || metrics.unreadable.load(Ordering::Relaxed) == 1).await;
-    let outcome = running.stop().await;
-    assert!(
-        matches!(outcome, Err(wasl_router::RouterError::Undecodable { sequence, .. }) if sequence == good + 1),
-        "{outcome:?}"
-    );
-    assert_eq!(
-        metrics.position.load(Ordering::Relaxed),
-        good,
-        "everything before it is routed"
-    );
-    let delivered = feed(&js, net.provider).await;
-    assert_eq!(delivered.len(), 1);
-    let body: PartnerMessage = serde_json::from_slice(&delivered[0].payload).expect("message");
-    assert_eq!(body.referral_id, referral.to_string());
-}

@@ -2,6 +2,7 @@
 
 mod commands;
 mod feed;
+mod log;
 mod markers;
 mod poison;
 mod support;
