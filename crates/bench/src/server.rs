@@ -12,9 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// The environment variable naming the nats-server binary to start.
-pub const NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
-
 /// The port never used: another nats-server may own it.
 const NATS_DEFAULT_PORT: u16 = 4222;
 /// How long the server may take to accept connections.
@@ -22,33 +19,15 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many fresh ports are tried when a picked port was taken meanwhile.
 const PORT_ATTEMPTS: usize = 3;
 
-/// The nats-server version the repository pins (`.nats-server-version`).
-pub fn pinned_version() -> &'static str {
-    include_str!("../../../.nats-server-version").trim()
-}
-
-/// Where `./scripts/install-nats-server` puts the pinned binary:
-/// `<workspace root>/.tools/nats-server-<version>/nats-server`.
-pub fn installed_binary() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(".tools")
-        .join(format!("nats-server-{}", pinned_version()))
-        .join("nats-server")
-}
-
-/// The binary to start: `NATS_SERVER_BIN` when set and not empty, else [`installed_binary`].
-/// It must exist.
+/// The binary to start: `NATS_SERVER_BIN` when set and not empty, else the pinned binary
+/// `./scripts/install-nats-server` installs (see [`wasl_nats_server::find_binary`]).
 pub fn find_binary() -> Result<PathBuf, BenchError> {
-    let path = std::env::var_os(NATS_SERVER_BIN)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(installed_binary);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(BenchError::ServerMissing { path })
-    }
+    wasl_nats_server::find_binary().map_err(|e| match e {
+        wasl_nats_server::Error::Missing { path } => BenchError::ServerMissing { path },
+        other => BenchError::ServerStart {
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// A running temporary nats-server.
@@ -257,10 +236,5 @@ mod tests {
         for _ in 0..20 {
             assert_ne!(free_port().ok(), Some(NATS_DEFAULT_PORT));
         }
-    }
-
-    #[test]
-    fn the_pinned_version_is_a_version() {
-        assert_eq!(pinned_version().split('.').count(), 3, "{}", pinned_version());
     }
 }

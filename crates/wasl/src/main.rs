@@ -12,6 +12,7 @@ mod bench_projections;
 mod connect;
 mod demo;
 mod health;
+mod log;
 mod nats_config;
 mod partner;
 mod projections;
@@ -85,8 +86,21 @@ enum Command {
         command: TokensCommand,
     },
     /// Deliver each referral event to the receiving organisation's own feed (WASL_OUT_<org>)
-    /// and serve partner commands over NATS (see docs/partners.md).
-    Router(partner::RouterArgs),
+    /// and serve partner commands over NATS (see docs/partners.md); `wasl router parked` and
+    /// `wasl router resolve` show and resolve the events it could not deliver.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Router {
+        #[command(subcommand)]
+        command: Option<log::RouterCommand>,
+        #[command(flatten)]
+        args: partner::RouterArgs,
+    },
+    /// Messages of the event log Wasl cannot read: show one, skip it (it is not a Wasl event),
+    /// list what was skipped (see docs/operations.md).
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
     /// For a partner organisation: listen to your feed, answer referrals over NATS.
     Partner {
         #[command(subcommand)]
@@ -199,7 +213,7 @@ fn service_name(command: &Command) -> &'static str {
         Command::Up(_) => "wasl-up",
         Command::Api(_) => "wasl-api",
         Command::Projector { .. } => "wasl-projector",
-        Command::Router(_) => "wasl-router",
+        Command::Router { command: None, .. } => "wasl-router",
         _ => "wasl",
     }
 }
@@ -234,7 +248,11 @@ fn run(command: Command) -> ExitCode {
             batch_size,
             health,
         } => print_or_fail(&mut out, projections::projector(connection, batch_size, health)),
-        Command::Router(args) => print_or_fail(&mut out, partner::router(args)),
+        Command::Router { command: None, args } => print_or_fail(&mut out, partner::router(args)),
+        Command::Router {
+            command: Some(command), ..
+        } => print_or_fail(&mut out, log::router_command(command)),
+        Command::Log { command } => print_or_fail(&mut out, log::run(command)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
         Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),

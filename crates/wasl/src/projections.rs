@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use wasl_projections::parked::{self, RetryReport};
 use wasl_projections::{Progress, Projection, Projector, ProjectorConfig, ReadModels, ReadModelsConfig};
+use wasl_store::skips::Skips;
 
 /// Where the log and the read models are.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,9 +58,16 @@ pub enum ProjectionsCommand {
     },
 }
 
-async fn open(connection: &Connection) -> Result<(ReadModels, async_nats::jetstream::stream::Stream), Box<dyn Error>> {
-    let (models, stream, _) = open_with_client(connection).await?;
-    Ok((models, stream))
+async fn open(
+    connection: &Connection,
+) -> Result<(ReadModels, async_nats::jetstream::stream::Stream, Skips), Box<dyn Error>> {
+    let (models, stream, client) = open_with_client(connection).await?;
+    Ok((models, stream, skips(client)))
+}
+
+/// The operator's skip decisions on the server behind `client` (see `wasl log skip`).
+fn skips(client: async_nats::Client) -> Skips {
+    Skips::new(async_nats::jetstream::new(client))
 }
 
 /// [`open`], with the NATS connection.
@@ -95,25 +103,47 @@ pub fn run(command: ProjectionsCommand) -> Result<String, Box<dyn Error>> {
 async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>> {
     match command {
         ProjectionsCommand::Status(connection) => {
-            let (models, stream) = open(&connection).await?;
+            let (models, stream, _) = open(&connection).await?;
             let last = stream.clone().info().await?.state.last_sequence;
             let parked = parked::list(&models, Projection::ALL).await?;
             let mut text = format!("event log: last sequence {last}\n");
             text.push_str(&format!(
-                "{:<10} {:>10} {:>12} {:>10} {:>7}\n",
-                "projection", "generation", "checkpoint", "lag", "parked"
+                "{:<10} {:>10} {:>12} {:>10} {:>7}  {}\n",
+                "projection", "generation", "checkpoint", "lag", "parked", "state"
             ));
-            for projection in Projection::ALL {
-                let state = wasl_projections::live_state(&models, *projection).await?;
-                let count = parked.iter().filter(|p| p.projection == *projection).count();
+            let mut diverged = Vec::new();
+            for standing in wasl_projections::standings(&models, Projection::ALL).await? {
+                let projection = standing.projection;
+                let state = wasl_projections::live_state(&models, projection).await?;
+                let count = parked.iter().filter(|p| p.projection == projection).count();
+                let found = wasl_store::continuity::check(&stream, &standing.mark()).await?;
+                let condition = match (&standing.halted, &found) {
+                    (Some(_), _) | (None, Some(_)) => "STOPPED",
+                    (None, None) => "following",
+                };
                 text.push_str(&format!(
-                    "{:<10} {:>10} {:>12} {:>10} {:>7}\n",
+                    "{:<10} {:>10} {:>12} {:>10} {:>7}  {condition}\n",
                     projection.name(),
                     state.generation,
                     state.checkpoint,
                     last.saturating_sub(state.checkpoint),
                     count
                 ));
+                if let Some(why) = found.map(|d| d.to_string()).or(standing.halted) {
+                    diverged.push(format!("{}: {why}", projection.name()));
+                }
+            }
+            if !diverged.is_empty() {
+                text.push_str("\nThe read models do not match the event log; the projector has stopped:\n");
+                for why in diverged {
+                    text.push_str(&format!("  {why}\n"));
+                }
+                text.push_str(
+                    "To recover, either\n  - restore the backup these read models were built from (wasl restore; see docs/deploy.md), \
+                     after which the projector goes on by itself, or\n  - accept the log as it is and rebuild the read models from it: \
+                     wasl projections rebuild (events that are not in the log are gone from the read models too).\n\
+                     See docs/operations.md, \"The event log went backwards\".\n",
+                );
             }
             Ok(text)
         }
@@ -123,7 +153,7 @@ async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>
             batch_size,
         } => {
             let projections = Projection::selection(name.as_deref())?;
-            let (models, stream) = open(&connection).await?;
+            let (models, stream, skips) = open(&connection).await?;
             let mut bar = ProgressBar::new();
             let report = wasl_projections::rebuild(
                 &models,
@@ -131,6 +161,7 @@ async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>
                 &projections,
                 batch_size,
                 wasl_projections::feed::store_decoder,
+                Some(&skips),
                 |p| bar.show(p),
             )
             .await?;
@@ -167,11 +198,17 @@ async fn run_async(command: ProjectionsCommand) -> Result<String, Box<dyn Error>
         }
         ProjectionsCommand::Retry { name, connection } => {
             let projections = Projection::selection(name.as_deref())?;
-            let (models, stream) = open(&connection).await?;
+            let (models, stream, skips) = open(&connection).await?;
             let mut text = String::new();
             for projection in projections {
-                let RetryReport { applied, still_parked } =
-                    parked::retry(&models, &stream, projection, wasl_projections::feed::store_decoder).await?;
+                let RetryReport { applied, still_parked } = parked::retry(
+                    &models,
+                    &stream,
+                    projection,
+                    wasl_projections::feed::store_decoder,
+                    Some(&skips),
+                )
+                .await?;
                 text.push_str(&format!(
                     "{}: {applied} applied, {still_parked} still parked\n",
                     projection.name()
@@ -193,6 +230,7 @@ pub fn projector(
             crate::connect::patiently("the projector", || open_with_client(&connection)).await?;
         let config = ProjectorConfig {
             batch_size,
+            skips: Some(skips(nats_client.clone())),
             ..ProjectorConfig::default()
         };
         let projector = Projector::new(models.clone(), stream.clone(), Projection::ALL, config);
@@ -208,19 +246,14 @@ pub fn projector(
                         return Err("NATS is not connected".to_owned());
                     }
                     let end = crate::health::log_end(&stream).await?;
-                    let positions = models
-                        .positions()
-                        .await
-                        .map_err(|e| format!("read-model database: {e}"))?;
-                    let mut projections = Vec::new();
-                    for (projection, position) in positions {
-                        let lag = end.saturating_sub(position);
-                        if lag > max {
-                            return Err(format!("{} is {lag} events behind the log", projection.name()));
-                        }
-                        projections
-                            .push(serde_json::json!({"name": projection.name(), "position": position, "lag": lag}));
-                    }
+                    let positions = models.ready(end, max).await?;
+                    let projections: Vec<_> = positions
+                        .into_iter()
+                        .map(|(projection, position)| {
+                            let lag = end.saturating_sub(position);
+                            serde_json::json!({"name": projection.name(), "position": position, "lag": lag})
+                        })
+                        .collect();
                     Ok(serde_json::json!({"log_position": end, "projections": projections}))
                 })
             });

@@ -1,9 +1,11 @@
 //! `wasl up`: every service in one process — the HTTP API, the projector, the router with the
 //! partner command service and webhook delivery — beside a supervised local nats-server (the
-//! pinned binary, JetStream store under `<data>/nats`, loopback only, restarted if it dies,
-//! stopped cleanly on exit) and the SQLite read models in `<data>/wasl.db`. The master key is
-//! created once in `<data>/master.key`. Ctrl-C stops the services first, then NATS: what was
-//! acknowledged stays.
+//! pinned binary, JetStream store under `<data>/nats`, loopback only, every write fsynced before
+//! it is acknowledged, restarted if it dies, stopped cleanly on exit, and never outliving
+//! `wasl up`; see [`wasl_nats_server`]) and the SQLite read models in `<data>/wasl.db`. The data
+//! directory is locked (`<data>/wasl.lock`) for as long as `wasl up` or its server runs, so a
+//! second `wasl up` on it is refused. The master key is created once in `<data>/master.key`.
+//! Ctrl-C stops the services first, then NATS: what was acknowledged stays.
 //!
 //! A service that comes later joins by adding one entry to [`services`].
 
@@ -33,7 +35,16 @@ pub struct UpArgs {
     /// Port of the local nats-server, on 127.0.0.1 only (not 4222, which another NATS may hold).
     #[arg(long, env = "WASL_UP_NATS_PORT", default_value_t = 4333)]
     pub nats_port: u16,
+    /// UNSAFE, for a throw-away demo only: let NATS acknowledge writes before they reach the
+    /// disk. A power cut or a crash of the machine then loses what was acknowledged in the last
+    /// two minutes — referrals, consent withdrawals, partners' answers.
+    #[arg(long, env = "WASL_UP_UNSAFE_NO_FSYNC")]
+    pub unsafe_no_fsync: bool,
 }
+
+/// How long a start waits for a nats-server left by a killed `wasl up` to finish shutting down
+/// (it receives SIGTERM when its parent dies) before refusing.
+const ORPHAN_WAIT: Duration = Duration::from_secs(20);
 
 /// The id of the master key `wasl up` creates.
 const MASTER_KEY_ID: &str = "local-1";
@@ -47,11 +58,26 @@ pub fn up(args: UpArgs) -> Result<String, Box<dyn Error>> {
 async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
     std::fs::create_dir_all(args.data.join("nats"))?;
     let data = args.data.canonicalize()?;
+    let lock = {
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || wasl_nats_server::StoreLock::acquire(&data, ORPHAN_WAIT)).await??
+    };
     let master_key = ensure_master_key(&data.join("master.key"))?;
-    let nats = Nats::start(&data, args.nats_port).await?;
-    let url = nats.url.clone();
+    let mut server =
+        wasl_nats_server::ServerConfig::new(wasl_nats_server::find_binary()?, data.join("nats"), args.nats_port);
+    server.sync_always = !args.unsafe_no_fsync;
+    let nats =
+        tokio::task::spawn_blocking(move || wasl_nats_server::Supervised::start(server, &lock).map(|n| (n, lock)))
+            .await??;
+    let url = nats.0.url().to_owned();
     let result = services(&args, &data, &url, &master_key).await;
-    nats.stop().await;
+    // The server first, then the lock (dropped with it).
+    tokio::task::spawn_blocking(move || {
+        let (server, lock) = nats;
+        server.stop();
+        drop(lock);
+    })
+    .await?;
     result?;
     Ok(format!("wasl up: stopped; the data is in {}\n", data.display()))
 }
@@ -80,6 +106,7 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
         ready_max_lag: 10_000,
     };
     let state = api_config.connect().await?;
+    let api_state = state.clone();
     let demo = if args.demo {
         Some(crate::demo::load(state.store(), state.vault(), state.accounts()).await?)
     } else {
@@ -98,7 +125,7 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
     {
         let stopped = stopped.clone();
         running.spawn(async move {
-            let r = wasl_api::run(listener, state, until(stopped)).await;
+            let r = wasl_api::run(listener, api_state, until(stopped)).await;
             ("api", r.map_err(|e| e.to_string()))
         });
     }
@@ -107,7 +134,10 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
             models,
             store.stream().clone(),
             Projection::ALL,
-            ProjectorConfig::default(),
+            ProjectorConfig {
+                skips: Some(store.skips().clone()),
+                ..ProjectorConfig::default()
+            },
         );
         let stopped = stopped.clone();
         running.spawn(async move {
@@ -127,6 +157,7 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
             },
         )
         .await?;
+        state.add_service_check("router", router_check(router.metrics()));
         let stopped = stopped.clone();
         running.spawn(async move { ("router", router.run(until(stopped)).await.map_err(|e| e.to_string())) });
     }
@@ -178,6 +209,20 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
     }
 }
 
+/// The router's part of `/readyz`: where it is, how many events it parked that no operator has
+/// resolved (`wasl router parked`), and not ready while the event log is behind its checkpoint.
+pub(crate) fn router_check(metrics: Arc<wasl_router::RouterMetrics>) -> wasl_api::ServiceCheck {
+    Arc::new(move || {
+        if let Some(why) = metrics.diverged() {
+            return Err(why);
+        }
+        Ok(serde_json::json!({
+            "position": metrics.position.load(std::sync::atomic::Ordering::Relaxed),
+            "parked": metrics.open_parked.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    })
+}
+
 fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::DemoReport>) -> String {
     let mut out = format!(
         "\nWasl {} is up\n  HTTP API   http://{}  (OpenAPI: /openapi.json, health: /healthz, /readyz)\n  NATS       {nats_url} (loopback only; log: {})\n  data       {} (NATS store, read models wasl.db, master.key)\n",
@@ -192,7 +237,14 @@ fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::D
             "  no demo data: run `wasl up --demo`, or create the first admin with\n    wasl users add --nats-url NATS --username admin --org <org id> --role admin   (password on stdin)\n",
         ),
     }
-    out.push_str("  Ctrl-C stops everything; nothing acknowledged is lost.\n");
+    if args.unsafe_no_fsync {
+        out.push_str(
+            "  !! --unsafe-no-fsync: NATS acknowledges writes before they reach the disk; a power cut\n  !! or a crash of the machine can lose the last two minutes of referrals. Demo use only.\n",
+        );
+        out.push_str("  Ctrl-C stops everything.\n");
+    } else {
+        out.push_str("  Ctrl-C stops everything; nothing acknowledged is lost (every write is fsynced).\n");
+    }
     out
 }
 
@@ -213,101 +265,4 @@ fn ensure_master_key(path: &Path) -> Result<PathBuf, Box<dyn Error>> {
         file.sync_all()?;
     }
     Ok(path.to_owned())
-}
-
-/// The local nats-server and the task that restarts it when it dies.
-struct Nats {
-    url: String,
-    stop: watch::Sender<bool>,
-    supervisor: tokio::task::JoinHandle<()>,
-}
-
-impl Nats {
-    async fn start(data: &Path, port: u16) -> Result<Self, Box<dyn Error>> {
-        let binary = wasl_bench::server::find_binary()?;
-        let dir = data.join("nats");
-        let config = dir.join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "# Written by `wasl up` on every start.\nserver_name: wasl-up\nlisten: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{}\"\n}}\n",
-                dir.join("store").display()
-            ),
-        )?;
-        let url = format!("nats://127.0.0.1:{port}");
-        let log = dir.join("nats.log");
-        let mut child = spawn(&binary, &config, &log)?;
-        // Wait until it accepts connections (or died).
-        let began = std::time::Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "nats-server exited at start ({status}); is port {port} free? See {}",
-                    log.display()
-                )
-                .into());
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                break;
-            }
-            if began.elapsed() > Duration::from_secs(20) {
-                return Err(format!("nats-server did not start within 20 s; see {}", log.display()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let (stop, mut stopped) = watch::channel(false);
-        let supervisor = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    status = child.wait() => {
-                        tracing::warn!(status = ?status.ok(), "nats-server exited; starting it again");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        match spawn(&binary, &config, &log) {
-                            Ok(again) => child = again,
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot restart nats-server");
-                                return;
-                            }
-                        }
-                    }
-                    () = async { let _ = stopped.wait_for(|s| *s).await; } => {
-                        if let Some(pid) = child.id() {
-                            let _ = tokio::process::Command::new(&binary)
-                                .arg("--signal")
-                                .arg(format!("term={pid}"))
-                                .status()
-                                .await;
-                        }
-                        if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
-                            let _ = child.kill().await;
-                        }
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Self { url, stop, supervisor })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.supervisor.await;
-    }
-}
-
-fn spawn(binary: &Path, config: &Path, log: &Path) -> Result<tokio::process::Child, Box<dyn Error>> {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let err = out.try_clone()?;
-    Ok(tokio::process::Command::new(binary)
-        .arg("-c")
-        .arg(config)
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
-        // Its own process group: Ctrl-C in the terminal reaches `wasl up` alone, which stops the
-        // services first and NATS last (otherwise NATS would stop under them, and the supervisor
-        // would start it again).
-        .process_group(0)
-        .spawn()?)
 }
