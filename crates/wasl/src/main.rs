@@ -88,13 +88,8 @@ enum Command {
     /// Deliver each referral event to the receiving organisation's own feed (WASL_OUT_<org>)
     /// and serve partner commands over NATS (see docs/partners.md); `wasl router parked` and
     /// `wasl router resolve` show and resolve the events it could not deliver.
-    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-    Router {
-        #[command(subcommand)]
-        command: Option<log::RouterCommand>,
-        #[command(flatten)]
-        args: partner::RouterArgs,
-    },
+    #[command(subcommand_negates_reqs = true)]
+    Router(partner::RouterArgs),
     /// Messages of the event log Wasl cannot read: show one, skip it (it is not a Wasl event),
     /// list what was skipped (see docs/operations.md).
     Log {
@@ -213,7 +208,7 @@ fn service_name(command: &Command) -> &'static str {
         Command::Up(_) => "wasl-up",
         Command::Api(_) => "wasl-api",
         Command::Projector { .. } => "wasl-projector",
-        Command::Router { command: None, .. } => "wasl-router",
+        Command::Router(args) if args.command.is_none() => "wasl-router",
         _ => "wasl",
     }
 }
@@ -248,10 +243,10 @@ fn run(command: Command) -> ExitCode {
             batch_size,
             health,
         } => print_or_fail(&mut out, projections::projector(connection, batch_size, health)),
-        Command::Router { command: None, args } => print_or_fail(&mut out, partner::router(args)),
-        Command::Router {
-            command: Some(command), ..
-        } => print_or_fail(&mut out, log::router_command(command)),
+        Command::Router(mut args) => match args.command.take() {
+            Some(command) => print_or_fail(&mut out, log::router_command(command)),
+            None => print_or_fail(&mut out, partner::router(args)),
+        },
         Command::Log { command } => print_or_fail(&mut out, log::run(command)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
@@ -366,6 +361,19 @@ fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
             due.case,
             humantime::format_rfc3339_seconds(closed)
         ));
+    }
+    if !report.unreadable.is_empty() {
+        text.push_str(&format!(
+            "{} message(s) on case subjects could not be read and were passed over (see `wasl log show`):\n",
+            report.unreadable.len()
+        ));
+    }
+    for unreadable in &report.unreadable {
+        let case = unreadable.case.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        text.push_str(&format!("  unreadable message {}  case {case}\n", unreadable.sequence));
+        if unreadable.erasure {
+            text.push_str("    (its type says erasure)\n");
+        }
     }
     Ok(text)
 }

@@ -15,9 +15,12 @@ use wasl_store::{EventStore, StoreConfig};
 /// Options of `wasl router`.
 #[derive(Debug, clap::Args)]
 pub struct RouterArgs {
+    /// Show or resolve the events the router could not deliver, instead of running it.
+    #[command(subcommand)]
+    pub command: Option<crate::log::RouterCommand>,
     /// The NATS server holding Wasl's event log.
-    #[arg(long, env = "WASL_NATS_URL")]
-    pub nats_url: String,
+    #[arg(long, env = "WASL_NATS_URL", required = true)]
+    pub nats_url: Option<String>,
     /// NKey seed file of Wasl's own services (hub.nk from `wasl nats-config`), when the server
     /// requires one.
     #[arg(long, env = "WASL_NATS_NKEY")]
@@ -48,8 +51,9 @@ pub struct RouterArgs {
 pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let nats_url = args.nats_url.clone().ok_or("wasl router needs --nats-url")?;
         let client = crate::connect::patiently("the router", || {
-            crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None)
+            crate::connect::connect_with(&nats_url, args.nats_nkey.as_deref(), None)
         })
         .await?;
         let store_config = StoreConfig {
@@ -86,13 +90,17 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
                     if client.connection_state() != async_nats::connection::State::Connected {
                         return Err("NATS is not connected".to_owned());
                     }
+                    if let Some(why) = metrics.diverged() {
+                        return Err(why);
+                    }
                     let end = crate::health::log_end(&events).await?;
                     let position = metrics.position.load(std::sync::atomic::Ordering::Relaxed);
                     let lag = end.saturating_sub(position);
                     if lag > max {
                         return Err(format!("the router is {lag} events behind the log"));
                     }
-                    Ok(serde_json::json!({"log_position": end, "position": position, "lag": lag}))
+                    let parked = metrics.open_parked.load(std::sync::atomic::Ordering::Relaxed);
+                    Ok(serde_json::json!({"log_position": end, "position": position, "lag": lag, "parked": parked}))
                 })
             });
             let mut stopped = stopped.clone();

@@ -6,12 +6,14 @@ mod bench_api;
 mod bench_partners;
 mod bench_projections;
 mod cluster;
+mod durability;
 mod http;
 mod nats_config;
 mod observability;
 mod partner;
 mod projections;
 mod up;
+mod up_poison;
 
 use std::process::Command;
 

@@ -24,7 +24,7 @@ pub(crate) struct Up {
 impl Up {
     /// Starts `wasl up` with `extra` options and waits until it has printed its banner (once
     /// every service runs) and the API is ready; returns it and the banner.
-    fn start(data: &Path, api: u16, nats: u16, extra: &[&str]) -> (Self, String) {
+    pub(crate) fn start(data: &Path, api: u16, nats: u16, extra: &[&str]) -> (Self, String) {
         Self::start_with_env(data, api, nats, extra, &[])
     }
 
@@ -36,6 +36,20 @@ impl Up {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> (Self, String) {
+        let (up, banner) = Self::spawn(data, api, nats, extra, env);
+        let began = Instant::now();
+        while http(api, "GET", "/readyz", &[], "").0 != 200 {
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "wasl up was not ready within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (up, banner)
+    }
+
+    /// Runs `wasl up` and reads its banner.
+    fn spawn(data: &Path, api: u16, nats: u16, extra: &[&str], env: &[(&str, &str)]) -> (Self, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasl"))
             .arg("up")
             .args(extra)
@@ -61,24 +75,38 @@ impl Up {
             }
         });
         let up = Self { child, stdout };
+        let banner = up.banner();
+        (up, banner)
+    }
+
+    /// Starts `wasl up` and returns once it has printed its banner, ready or not.
+    pub(crate) fn start_unready(data: &Path, api: u16, nats: u16) -> (Self, String) {
+        Self::spawn(data, api, nats, &[], &[])
+    }
+
+    /// Reads standard output up to the end of the banner.
+    fn banner(&self) -> String {
         let mut banner = String::new();
         while !banner.contains("Ctrl-C stops everything") {
-            let line = up
+            let line = self
                 .stdout
                 .recv_timeout(Duration::from_secs(120))
                 .expect("the banner of wasl up");
             banner.push_str(&line);
             banner.push('\n');
         }
-        let began = Instant::now();
-        while http(api, "GET", "/readyz", &[], "").0 != 200 {
-            assert!(
-                began.elapsed() < Duration::from_secs(60),
-                "wasl up was not ready within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        (up, banner)
+        banner
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a power button or the OOM killer would, and the reaping of the process.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Ctrl-C, and the exit.
