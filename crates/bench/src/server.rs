@@ -4,7 +4,6 @@
 
 use crate::error::BenchError;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,14 +120,7 @@ impl TempServer {
 
     /// The end of the server's log (its last 4 KiB).
     pub fn log_tail(&self) -> String {
-        let Ok(mut file) = File::open(self.dir.path().join("nats-server.log")) else {
-            return String::new();
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        wasl_nats_server::log_tail(&self.dir.path().join("nats-server.log"))
     }
 }
 

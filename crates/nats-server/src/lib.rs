@@ -24,4 +24,4 @@ pub use binary::{NATS_SERVER_BIN, find_binary, installed_binary, pinned_version}
 pub use error::Error;
 pub use lock::StoreLock;
 pub use procfs::Holder;
-pub use supervise::{ServerConfig, Supervised};
+pub use supervise::{ServerConfig, Supervised, log_tail};

@@ -178,12 +178,13 @@ fn supervise(
     loop {
         match start_once(config, lock.as_raw_fd()) {
             Ok(mut child) => {
+                // Known before anyone is told it runs.
+                pid.store(child.id(), Ordering::SeqCst);
                 if let Some(first) = first.take() {
                     let _ = first.send(Ok(()));
                 } else {
                     tracing::warn!(pid = child.id(), "nats-server started again on the same store");
                 }
-                pid.store(child.id(), Ordering::SeqCst);
                 let began = Instant::now();
                 let status = loop {
                     match stop.recv_timeout(Duration::from_millis(100)) {
@@ -362,8 +363,8 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The end of a log (its last 4 KiB).
-fn log_tail(path: &Path) -> String {
+/// The end of a server's log (its last 4 KiB), for an error message.
+pub fn log_tail(path: &Path) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
     };

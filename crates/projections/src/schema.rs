@@ -187,16 +187,20 @@ fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
+fn no_bookkeeping(projection: Projection) -> ProjectionError {
+    ProjectionError::State {
+        projection: projection.name(),
+        reason: "it has no bookkeeping row; open the read models first".to_owned(),
+    }
+}
+
 /// The live generation and checkpoint of `projection`.
 pub async fn live_state(models: &ReadModels, projection: Projection) -> Result<LiveState, ProjectionError> {
     let row = sqlx::query("SELECT generation, checkpoint FROM projection_state WHERE name = $1")
         .bind(projection.name())
         .fetch_optional(&models.pool)
         .await?
-        .ok_or_else(|| ProjectionError::State {
-            projection: projection.name(),
-            reason: "it has no bookkeeping row; open the read models first".to_owned(),
-        })?;
+        .ok_or_else(|| no_bookkeeping(projection))?;
     Ok(LiveState {
         generation: row.try_get("generation")?,
         checkpoint: row.try_get::<i64, _>("checkpoint")? as u64,
@@ -235,10 +239,7 @@ pub async fn standings(models: &ReadModels, projections: &[Projection]) -> Resul
             .bind(projection.name())
             .fetch_optional(&models.pool)
             .await?
-            .ok_or_else(|| ProjectionError::State {
-                projection: projection.name(),
-                reason: "it has no bookkeeping row; open the read models first".to_owned(),
-            })?;
+            .ok_or_else(|| no_bookkeeping(*projection))?;
         out.push(Standing {
             projection: *projection,
             checkpoint: row.try_get::<i64, _>("checkpoint")? as u64,

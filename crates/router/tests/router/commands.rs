@@ -42,6 +42,47 @@ pub fn code(reply: &CommandReply) -> &str {
     &reply.error.as_ref().expect("an error").code
 }
 
+/// A command service on its own store, running in a task until [`RunningCommands::stop`].
+pub struct RunningCommands {
+    pub metrics: Arc<wasl_router::CommandMetrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), wasl_router::RouterError>>,
+}
+
+impl RunningCommands {
+    pub async fn start(url: &str) -> Self {
+        let service = CommandService::new(Arc::new(open_store(url).await), CommandServiceConfig::default());
+        let metrics = service.metrics();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            service
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self { metrics, stop, task }
+    }
+
+    /// Stops it; it must stop cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("no panic").expect("a clean stop");
+    }
+}
+
+/// Sends `body` to `subject` until the service answers (its subscription is in place); the
+/// first answer.
+pub async fn first_answer(client: &async_nats::Client, subject: String, body: &'static str) -> async_nats::Message {
+    for _ in 0..100 {
+        if let Ok(answer) = client.request(subject.clone(), body.into()).await {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the command service never answered");
+}
+
 pub async fn version(store: &EventStore, referral: ReferralId) -> (u64, Option<ReferralStatus>) {
     let loaded = store.load::<Referral>(referral).await.expect("load");
     (loaded.version, loaded.state.status())
@@ -54,39 +95,12 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
 
-    let service = CommandService::new(
-        Arc::new(
-            EventStore::open(connect(&server.url()).await, Default::default())
-                .await
-                .expect("store"),
-        ),
-        CommandServiceConfig::default(),
-    );
-    let metrics = service.metrics();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        service
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let running = RunningCommands::start(&server.url()).await;
+    let metrics = running.metrics.clone();
     let provider = partner(&server.url(), net.provider).await;
     let other = partner(&server.url(), net.other).await;
-    // The service's subscription is in place once it answers anything.
-    let mut first = None;
-    for _ in 0..100 {
-        let probe = provider
-            .request(command_subject(net.provider, referral, "nope"), "{}".into())
-            .await;
-        if let Ok(answer) = probe {
-            first = Some(answer);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let unknown_verb: CommandReply =
-        serde_json::from_slice(&first.expect("the service answers").payload).expect("reply");
+    let first = first_answer(&provider, command_subject(net.provider, referral, "nope"), "{}").await;
+    let unknown_verb: CommandReply = serde_json::from_slice(&first.payload).expect("reply");
     assert_eq!(code(&unknown_verb), "bad_request");
 
     // receive, then accept: each changes the referral and answers version and position.
@@ -236,6 +250,5 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     .await;
     assert!(answer.is_err(), "no answer goes outside the organisation's inbox");
 
-    let _ = stop.send(());
-    task.await.expect("no panic").expect("a clean stop");
+    running.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Whatever anyone allowed to publish on a command subject sends: answered `bad_request` where an
 //! answer may go, refused unanswered where none may, counted, and the service goes on serving.
 
-use crate::commands::{ask, code, partner, version};
+use crate::commands::{RunningCommands, ask, code, first_answer, partner, version};
 use crate::support::{Network, connect, open_store, server, wait_until};
 use async_nats::HeaderMap;
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wasl_domain::referral::ReferralStatus;
 use wasl_events::partner::command_subject;
+use wasl_router::CommandReply;
 use wasl_router::commands::MAX_BODY;
-use wasl_router::{CommandReply, CommandService, CommandServiceConfig};
 
 async fn request(client: &async_nats::Client, subject: String, headers: HeaderMap, body: Vec<u8>) -> CommandReply {
     let reply = tokio::time::timeout(
@@ -29,33 +29,10 @@ async fn unreadable_requests_are_answered_bad_request_and_the_service_keeps_serv
     let store = Arc::new(open_store(&server.url()).await);
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
-    let service = CommandService::new(
-        Arc::new(open_store(&server.url()).await),
-        CommandServiceConfig::default(),
-    );
-    let metrics = service.metrics();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        service
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let running = RunningCommands::start(&server.url()).await;
+    let metrics = running.metrics.clone();
     let provider = partner(&server.url(), net.provider).await;
-    // Ready once it answers anything.
-    let mut answered = false;
-    for _ in 0..100 {
-        let probe = provider
-            .request(command_subject(net.provider, referral, "accept"), "x".into())
-            .await;
-        if probe.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(answered, "the service answers");
+    first_answer(&provider, command_subject(net.provider, referral, "accept"), "x").await;
     let bad_before = metrics.bad_requests.load(Ordering::Relaxed);
 
     let received = ask(
@@ -165,6 +142,5 @@ async fn unreadable_requests_are_answered_bad_request_and_the_service_keeps_serv
     assert_eq!(started.version, Some(4), "{started:?}");
     assert_eq!(version(&store, referral).await, (4, Some(ReferralStatus::InProgress)));
 
-    let _ = stop.send(());
-    task.await.expect("no panic").expect("a clean stop");
+    running.stop().await;
 }

@@ -16,6 +16,15 @@ use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, Role};
 use wasl_store::{CommandMeta, EventStore, StoreConfig};
 
+/// A runtime for a plain `#[test]` that talks to NATS beside a `wasl up` process.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// What a load run sent and what was acknowledged.
 #[derive(Default)]
 struct Ledger {
@@ -188,11 +197,7 @@ fn kill_servers_on(config: &Path) {
 
 #[test]
 fn killing_wasl_up_under_load_twenty_times_loses_and_doubles_nothing() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());
@@ -559,11 +564,7 @@ fn readyz(api: u16) -> (u16, serde_json::Value) {
 
 #[test]
 fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_rebuilt() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());

@@ -45,11 +45,7 @@ fn password(banner: &str) -> String {
 
 #[test]
 fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_serves() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = crate::durability::runtime();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());
