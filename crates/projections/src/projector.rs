@@ -176,10 +176,7 @@ pub(crate) async fn commit_batch(
         });
     };
     // The identity of the message the checkpoint will point at (see `wasl_store::continuity`).
-    let last_event = entries
-        .last()
-        .and_then(|e| e.event.as_ref().ok())
-        .map(|e| e.meta.event_id.to_string());
+    let last_event = entries.last().and_then(|e| e.mark().event_id);
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let mut applied = 0;
     let mut all_parked = Vec::new();
@@ -301,40 +298,58 @@ impl Projector {
     }
 
     /// Why the log no longer matches the checkpoints, if it does not (see
-    /// `wasl_store::continuity`).
-    async fn divergence(&self) -> Result<Option<String>, ProjectionError> {
-        for standing in crate::schema::standings(&self.models, &self.projections).await? {
+    /// `wasl_store::continuity`), and the standings that were judged.
+    async fn divergence(&self) -> Result<Option<(String, Vec<crate::schema::Standing>)>, ProjectionError> {
+        let standings = crate::schema::standings(&self.models, &self.projections).await?;
+        for standing in &standings {
             let found = wasl_store::continuity::check(&self.stream, &standing.mark())
                 .await
                 .map_err(ProjectionError::log)?;
             if let Some(divergence) = found {
-                return Ok(Some(format!("projection {}: {divergence}", standing.projection.name())));
+                let reason = format!("projection {}: {divergence}", standing.projection.name());
+                return Ok(Some((reason, standings)));
             }
         }
         Ok(None)
     }
 
-    /// Records why the projector stopped (or, with `None`, that it runs again) where every
-    /// reader of the database sees it: `/readyz`, `wasl projections status`.
-    async fn set_halted(&self, reason: Option<&str>) -> Result<u64, ProjectionError> {
+    /// Stops: records why where every reader of the database sees it (`/readyz`, `wasl
+    /// projections status`) — only on the standings judged, so that a rebuild swapped in
+    /// meanwhile is never marked stopped by a verdict on the tables it replaced — and returns
+    /// the error that ends the attempt.
+    async fn halt(&self, reason: String, judged: &[crate::schema::Standing]) -> ProjectionError {
+        let mut changed = 0;
+        for standing in judged {
+            let done = sqlx::query(
+                "UPDATE projection_state SET halted = $1 WHERE name = $2 AND generation = $3 AND checkpoint = $4 \
+                 AND (halted IS NULL OR halted <> $1)",
+            )
+            .bind(reason.as_str())
+            .bind(standing.projection.name())
+            .bind(standing.generation)
+            .bind(standing.checkpoint as i64)
+            .execute(&self.models.pool)
+            .await;
+            match done {
+                Ok(done) => changed += done.rows_affected(),
+                Err(error) => tracing::warn!(%error, "cannot record why the projector stopped"),
+            }
+        }
+        if changed > 0 {
+            wasl_telemetry::metrics::log_diverged("projector");
+            tracing::error!(%reason, "the read models are ahead of the event log or built from another one; projecting stopped (see docs/operations.md: restore the matching backup, or `wasl projections rebuild`)");
+        }
+        ProjectionError::Diverged(reason)
+    }
+
+    /// Records that the projector runs again; how many projections were stopped.
+    async fn resume(&self) -> Result<u64, ProjectionError> {
         let mut changed = 0;
         for projection in &self.projections {
-            let done =
-                match reason {
-                    Some(reason) => sqlx::query(
-                        "UPDATE projection_state SET halted = $1 WHERE name = $2 AND (halted IS NULL OR halted <> $1)",
-                    )
-                    .bind(reason)
-                    .bind(projection.name())
-                    .execute(&self.models.pool)
-                    .await?,
-                    None => {
-                        sqlx::query("UPDATE projection_state SET halted = NULL WHERE name = $1 AND halted IS NOT NULL")
-                            .bind(projection.name())
-                            .execute(&self.models.pool)
-                            .await?
-                    }
-                };
+            let done = sqlx::query("UPDATE projection_state SET halted = NULL WHERE name = $1 AND halted IS NOT NULL")
+                .bind(projection.name())
+                .execute(&self.models.pool)
+                .await?;
             changed += done.rows_affected();
         }
         Ok(changed)
@@ -350,10 +365,10 @@ impl Projector {
         tokio::pin!(shutdown);
         loop {
             let attempt = async {
-                if let Some(reason) = self.divergence().await? {
-                    return Err(ProjectionError::Diverged(reason));
+                if let Some((reason, judged)) = self.divergence().await? {
+                    return Err(self.halt(reason, &judged).await);
                 }
-                if self.set_halted(None).await? > 0 {
+                if self.resume().await? > 0 {
                     tracing::warn!("the event log matches the read models again; projecting");
                 }
                 let mut targets = self.targets().await?;
@@ -370,12 +385,15 @@ impl Projector {
                 let mut check = tokio::time::interval(self.config.check_interval);
                 check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 check.tick().await;
+                // What the last committed batch ended with (`None` until one is committed: the
+                // checkpoints in the database stand for it).
+                let mut last: Option<wasl_store::continuity::Mark> = None;
                 loop {
                     let next = tokio::select! {
                         next = next_batch(&mut feed, self.config.batch_size) => next,
                         _ = check.tick() => {
-                            if let Some(reason) = self.divergence().await? {
-                                return Err(ProjectionError::Diverged(reason));
+                            if let Some((reason, judged)) = self.divergence().await? {
+                                return Err(self.halt(reason, &judged).await);
                             }
                             continue;
                         }
@@ -384,6 +402,25 @@ impl Projector {
                         return Err(ProjectionError::Log("the log subscription ended".to_owned()));
                     };
                     let batch = batch?;
+                    // The log must still hold what the tables were built from before anything
+                    // read from it is applied: a log replaced under a running consumer would
+                    // otherwise be mixed in between two timed checks.
+                    let replaced = match &last {
+                        None => self.divergence().await?,
+                        Some(mark) => match wasl_store::continuity::check(&self.stream, mark)
+                            .await
+                            .map_err(ProjectionError::log)?
+                        {
+                            None => None,
+                            Some(divergence) => Some((
+                                divergence.to_string(),
+                                crate::schema::standings(&self.models, &self.projections).await?,
+                            )),
+                        },
+                    };
+                    if let Some((reason, judged)) = replaced {
+                        return Err(self.halt(reason, &judged).await);
+                    }
                     let spans = trace_spans(&batch);
                     let committed = commit_batch(&mut conn, &mut targets, &batch).await?;
                     drop(spans);
@@ -392,6 +429,7 @@ impl Projector {
                         Committed::Done { applied, parked } => {
                             let lag = batch.last().map_or(0, |entry| entry.pending);
                             self.record(&targets, applied, &parked, lag);
+                            last = batch.last().map(Entry::mark);
                         }
                     }
                 }
@@ -402,15 +440,8 @@ impl Projector {
                     self.metrics.restarts.fetch_add(1, Ordering::Relaxed);
                     match outcome {
                         Ok(()) => tracing::info!("a checkpoint moved under the projector (rebuild or retry); resuming from the database"),
-                        Err(ProjectionError::Diverged(reason)) => {
-                            match self.set_halted(Some(&reason)).await {
-                                Ok(0) => {}
-                                Ok(_) => {
-                                    wasl_telemetry::metrics::log_diverged("projector");
-                                    tracing::error!(%reason, "the read models are ahead of the event log or built from another one; projecting stopped (see docs/operations.md: restore the matching backup, or `wasl projections rebuild`)");
-                                }
-                                Err(error) => tracing::warn!(%error, "cannot record why the projector stopped"),
-                            }
+                        // Recorded and reported by `halt`; look again after a pause.
+                        Err(ProjectionError::Diverged(_)) => {
                             tokio::select! {
                                 () = &mut shutdown => return Ok(()),
                                 () = tokio::time::sleep(self.config.check_interval) => {}
@@ -485,6 +516,14 @@ impl ReadModels {
 }
 
 impl Entry {
+    /// What a checkpoint at this entry records (see `wasl_store::continuity`).
+    pub fn mark(&self) -> wasl_store::continuity::Mark {
+        wasl_store::continuity::Mark {
+            sequence: self.seq,
+            event_id: self.event.as_ref().ok().map(|e| e.meta.event_id.to_string()),
+        }
+    }
+
     /// An entry for an event as the log would hold it at `seq`.
     pub fn of(seq: u64, event: StoredEvent) -> Self {
         Self {

@@ -67,6 +67,7 @@ pub async fn rebuild(
     let mut parked = 0_u64;
     let mut feed = None;
     let mut indexed = false;
+    let mut last: Option<wasl_store::continuity::Mark> = None;
     loop {
         let done = targets.iter().map(|t| t.checkpoint).min().unwrap_or(0);
         if done >= total {
@@ -93,9 +94,20 @@ pub async fn rebuild(
         let batch = next_batch(feed, batch_size)
             .await
             .ok_or_else(|| ProjectionError::Log("the log subscription ended".to_owned()))??;
+        // The log must not have been replaced under the rebuild since its last batch.
+        if let Some(mark) = &last
+            && let Some(divergence) = wasl_store::continuity::check(stream, mark)
+                .await
+                .map_err(ProjectionError::log)?
+        {
+            return Err(ProjectionError::Diverged(divergence.to_string()));
+        }
         events += batch.len() as u64;
         match commit_batch(&mut conn, &mut targets, &batch).await? {
-            Committed::Done { parked: p, .. } => parked += p.len() as u64,
+            Committed::Done { parked: p, .. } => {
+                parked += p.len() as u64;
+                last = batch.last().map(crate::apply::Entry::mark);
+            }
             Committed::Moved => {
                 return Err(ProjectionError::State {
                     projection: targets[0].projection.name(),

@@ -213,6 +213,8 @@ pub async fn live_state(models: &ReadModels, projection: Projection) -> Result<L
 pub struct Standing {
     /// The projection.
     pub projection: Projection,
+    /// Its live generation.
+    pub generation: i64,
     /// The last stream sequence applied to its live tables.
     pub checkpoint: u64,
     /// The event id at the checkpoint, when known.
@@ -235,13 +237,16 @@ impl Standing {
 pub async fn standings(models: &ReadModels, projections: &[Projection]) -> Result<Vec<Standing>, ProjectionError> {
     let mut out = Vec::with_capacity(projections.len());
     for projection in projections {
-        let row = sqlx::query("SELECT checkpoint, checkpoint_event, halted FROM projection_state WHERE name = $1")
-            .bind(projection.name())
-            .fetch_optional(&models.pool)
-            .await?
-            .ok_or_else(|| no_bookkeeping(*projection))?;
+        let row = sqlx::query(
+            "SELECT generation, checkpoint, checkpoint_event, halted FROM projection_state WHERE name = $1",
+        )
+        .bind(projection.name())
+        .fetch_optional(&models.pool)
+        .await?
+        .ok_or_else(|| no_bookkeeping(*projection))?;
         out.push(Standing {
             projection: *projection,
+            generation: row.try_get("generation")?,
             checkpoint: row.try_get::<i64, _>("checkpoint")? as u64,
             checkpoint_event: row.try_get("checkpoint_event")?,
             halted: row.try_get("halted")?,

@@ -286,6 +286,10 @@ impl Router {
                     _ => break,
                 }
             }
+            // Nothing read from a log that was replaced since the checkpoint is delivered.
+            if let Some(divergence) = continuity::check(&self.events, &mark).await? {
+                return Err(RouterError::Diverged(divergence.to_string()));
+            }
             let mut pending = Vec::new();
             let mut done = mark.clone();
             let mut failure = None;

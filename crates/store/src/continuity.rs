@@ -52,22 +52,12 @@ pub fn identity(headers: Option<&HeaderMap>) -> Option<String> {
 }
 
 /// Whether `stream` still holds the message `mark` names: `None` when it does (or when the mark
-/// is at 0), the divergence when it does not, an error when the log cannot be asked now.
+/// is at 0), the divergence when it does not, an error when the log cannot be asked now. One
+/// direct get when the log is as expected — cheap enough to ask before every batch a reader
+/// commits, so that no event of a replaced log is ever applied.
 pub async fn check(stream: &Stream, mark: &Mark) -> Result<Option<Divergence>, StoreError> {
     if mark.sequence == 0 {
         return Ok(None);
-    }
-    let last = stream
-        .get_info()
-        .await
-        .map_err(StoreError::unavailable)?
-        .state
-        .last_sequence;
-    if last < mark.sequence {
-        return Ok(Some(Divergence::Shorter {
-            sequence: mark.sequence,
-            last,
-        }));
     }
     match stream.get_raw_message(mark.sequence).await {
         Ok(message) => {
@@ -85,10 +75,23 @@ pub async fn check(stream: &Stream, mark: &Mark) -> Result<Option<Divergence>, S
                 async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound
             ) =>
         {
-            // Below the log's end but gone: deletes are denied, so this log is another one.
-            Ok(Some(Divergence::Replaced {
-                sequence: mark.sequence,
-            }))
+            let last = stream
+                .get_info()
+                .await
+                .map_err(StoreError::unavailable)?
+                .state
+                .last_sequence;
+            if last < mark.sequence {
+                Ok(Some(Divergence::Shorter {
+                    sequence: mark.sequence,
+                    last,
+                }))
+            } else {
+                // Below the log's end but gone: deletes are denied, so this log is another one.
+                Ok(Some(Divergence::Replaced {
+                    sequence: mark.sequence,
+                }))
+            }
         }
         Err(err) => Err(StoreError::unavailable(err)),
     }
