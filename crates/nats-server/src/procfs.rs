@@ -25,18 +25,24 @@ impl Holder {
                     .join(" ")
             })
             .unwrap_or_default();
+        // A process that is exiting has no command line any more, but still its name (shown as
+        // `ps` shows it: in brackets).
+        let command = if command.is_empty() {
+            let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!("[{}]", name.trim())
+        } else {
+            command
+        };
         Self {
             pid,
             command: command.chars().take(200).collect(),
         }
     }
 
-    /// Whether it is a nats-server.
+    /// Whether it is a nats-server (also one that is exiting).
     pub fn is_nats_server(&self) -> bool {
-        self.command
-            .split_whitespace()
-            .next()
-            .is_some_and(|program| program.ends_with("nats-server"))
+        let program = self.command.split_whitespace().next().unwrap_or_default();
+        program.ends_with("nats-server") || program == "[nats-server]"
     }
 
     /// "process 12 (nats-server -c …) and process 34 (…)", or "another process".
@@ -176,6 +182,11 @@ mod tests {
             command: "nats-server -c /x/nats.conf".to_owned(),
         }];
         assert!(holders[0].is_nats_server());
+        let exiting = Holder {
+            pid: 8,
+            command: "[nats-server]".to_owned(),
+        };
+        assert!(exiting.is_nats_server());
         assert_eq!(
             Holder::describe_all(&holders),
             "process 7 (nats-server -c /x/nats.conf)"

@@ -19,6 +19,8 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Up {
     child: Child,
     stdout: std::sync::mpsc::Receiver<String>,
+    /// Its standard error, kept for a failure's message.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Up {
@@ -64,7 +66,7 @@ impl Up {
             .env("WASL_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("wasl up starts");
         let out = child.stdout.take().expect("stdout");
@@ -74,7 +76,19 @@ impl Up {
                 let _ = tx.send(line);
             }
         });
-        let up = Self { child, stdout };
+        let err = child.stderr.take().expect("stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let mut kept = stderr.lock().expect("stderr");
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            });
+        }
+        let up = Self { child, stdout, stderr };
         let banner = up.banner();
         (up, banner)
     }
@@ -88,10 +102,14 @@ impl Up {
     fn banner(&self) -> String {
         let mut banner = String::new();
         while !banner.contains("Ctrl-C stops everything") {
-            let line = self
-                .stdout
-                .recv_timeout(Duration::from_secs(120))
-                .expect("the banner of wasl up");
+            let line = self.stdout.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|e| {
+                // Its last words, once it has exited.
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "no banner from wasl up ({e}); its stderr:\n{}",
+                    self.stderr.lock().expect("stderr")
+                )
+            });
             banner.push_str(&line);
             banner.push('\n');
         }
