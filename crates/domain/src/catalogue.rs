@@ -147,6 +147,9 @@ reason_codes!(
         Duplicate => "duplicate",
         /// Another reason, explained in text.
         Other => "other",
+        /// No organisation answered in time: the follow-up service cancelled it after the
+        /// escalations its deadline policy allows, so the caseworker can refer elsewhere.
+        Expired => "expired",
     }
 );
 

@@ -559,9 +559,13 @@ impl Aggregate for Referral {
                 ReferralEvent::Failed(reason.clone())
             }
             ReferralCommand::Cancel(reason) => {
-                // Wasl's process managers cancel on the client's behalf when consent is withdrawn
-                // or the case is closed with its referrals, and for nothing else.
-                let on_behalf = matches!(reason.code, CancelCode::ConsentWithdrawn | CancelCode::CaseClosed);
+                // Wasl's process managers cancel on the client's behalf when consent is withdrawn,
+                // the case is closed with its referrals, or no organisation answered in time
+                // (expired), and for nothing else.
+                let on_behalf = matches!(
+                    reason.code,
+                    CancelCode::ConsentWithdrawn | CancelCode::CaseClosed | CancelCode::Expired
+                );
                 if !(on_behalf && actor.has(Role::System)) {
                     referring(REFERRING_ROLES)?;
                 }

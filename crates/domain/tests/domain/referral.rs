@@ -679,12 +679,20 @@ fn events_that_do_not_start_a_referral_build_nothing() {
 }
 
 #[test]
-fn wasls_process_managers_cancel_only_for_withdrawn_consent_or_a_closed_case() {
-    for code in [CancelCode::ConsentWithdrawn, CancelCode::CaseClosed] {
+fn wasls_process_managers_cancel_only_for_withdrawn_consent_a_closed_case_or_expiry() {
+    for code in [
+        CancelCode::ConsentWithdrawn,
+        CancelCode::CaseClosed,
+        CancelCode::Expired,
+    ] {
         given(history_to(ReferralStatus::Accepted))
             .when(C::Cancel(Reason::coded(code)), &system())
             .then(vec![E::Cancelled(Reason::coded(code))]);
     }
+    // The usual expiry: nobody ever answered the request.
+    given([requested()])
+        .when(C::Cancel(Reason::coded(CancelCode::Expired)), &system())
+        .then(vec![E::Cancelled(Reason::coded(CancelCode::Expired))]);
     given([requested()])
         .when(C::Cancel(Reason::coded(CancelCode::NoLongerNeeded)), &system())
         .then_refused(DomainError::Forbidden(Forbidden::NotReferringOrganisation));

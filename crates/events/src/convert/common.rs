@@ -112,6 +112,7 @@ proto_enum!(CancelCode => CancelCode {
     ReferredElsewhere => ReferredElsewhere,
     Duplicate => Duplicate,
     Other => Other,
+    Expired => Expired,
 });
 
 proto_enum!(HoldCode => HoldCode {

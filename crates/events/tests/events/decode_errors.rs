@@ -303,3 +303,38 @@ fn errors_never_repeat_the_value_they_refuse() {
     c.personal.as_mut().unwrap().name.as_mut().unwrap().key_id = format!("{MARKER} key");
     planted(event);
 }
+
+/// `expired` was added after the first events were written: it takes the next free number and
+/// every earlier code keeps its own, so the log already written reads the same. A reader built
+/// before it refuses the number by name ("readers before writers").
+#[test]
+fn an_expired_cancellation_travels_as_the_next_free_number() {
+    use wasl_domain::catalogue::{CancelCode, Reason};
+    use wasl_domain::referral::ReferralEvent;
+    let mut stored = sample(EventType::ReferralCancelled);
+    if let wasl_events::DomainEvent::Referral(_, event) = &mut stored.event {
+        *event = ReferralEvent::Cancelled(Reason::coded(CancelCode::Expired));
+    }
+    let mut event = pb::Event::from(&stored);
+    let Some(P::ReferralCancelled(c)) = &mut event.payload else {
+        unreachable!()
+    };
+    let code = c.reason.as_ref().expect("a reason").code;
+    assert_eq!(code, pb::CancelCode::Expired as i32);
+    assert_eq!(code, 8);
+    assert_eq!(pb::CancelCode::Other as i32, 7, "earlier codes keep their numbers");
+    c.reason.as_mut().expect("a reason").code = 9;
+    let mut known = event.clone();
+    let Some(P::ReferralCancelled(k)) = &mut known.payload else {
+        unreachable!()
+    };
+    k.reason.as_mut().expect("a reason").code = code;
+    assert_eq!(decode_wire(&known), Ok(stored));
+    assert_eq!(
+        decode_wire(&event),
+        Err(DecodeError::UnknownEnumValue {
+            field: "CancelReason.code",
+            number: 9
+        })
+    );
+}

@@ -555,6 +555,17 @@ pub fn variations() -> Vec<StoredEvent> {
             T::ReferralPutOnHold,
             ReferralEvent::PutOnHold(Reason::coded(HoldCode::AwaitingDocuments)),
         ),
+        // Cancelled by the follow-up service because nobody answered in time.
+        StoredEvent {
+            meta: EventMeta {
+                actor: system(),
+                ..sample(T::ReferralCancelled).meta
+            },
+            event: DomainEvent::Referral(
+                referral_id(),
+                ReferralEvent::Cancelled(Reason::coded(CancelCode::Expired)),
+            ),
+        },
         referral(
             T::FollowUpRecorded,
             ReferralEvent::FollowUpRecorded(FollowUp {
