@@ -35,6 +35,11 @@ pub const WEBHOOK_DEAD_LETTERS: &str = "wasl_webhook_dead_letters_total";
 /// Counter: messages a service could not read (poison: garbage bytes, the wrong shape, missing
 /// headers, an unknown schema), reported and set aside, by service and kind.
 pub const POISON: &str = "wasl_poison_messages_total";
+/// Counter: commands of the follow-up service, by action and outcome.
+pub const FOLLOWUP_ACTIONS: &str = "wasl_followup_actions_total";
+/// Histogram: seconds from a deadline (or the event that triggered a command) to the store's
+/// answer to the follow-up service's command.
+pub const FOLLOWUP_DELAY: &str = "wasl_followup_delay_seconds";
 /// Counter: HTTP requests, by method, route template and status.
 pub const HTTP_REQUESTS: &str = "wasl_http_requests_total";
 /// Histogram: seconds to answer an HTTP request, by method and route template.
@@ -80,6 +85,14 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         LOG_DIVERGED,
         "Times a reader found the event log behind its checkpoint or replaced, and stopped.",
+    ),
+    (
+        FOLLOWUP_ACTIONS,
+        "Commands of the follow-up service (overdue, escalation, cancellation), by action and outcome.",
+    ),
+    (
+        FOLLOWUP_DELAY,
+        "Seconds from a deadline or a triggering event to the follow-up command carried out.",
     ),
     (HTTP_REQUESTS, "HTTP requests, by method, route and status."),
     (HTTP_SECONDS, "Seconds to answer an HTTP request, by method and route."),
@@ -167,4 +180,13 @@ pub const LOG_DIVERGED: &str = "wasl_log_diverged_total";
 /// A reader stopped because the log went backwards under it.
 pub fn log_diverged(reader: &'static str) {
     metrics::counter!(LOG_DIVERGED, "reader" => reader).increment(1);
+}
+
+/// A command of the follow-up service answered: `outcome` is `ok`, `replayed` or `refused`;
+/// `delay` is from its deadline (or trigger) to the answer.
+pub fn followup_action(action: &'static str, outcome: &'static str, delay: Duration) {
+    metrics::counter!(FOLLOWUP_ACTIONS, "action" => action, "outcome" => outcome).increment(1);
+    if outcome != "refused" {
+        metrics::histogram!(FOLLOWUP_DELAY, "action" => action).record(delay.as_secs_f64());
+    }
 }

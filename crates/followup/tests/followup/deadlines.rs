@@ -1,0 +1,215 @@
+//! Deadlines over the whole policy table: each fires once, at its moment, and never when met in
+//! time; escalation follows; a crash or a second instance changes nothing.
+
+use crate::support::*;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use wasl_domain::catalogue::{Priority, ServiceCategory};
+use wasl_domain::referral::{FollowUp, OverdueKind, ReferralCommand, ReferralEvent, ServiceReceived};
+use wasl_domain::time::Timestamp;
+use wasl_followup::{DeadlinePolicy, FollowupConfig};
+use wasl_testkit::on_both;
+
+fn config() -> FollowupConfig {
+    FollowupConfig {
+        check_interval: Duration::from_millis(200),
+        retry_delay: Duration::from_millis(50),
+        ..FollowupConfig::default()
+    }
+}
+
+async fn every_deadline_fires_once_at_its_moment_and_never_when_met(db: wasl_testkit::db::TestDb) {
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    let policy = DeadlinePolicy::default();
+    let running = world.followup(config()).await;
+
+    // For every category and priority: one referral nobody answers, one answered in time.
+    let mut silent = Vec::new();
+    let mut answered = Vec::new();
+    for category in ServiceCategory::ALL {
+        for priority in Priority::ALL {
+            silent.push((
+                net.refer(&world, 0, *category, *priority).await,
+                policy.windows(*category, *priority),
+            ));
+            let on_time = net.refer(&world, 1, *category, *priority).await;
+            net.act(&world, on_time, 1, ReferralCommand::Receive).await;
+            net.act(&world, on_time, 1, ReferralCommand::Accept).await;
+            answered.push(on_time);
+        }
+    }
+    running.quiet(&world).await;
+
+    // Every moment a deadline falls on, in order: just before it nothing of it has happened,
+    // at it exactly what is due.
+    let moments: BTreeSet<Duration> = silent.iter().flat_map(|(_, w)| [w.acknowledge, w.decide]).collect();
+    for moment in moments {
+        let at = T0.plus_millis(moment.as_millis() as i64);
+        world.clock.set(at.plus_millis(-1));
+        running.quiet(&world).await;
+        for (referral, windows) in &silent {
+            let events = world.events(*referral).await;
+            for (kind, window) in [
+                (OverdueKind::Acknowledgement, windows.acknowledge),
+                (OverdueKind::Decision, windows.decide),
+            ] {
+                let expected = usize::from(window < moment);
+                assert_eq!(
+                    count(&events, "overdue", kind),
+                    expected,
+                    "{kind:?} of a {windows:?} referral before {moment:?}"
+                );
+            }
+        }
+        world.clock.set(at);
+        running.quiet(&world).await;
+        for (referral, windows) in &silent {
+            let events = world.events(*referral).await;
+            for (kind, window) in [
+                (OverdueKind::Acknowledgement, windows.acknowledge),
+                (OverdueKind::Decision, windows.decide),
+            ] {
+                let expected = usize::from(window <= moment);
+                assert_eq!(count(&events, "overdue", kind), expected, "{kind:?} at {moment:?}");
+                if expected == 1 {
+                    let due = events.iter().find_map(|e| match e {
+                        ReferralEvent::ResponseOverdue { kind: k, due_at } if *k == kind => Some(*due_at),
+                        _ => None,
+                    });
+                    assert_eq!(
+                        due,
+                        Some(T0.plus_millis(window.as_millis() as i64)),
+                        "due at its moment"
+                    );
+                    // The default policy escalates at the first missed deadline.
+                    assert_eq!(count(&events, "escalated", kind), 1, "{kind:?} escalated once");
+                }
+            }
+        }
+    }
+
+    // Long after: still once each, and nothing for the referrals answered in time.
+    world.clock.advance(Duration::from_secs(90 * 24 * 3_600));
+    running.quiet(&world).await;
+    for (referral, _) in &silent {
+        let events = world.events(*referral).await;
+        for kind in [OverdueKind::Acknowledgement, OverdueKind::Decision] {
+            assert_eq!(count(&events, "overdue", kind), 1);
+            assert_eq!(count(&events, "escalated", kind), 1);
+        }
+    }
+    for referral in &answered {
+        let events = world.events(*referral).await;
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                ReferralEvent::ResponseOverdue { .. } | ReferralEvent::Escalated { .. }
+            )),
+            "answered in time: {events:?}"
+        );
+    }
+    running.stop().await;
+}
+
+on_both!(
+    every_deadline,
+    every_deadline_fires_once_at_its_moment_and_never_when_met
+);
+
+async fn follow_up_is_due_after_completion_and_dropped_when_recorded(db: wasl_testkit::db::TestDb) {
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    let running = world.followup(config()).await;
+    let window = DeadlinePolicy::default()
+        .windows(ServiceCategory::Psychosocial, Priority::Urgent)
+        .follow_up;
+    let mut referrals = Vec::new();
+    for _ in 0..2 {
+        let referral = net
+            .refer(&world, 0, ServiceCategory::Psychosocial, Priority::Urgent)
+            .await;
+        for step in [
+            ReferralCommand::Receive,
+            ReferralCommand::Accept,
+            ReferralCommand::Start,
+            ReferralCommand::Complete,
+        ] {
+            net.act(&world, referral, 0, step).await;
+        }
+        referrals.push(referral);
+    }
+    let completed_at = world.clock_now();
+    // The caseworker records follow-up for the second in time.
+    world.clock.advance(HOUR);
+    let follow_up = FollowUp {
+        client_reached: true,
+        service_received: ServiceReceived::Yes,
+        satisfaction: None,
+        note: None,
+    };
+    world
+        .store
+        .execute::<wasl_domain::referral::Referral>(
+            referrals[1],
+            &ReferralCommand::RecordFollowUp(follow_up),
+            &net.caseworker(&world),
+        )
+        .await
+        .expect("follow-up recorded");
+    running.quiet(&world).await;
+    world.clock.set(completed_at.plus_millis(window.as_millis() as i64 - 1));
+    running.quiet(&world).await;
+    assert_eq!(
+        count(&world.events(referrals[0]).await, "overdue", OverdueKind::FollowUp),
+        0
+    );
+    world.clock.set(completed_at.plus_millis(window.as_millis() as i64));
+    running.quiet(&world).await;
+    let events = world.events(referrals[0]).await;
+    assert_eq!(count(&events, "overdue", OverdueKind::FollowUp), 1);
+    assert!(events.contains(&ReferralEvent::FollowUpOverdue {
+        due_at: Timestamp::from_unix_millis(completed_at.unix_millis() + window.as_millis() as i64)
+    }));
+    assert_eq!(
+        count(&world.events(referrals[1]).await, "overdue", OverdueKind::FollowUp),
+        0
+    );
+    running.stop().await;
+}
+
+on_both!(
+    follow_up_due,
+    follow_up_is_due_after_completion_and_dropped_when_recorded
+);
+
+async fn a_crash_and_a_second_instance_change_nothing(db: wasl_testkit::db::TestDb) {
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    let first = world.followup(config()).await;
+    let second = world.followup(config()).await;
+    let mut referrals = Vec::new();
+    for n in 0..40 {
+        let priority = Priority::ALL[n % Priority::ALL.len()];
+        referrals.push(net.refer(&world, n % 2, ServiceCategory::Health, priority).await);
+    }
+    first.quiet(&world).await;
+    // Every deadline passes at once; one instance dies while it works through them.
+    world.clock.advance(Duration::from_secs(30 * 24 * 3_600));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    first.crash().await;
+    second.quiet(&world).await;
+    let third = world.followup(config()).await;
+    third.quiet(&world).await;
+    for referral in &referrals {
+        let events = world.events(*referral).await;
+        for kind in [OverdueKind::Acknowledgement, OverdueKind::Decision] {
+            assert_eq!(count(&events, "overdue", kind), 1, "{events:?}");
+            assert_eq!(count(&events, "escalated", kind), 1, "{events:?}");
+        }
+    }
+    second.stop().await;
+    third.stop().await;
+}
+
+on_both!(crash_and_two_instances, a_crash_and_a_second_instance_change_nothing);
