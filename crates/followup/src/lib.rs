@@ -12,6 +12,10 @@
 //!   policy's number of overdues it is escalated to the coordinators, and optionally, after a
 //!   number of escalations, cancelled as expired.
 //!
+//! - **Retention on a schedule.** With a [`RetentionSchedule`], the existing retention policy
+//!   runs daily (the first time at start): a dry run that reports what is due, or, given the
+//!   vault, the erasure of each due case, recorded as its `personal_data_erased` event.
+//!
 //! Exactly once: what the service decides is written to an outbox in the same transaction as
 //! the checkpoint (or the deadline it fires), with a **deterministic command id** derived from
 //! what triggered it; the outbox is sent until the store answers. A crash, a replay or two
@@ -32,4 +36,4 @@ pub use action::{Action, command_id};
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::FollowupError;
 pub use policy::{DeadlinePolicy, PolicyError, Windows};
-pub use service::{Followup, FollowupConfig, FollowupMetrics, Pending, SYSTEM_ORG, SYSTEM_USER};
+pub use service::{Followup, FollowupConfig, FollowupMetrics, Pending, RetentionSchedule, SYSTEM_ORG, SYSTEM_USER};

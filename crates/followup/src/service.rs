@@ -40,6 +40,29 @@ pub const SYSTEM_ORG: &str = "0190b2c4-0000-7000-8000-00000000f000";
 /// The statuses in which a referral is open.
 const OPEN: [&str; 5] = ["requested", "received", "accepted", "in_progress", "on_hold"];
 
+/// The retention policy the service runs on a schedule (see `wasl retention` and
+/// `docs/data-protection.md`).
+#[derive(Clone)]
+pub struct RetentionSchedule {
+    /// Personal data of a case closed longer ago than this is due for erasure.
+    pub period: Duration,
+    /// How often it runs (daily by default); the first run is at the service's start.
+    pub every: Duration,
+    /// With a vault, each due case is erased (recorded as its `personal_data_erased` event);
+    /// without, the run only reports what is due (a dry run).
+    pub apply: Option<Arc<wasl_vault::Vault<wasl_vault::LocalMasterKey>>>,
+}
+
+impl std::fmt::Debug for RetentionSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetentionSchedule")
+            .field("period", &self.period)
+            .field("every", &self.every)
+            .field("apply", &self.apply.is_some())
+            .finish()
+    }
+}
+
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct FollowupConfig {
@@ -52,6 +75,8 @@ pub struct FollowupConfig {
     pub check_interval: Duration,
     /// Pause after an error of the log or the database before trying again.
     pub retry_delay: Duration,
+    /// The retention policy to run on a schedule, if any.
+    pub retention: Option<RetentionSchedule>,
 }
 
 impl Default for FollowupConfig {
@@ -61,6 +86,7 @@ impl Default for FollowupConfig {
             batch_size: 500,
             check_interval: Duration::from_secs(5),
             retry_delay: Duration::from_millis(500),
+            retention: None,
         }
     }
 }
@@ -80,6 +106,10 @@ pub struct FollowupMetrics {
     pub parked: AtomicU64,
     /// Why the service stopped following the log, while it is stopped.
     pub diverged: RwLock<Option<String>>,
+    /// Scheduled retention runs completed.
+    pub retention_runs: AtomicU64,
+    /// Cases the scheduled retention erased.
+    pub erased: AtomicU64,
 }
 
 impl FollowupMetrics {
@@ -193,7 +223,8 @@ impl Followup {
             tokio::join!(
                 self.follow(stopped.clone()),
                 self.fire(stopped.clone()),
-                self.send(stopped.clone())
+                self.send(stopped.clone()),
+                self.retention(stopped.clone())
             )
         };
         tokio::pin!(loops);
@@ -674,6 +705,103 @@ impl Followup {
         tx.commit().await?;
         self.inner.metrics.fired.fetch_add(fired, Ordering::Relaxed);
         Ok(fired)
+    }
+
+    // --- retention -------------------------------------------------------------------------
+
+    async fn retention(&self, mut stopped: watch::Receiver<bool>) {
+        let inner = &self.inner;
+        let Some(schedule) = inner.config.retention.clone() else {
+            return;
+        };
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let last = match self.last_retention().await {
+                Ok(last) => last,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read when retention last ran; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(inner.config.retry_delay) => {}
+                        _ = stopped.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            let next = match last {
+                Some(last) => after(last, schedule.every),
+                None => inner.clock.now(),
+            };
+            tokio::select! {
+                () = inner.clock.sleep_until(next) => {}
+                _ = stopped.changed() => return,
+            }
+            if inner.clock.now() < next {
+                continue;
+            }
+            if let Err(error) = self.run_retention(&schedule, last).await {
+                tracing::warn!(%error, "scheduled retention failed; it runs again at the next time");
+                tokio::select! {
+                    () = tokio::time::sleep(inner.config.retry_delay) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// When retention last ran (`followup_state` row `retention`; its checkpoint is the time).
+    async fn last_retention(&self) -> Result<Option<Timestamp>, FollowupError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT checkpoint FROM followup_state WHERE name = 'retention'")
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        Ok(at.map(Timestamp::from_unix_millis))
+    }
+
+    async fn run_retention(&self, schedule: &RetentionSchedule, last: Option<Timestamp>) -> Result<(), FollowupError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        // Claim the run first, so that of two instances only one runs it.
+        let claimed = match last {
+            None => sqlx::query(
+                "INSERT INTO followup_state (name, checkpoint, checkpoint_event, halted, updated_at) \
+                 VALUES ('retention', $1, NULL, NULL, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(now.unix_millis())
+            .bind(now_millis())
+            .execute(&inner.pool)
+            .await?
+            .rows_affected(),
+            Some(last) => sqlx::query(
+                "UPDATE followup_state SET checkpoint = $1, updated_at = $2 WHERE name = 'retention' AND checkpoint = $3",
+            )
+            .bind(now.unix_millis())
+            .bind(now_millis())
+            .bind(last.unix_millis())
+            .execute(&inner.pool)
+            .await?
+            .rows_affected(),
+        };
+        if claimed != 1 {
+            return Ok(());
+        }
+        let apply = schedule.apply.as_deref().map(|vault| (vault, &inner.actor));
+        let report = wasl_vault::erase::run_retention(&inner.store, apply, schedule.period, now)
+            .await
+            .map_err(|e| FollowupError::Log(e.to_string()))?;
+        inner.metrics.retention_runs.fetch_add(1, Ordering::Relaxed);
+        inner
+            .metrics
+            .erased
+            .fetch_add(report.erased.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            due = report.due.len(),
+            erased = report.erased.len(),
+            unreadable = report.unreadable.len(),
+            dry_run = schedule.apply.is_none(),
+            "scheduled retention ran"
+        );
+        Ok(())
     }
 
     // --- send ------------------------------------------------------------------------------

@@ -213,3 +213,48 @@ async fn a_crash_and_a_second_instance_change_nothing(db: wasl_testkit::db::Test
 }
 
 on_both!(crash_and_two_instances, a_crash_and_a_second_instance_change_nothing);
+
+async fn escalation_and_expiry_follow_the_policy_counts(db: wasl_testkit::db::TestDb) {
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    // Escalated at the second missed deadline, cancelled as expired at the first escalation.
+    let policy =
+        DeadlinePolicy::from_json(r#"{"escalate_after_overdues": 2, "expire_after_escalations": 1}"#).expect("policy");
+    let running = world
+        .followup(FollowupConfig {
+            policy: policy.clone(),
+            ..config()
+        })
+        .await;
+    let referral = net.refer(&world, 0, ServiceCategory::Cash, Priority::Urgent).await;
+    let windows = policy.windows(ServiceCategory::Cash, Priority::Urgent);
+    running.quiet(&world).await;
+    world.clock.set(T0.plus_millis(windows.acknowledge.as_millis() as i64));
+    running.quiet(&world).await;
+    let events = world.events(referral).await;
+    assert_eq!(count(&events, "overdue", OverdueKind::Acknowledgement), 1);
+    assert_eq!(
+        count(&events, "escalated", OverdueKind::Acknowledgement),
+        0,
+        "one missed deadline of two"
+    );
+    world.clock.set(T0.plus_millis(windows.decide.as_millis() as i64));
+    running.quiet(&world).await;
+    let events = world.events(referral).await;
+    let tail: Vec<&ReferralEvent> = events.iter().skip(1).collect();
+    assert!(
+        matches!(
+            tail.as_slice(),
+            [
+                ReferralEvent::ResponseOverdue { kind: OverdueKind::Acknowledgement, .. },
+                ReferralEvent::ResponseOverdue { kind: OverdueKind::Decision, .. },
+                ReferralEvent::Escalated { kind: OverdueKind::Decision },
+                ReferralEvent::Cancelled(reason),
+            ] if reason.code == wasl_domain::catalogue::CancelCode::Expired
+        ),
+        "{events:?}"
+    );
+    running.stop().await;
+}
+
+on_both!(escalation_and_expiry, escalation_and_expiry_follow_the_policy_counts);

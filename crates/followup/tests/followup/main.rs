@@ -3,4 +3,5 @@
 
 mod deadlines;
 mod processes;
+mod retention;
 mod support;
