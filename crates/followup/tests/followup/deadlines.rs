@@ -210,6 +210,31 @@ async fn a_crash_and_a_second_instance_change_nothing(db: wasl_testkit::db::Test
     }
     second.stop().await;
     third.stop().await;
+
+    // A reset (the repair after the log went backwards) derives everything again from the
+    // start: every command comes again under its id, and nothing is doubled.
+    let reset = world.followup(config()).await;
+    reset.stop().await;
+    let service = wasl_followup::Followup::open(
+        &world.db.url,
+        world.store.clone(),
+        std::sync::Arc::new(world.clock.clone()),
+        config(),
+    )
+    .await
+    .expect("open");
+    service.reset().await.expect("reset");
+    assert_eq!(service.checkpoint().await.expect("checkpoint").0, 0);
+    let again = world.followup(config()).await;
+    again.quiet(&world).await;
+    for referral in &referrals {
+        let events = world.events(*referral).await;
+        for kind in [OverdueKind::Acknowledgement, OverdueKind::Decision] {
+            assert_eq!(count(&events, "overdue", kind), 1, "after a reset: {events:?}");
+            assert_eq!(count(&events, "escalated", kind), 1, "after a reset: {events:?}");
+        }
+    }
+    again.stop().await;
 }
 
 on_both!(crash_and_two_instances, a_crash_and_a_second_instance_change_nothing);
