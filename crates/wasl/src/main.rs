@@ -11,6 +11,7 @@ mod bench_partners;
 mod bench_projections;
 mod connect;
 mod demo;
+mod followup;
 mod health;
 mod log;
 mod nats_config;
@@ -90,6 +91,10 @@ enum Command {
     /// `wasl router resolve` show and resolve the events it could not deliver.
     #[command(subcommand_negates_reqs = true)]
     Router(partner::RouterArgs),
+    /// Run the follow-up service: response and follow-up deadlines, overdue and escalation,
+    /// and the cancellations consent withdrawal and case closure call for (see
+    /// docs/followup.md); `wasl followup policy` prints the deadline policy.
+    Followup(followup::FollowupArgs),
     /// Messages of the event log Wasl cannot read: show one, skip it (it is not a Wasl event),
     /// list what was skipped (see docs/operations.md).
     Log {
@@ -209,6 +214,7 @@ fn service_name(command: &Command) -> &'static str {
         Command::Api(_) => "wasl-api",
         Command::Projector { .. } => "wasl-projector",
         Command::Router(args) if args.command.is_none() => "wasl-router",
+        Command::Followup(args) if args.command.is_none() => "wasl-followup",
         _ => "wasl",
     }
 }
@@ -248,6 +254,7 @@ fn run(command: Command) -> ExitCode {
             None => print_or_fail(&mut out, partner::router(args)),
         },
         Command::Log { command } => print_or_fail(&mut out, log::run(command)),
+        Command::Followup(args) => print_or_fail(&mut out, followup::run(args)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
         Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),

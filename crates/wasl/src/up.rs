@@ -1,5 +1,5 @@
 //! `wasl up`: every service in one process — the HTTP API, the projector, the router with the
-//! partner command service and webhook delivery — beside a supervised local nats-server (the
+//! partner command service and webhook delivery, the follow-up service — beside a supervised local nats-server (the
 //! pinned binary, JetStream store under `<data>/nats`, loopback only, every write fsynced before
 //! it is acknowledged, restarted if it dies, stopped cleanly on exit, and never outliving
 //! `wasl up`; see [`wasl_nats_server`]) and the SQLite read models in `<data>/wasl.db`. The data
@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Port of the local nats-server, on 127.0.0.1 only (not 4222, which another NATS may hold).
     #[arg(long, env = "WASL_UP_NATS_PORT", default_value_t = 4333)]
     pub nats_port: u16,
+    #[command(flatten)]
+    pub policy: crate::followup::PolicyArgs,
+    #[command(flatten)]
+    pub retention: crate::followup::RetentionArgs,
     /// UNSAFE, for a throw-away demo only: let NATS acknowledge writes before they reach the
     /// disk. A power cut or a crash of the machine then loses what was acknowledged in the last
     /// two minutes — referrals, consent withdrawals, partners' answers.
@@ -170,6 +174,34 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
         });
     }
     {
+        let vault = if args.retention.retention_apply {
+            let master = wasl_vault::LocalMasterKey::from_file(MASTER_KEY_ID, master_key)?;
+            let js = async_nats::jetstream::new(client.clone());
+            Some(wasl_vault::Vault::connect(&js, master, &wasl_vault::VaultConfig::default()).await?)
+        } else {
+            None
+        };
+        let followup = wasl_followup::Followup::open(
+            &database_url,
+            store.clone(),
+            Arc::new(wasl_followup::SystemClock),
+            wasl_followup::FollowupConfig {
+                policy: args.policy.load()?,
+                retention: Some(args.retention.schedule(vault)),
+                ..wasl_followup::FollowupConfig::default()
+            },
+        )
+        .await?;
+        state.add_service_check("followup", followup_check(followup.metrics()));
+        let stopped = stopped.clone();
+        running.spawn(async move {
+            (
+                "follow-up",
+                followup.run(until(stopped)).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    {
         let webhooks = wasl_webhooks::Webhooks::connect(
             async_nats::jetstream::new(client.clone()),
             wasl_webhooks::WebhooksConfig::default(),
@@ -219,6 +251,20 @@ pub(crate) fn router_check(metrics: Arc<wasl_router::RouterMetrics>) -> wasl_api
         Ok(serde_json::json!({
             "position": metrics.position.load(std::sync::atomic::Ordering::Relaxed),
             "parked": metrics.open_parked.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    })
+}
+
+/// The follow-up service's part of `/readyz`: where it is, what it could not read, and not ready
+/// while the event log is behind its checkpoint.
+fn followup_check(metrics: Arc<wasl_followup::FollowupMetrics>) -> wasl_api::ServiceCheck {
+    Arc::new(move || {
+        if let Some(why) = metrics.diverged() {
+            return Err(why);
+        }
+        Ok(serde_json::json!({
+            "position": metrics.position.load(std::sync::atomic::Ordering::Relaxed),
+            "parked": metrics.parked.load(std::sync::atomic::Ordering::Relaxed),
         }))
     })
 }

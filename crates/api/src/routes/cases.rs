@@ -57,7 +57,7 @@ pub struct ProfileInput {
     #[schema(example = "female")]
     pub sex: String,
     /// Age group code; optional when `age_years` is given.
-    #[schema(example = "18_59")]
+    #[schema(example = "25_59")]
     pub age_group: Option<String>,
     /// Exact age in years, when known (0–120).
     pub age_years: Option<u8>,
@@ -676,7 +676,10 @@ pub async fn narrow_consent(
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-/// Withdraw a consent; the referrals it covered are then cancelled and their partners told.
+/// Withdraw a consent. Then the follow-up service cancels every open referral that rested on it
+/// (reason `consent_withdrawn`), within seconds, and each receiving organisation gets the
+/// referral in its feed (NATS or webhook) with `redact: true`: it must delete what it holds about
+/// it. Referrals that rested on another consent, and closed ones, do not change.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/withdraw", tag = "cases", operation_id = "withdraw_consent",
     params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
@@ -716,7 +719,9 @@ pub struct CloseRequest {
 }
 
 /// Close the case; with open referrals it is refused (`open_referrals`) unless
-/// `cancel_open_referrals` is set.
+/// `cancel_open_referrals` is set: then the follow-up service cancels each of them (reason
+/// `case_closed`) within seconds, and each receiving organisation gets the cancellation in its
+/// feed.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/close", tag = "cases", operation_id = "close_case",
     request_body = CloseRequest,
     params(("case_id" = String, Path, description = "Case id"),

@@ -7,6 +7,7 @@ mod bench_partners;
 mod bench_projections;
 mod cluster;
 mod durability;
+mod followup;
 mod http;
 mod nats_config;
 mod observability;
