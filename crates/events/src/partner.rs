@@ -1,10 +1,10 @@
-//! The names on the partner side of NATS: each organisation's own feed (`WASL_OUT_<org>`, subjects
-//! `wasl.out.<org>.referral.<id>`), the subjects its systems send commands on
-//! (`wasl.cmd.<org>.referral.<id>.<verb>`) and the inbox prefix its clients must use for replies
-//! (`_INBOX_<org>`). The router, the command service, `wasl nats-config` and the partner CLI all
-//! take them from here, so the permissions a partner's credential is given always name the
-//! subjects the hub uses. `<org>` is the organisation id as everywhere in subjects: the
-//! hyphenated lower-case UUID.
+//! The names on the partner side of NATS: each organisation's own feed (`WASL_OUT_<org>`,
+//! subjects `wasl.out.<org>.referral.<id>` and `wasl.out.<org>.redaction.<notice id>`), the
+//! subjects its systems send commands on (`wasl.cmd.<org>.referral.<id>.<verb>`) and the inbox
+//! prefix its clients must use for replies (`_INBOX_<org>`). The router, the command service,
+//! `wasl nats-config` and the partner CLI all take them from here, so the permissions a
+//! partner's credential is given always name the subjects the hub uses. `<org>` is the
+//! organisation id as everywhere in subjects: the hyphenated lower-case UUID.
 
 use wasl_domain::ids::{OrgId, ReferralId};
 
@@ -21,6 +21,12 @@ pub fn out_subjects(org: OrgId) -> String {
 /// The subject of the partner messages about `referral` in `org`'s feed.
 pub fn out_subject(org: OrgId, referral: ReferralId) -> String {
     format!("wasl.out.{org}.referral.{referral}")
+}
+
+/// The subject of the redaction notice `notice` in `org`'s feed: one notice per organisation
+/// and erased case, so it has a subject of its own rather than one of the referrals it names.
+pub fn redaction_subject(org: OrgId, notice: uuid::Uuid) -> String {
+    format!("wasl.out.{org}.redaction.{}", notice.hyphenated())
 }
 
 /// Every subject on which `org`'s systems may send commands.
@@ -67,6 +73,11 @@ mod tests {
             "wasl.cmd.0190b2c4-0000-7000-8000-00000000000a.referral.0190b2c4-0000-7000-8000-00000000000b.accept"
         );
         assert_eq!(inbox_prefix(org), "_INBOX_0190b2c4-0000-7000-8000-00000000000a");
+        let notice = uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_0000_000c);
+        assert_eq!(
+            redaction_subject(org, notice),
+            "wasl.out.0190b2c4-0000-7000-8000-00000000000a.redaction.0190b2c4-0000-7000-8000-00000000000c"
+        );
     }
 
     #[test]
@@ -74,6 +85,7 @@ mod tests {
         let (org, referral) = ids();
         let under = |subject: String, wildcard: String| subject.starts_with(wildcard.trim_end_matches('>'));
         assert!(under(out_subject(org, referral), out_subjects(org)));
+        assert!(under(redaction_subject(org, uuid::Uuid::nil()), out_subjects(org)));
         assert!(under(command_subject(org, referral, "start"), command_subjects(org)));
         assert!(under(
             command_subject(org, referral, "start"),

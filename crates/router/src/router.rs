@@ -12,6 +12,15 @@
 //! - the checkpoint (KV bucket) moves only after every publish up to it was acknowledged; it
 //!   only saves rereading, correctness comes from the feeds themselves.
 //!
+//! When a case's personal data is erased (`wasl.case.personal_data_erased.v1`), every
+//! organisation that received a referral of the case before the erasure gets one
+//! [`RedactionNotice`](crate::message::RedactionNotice) naming its referrals of that case. It is
+//! routed like a referral event — one message per feed for that event, carrying the erasure's
+//! sequence in `Wasl-Source-Seq` and published with the feed's expected last sequence — so the
+//! same three layers keep it exactly once; its `Nats-Msg-Id` is derived from the erasure and the
+//! organisation. Which organisations those are comes from the case index ([`crate::cases`]),
+//! checked against each referral's own history in the log.
+//!
 //! What it never does:
 //! - stop on a message it cannot read or route: it parks it ([`crate::parked`]), reports it and
 //!   delivers the rest;
@@ -20,25 +29,28 @@
 //!   or holds another event there stops delivery — every new event up to the old checkpoint would
 //!   otherwise be taken for delivered — until the log matches again.
 
+use crate::cases::{self, CaseIndex};
 use crate::config::RouterConfig;
 use crate::error::RouterError;
-use crate::message::{self, RouteState};
-use crate::outs::OutStreams;
+use crate::message::{self, RedactionNotice, RouteState};
+use crate::outs::{OutStreams, Position};
 use crate::parked::{self, ParkedEvent, Resolution};
 use async_nats::Client;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, kv, stream::Stream};
 use futures_util::{FutureExt, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wasl_domain::case::CaseEvent;
 use wasl_domain::directory::OrganisationEvent;
-use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_domain::ids::{CaseId, OrgId, ReferralId};
+use wasl_domain::referral::ReferralEvent;
 use wasl_events::DomainEvent;
-use wasl_events::partner::{out_stream, out_subject};
+use wasl_events::partner::{out_stream, out_subject, redaction_subject};
 use wasl_store::continuity::{self, Mark};
 use wasl_store::load::{LoadStrategy, Read, Recorded, read_messages};
 use wasl_store::skips::Skips;
@@ -49,9 +61,12 @@ const CHECKPOINT_KEY: &str = "checkpoint";
 /// Counters of a router, shared with whoever reports them.
 #[derive(Debug, Default)]
 pub struct RouterMetrics {
-    /// Partner messages published and acknowledged.
+    /// Partner messages published and acknowledged (redaction notices included).
     pub routed: AtomicU64,
-    /// Referral events found already delivered in their feed (after a restart or a replay).
+    /// Redaction notices published and acknowledged (also counted in `routed`).
+    pub redactions: AtomicU64,
+    /// Referral events and redaction notices found already delivered in their feed (after a
+    /// restart or a replay).
     pub skipped: AtomicU64,
     /// The checkpoint: every event up to this source sequence is routed.
     pub position: AtomicU64,
@@ -255,12 +270,26 @@ impl Router {
         self.count_open_parked().await?;
         let mut checkpoint = mark.sequence;
         self.metrics.position.store(checkpoint, Ordering::Relaxed);
+        let index = CaseIndex::open(
+            &self.js,
+            &cases::bucket_name(&self.config.checkpoint_bucket),
+            self.config.out_streams.replicas,
+        )
+        .await?;
+        let index_position = index.position().await?;
         let mut run = Run {
             floor: checkpoint,
             outs: OutStreams::new(self.js.clone(), self.config.out_streams.clone(), self.metrics.clone()),
             states: States::new(self.config.cache_capacity),
+            index,
+            index_position,
+            index_acks: Vec::new(),
+            recent: HashMap::new(),
         };
-        let mut feed = wasl_store::subscribe::subscribe(&self.events, checkpoint + 1, None).await?;
+        // An index behind the checkpoint is caught up first: the events up to the checkpoint are
+        // read again only to index them (see `crate::cases`).
+        let from = checkpoint.min(index_position) + 1;
+        let mut feed = wasl_store::subscribe::subscribe(&self.events, from, None).await?;
         let batch_size = self.config.batch_size.max(1);
         let mut check = tokio::time::interval(self.config.check_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -295,6 +324,13 @@ impl Router {
             let mut failure = None;
             for item in batch {
                 let routed = match item {
+                    // Delivered in an earlier run: only the case index may lack it.
+                    Ok(recorded) if recorded.sequence <= checkpoint => {
+                        self.index(&mut run, &recorded).await.map(|()| {
+                            let id = recorded.event.meta.event_id.to_string();
+                            (recorded.sequence, Some(id), Vec::new())
+                        })
+                    }
                     Ok(recorded) => match self.route(&mut run, &recorded).await {
                         Err(RouterError::Unroutable { sequence, reason }) => {
                             let subject = recorded.event.event.subject();
@@ -307,9 +343,13 @@ impl Router {
                         let id = recorded.event.meta.event_id.to_string();
                         (recorded.sequence, Some(id), p)
                     }),
-                    Err(wasl_store::StoreError::Undecodable { sequence, reason }) => {
-                        self.unreadable(sequence, reason).await.map(|()| (sequence, None, None))
+                    Err(wasl_store::StoreError::Undecodable { sequence, .. }) if sequence <= checkpoint => {
+                        Ok((sequence, None, Vec::new()))
                     }
+                    Err(wasl_store::StoreError::Undecodable { sequence, reason }) => self
+                        .unreadable(sequence, reason)
+                        .await
+                        .map(|()| (sequence, None, Vec::new())),
                     Err(err) => Err(err.into()),
                 };
                 match routed {
@@ -325,6 +365,12 @@ impl Router {
             }
             // On an error what was acknowledged is in the feeds; the checkpoint stays.
             self.settle(&mut run, pending).await?;
+            // The index's position before the checkpoint: an index ahead of the checkpoint only
+            // means writing entries again, one behind it would miss referrals at an erasure.
+            if done.sequence > run.index_position {
+                run.index.set_position(done.sequence).await?;
+                run.index_position = done.sequence;
+            }
             if done.sequence > checkpoint {
                 self.write_checkpoint(&done).await?;
                 checkpoint = done.sequence;
@@ -374,7 +420,7 @@ impl Router {
         event_type: Option<String>,
         kind: &'static str,
         error: String,
-    ) -> Result<Option<Pending>, RouterError> {
+    ) -> Result<Vec<Pending>, RouterError> {
         let event = ParkedEvent {
             sequence,
             subject,
@@ -393,20 +439,38 @@ impl Router {
             error = %event.error,
             "an event the router cannot deliver was parked; the rest is delivered (wasl router parked)"
         );
-        Ok(None)
+        Ok(Vec::new())
+    }
+
+    /// Indexes a referral's `requested` event under its case (unless the index has it).
+    async fn index(&self, run: &mut Run, recorded: &Recorded) -> Result<(), RouterError> {
+        if recorded.sequence <= run.index_position {
+            return Ok(());
+        }
+        if let DomainEvent::Referral(id, ReferralEvent::Requested(request)) = &recorded.event.event {
+            let ack = run.index.record(request.case_id, *id, request.to_org).await?;
+            run.index_acks.push(ack);
+            run.recent.entry(request.case_id).or_default().insert(*id);
+        }
+        Ok(())
     }
 
     /// Routes one event: creates a feed on registration, publishes a partner message for a
-    /// referral event (unless its feed has it already). Returns the publish to settle.
-    async fn route(&self, run: &mut Run, recorded: &Recorded) -> Result<Option<Pending>, RouterError> {
+    /// referral event (unless its feed has it already), a redaction notice to each past
+    /// recipient of an erased case's referrals. Returns the publishes to settle.
+    async fn route(&self, run: &mut Run, recorded: &Recorded) -> Result<Vec<Pending>, RouterError> {
         let sequence = recorded.sequence;
+        self.index(run, recorded).await?;
         let (id, event) = match &recorded.event.event {
             DomainEvent::Organisation(org, OrganisationEvent::Registered { .. }) => {
                 run.outs.ensure(*org).await?;
-                return Ok(None);
+                return Ok(Vec::new());
+            }
+            DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) => {
+                return self.redact(run, recorded, *case).await;
             }
             DomainEvent::Referral(id, event) => (*id, event),
-            _ => return Ok(None),
+            _ => return Ok(Vec::new()),
         };
         let state = run.states.before(&self.events, id, sequence).await?;
         state.apply(sequence, event);
@@ -423,43 +487,130 @@ impl Router {
             )
             .map_err(unroutable)?;
         let position = run.outs.position(org, run.floor).await?;
+        if self.delivered(sequence, position) {
+            return Ok(Vec::new());
+        }
+        let traceparent = traceparent(recorded, org);
+        let body = serde_json::to_vec(&message).map_err(|e| RouterError::Encode(e.to_string()))?;
+        let headers = message::headers(&message, sequence, traceparent.as_deref());
+        let pending = self
+            .publish(
+                org,
+                position,
+                sequence,
+                out_subject(org, id),
+                body,
+                headers,
+                Kind::Referral,
+            )
+            .await?;
+        Ok(vec![pending])
+    }
+
+    /// Routes an erasure: one redaction notice to each organisation that received a referral of
+    /// the case before it, naming those referrals (unless its feed has the notice already).
+    async fn redact(&self, run: &mut Run, recorded: &Recorded, case: CaseId) -> Result<Vec<Pending>, RouterError> {
+        let sequence = recorded.sequence;
+        let mut listed = run.index.referrals(case).await?;
+        // Indexed in this batch, perhaps not yet stored.
+        listed.extend(run.recent.get(&case).into_iter().flatten().copied());
+        // The log, not the index, says who received what: a referral counts when its own
+        // history, as it stood just before the erasure, starts with a request for this case.
+        let mut recipients: BTreeMap<OrgId, BTreeSet<ReferralId>> = BTreeMap::new();
+        for referral in listed {
+            let state = run.states.before(&self.events, referral, sequence).await?;
+            if state.case_id() == Some(case)
+                && let Some(org) = state.to_org()
+            {
+                recipients.entry(org).or_default().insert(referral);
+            }
+        }
+        let mut pending = Vec::new();
+        for (org, referrals) in &recipients {
+            let meta = &recorded.event.meta;
+            let notice_id = message::redaction_notice_id(meta.event_id, *org, meta.occurred_at);
+            let notice = RedactionNotice::new(notice_id, meta, referrals)
+                .map_err(|reason| RouterError::Unroutable { sequence, reason })?;
+            let position = run.outs.position(*org, run.floor).await?;
+            if self.delivered(sequence, position) {
+                continue;
+            }
+            let traceparent = traceparent(recorded, *org);
+            let body = serde_json::to_vec(&notice).map_err(|e| RouterError::Encode(e.to_string()))?;
+            let headers = message::redaction_headers(&notice, sequence, traceparent.as_deref());
+            let subject = redaction_subject(*org, notice_id);
+            pending.push(
+                self.publish(*org, position, sequence, subject, body, headers, Kind::Redaction)
+                    .await?,
+            );
+        }
+        if !recipients.is_empty() {
+            tracing::info!(
+                sequence,
+                organisations = recipients.len(),
+                published = pending.len(),
+                "personal data erased: redaction notices to the organisations that received the case's referrals"
+            );
+        }
+        Ok(pending)
+    }
+
+    /// Whether the event at `sequence` is in the feed at `position` already (layer 1 of exactly
+    /// once); counted as skipped.
+    fn delivered(&self, sequence: u64, position: &Position) -> bool {
         if sequence <= position.last_source {
             self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
             wasl_telemetry::metrics::partner_message("skipped");
-            return Ok(None);
+            return true;
         }
-        // The partner's message continues the trace of the command that caused the event: in
-        // a `router.deliver` span when spans are exported, else with the event's own context.
-        let span = if wasl_telemetry::context::exporting() {
-            let span = tracing::info_span!("router.deliver", seq = sequence, org = %org, event_type = recorded.event.event.event_type());
-            wasl_telemetry::context::set_parent(&span, recorded.traceparent.as_deref());
-            span
-        } else {
-            tracing::Span::none()
-        };
-        let traceparent = wasl_telemetry::context::of(&span).or_else(|| recorded.traceparent.clone());
-        let body = serde_json::to_vec(&message).map_err(|e| RouterError::Encode(e.to_string()))?;
+        false
+    }
+
+    /// Publishes the message for the event at `source` to `org`'s feed, fenced by the feed's
+    /// last sequence, and moves the feed's position past it.
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        org: OrgId,
+        position: &mut Position,
+        source: u64,
+        subject: String,
+        body: Vec<u8>,
+        headers: async_nats::HeaderMap,
+        kind: Kind,
+    ) -> Result<Pending, RouterError> {
         let publish = PublishMessage::build()
             .payload(body.into())
-            .headers(message::headers(&message, sequence, traceparent.as_deref()))
+            .headers(headers)
             .expected_last_sequence(position.last_sequence);
         let ack = self
             .js
-            .send_publish(out_subject(org, id), publish)
+            .send_publish(subject, publish)
             .await
             .map_err(RouterError::unavailable)?;
         position.last_sequence += 1;
-        position.last_source = sequence;
-        Ok(Some(Pending {
+        position.last_source = source;
+        Ok(Pending {
             org,
             expected: position.last_sequence,
             ack,
-        }))
+            kind,
+        })
     }
 
-    /// Awaits the acknowledgements of a batch, in order.
+    /// Awaits the acknowledgements of a batch, in order: the case index's, then the feeds'.
     async fn settle(&self, run: &mut Run, pending: Vec<Pending>) -> Result<(), RouterError> {
-        for Pending { org, expected, ack } in pending {
+        for ack in std::mem::take(&mut run.index_acks) {
+            ack.await.map_err(RouterError::unavailable)?;
+        }
+        run.recent.clear();
+        for Pending {
+            org,
+            expected,
+            ack,
+            kind,
+        } in pending
+        {
             let moved = |reason: String| RouterError::OutStreamMoved {
                 stream: out_stream(org),
                 reason,
@@ -467,6 +618,9 @@ impl Router {
             match ack.await {
                 Ok(ack) if !ack.duplicate && ack.sequence == expected => {
                     self.metrics.routed.fetch_add(1, Ordering::Relaxed);
+                    if kind == Kind::Redaction {
+                        self.metrics.redactions.fetch_add(1, Ordering::Relaxed);
+                    }
                     wasl_telemetry::metrics::partner_message("published");
                 }
                 Ok(ack) => {
@@ -495,12 +649,36 @@ pub async fn run(client: Client, config: RouterConfig, shutdown: impl Future<Out
     Router::open(client, config).await?.run(shutdown).await
 }
 
+/// The trace context of a partner message: it continues the trace of the command that caused
+/// the event — in a `router.deliver` span when spans are exported, else with the event's own
+/// context.
+fn traceparent(recorded: &Recorded, org: OrgId) -> Option<String> {
+    let span = if wasl_telemetry::context::exporting() {
+        let span = tracing::info_span!("router.deliver", seq = recorded.sequence, org = %org, event_type = recorded.event.event.event_type());
+        wasl_telemetry::context::set_parent(&span, recorded.traceparent.as_deref());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    wasl_telemetry::context::of(&span).or_else(|| recorded.traceparent.clone())
+}
+
+/// What a publish carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A referral event.
+    Referral,
+    /// A redaction notice.
+    Redaction,
+}
+
 /// A publish awaiting its acknowledgement.
 struct Pending {
     org: OrgId,
     /// The stream sequence it must land at.
     expected: u64,
     ack: PublishAckFuture,
+    kind: Kind,
 }
 
 /// What one subscription keeps; dropped on any error, so nothing half-applied survives.
@@ -509,6 +687,14 @@ struct Run {
     floor: u64,
     outs: OutStreams,
     states: States,
+    /// Which referrals each case had ([`crate::cases`]).
+    index: CaseIndex,
+    /// Every `requested` event up to here is in the index (or awaits its acknowledgement).
+    index_position: u64,
+    /// Index writes of this batch, acknowledged before the checkpoint moves.
+    index_acks: Vec<PublishAckFuture>,
+    /// The referrals indexed in this batch, by case, for an erasure in the same batch.
+    recent: HashMap<CaseId, BTreeSet<ReferralId>>,
 }
 
 /// A bounded cache of referral states; the oldest entry goes first.

@@ -1,28 +1,35 @@
-//! The partner feeds: exactly once per feed across crashes, restarts and a full replay; feeds
-//! created on registration.
+//! The partner feeds: exactly once per feed across crashes, restarts and a full replay — referral
+//! events and the redaction notices of erased cases alike; feeds created on registration.
 
 use crate::support::{
     Running, connect, feed, fresh, last_sequence, open_store, router_config, server, wait_until_async,
 };
 use async_nats::jetstream;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use wasl_domain::case::CaseEvent;
 use wasl_domain::directory::{DisplayName, OrgKind, Organisation, OrganisationCommand, OrganisationEvent};
-use wasl_domain::ids::{OrgId, ReferralId};
+use wasl_domain::ids::{CaseId, OrgId, ReferralId};
 use wasl_domain::referral::ReferralEvent;
 use wasl_domain::{Actor, Context, Role};
-use wasl_events::partner::{out_stream, out_subject, out_subjects};
+use wasl_events::partner::{out_stream, out_subject, out_subjects, redaction_subject};
 use wasl_events::{DomainEvent, StoredEvent};
-use wasl_router::message::{SCHEMA, source_sequence};
-use wasl_router::{PartnerMessage, Router};
+use wasl_router::message::{SCHEMA, redaction_notice_id, source_sequence};
+use wasl_router::{FeedMessage, Router};
 use wasl_store::StoreConfig;
 use wasl_synth::{Generator, HistoryConfig};
 
-/// For each organisation, the source sequences of the referral events addressed to it, in log
-/// order (sequence = position in the history + 1 on a fresh stream), and every organisation.
-fn expected(events: &[StoredEvent]) -> (BTreeMap<OrgId, Vec<u64>>, HashSet<OrgId>) {
+/// The redaction notices expected: by organisation and erasure sequence, the referrals named.
+type Notices = HashMap<(OrgId, u64), BTreeSet<ReferralId>>;
+
+/// For each organisation, the source sequences of the referral events addressed to it and of the
+/// erasures of cases it received referrals of, in log order (sequence = position in the
+/// history + 1 on a fresh stream); the notices; and every organisation.
+fn expected(events: &[StoredEvent]) -> (BTreeMap<OrgId, Vec<u64>>, Notices, HashSet<OrgId>) {
     let mut to: HashMap<ReferralId, OrgId> = HashMap::new();
+    let mut of_case: HashMap<CaseId, Vec<ReferralId>> = HashMap::new();
     let mut out: BTreeMap<OrgId, Vec<u64>> = BTreeMap::new();
+    let mut notices = Notices::new();
     let mut orgs = HashSet::new();
     for (index, event) in events.iter().enumerate() {
         let sequence = index as u64 + 1;
@@ -33,13 +40,24 @@ fn expected(events: &[StoredEvent]) -> (BTreeMap<OrgId, Vec<u64>>, HashSet<OrgId
             DomainEvent::Referral(id, referral_event) => {
                 if let ReferralEvent::Requested(request) = referral_event {
                     to.insert(*id, request.to_org);
+                    of_case.entry(request.case_id).or_default().push(*id);
                 }
                 out.entry(to[id]).or_default().push(sequence);
+            }
+            DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) => {
+                let mut recipients: BTreeMap<OrgId, BTreeSet<ReferralId>> = BTreeMap::new();
+                for referral in of_case.get(case).into_iter().flatten() {
+                    recipients.entry(to[referral]).or_default().insert(*referral);
+                }
+                for (org, referrals) in recipients {
+                    out.entry(org).or_default().push(sequence);
+                    notices.insert((org, sequence), referrals);
+                }
             }
             _ => {}
         }
     }
-    (out, orgs)
+    (out, notices, orgs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,11 +74,16 @@ async fn every_feed_holds_each_referral_event_once_in_order_across_crashes_and_a
         .await
         .expect("publish the history");
     assert_eq!(last, events.len() as u64);
-    let (expected, orgs) = expected(&events);
+    let (expected, notices, orgs) = expected(&events);
     let routed_total: usize = expected.values().map(Vec::len).sum();
     assert!(
         routed_total > 300,
         "a history with enough referral events ({routed_total})"
+    );
+    assert!(
+        notices.len() >= 2,
+        "a history with erased cases that had referrals ({})",
+        notices.len()
     );
 
     // Crash the router three times mid-stream, with acknowledgements in flight.
@@ -100,8 +123,32 @@ async fn every_feed_holds_each_referral_event_once_in_order_across_crashes_and_a
             "feed of an organisation: one message per event, in order"
         );
         for message in &messages {
-            let body: PartnerMessage = serde_json::from_slice(&message.payload).expect("a partner message");
-            let source = by_id[&source_sequence(&message.headers).expect("sequence")];
+            let sequence = source_sequence(&message.headers).expect("sequence");
+            let source = by_id[&sequence];
+            let body = match FeedMessage::parse(&message.payload).expect("a partner message") {
+                FeedMessage::Referral(body) => body,
+                FeedMessage::Redaction(notice) => {
+                    assert!(matches!(
+                        source.event,
+                        DomainEvent::Case(_, CaseEvent::PersonalDataErased { .. })
+                    ));
+                    let named: BTreeSet<ReferralId> =
+                        notice.referral_ids.iter().map(|r| r.parse().expect("an id")).collect();
+                    assert_eq!(
+                        named,
+                        notices[&(*org, sequence)],
+                        "the organisation's referrals of the case"
+                    );
+                    let id = redaction_notice_id(source.meta.event_id, *org, source.meta.occurred_at);
+                    assert_eq!(notice.notice_id, id.to_string());
+                    assert_eq!(message.subject.as_str(), redaction_subject(*org, id));
+                    assert_eq!(
+                        message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()),
+                        Some(notice.notice_id.clone())
+                    );
+                    continue;
+                }
+            };
             let DomainEvent::Referral(id, _) = &source.event else {
                 panic!("only referral events are routed")
             };
@@ -124,7 +171,9 @@ async fn every_feed_holds_each_referral_event_once_in_order_across_crashes_and_a
     for org in &orgs {
         let mut versions: HashMap<String, u64> = HashMap::new();
         for message in feed(&js, *org).await {
-            let body: PartnerMessage = serde_json::from_slice(&message.payload).expect("a partner message");
+            let Ok(FeedMessage::Referral(body)) = FeedMessage::parse(&message.payload) else {
+                continue;
+            };
             let seen = versions.entry(body.referral_id.clone()).or_default();
             *seen += 1;
             assert_eq!(body.version, *seen, "versions follow the referral's history");

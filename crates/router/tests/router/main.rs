@@ -5,4 +5,5 @@ mod feed;
 mod log;
 mod markers;
 mod poison;
+mod redaction;
 mod support;

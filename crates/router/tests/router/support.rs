@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasl_domain::case::{Case, CaseCommand, ConsentScope, OpenCase, Scope};
-use wasl_domain::catalogue::{Priority, ServiceCategory};
+use wasl_domain::catalogue::{EraseCode, Priority, Reason, ServiceCategory};
 use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::geo::{District, Governorate, Location};
@@ -273,21 +273,21 @@ impl Network {
         Self::register(store, &coordinator, net.referring, "Synthetic Referrer (test)").await;
         Self::register(store, &coordinator, net.provider, "Synthetic Health Partner (test)").await;
         Self::register(store, &coordinator, net.other, "Synthetic Other Partner (test)").await;
-        let spec = ServiceSpec {
-            name: DisplayName::parse("Clinical care (test)").expect("name"),
-            category: ServiceCategory::Health,
-            areas: vec![Location::governorate_only(Governorate::Ninawa)],
-            languages: vec![Language::parse("ar").expect("language")],
-            eligibility: Eligibility::everyone(),
-        };
-        let add = OrganisationCommand::AddService {
-            service_id: net.service,
-            spec,
-        };
-        store
-            .execute::<Organisation>(net.provider, &add, &meta(coordinator))
-            .await
-            .expect("add service");
+        net.add_service_with_id(store, net.provider, net.service).await;
+        net.open_case_with_id(store, net.case).await;
+        net
+    }
+
+    /// Opens another case of the referring organisation, like the first one (personal data that
+    /// is all markers, consent to any referral).
+    pub async fn open_case(&self, store: &EventStore) -> CaseId {
+        let case = fresh();
+        self.open_case_with_id(store, case).await;
+        case
+    }
+
+    async fn open_case_with_id(&self, store: &EventStore, case: CaseId) {
+        let net = self;
         let district = District::of(Governorate::Ninawa).next().expect("a district of Ninawa");
         let profile = ClientProfile {
             survivor_code: SurvivorCode::parse(SURVIVOR_CODE).expect("code"),
@@ -300,7 +300,7 @@ impl Network {
             vulnerabilities: vec![],
         };
         let open = CaseCommand::Open(OpenCase {
-            case_id: net.case,
+            case_id: case,
             caseworker: None,
             profile,
             personal: PersonalData {
@@ -311,7 +311,7 @@ impl Network {
             },
         });
         store
-            .execute::<Case>(net.case, &open, &meta(net.caseworker()))
+            .execute::<Case>(case, &open, &meta(net.caseworker()))
             .await
             .expect("open case");
         let consent = CaseCommand::GiveConsent {
@@ -323,26 +323,52 @@ impl Network {
             },
         };
         store
-            .execute::<Case>(net.case, &consent, &meta(net.caseworker()))
+            .execute::<Case>(case, &consent, &meta(net.caseworker()))
             .await
             .expect("consent");
-        net
+    }
+
+    /// Gives `org` a health service, as the hub's coordinator, and returns its id.
+    pub async fn add_service(&self, store: &EventStore, org: OrgId) -> ServiceId {
+        let service = fresh();
+        self.add_service_with_id(store, org, service).await;
+        service
+    }
+
+    async fn add_service_with_id(&self, store: &EventStore, org: OrgId, service: ServiceId) {
+        let spec = ServiceSpec {
+            name: DisplayName::parse("Clinical care (test)").expect("name"),
+            category: ServiceCategory::Health,
+            areas: vec![Location::governorate_only(Governorate::Ninawa)],
+            languages: vec![Language::parse("ar").expect("language")],
+            eligibility: Eligibility::everyone(),
+        };
+        let add = OrganisationCommand::AddService {
+            service_id: service,
+            spec,
+        };
+        let coordinator = ctx(fresh(), self.hub, Role::Coordinator);
+        store
+            .execute::<Organisation>(org, &add, &meta(coordinator))
+            .await
+            .expect("add service");
     }
 
     /// Makes a new referral to the provider, with marked notes, and returns its id.
     pub async fn refer(&self, store: &EventStore) -> ReferralId {
+        self.refer_case(store, self.case, self.provider, self.service).await
+    }
+
+    /// Refers `case` to `service` of `org`, with marked notes, and returns the referral's id.
+    pub async fn refer_case(&self, store: &EventStore, case: CaseId, org: OrgId, service: ServiceId) -> ReferralId {
         let referral = fresh();
-        let case = store.load::<Case>(self.case).await.expect("load case").state;
-        let provider = store
-            .load::<Organisation>(self.provider)
-            .await
-            .expect("load provider")
-            .state;
+        let case = store.load::<Case>(case).await.expect("load case").state;
+        let provider = store.load::<Organisation>(org).await.expect("load provider").state;
         let request = ReferralCommand::Request(Box::new(RequestReferral {
             referral_id: referral,
             case,
             provider,
-            service_id: self.service,
+            service_id: service,
             priority: Priority::Urgent,
             redirected_from: None,
             consent_override: None,
@@ -353,6 +379,25 @@ impl Network {
             .await
             .expect("refer");
         referral
+    }
+
+    /// Erases the personal data of `case` as the referring organisation's supervisor, with a
+    /// marked reason text.
+    pub async fn erase(&self, store: &EventStore, case: CaseId) -> CommandOutcome {
+        let erase = CaseCommand::ErasePersonalData {
+            reason: Reason {
+                code: EraseCode::Other,
+                text: Some(sealed("MRK-ERASE-reason-of-an-erasure")),
+            },
+        };
+        store
+            .execute::<Case>(
+                case,
+                &erase,
+                &meta(ctx(self.supervisor, self.referring, Role::Supervisor)),
+            )
+            .await
+            .expect("erase the case's personal data")
     }
 
     /// Acts on a referral as the provider's focal point.
