@@ -154,6 +154,26 @@ reason_codes!(
 );
 
 reason_codes!(
+    /// What a coordinator did about an escalation, recorded with its acknowledgement. A code, so
+    /// that coordinators and dashboards can read it without the case's key; any text beside it
+    /// is sealed under the case's key like every other free text.
+    AcknowledgeCode, "acknowledge_reason" {
+        /// The coordinator contacted the receiving organisation.
+        PartnerContacted => "partner_contacted",
+        /// The coordinator contacted the referring organisation.
+        ReferrerContacted => "referrer_contacted",
+        /// The coordinator advised the referring organisation to refer the client elsewhere.
+        RedirectAdvised => "redirect_advised",
+        /// Recorded as a gap in services: no organisation can answer in time.
+        ServiceGap => "service_gap",
+        /// Already resolved: the overdue no longer applies.
+        Resolved => "resolved",
+        /// Another action, explained in text.
+        Other => "other",
+    }
+);
+
+reason_codes!(
     /// Why a service is put on hold.
     HoldCode, "hold_reason" {
         /// The client is temporarily unavailable.

@@ -17,7 +17,8 @@
 
 use crate::case::{Case, CaseStatus};
 use crate::catalogue::{
-    CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason, ServiceCategory,
+    AcknowledgeCode, CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
+    ServiceCategory,
 };
 use crate::client::{AgeGroup, Language, PopulationGroup, Sex};
 use crate::codes::code_enum;
@@ -362,6 +363,9 @@ pub enum ReferralCommand {
     AcknowledgeEscalation {
         /// Which one.
         kind: OverdueKind,
+        /// What the coordinator did about it: a code, and text (sealed under the case's key)
+        /// required for `other`.
+        note: Option<Reason<AcknowledgeCode>>,
     },
 }
 
@@ -466,6 +470,9 @@ pub enum ReferralEvent {
     EscalationAcknowledged {
         /// Which one.
         kind: OverdueKind,
+        /// What the coordinator did about it, if they said; absent in events written before
+        /// notes existed.
+        note: Option<Reason<AcknowledgeCode>>,
     },
 }
 
@@ -619,7 +626,7 @@ impl Aggregate for Referral {
                 }
                 ReferralEvent::Escalated { kind: *kind }
             }
-            ReferralCommand::AcknowledgeEscalation { kind } => {
+            ReferralCommand::AcknowledgeEscalation { kind, note } => {
                 actor.require_any(&[Role::Coordinator])?;
                 if !referral.escalated.contains(kind) {
                     return Err(DomainError::NothingEscalated);
@@ -627,7 +634,13 @@ impl Aggregate for Referral {
                 if referral.acknowledged.contains(kind) {
                     return Err(DomainError::AlreadyRecorded);
                 }
-                ReferralEvent::EscalationAcknowledged { kind: *kind }
+                if let Some(note) = note {
+                    note.validate()?;
+                }
+                ReferralEvent::EscalationAcknowledged {
+                    kind: *kind,
+                    note: note.clone(),
+                }
             }
         };
         Ok(vec![event])
@@ -682,7 +695,7 @@ impl Aggregate for Referral {
             ReferralEvent::Escalated { kind } => {
                 r.escalated.insert(*kind);
             }
-            ReferralEvent::EscalationAcknowledged { kind } => {
+            ReferralEvent::EscalationAcknowledged { kind, .. } => {
                 r.acknowledged.insert(*kind);
             }
         }

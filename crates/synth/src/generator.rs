@@ -1295,7 +1295,11 @@ impl Generator {
                 add(30, ReferralCommand::Escalate { kind }, Who::System);
             }
             if escalated[i] && !acknowledged[i] {
-                add(25, ReferralCommand::AcknowledgeEscalation { kind }, Who::Coordinator);
+                add(
+                    25,
+                    ReferralCommand::AcknowledgeEscalation { kind, note: None },
+                    Who::Coordinator,
+                );
             }
         }
         let receiving = |command| ReferralMove::Do(command, Who::Receiving);

@@ -72,9 +72,9 @@ pub enum Invalid {
     /// JSON, but not a partner message: not an object, or a field the message must have is
     /// missing or of the wrong type.
     WrongShape,
-    /// A `schema` other than `wasl.partner.referral.v1`.
+    /// A `schema` other than `wasl.partner.referral.v1` and `wasl.partner.redaction.v1`.
     UnknownSchema,
-    /// No `Nats-Msg-Id` header (the router's source event id, which becomes the `webhook-id`).
+    /// No `Nats-Msg-Id` header (the message id the router gives it, which becomes the `webhook-id`).
     MissingHeaders,
     /// The `Nats-Msg-Id` header or the subject names another message than the body does.
     Mismatch,

@@ -10,8 +10,9 @@
 //! with several workers on the same consumer (the others wait).
 //!
 //! Anyone who may publish to a feed's subjects can put anything there. A message that is not a
-//! partner message ([`check`]: not JSON, another shape or schema, no `Nats-Msg-Id`, headers or
-//! subject naming another message) is never signed or sent: it is dead-lettered at once with
+//! partner message — a referral message or a redaction notice — ([`check`]: not JSON, another
+//! shape or schema, no `Nats-Msg-Id`, headers or subject naming another message) is never signed
+//! or sent: it is dead-lettered at once with
 //! the reason ([`Failure::Invalid`]), logged by sequence and counted, and the feed goes on.
 //! An endpoint value that cannot be read counts as no endpoint (nothing is delivered until it
 //! is set again), logged and counted likewise.
@@ -34,14 +35,19 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use wasl_domain::ids::{OrgId, ReferralId};
-use wasl_events::partner::{out_stream, out_subject};
+use wasl_events::partner::{out_stream, out_subject, redaction_subject};
 
-/// The header the router puts the source event id in; it becomes the `webhook-id`.
+/// The header the router puts the message's id in (a referral message's source event id, a
+/// redaction notice's id); it becomes the `webhook-id`.
 const MSG_ID: &str = "Nats-Msg-Id";
 
-/// The schema name of partner messages (`wasl_router::message::SCHEMA`; the wire contract of
-/// docs/partners.md, which this crate forwards byte for byte without depending on the router).
+/// The schema name of partner messages about a referral event (`wasl_router::message::SCHEMA`;
+/// the wire contract of docs/partners.md, which this crate forwards byte for byte without
+/// depending on the router).
 const PARTNER_SCHEMA: &str = "wasl.partner.referral.v1";
+
+/// The schema name of redaction notices (`wasl_router::message::REDACTION_SCHEMA`).
+const REDACTION_SCHEMA: &str = "wasl.partner.redaction.v1";
 
 /// What the worker reads of a partner message: enough to know that it is one and that its
 /// headers and subject are its own. Other fields are the router's business (and new optional
@@ -56,23 +62,49 @@ struct Envelope {
     status: String,
 }
 
+/// What the worker reads of a redaction notice, in the same spirit as [`Envelope`].
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "event_type and occurred_at are read only to require them")]
+struct Notice {
+    notice_id: String,
+    event_type: String,
+    occurred_at: String,
+    referral_ids: Vec<String>,
+    redact: bool,
+}
+
 /// Whether a message of `org`'s feed is a partner message the router wrote: a JSON object of
 /// schema `wasl.partner.referral.v1` with its ids, a `Nats-Msg-Id` equal to its `event_id`, on
-/// the subject of its referral. Checked for the worst a stranger can publish, not for every field.
+/// the subject of its referral; or of schema `wasl.partner.redaction.v1` naming at least one
+/// referral, with `redact` true, a `Nats-Msg-Id` equal to its `notice_id`, on the subject of the
+/// notice. Checked for the worst a stranger can publish, not for every field.
 pub(crate) fn check(org: OrgId, subject: &str, msg_id: Option<&str>, payload: &[u8]) -> Result<(), Invalid> {
     let value: serde_json::Value = serde_json::from_slice(payload).map_err(|_| Invalid::NotJson)?;
-    match value.get("schema") {
-        Some(serde_json::Value::String(schema)) if schema == PARTNER_SCHEMA => {}
+    let (id, own_subject) = match value.get("schema") {
+        Some(serde_json::Value::String(schema)) if schema == PARTNER_SCHEMA => {
+            let envelope: Envelope = serde_json::from_value(value).map_err(|_| Invalid::WrongShape)?;
+            let referral = ReferralId::parse(&envelope.referral_id).map_err(|_| Invalid::WrongShape)?;
+            if !usable_id(&envelope.event_id) {
+                return Err(Invalid::WrongShape);
+            }
+            (envelope.event_id, out_subject(org, referral))
+        }
+        Some(serde_json::Value::String(schema)) if schema == REDACTION_SCHEMA => {
+            let notice: Notice = serde_json::from_value(value).map_err(|_| Invalid::WrongShape)?;
+            let id = uuid::Uuid::try_parse(&notice.notice_id).map_err(|_| Invalid::WrongShape)?;
+            let referrals_ok =
+                !notice.referral_ids.is_empty() && notice.referral_ids.iter().all(|r| ReferralId::parse(r).is_ok());
+            // Only the hyphenated lower-case form is the router's, so the subject compares exactly.
+            if !referrals_ok || !notice.redact || notice.notice_id != id.hyphenated().to_string() {
+                return Err(Invalid::WrongShape);
+            }
+            (notice.notice_id, redaction_subject(org, id))
+        }
         Some(serde_json::Value::String(_)) => return Err(Invalid::UnknownSchema),
         _ => return Err(Invalid::WrongShape),
-    }
-    let envelope: Envelope = serde_json::from_value(value).map_err(|_| Invalid::WrongShape)?;
-    let referral = ReferralId::parse(&envelope.referral_id).map_err(|_| Invalid::WrongShape)?;
-    if !usable_id(&envelope.event_id) {
-        return Err(Invalid::WrongShape);
-    }
+    };
     let msg_id = msg_id.ok_or(Invalid::MissingHeaders)?;
-    if msg_id != envelope.event_id || subject != out_subject(org, referral) {
+    if msg_id != id || subject != own_subject {
         return Err(Invalid::Mismatch);
     }
     Ok(())
@@ -462,6 +494,63 @@ mod tests {
             r#"{{"schema":"{schema}","event_id":"{EVENT}","event_type":"wasl.referral.requested.v1","referral_id":"{REFERRAL}","version":1,"status":"requested","later_field":true}}"#
         )
         .into_bytes()
+    }
+
+    const NOTICE: &str = "0190b2c4-0000-7000-8000-00000000000c";
+
+    fn notice(schema: &str, referrals: &str, redact: bool) -> Vec<u8> {
+        format!(
+            r#"{{"schema":"{schema}","notice_id":"{NOTICE}","event_type":"wasl.case.personal_data_erased.v1","occurred_at":"2026-01-01T00:00:00.000Z","referral_ids":[{referrals}],"redact":{redact},"later_field":1}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn redaction_notices_of_the_feed_pass() {
+        let subject = format!("wasl.out.{ORG}.redaction.{NOTICE}");
+        let referrals = format!(r#""{REFERRAL}","0190b2c4-0000-7000-8000-00000000001b""#);
+        let good = notice(REDACTION_SCHEMA, &referrals, true);
+        assert_eq!(checked(&subject, Some(NOTICE), &good), Ok(()));
+        for (payload, invalid) in [
+            (notice(REDACTION_SCHEMA, "", true), Invalid::WrongShape),
+            (
+                notice(REDACTION_SCHEMA, r#""not-a-referral""#, true),
+                Invalid::WrongShape,
+            ),
+            (notice(REDACTION_SCHEMA, &referrals, false), Invalid::WrongShape),
+            (
+                String::from_utf8(good.clone())
+                    .unwrap()
+                    .replace(NOTICE, &NOTICE.to_uppercase())
+                    .into_bytes(),
+                Invalid::WrongShape,
+            ),
+            (
+                format!(r#"{{"schema":"{REDACTION_SCHEMA}","notice_id":"{NOTICE}"}}"#).into_bytes(),
+                Invalid::WrongShape,
+            ),
+            (
+                notice("wasl.partner.redaction.v2", &referrals, true),
+                Invalid::UnknownSchema,
+            ),
+        ] {
+            assert_eq!(checked(&subject, Some(NOTICE), &payload), Err(invalid));
+        }
+        assert_eq!(checked(&subject, None, &good), Err(Invalid::MissingHeaders));
+        assert_eq!(checked(&subject, Some(EVENT), &good), Err(Invalid::Mismatch));
+        // Not on a referral's subject, nor under another notice's id.
+        for elsewhere in [
+            format!("wasl.out.{ORG}.referral.{REFERRAL}"),
+            format!("wasl.out.{ORG}.redaction.{EVENT}"),
+            format!("wasl.out.0190b2c4-0000-7000-8000-0000000000ff.redaction.{NOTICE}"),
+        ] {
+            assert_eq!(checked(&elsewhere, Some(NOTICE), &good), Err(Invalid::Mismatch));
+        }
+        // And a referral message is not accepted on a notice's subject.
+        assert_eq!(
+            checked(&subject, Some(EVENT), &body(PARTNER_SCHEMA)),
+            Err(Invalid::Mismatch)
+        );
     }
 
     fn checked(subject: &str, msg_id: Option<&str>, payload: &[u8]) -> Result<(), Invalid> {

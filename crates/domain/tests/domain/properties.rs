@@ -10,8 +10,8 @@ use proptest::sample::select;
 use std::collections::BTreeMap;
 use wasl_domain::case::{Case, CaseCommand, CaseEvent, CaseStatus, CloseCase, ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
-    ReasonCode, ServiceCategory,
+    AcknowledgeCode, CancelCode, CloseCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode,
+    Priority, Reason, ReasonCode, ServiceCategory,
 };
 use wasl_domain::directory::OrganisationEvent;
 use wasl_domain::ids::{ConsentId, OrgId, ReferralId};
@@ -169,7 +169,8 @@ fn arb_referral_command() -> impl Strategy<Value = ReferralCommand> {
         2 => (select(OverdueKind::ALL), due.clone()).prop_map(|(kind, due_at)| C::MarkResponseOverdue { kind, due_at }),
         1 => due.prop_map(|due_at| C::MarkFollowUpOverdue { due_at }),
         2 => select(OverdueKind::ALL).prop_map(|kind| C::Escalate { kind }),
-        1 => select(OverdueKind::ALL).prop_map(|kind| C::AcknowledgeEscalation { kind }),
+        1 => (select(OverdueKind::ALL), prop_oneof![Just(None), arb_reason(AcknowledgeCode::ALL).prop_map(Some)])
+            .prop_map(|(kind, note)| C::AcknowledgeEscalation { kind, note }),
     ]
 }
 

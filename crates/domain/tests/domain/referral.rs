@@ -5,8 +5,8 @@ use crate::support::*;
 use crate::transitions::history_to;
 use wasl_domain::case::{Case, CaseEvent, ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
-    ServiceCategory,
+    AcknowledgeCode, CancelCode, CloseCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode,
+    Priority, Reason, ServiceCategory,
 };
 use wasl_domain::directory::{Organisation, OrganisationEvent};
 use wasl_domain::referral::{
@@ -547,6 +547,7 @@ fn an_unanswered_referral_becomes_overdue_then_escalated_then_acknowledged() {
         .when(
             C::AcknowledgeEscalation {
                 kind: OverdueKind::Acknowledgement,
+                note: None,
             },
             &focal_point(),
         )
@@ -555,20 +556,75 @@ fn an_unanswered_referral_becomes_overdue_then_escalated_then_acknowledged() {
         .when(
             C::AcknowledgeEscalation {
                 kind: OverdueKind::Acknowledgement,
+                note: None,
             },
             &coordinator(),
         )
         .then(vec![E::EscalationAcknowledged {
             kind: OverdueKind::Acknowledgement,
+            note: None,
         }]);
     given_state(state)
         .when(
             C::AcknowledgeEscalation {
                 kind: OverdueKind::Acknowledgement,
+                note: None,
             },
             &coordinator(),
         )
         .then_refused(DomainError::AlreadyRecorded);
+}
+
+/// An escalated decision deadline, ready for a coordinator.
+fn escalated_decision() -> Vec<E> {
+    vec![
+        requested(),
+        E::ResponseOverdue {
+            kind: OverdueKind::Decision,
+            due_at: T0.plus_hours(1),
+        },
+        E::Escalated {
+            kind: OverdueKind::Decision,
+        },
+    ]
+}
+
+#[test]
+fn a_coordinator_acknowledges_with_a_coded_note_and_sealed_text() {
+    let acknowledge = |note| C::AcknowledgeEscalation {
+        kind: OverdueKind::Decision,
+        note: Some(note),
+    };
+    let coded = Reason::coded(AcknowledgeCode::PartnerContacted);
+    given(escalated_decision())
+        .when(acknowledge(coded.clone()), &coordinator())
+        .then(vec![E::EscalationAcknowledged {
+            kind: OverdueKind::Decision,
+            note: Some(coded),
+        }]);
+    let explained = Reason {
+        code: AcknowledgeCode::Other,
+        text: Some(pii(3)),
+    };
+    given(escalated_decision())
+        .when(acknowledge(explained.clone()), &coordinator())
+        .then(vec![E::EscalationAcknowledged {
+            kind: OverdueKind::Decision,
+            note: Some(explained),
+        }]);
+}
+
+#[test]
+fn an_acknowledgement_note_coded_other_needs_its_text() {
+    given(escalated_decision())
+        .when(
+            C::AcknowledgeEscalation {
+                kind: OverdueKind::Decision,
+                note: Some(Reason::coded(AcknowledgeCode::Other)),
+            },
+            &coordinator(),
+        )
+        .then_refused(DomainError::ReasonRequired);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use crate::pb;
 use std::collections::BTreeSet;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
-    ServiceCategory,
+    AcknowledgeCode, CancelCode, CloseCode, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode,
+    Priority, Reason, ServiceCategory,
 };
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -113,6 +113,15 @@ proto_enum!(CancelCode => CancelCode {
     Duplicate => Duplicate,
     Other => Other,
     Expired => Expired,
+});
+
+proto_enum!(AcknowledgeCode => AcknowledgeCode {
+    PartnerContacted => PartnerContacted,
+    ReferrerContacted => ReferrerContacted,
+    RedirectAdvised => RedirectAdvised,
+    ServiceGap => ServiceGap,
+    Resolved => Resolved,
+    Other => Other,
 });
 
 proto_enum!(HoldCode => HoldCode {
@@ -496,7 +505,8 @@ pb_reason!(
     ErrorReason,
     OverrideReason,
     CloseReason,
-    EraseReason
+    EraseReason,
+    AcknowledgeReason
 );
 
 pub(crate) fn reason_to_pb<C: ProtoEnum, R: PbReason>(reason: &Reason<C>) -> R {
@@ -566,6 +576,7 @@ mod tests {
         check(OverrideCode::ALL);
         check(CloseCode::ALL);
         check(EraseCode::ALL);
+        check(AcknowledgeCode::ALL);
         check(OrgKind::ALL);
         check(OverdueKind::ALL);
         check(ServiceReceived::ALL);

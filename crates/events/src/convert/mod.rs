@@ -189,7 +189,7 @@ pub(crate) fn payload_from_pb(aggregate_id: &str, payload: P) -> Result<DomainEv
         P::ReferralResponseOverdue(m) => referral(referral::response_overdue(m)?)?,
         P::FollowUpOverdue(m) => referral(referral::follow_up_overdue(m)?)?,
         P::ReferralEscalated(m) => referral(referral::escalated(&m)?)?,
-        P::EscalationAcknowledged(m) => referral(referral::escalation_acknowledged(&m)?)?,
+        P::EscalationAcknowledged(m) => referral(referral::escalation_acknowledged(m)?)?,
         P::OrganisationRegistered(m) => org(directory::registered(&m)?)?,
         P::OrganisationUpdated(m) => org(directory::updated(&m)?)?,
         P::ServiceAdded(m) => org(directory::service_added(m)?)?,

@@ -51,9 +51,10 @@ pub(super) fn to_pb(event: &ReferralEvent) -> P {
             due_at: Some(timestamp_to_pb(*due_at)),
         }),
         ReferralEvent::Escalated { kind } => P::ReferralEscalated(pb::ReferralEscalated { kind: kind.to_pb() }),
-        ReferralEvent::EscalationAcknowledged { kind } => {
-            P::EscalationAcknowledged(pb::EscalationAcknowledged { kind: kind.to_pb() })
-        }
+        ReferralEvent::EscalationAcknowledged { kind, note } => P::EscalationAcknowledged(pb::EscalationAcknowledged {
+            kind: kind.to_pb(),
+            note: note.as_ref().map(reason_to_pb),
+        }),
     }
 }
 
@@ -169,8 +170,10 @@ pub(super) fn escalated(m: &pb::ReferralEscalated) -> Result<ReferralEvent, Deco
     })
 }
 
-pub(super) fn escalation_acknowledged(m: &pb::EscalationAcknowledged) -> Result<ReferralEvent, DecodeError> {
+pub(super) fn escalation_acknowledged(m: pb::EscalationAcknowledged) -> Result<ReferralEvent, DecodeError> {
     Ok(ReferralEvent::EscalationAcknowledged {
         kind: OverdueKind::from_pb(m.kind, "EscalationAcknowledged.kind")?,
+        // Absent in events written before notes existed: no note.
+        note: m.note.map(reason_from_pb::<_, pb::AcknowledgeReason>).transpose()?,
     })
 }

@@ -8,8 +8,8 @@
 use uuid::Uuid;
 use wasl_domain::case::{CaseEvent, ConsentScope, Scope};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
-    Reason, ServiceCategory,
+    AcknowledgeCode, CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode,
+    OverrideCode, Priority, Reason, ServiceCategory,
 };
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -398,8 +398,11 @@ pub fn sample(t: EventType) -> StoredEvent {
         ),
         T::EscalationAcknowledged => referral(
             coordinator(),
+            // Without a note, as every acknowledgement written before notes existed: the fixture
+            // keeps proving that such events still read the same.
             ReferralEvent::EscalationAcknowledged {
                 kind: OverdueKind::Acknowledgement,
+                note: None,
             },
         ),
         T::OrganisationRegistered => org(
@@ -554,6 +557,23 @@ pub fn variations() -> Vec<StoredEvent> {
         referral(
             T::ReferralPutOnHold,
             ReferralEvent::PutOnHold(Reason::coded(HoldCode::AwaitingDocuments)),
+        ),
+        referral(
+            T::EscalationAcknowledged,
+            ReferralEvent::EscalationAcknowledged {
+                kind: OverdueKind::Decision,
+                note: Some(Reason::coded(AcknowledgeCode::PartnerContacted)),
+            },
+        ),
+        referral(
+            T::EscalationAcknowledged,
+            ReferralEvent::EscalationAcknowledged {
+                kind: OverdueKind::FollowUp,
+                note: Some(Reason {
+                    code: AcknowledgeCode::Other,
+                    text: Some(pii(11)),
+                }),
+            },
         ),
         // Cancelled by the follow-up service because nobody answered in time.
         StoredEvent {

@@ -289,7 +289,7 @@ pub(crate) fn apply(
             add_to_list(&mut row.escalated, kind.code());
             (Some(kind.code().to_owned()), None)
         }
-        ReferralEvent::EscalationAcknowledged { kind } => {
+        ReferralEvent::EscalationAcknowledged { kind, .. } => {
             add_to_list(&mut row.acknowledged, kind.code());
             (Some(kind.code().to_owned()), None)
         }

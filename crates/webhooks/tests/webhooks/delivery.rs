@@ -1,4 +1,5 @@
-//! Delivery: retries, signatures, order, dead letters and redelivery, crashes, rotation.
+//! Delivery: retries, signatures, order, dead letters and redelivery, crashes, rotation;
+//! redaction notices like referral messages.
 
 use crate::support::*;
 use std::time::Duration;
@@ -266,4 +267,61 @@ async fn a_rotated_secret_signs_the_next_delivery() {
     let signatures = delivered.headers["webhook-signature"].to_str().unwrap();
     assert_eq!(signatures.split(' ').count(), 2);
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_redaction_notice_is_delivered_signed_once_in_its_place() {
+    let hub = Hub::start(test_config(6)).await;
+    let org = fake_org(40);
+    hub.feed(org).await;
+    let receiver = Receiver::start().await;
+    let secret = hub
+        .webhooks
+        .set_endpoint(org, &receiver.url, "test-admin")
+        .await
+        .unwrap();
+    // The referrals, the notice naming two of them (its first attempt fails), a later message.
+    hub.publish(org, 1).await;
+    hub.publish(org, 2).await;
+    receiver.poison(&fake_notice_id(1));
+    hub.publish_notice(org, 1, &[1, 2]).await;
+    hub.publish(org, 3).await;
+    let worker = hub.worker();
+    eventually("the notice is tried", || async {
+        receiver.attempts_for(&fake_notice_id(1)) >= 1
+    })
+    .await;
+    receiver.heal();
+    eventually("all four are delivered", || async { receiver.delivered().len() == 4 }).await;
+    worker.stop().await;
+
+    let delivered = receiver.delivered();
+    let ids: Vec<&str> = delivered.iter().map(Received::id).collect();
+    assert_eq!(
+        ids,
+        [
+            fake_event_id(1).as_str(),
+            fake_event_id(2).as_str(),
+            fake_notice_id(1).as_str(),
+            fake_event_id(3).as_str()
+        ],
+        "in feed order, each once"
+    );
+    let notice = &delivered[2];
+    assert_eq!(
+        notice.body.as_ref(),
+        fake_notice(1, &[1, 2]).as_slice(),
+        "exactly the payload"
+    );
+    assert_eq!(notice.headers["content-type"], "application/json");
+    notice.verify_with(&secret).unwrap();
+    assert!(
+        receiver
+            .log()
+            .iter()
+            .filter(|r| r.id() == fake_notice_id(1))
+            .all(|r| r.verify_with(&secret).is_ok()),
+        "every attempt signed, under the same id"
+    );
+    assert!(hub.webhooks.dead_letters(org).await.unwrap().is_empty());
 }

@@ -46,6 +46,23 @@ pub fn fake_payload_with(n: u128, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An obviously fake redaction notice id.
+pub fn fake_notice_id(n: u128) -> String {
+    uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00c0_0000 + n).to_string()
+}
+
+/// A synthetic redaction notice `n` naming `referrals` (of [`fake_referral`]), as the router
+/// writes it: ids and a time only.
+pub fn fake_notice(n: u128, referrals: &[u128]) -> Vec<u8> {
+    let ids: Vec<String> = referrals.iter().map(|r| format!("\"{}\"", fake_referral(*r))).collect();
+    format!(
+        r#"{{"schema":"wasl.partner.redaction.v1","notice_id":"{}","event_type":"wasl.case.personal_data_erased.v1","occurred_at":"2026-01-01T00:00:00.000Z","referral_ids":[{}],"redact":true}}"#,
+        fake_notice_id(n),
+        ids.join(","),
+    )
+    .into_bytes()
+}
+
 /// The subject of message `n` in `org`'s feed.
 pub fn feed_subject(org: OrgId, n: u128) -> String {
     format!("wasl.out.{org}.referral.{}", fake_referral(n))
@@ -110,6 +127,16 @@ impl Hub {
         let mut headers = NatsHeaders::new();
         headers.insert("Nats-Msg-Id", fake_event_id(n).as_str());
         self.publish_exactly(feed_subject(org, n), Some(headers), payload).await;
+    }
+
+    /// Publishes redaction notice `n` naming `referrals` into `org`'s feed as the router would;
+    /// returns its sequence in the feed.
+    pub async fn publish_notice(&self, org: OrgId, n: u128, referrals: &[u128]) -> u64 {
+        let mut headers = NatsHeaders::new();
+        headers.insert("Nats-Msg-Id", fake_notice_id(n).as_str());
+        let subject = wasl_events::partner::redaction_subject(org, fake_notice_id(n).parse().unwrap());
+        self.publish_exactly(subject, Some(headers), fake_notice(n, referrals))
+            .await
     }
 
     /// Publishes `payload` on `subject` with exactly `headers` (none at all with `None`), as
