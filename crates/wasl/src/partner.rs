@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasl_domain::ids::{OrgId, ReferralId};
 use wasl_events::partner::{command_subject, inbox_prefix, out_stream};
-use wasl_router::{CommandReply, CommandServiceConfig, PartnerMessage, RouterConfig, Verb};
+use wasl_router::{
+    CommandReply, CommandServiceConfig, FeedMessage, NotAPartnerMessage, PartnerMessage, RedactionNotice, RouterConfig,
+    Verb,
+};
 use wasl_store::{EventStore, StoreConfig};
 
 /// Options of `wasl router`.
@@ -177,8 +180,9 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
 /// What a partner does.
 #[derive(Debug, clap::Subcommand)]
 pub enum PartnerCommand {
-    /// Print the referrals addressed to your organisation as they come, after those that came
-    /// while you were away (a durable consumer remembers where you stopped).
+    /// Print the referrals addressed to your organisation as they come, and the redaction
+    /// notices of erased cases, after those that came while you were away (a durable consumer
+    /// remembers where you stopped).
     Listen(ListenArgs),
     /// Acknowledge receipt of a referral.
     Receive(AnswerArgs),
@@ -373,30 +377,35 @@ async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
 }
 
 /// The line printed for a message of the feed, or why it is not a partner message: with
-/// `json`, the message as it arrived when it is JSON of the partner schema (on one line); else
-/// one line for people.
-fn line_for(payload: &[u8], json: bool) -> Result<String, &'static str> {
-    let kind = |e: serde_json::Error| match e.classify() {
-        serde_json::error::Category::Data => "JSON of another shape",
-        _ => "not JSON",
-    };
+/// `json`, the message as it arrived when it is JSON of a partner schema — a referral message or
+/// a redaction notice — (on one line); else one line for people.
+fn line_for(payload: &[u8], json: bool) -> Result<String, String> {
+    use wasl_router::message::{REDACTION_SCHEMA, SCHEMA};
     if json {
-        let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8")?;
-        let value: serde_json::Value = serde_json::from_str(text).map_err(kind)?;
-        if value.get("schema").and_then(serde_json::Value::as_str) != Some(wasl_router::message::SCHEMA) {
-            return Err("not of schema wasl.partner.referral.v1");
+        let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8".to_owned())?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            match e.classify() {
+                serde_json::error::Category::Data => NotAPartnerMessage::WrongShape,
+                _ => NotAPartnerMessage::NotJson,
+            }
+            .to_string()
+        })?;
+        if !matches!(
+            value.get("schema").and_then(serde_json::Value::as_str),
+            Some(SCHEMA | REDACTION_SCHEMA)
+        ) {
+            return Err(NotAPartnerMessage::UnknownSchema.to_string());
         }
         if text.contains(['\n', '\r']) {
             // One message, one line.
-            return serde_json::to_string(&value).map_err(|_| "not JSON");
+            return serde_json::to_string(&value).map_err(|_| NotAPartnerMessage::NotJson.to_string());
         }
         Ok(text.trim().to_owned())
     } else {
-        let parsed: PartnerMessage = serde_json::from_slice(payload).map_err(kind)?;
-        if parsed.schema != wasl_router::message::SCHEMA {
-            return Err("not of schema wasl.partner.referral.v1");
+        match FeedMessage::parse(payload).map_err(|e| e.to_string())? {
+            FeedMessage::Referral(message) => Ok(describe(&message)),
+            FeedMessage::Redaction(notice) => Ok(describe_redaction(&notice)),
         }
-        Ok(describe(&parsed))
     }
 }
 
@@ -433,6 +442,16 @@ fn describe(m: &PartnerMessage) -> String {
         place,
         m.details_url,
         overdue
+    )
+}
+
+/// One line for a redaction notice: when, what to do, and about which referrals.
+fn describe_redaction(notice: &RedactionNotice) -> String {
+    format!(
+        "{}  {:<12} referrals {}  personal data erased: delete what you hold about them",
+        notice.occurred_at,
+        "redact",
+        notice.referral_ids.join(" ")
     )
 }
 

@@ -1,17 +1,18 @@
 //! The partner story as people run it, on a nats-server configured by `wasl nats-config`: the
 //! hub runs `wasl router` with its own NKey; a partner runs `wasl partner listen` with its
-//! credential and sees its referrals (and only its own), then answers one with
-//! `wasl partner receive`; another organisation's credential can neither answer it nor speak
-//! for the first organisation.
+//! credential and sees its referrals (and only its own) and the redaction notices of erased
+//! cases, then answers one with `wasl partner receive`; another organisation's credential can
+//! neither answer it nor speak for the first organisation.
 
 use crate::run;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use wasl_domain::ids::{OrgId, ReferralId};
-use wasl_domain::referral::ReferralStatus;
-use wasl_events::DomainEvent;
+use wasl_domain::case::CaseEvent;
+use wasl_domain::ids::{CaseId, OrgId, ReferralId};
+use wasl_domain::referral::{ReferralEvent, ReferralStatus};
+use wasl_events::{DomainEvent, StoredEvent};
 use wasl_store::StoreConfig;
 use wasl_testkit::NatsServer;
 
@@ -28,9 +29,43 @@ fn seed(out: &Path, org: OrgId) -> PathBuf {
     out.join("partners").join(org.to_string()).join(format!("{org}.nk"))
 }
 
+/// The redaction notices `org` must get from a history, in log order: for each erased case it
+/// received referrals of, those referrals.
+fn expected_notices(events: &[StoredEvent], org: OrgId) -> Vec<BTreeSet<String>> {
+    let mut of_case: std::collections::HashMap<CaseId, BTreeSet<String>> = Default::default();
+    let mut notices = Vec::new();
+    for event in events {
+        match &event.event {
+            DomainEvent::Referral(id, ReferralEvent::Requested(request)) if request.to_org == org => {
+                of_case.entry(request.case_id).or_default().insert(id.to_string());
+            }
+            DomainEvent::Case(case, CaseEvent::PersonalDataErased { .. }) => {
+                notices.extend(of_case.get(case).cloned());
+            }
+            _ => {}
+        }
+    }
+    notices
+}
+
+/// The referral ids of the redaction notices among the lines `wasl partner listen` printed.
+fn notice_lines(stdout: &str) -> Vec<BTreeSet<String>> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split(" referrals ").nth(1))
+        .filter_map(|rest| rest.split("  ").next())
+        .map(|ids| ids.split(' ').map(str::to_owned).collect())
+        .collect()
+}
+
 /// `wasl partner listen --until-idle` with `org`'s credential: the referral ids printed
 /// (none while the router has not created the feed yet).
 fn listen(url: &str, out: &Path, org: OrgId) -> Vec<String> {
+    listen_all(url, out, org).0
+}
+
+/// [`listen`], and the referral ids of each redaction notice printed.
+fn listen_all(url: &str, out: &Path, org: OrgId) -> (Vec<String>, Vec<BTreeSet<String>>) {
     let creds = seed(out, org);
     let (ok, stdout, stderr) = run(&[
         "partner",
@@ -42,15 +77,16 @@ fn listen(url: &str, out: &Path, org: OrgId) -> Vec<String> {
         "--until-idle",
     ]);
     if !ok && stderr.contains("stream not found") {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     assert!(ok, "wasl partner listen failed: {stderr}");
-    stdout
+    let referrals = stdout
         .lines()
         .filter_map(|l| l.split("referral ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    (referrals, notice_lines(&stdout))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,19 +167,25 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
         .iter()
         .filter(|e| matches!(&e.event, DomainEvent::Referral(id, _) if expected.contains(&id.to_string())))
         .count();
+    let notices = expected_notices(&events, partner);
     let began = Instant::now();
-    let mut seen = Vec::new();
-    while seen.len() < referral_events {
+    let (mut seen, mut seen_notices) = (Vec::new(), Vec::new());
+    while seen.len() < referral_events || seen_notices.len() < notices.len() {
         assert!(
             began.elapsed() < Duration::from_secs(60),
-            "{} of {referral_events} partner messages after 60 s",
-            seen.len()
+            "{} of {referral_events} partner messages and {} of {} notices after 60 s",
+            seen.len(),
+            seen_notices.len(),
+            notices.len()
         );
-        seen.extend(listen(&url, &out, partner));
+        let (referrals, redactions) = listen_all(&url, &out, partner);
+        seen.extend(referrals);
+        seen_notices.extend(redactions);
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(seen.len(), referral_events, "one line per referral event, none twice");
     assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(seen_notices, notices, "one line per erased case, naming its referrals");
     // The durable consumer remembers: nothing is printed twice.
     assert!(listen(&url, &out, partner).is_empty());
     // The router says it is ready, and catches up with the log to lag 0.
@@ -304,7 +346,8 @@ impl Receiver {
 async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     let server = NatsServer::start().expect("nats-server");
     let url = server.url();
-    let mut generator = wasl_synth::Generator::new(wasl_synth::HistoryConfig::new(5, 10));
+    // A history in which a case the partner had referrals of is erased.
+    let mut generator = wasl_synth::Generator::new(wasl_synth::HistoryConfig::new(9, 10));
     let events: Vec<_> = generator.by_ref().collect();
     let mut addressed: std::collections::BTreeMap<OrgId, usize> = Default::default();
     let to_org: std::collections::HashMap<ReferralId, OrgId> = generator
@@ -318,7 +361,16 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
             *addressed.entry(to_org[id]).or_default() += 1;
         }
     }
-    let (partner, expected) = addressed.into_iter().max_by_key(|(_, n)| *n).expect("referrals");
+    let (partner, referral_events) = addressed
+        .into_iter()
+        .max_by_key(|(org, n)| (expected_notices(&events, *org).len(), *n))
+        .expect("referrals");
+    let notices = expected_notices(&events, partner);
+    assert!(
+        !notices.is_empty(),
+        "the history erases a case with a referral to the partner"
+    );
+    let expected = referral_events + notices.len();
 
     // The admin sets the endpoint; the secret is printed once.
     let receiver = Receiver::start();
@@ -343,7 +395,9 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     wasl_store::provision::ensure_stream(&js, &config)
         .await
         .expect("event log");
-    wasl_synth::publish(&js, &config, events).await.expect("published");
+    wasl_synth::publish(&js, &config, events.clone())
+        .await
+        .expect("published");
     let router = Router(
         Command::new(env!("CARGO_BIN_EXE_wasl"))
             .args(["router", "--nats-url", &url])
@@ -365,8 +419,9 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     assert_eq!(
         got.len(),
         expected,
-        "one POST per referral event addressed to the organisation"
+        "one POST per referral event addressed to the organisation and per erased case it got referrals of"
     );
+    let mut posted_notices = Vec::new();
     for (headers, body) in &got {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         wasl_webhooks::verify(
@@ -378,12 +433,25 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
         )
         .expect("a valid signature");
         let message: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+        if message["schema"] == "wasl.partner.redaction.v1" {
+            let webhook_id = headers.iter().find(|(k, _)| *k == "webhook-id").map(|(_, v)| *v);
+            assert_eq!(webhook_id, message["notice_id"].as_str());
+            let ids: BTreeSet<String> = message["referral_ids"]
+                .as_array()
+                .expect("referral ids")
+                .iter()
+                .map(|id| id.as_str().expect("an id").to_owned())
+                .collect();
+            posted_notices.push(ids);
+            continue;
+        }
         assert_eq!(message["schema"], "wasl.partner.referral.v1");
         assert_eq!(
             to_org[&message["referral_id"].as_str().expect("id").parse().expect("id")],
             partner
         );
     }
+    assert_eq!(posted_notices, notices, "each notice once, in log order");
 
     // The admin sees it delivered.
     let (ok, status, stderr) = run(&["webhooks", "status", &partner.to_string(), "--nats-url", &url]);
@@ -503,7 +571,8 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
         .await
         .expect("the feed");
 
-    // Two partner messages, and between them what anyone allowed to publish could put there.
+    // Two partner messages and a redaction notice, and between them what anyone allowed to
+    // publish could put there.
     let (first, before) = partner_message(1);
     let (second, after) = partner_message(2);
     let subject = |referral: ReferralId| wasl_events::partner::out_subject(org, referral);
@@ -511,16 +580,29 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
         .expect("JSON")
         .replace("wasl.partner.referral.v1", "wasl.partner.referral.v9")
         .into_bytes();
+    let notice_id = uuid::Uuid::from_u128(0x0190_b2c4_0000_7000_8000_0000_00c0_0001);
+    let notice = serde_json::json!({
+        "schema": "wasl.partner.redaction.v1",
+        "notice_id": notice_id.to_string(),
+        "event_type": "wasl.case.personal_data_erased.v1",
+        "occurred_at": "2026-01-01T00:01:00.000Z",
+        "referral_ids": [first.to_string(), second.to_string()],
+        "redact": true,
+    });
     let mut sequences = Vec::new();
-    for (referral, payload) in [
-        (first, serde_json::to_vec(&before).expect("JSON")),
-        (first, b"\xff\xfe\x00garbage".to_vec()),
-        (first, br#"{"hello":"world"}"#.to_vec()),
-        (second, another_schema),
-        (second, serde_json::to_vec(&after).expect("JSON")),
+    for (subject, payload) in [
+        (subject(first), serde_json::to_vec(&before).expect("JSON")),
+        (subject(first), b"\xff\xfe\x00garbage".to_vec()),
+        (subject(first), br#"{"hello":"world"}"#.to_vec()),
+        (subject(second), another_schema),
+        (subject(second), serde_json::to_vec(&after).expect("JSON")),
+        (
+            wasl_events::partner::redaction_subject(org, notice_id),
+            serde_json::to_vec(&notice).expect("JSON"),
+        ),
     ] {
         let ack = js
-            .publish(subject(referral), payload.into())
+            .publish(subject, payload.into())
             .await
             .expect("publish")
             .await
@@ -528,6 +610,7 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
         sequences.push(ack.sequence);
     }
     let poison = &sequences[1..4];
+    let notice_ids = format!("{first} {second}");
 
     let creds = seed(&out, org);
     for json in [false, true] {
@@ -555,18 +638,41 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
                 .filter(|l| !l.starts_with("wasl partner:"))
                 .map(|l| {
                     let m: serde_json::Value = serde_json::from_str(l).expect("one JSON message per line");
-                    m["referral_id"].as_str().expect("a referral id").to_owned()
+                    match m["referral_id"].as_str() {
+                        Some(id) => id.to_owned(),
+                        None => {
+                            assert_eq!(m, notice, "the notice as it arrived");
+                            "notice".to_owned()
+                        }
+                    }
                 })
                 .collect()
         } else {
+            assert_eq!(
+                notice_lines(&stdout),
+                vec![notice_ids.split(' ').map(str::to_owned).collect::<BTreeSet<_>>()],
+                "the notice names its referrals"
+            );
+            assert!(stdout.contains("  redact       referrals "), "{stdout}");
             stdout
                 .lines()
-                .filter_map(|l| l.split("referral ").nth(1))
-                .filter_map(|rest| rest.split_whitespace().next())
-                .map(str::to_owned)
+                .filter_map(|l| {
+                    if l.contains(" referrals ") {
+                        return Some("notice".to_owned());
+                    }
+                    l.split("referral ")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()
+                        .map(str::to_owned)
+                })
                 .collect()
         };
-        assert_eq!(printed, vec![first.to_string(), second.to_string()], "before and after");
+        assert_eq!(
+            printed,
+            vec![first.to_string(), second.to_string(), "notice".to_owned()],
+            "before and after, and the notice"
+        );
         for sequence in poison {
             assert!(
                 stderr.contains(&format!("error: message {sequence} of")),
