@@ -952,5 +952,5 @@ pub async fn acknowledge_escalation(
         verb: "acknowledge-escalation",
     };
     let meta = step.meta();
-    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind }).await
+    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind, note: None }).await
 }
