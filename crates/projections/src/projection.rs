@@ -45,7 +45,9 @@ impl Projection {
     pub const fn schema_version(self) -> i64 {
         match self {
             // 2: `referrals.is_open` and the inbox's index on it.
-            Self::Referrals => 2,
+            // 3: missed deadlines, escalation times and `response_overdue` (the inbox's order,
+            //    the worklist, the coordinators' escalation list).
+            Self::Referrals => 3,
             Self::Cases | Self::Directory => 1,
         }
     }

@@ -129,12 +129,7 @@ pub async fn worklist(
             .items
             .iter()
             .map(|item| WorkItemView {
-                need: match item.need {
-                    WorkNeed::FollowUpDue => "follow_up_due",
-                    WorkNeed::Redirect => "redirect",
-                    WorkNeed::Overdue => "overdue",
-                }
-                .to_owned(),
+                need: item.need.code().to_owned(),
                 referral: view(&item.referral, true),
             })
             .collect(),

@@ -41,6 +41,20 @@ CREATE TABLE referrals_g{g} (
     overdue             TEXT   NOT NULL,
     escalated           TEXT   NOT NULL,
     acknowledged        TEXT   NOT NULL,
+    -- 1 while a response deadline the receiving organisation missed still applies
+    -- (acknowledgement while requested, decision while requested or received): the inbox puts
+    -- these first.
+    response_overdue    INTEGER NOT NULL,
+    -- The deadlines recorded as missed, per kind.
+    acknowledgement_due_at INTEGER,
+    decision_due_at     INTEGER,
+    follow_up_due_at    INTEGER,
+    -- The latest escalation (NULL: never escalated), the escalations no coordinator has
+    -- acknowledged yet, and the latest acknowledgement with its note's code.
+    escalated_at        INTEGER,
+    open_escalations    INTEGER NOT NULL,
+    acknowledged_at     INTEGER,
+    acknowledge_code    TEXT,
     notes               BLOB,
     updated_at          INTEGER NOT NULL,
     version             INTEGER NOT NULL,
@@ -53,8 +67,11 @@ CREATE TABLE referrals_g{g} (
                             ('requested', 'received', 'accepted', 'in_progress', 'on_hold')
                             THEN 1 ELSE 0 END) STORED
 );
-CREATE INDEX referrals_g{g}_open_idx ON referrals_g{g} (to_org, is_open, requested_at, id);
-CREATE INDEX referrals_g{g}_to_idx ON referrals_g{g} (to_org, requested_at, id);
+-- The inbox walks these in its order: overdue first, then newest request.
+CREATE INDEX referrals_g{g}_open_idx ON referrals_g{g} (to_org, is_open, response_overdue, requested_at, id);
+CREATE INDEX referrals_g{g}_to_idx ON referrals_g{g} (to_org, response_overdue, requested_at, id);
+-- The coordinators' escalation list, newest escalation first.
+CREATE INDEX referrals_g{g}_escalated_idx ON referrals_g{g} (escalated_at, id);
 CREATE INDEX referrals_g{g}_from_idx ON referrals_g{g} (from_org, updated_at, id);
 CREATE INDEX referrals_g{g}_user_idx ON referrals_g{g} (from_user, updated_at, id);
 CREATE INDEX referrals_g{g}_redirected_idx ON referrals_g{g} (redirected_from);

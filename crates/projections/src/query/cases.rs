@@ -28,6 +28,7 @@ pub struct CaseFilter {
 const KEYSET: Keyset = Keyset {
     scope: "cases",
     from: "cases",
+    group: None,
     key: "updated_at",
     kind: KeyKind::Int,
     id: "id",
@@ -58,10 +59,7 @@ impl ReadModels {
                 KEYSET,
                 page,
                 CaseRow::from_row,
-                |row| Cursor {
-                    key: Key::Int(row.updated_at),
-                    id: row.id.clone(),
-                },
+                |row| Cursor::at(Key::Int(row.updated_at), row.id.clone()),
             )
             .await
     }

@@ -41,6 +41,7 @@ pub struct ServiceListing {
 const SERVICES: Keyset = Keyset {
     scope: "services",
     from: "services s JOIN organisations o ON o.id = s.org_id",
+    group: None,
     key: "o.name",
     kind: KeyKind::Text,
     id: "s.id",
@@ -50,6 +51,7 @@ const SERVICES: Keyset = Keyset {
 const ORGANISATIONS: Keyset = Keyset {
     scope: "organisations",
     from: "organisations",
+    group: None,
     key: "name",
     kind: KeyKind::Text,
     id: "id",
@@ -103,10 +105,7 @@ impl ReadModels {
                         org_kind: row.try_get("org_kind")?,
                     })
                 },
-                |listing| Cursor {
-                    key: Key::Text(listing.org_name.clone()),
-                    id: listing.service.id.clone(),
-                },
+                |listing| Cursor::at(Key::Text(listing.org_name.clone()), listing.service.id.clone()),
             )
             .await
     }
@@ -121,10 +120,7 @@ impl ReadModels {
                 ORGANISATIONS,
                 page,
                 OrganisationRow::from_row,
-                |row| Cursor {
-                    key: Key::Text(row.name.clone()),
-                    id: row.id.clone(),
-                },
+                |row| Cursor::at(Key::Text(row.name.clone()), row.id.clone()),
             )
             .await
     }

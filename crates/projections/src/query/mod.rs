@@ -1,5 +1,6 @@
 //! Typed queries over the read models, for the API: cases, referrals and their timeline, the
-//! partner inbox, the caseworker worklist and the service directory.
+//! partner inbox, the caseworker worklist, the coordinators' escalation list and the service
+//! directory.
 //!
 //! Every filter is a `WHERE` clause and every list is a [`Page`] in a fixed order, read by
 //! keyset (the rows after the previous page's last one), never by offset. Filters take the
@@ -13,4 +14,4 @@ mod referrals;
 pub use cases::CaseFilter;
 pub use directory::{Candidate, DirectorySearch, Need, ServiceListing};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
-pub use referrals::{OPEN_STATUSES, ReferralFilter, WorkItem, WorkNeed};
+pub use referrals::{EscalationFilter, OPEN_STATUSES, ReferralFilter, WorkItem, WorkNeed};

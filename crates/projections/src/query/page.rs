@@ -3,8 +3,10 @@
 //! a client pages never makes another row appear twice or vanish on account of an offset.
 //!
 //! A cursor is `v1.<query>.<sort key>.<id>`: the query it belongs to, the last row's sort key
-//! (a decimal integer, or hex-encoded text) and its id (hex-encoded). Clients treat it as
-//! opaque; anything this module did not write is [`ProjectionError::BadCursor`].
+//! (a decimal integer, or hex-encoded text) and its id (hex-encoded); a query ordered by a
+//! group before its key (the inbox: overdue first) writes `v1.<query>.<group>.<sort key>.<id>`.
+//! Clients treat it as opaque; anything this module did not write is
+//! [`ProjectionError::BadCursor`].
 
 use crate::error::ProjectionError;
 use crate::sql::{Value, bind};
@@ -104,13 +106,17 @@ impl Key {
     }
 }
 
-/// The order of a paged query: one sort key, then the id to break ties, both in `direction`.
+/// The order of a paged query: optionally a group, then one sort key, then the id to break
+/// ties, all in `direction`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Keyset {
     /// Names the query in its cursors, so one query's cursor is refused by another.
     pub scope: &'static str,
     /// The `FROM` clause (tables of our own, with the aliases `key` and `id` use).
     pub from: &'static str,
+    /// An integer column sorted before the key (e.g. 1 for overdue rows, 0 for the others),
+    /// or `None`.
+    pub group: Option<&'static str>,
     /// The sort key's SQL expression (a column of our own tables).
     pub key: &'static str,
     /// Its type.
@@ -125,55 +131,65 @@ impl Keyset {
     /// Refuses a cursor this query did not issue, for queries answered without the database.
     pub(crate) fn check(&self, page: &PageRequest) -> Result<(), ProjectionError> {
         match &page.after {
-            Some(after) => Cursor::decode(after, self.scope, self.kind).map(|_| ()),
+            Some(after) => Cursor::decode(after, self.scope, self.kind, self.group.is_some()).map(|_| ()),
             None => Ok(()),
         }
     }
 }
 
-/// The position after one row: its sort key and id.
+/// The position after one row: its group (for a grouped keyset), sort key and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cursor {
+    pub group: Option<i64>,
     pub key: Key,
     pub id: String,
 }
 
+/// Only the canonical form this module writes: no sign but `-`, no leading zeros.
+fn canonical_int(text: &str) -> Option<i64> {
+    let n: i64 = text.parse().ok()?;
+    (n.to_string() == text).then_some(n)
+}
+
 impl Cursor {
+    /// The position after a row of an ungrouped keyset.
+    pub(crate) fn at(key: Key, id: String) -> Self {
+        Self { group: None, key, id }
+    }
+
     pub(crate) fn encode(&self, scope: &str) -> String {
         let key = match &self.key {
             Key::Int(v) => v.to_string(),
             Key::Text(v) => to_hex(v.as_bytes()),
         };
-        format!("{VERSION}.{scope}.{key}.{}", to_hex(self.id.as_bytes()))
+        let id = to_hex(self.id.as_bytes());
+        match self.group {
+            Some(group) => format!("{VERSION}.{scope}.{group}.{key}.{id}"),
+            None => format!("{VERSION}.{scope}.{key}.{id}"),
+        }
     }
 
-    pub(crate) fn decode(text: &str, scope: &str, kind: KeyKind) -> Result<Self, ProjectionError> {
+    pub(crate) fn decode(text: &str, scope: &str, kind: KeyKind, grouped: bool) -> Result<Self, ProjectionError> {
         let bad = || ProjectionError::BadCursor;
         if text.len() > MAX_CURSOR_LEN {
             return Err(bad());
         }
-        let mut parts = text.split('.');
-        let (Some(version), Some(tag), Some(key), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
+        let parts: Vec<&str> = text.split('.').collect();
+        let (version, tag, group, key, id) = match (grouped, parts.as_slice()) {
+            (false, [version, tag, key, id]) => (*version, *tag, None, *key, *id),
+            (true, [version, tag, group, key, id]) => (*version, *tag, Some(*group), *key, *id),
+            _ => return Err(bad()),
         };
         if version != VERSION || tag != scope || id.is_empty() {
             return Err(bad());
         }
+        let group = group.map(|g| canonical_int(g).ok_or_else(bad)).transpose()?;
         let key = match kind {
-            KeyKind::Int => {
-                // Only the canonical form this module writes: no sign but `-`, no leading zeros.
-                let n: i64 = key.parse().map_err(|_| bad())?;
-                if n.to_string() != key {
-                    return Err(bad());
-                }
-                Key::Int(n)
-            }
+            KeyKind::Int => Key::Int(canonical_int(key).ok_or_else(bad)?),
             KeyKind::Text => Key::Text(from_hex_utf8(key).ok_or_else(bad)?),
         };
         let id = from_hex_utf8(id).ok_or_else(bad)?;
-        Ok(Self { key, id })
+        Ok(Self { group, key, id })
     }
 }
 
@@ -291,19 +307,30 @@ impl Select {
         cursor_of: impl Fn(&T) -> Cursor,
     ) -> Result<Page<T>, ProjectionError> {
         if let Some(after) = &page.after {
-            let cursor = Cursor::decode(after, keyset.scope, keyset.kind)?;
+            let cursor = Cursor::decode(after, keyset.scope, keyset.kind, keyset.group.is_some())?;
             let op = if keyset.descending { "<" } else { ">" };
             let key = self.bind(cursor.key.value());
             let id = self.bind(cursor.id);
             let (k, i) = (keyset.key, keyset.id);
             // The expanded form of a row comparison: PostgreSQL would take `(k, id) < ($1, $2)`
             // but SQLite's planner only uses an index for this shape.
-            self.filter(format!("({k} {op} {key} OR ({k} = {key} AND {i} {op} {id}))"));
+            let within = format!("({k} {op} {key} OR ({k} = {key} AND {i} {op} {id}))");
+            match (keyset.group, cursor.group) {
+                (Some(g), Some(group)) => {
+                    let group = self.bind(group);
+                    self.filter(format!("({g} {op} {group} OR ({g} = {group} AND {within}))"));
+                }
+                _ => self.filter(within),
+            }
         }
         let limit = page.effective_limit();
         let dir = if keyset.descending { "DESC" } else { "ASC" };
         let limit_param = self.bind(i64::from(limit) + 1);
-        let tail = format!("ORDER BY {} {dir}, {} {dir} LIMIT {limit_param}", keyset.key, keyset.id);
+        let group = keyset.group.map(|g| format!("{g} {dir}, ")).unwrap_or_default();
+        let tail = format!(
+            "ORDER BY {group}{} {dir}, {} {dir} LIMIT {limit_param}",
+            keyset.key, keyset.id
+        );
         let mut items = self.fetch_all(models, columns, keyset.from, &tail, read).await?;
         let limit = limit as usize;
         let next = if items.len() > limit {
@@ -330,7 +357,7 @@ mod tests {
     use super::*;
 
     fn cursor(key: Key, id: &str) -> Cursor {
-        Cursor { key, id: id.to_owned() }
+        Cursor::at(key, id.to_owned())
     }
 
     #[test]
@@ -347,7 +374,14 @@ mod tests {
                 text.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             );
-            assert_eq!(Cursor::decode(&text, "cases", kind).unwrap(), c);
+            assert_eq!(Cursor::decode(&text, "cases", kind, false).unwrap(), c);
+            let grouped = Cursor { group: Some(1), ..c };
+            let text = grouped.encode("inbox");
+            assert_eq!(Cursor::decode(&text, "inbox", kind, true).unwrap(), grouped);
+            assert!(
+                Cursor::decode(&text, "inbox", kind, false).is_err(),
+                "a grouped cursor is not an ungrouped one"
+            );
         }
     }
 
@@ -372,18 +406,38 @@ mod tests {
         for text in refused {
             assert!(
                 matches!(
-                    Cursor::decode(&text, "cases", KeyKind::Int),
+                    Cursor::decode(&text, "cases", KeyKind::Int, false),
                     Err(ProjectionError::BadCursor)
                 ),
                 "{text:?} was accepted"
             );
         }
-        assert!(Cursor::decode(&good, "cases", KeyKind::Int).is_ok());
+        assert!(Cursor::decode(&good, "cases", KeyKind::Int, false).is_ok());
         // Another query's cursor.
         assert!(matches!(
-            Cursor::decode(&good, "inbox", KeyKind::Int),
+            Cursor::decode(&good, "inbox", KeyKind::Int, false),
             Err(ProjectionError::BadCursor)
         ));
+        // A grouped query refuses an ungrouped cursor, and a group that is not a canonical number.
+        let grouped = Cursor {
+            group: Some(1),
+            ..cursor(Key::Int(42), "abc")
+        }
+        .encode("inbox");
+        assert!(Cursor::decode(&grouped, "inbox", KeyKind::Int, true).is_ok());
+        for text in [
+            cursor(Key::Int(42), "abc").encode("inbox"),
+            grouped.replacen(".1.", ".01.", 1),
+            grouped.replacen(".1.", ".x.", 1),
+        ] {
+            assert!(
+                matches!(
+                    Cursor::decode(&text, "inbox", KeyKind::Int, true),
+                    Err(ProjectionError::BadCursor)
+                ),
+                "{text:?} was accepted"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Referrals: a filtered list, one referral and its timeline, the partner inbox (what was sent
-//! to an organisation) and the caseworker worklist (own referrals waiting for the caseworker).
+//! to an organisation), the caseworker worklist (own referrals waiting for the caseworker) and
+//! the coordinators' escalation list.
 
 use super::page::{Cursor, Key, KeyKind, Keyset, Page, PageRequest, Select, qualified};
 use crate::db::ReadModels;
@@ -7,8 +8,9 @@ use crate::error::ProjectionError;
 use crate::rows::referral::{HistoryRow, ReferralRow};
 use sqlx::Row;
 use wasl_domain::catalogue::{DeclineCode, Priority, ServiceCategory};
+use wasl_domain::geo::Governorate;
 use wasl_domain::ids::{CaseId, OrgId, ReferralId, UserId};
-use wasl_domain::referral::{OverdueKind, ReferralStatus};
+use wasl_domain::referral::ReferralStatus;
 
 /// The statuses of a referral still waiting for the receiving organisation or being served:
 /// what the inbox shows when no status is asked for.
@@ -44,12 +46,51 @@ pub struct ReferralFilter {
 pub enum WorkNeed {
     /// Completed or failed, and follow-up with the client is not recorded yet.
     FollowUpDue,
-    /// Declined as `redirected` to another organisation, and no follow-on referral was made.
-    Redirect,
+    /// Declined with a code other than `redirected` (or `redirected` without a suggested
+    /// organisation), and the client was not referred again for that category since.
+    Declined,
+    /// Declined as `redirected` with a suggested organisation, and the client was not referred
+    /// again (to it or anyone else for that category): a follow-on referral the caseworker may
+    /// make. Nothing is sent without them.
+    SuggestedReferral,
     /// Still waiting for the receiving organisation after a deadline that still applies passed:
     /// acknowledgement or decision while requested, decision while received (the domain's
     /// rule for which overdue still applies).
     Overdue,
+}
+
+impl WorkNeed {
+    /// Every need, in declaration order.
+    pub const ALL: &'static [Self] = &[
+        Self::FollowUpDue,
+        Self::Declined,
+        Self::SuggestedReferral,
+        Self::Overdue,
+    ];
+
+    /// The code the API shows.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::FollowUpDue => "follow_up_due",
+            Self::Declined => "declined",
+            Self::SuggestedReferral => "suggested_referral",
+            Self::Overdue => "overdue",
+        }
+    }
+}
+
+/// Which escalations to list; every field left empty matches any escalated referral.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EscalationFilter {
+    /// The client's governorate.
+    pub governorate: Option<Governorate>,
+    /// The service category.
+    pub category: Option<ServiceCategory>,
+    /// Addressed to this (receiving) organisation.
+    pub to_org: Option<OrgId>,
+    /// `Some(true)`: every escalation of the referral is acknowledged; `Some(false)`: at least
+    /// one is not; `None`: both.
+    pub acknowledged: Option<bool>,
 }
 
 /// A referral on a caseworker's worklist, with what it needs.
@@ -64,28 +105,42 @@ pub struct WorkItem {
 const LIST: Keyset = Keyset {
     scope: "referrals",
     from: "referrals",
+    group: None,
     key: "updated_at",
     kind: KeyKind::Int,
     id: "id",
     descending: true,
 };
 
+// Overdue first (response_overdue = 1), then the newest request.
 const INBOX: Keyset = Keyset {
     scope: "inbox",
     from: "referrals",
+    group: Some("response_overdue"),
     key: "requested_at",
     kind: KeyKind::Int,
     id: "id",
-    descending: false,
+    descending: true,
 };
 
 const WORKLIST: Keyset = Keyset {
     scope: "worklist",
     from: "referrals r",
+    group: None,
     key: "r.updated_at",
     kind: KeyKind::Int,
     id: "r.id",
-    descending: false,
+    descending: true,
+};
+
+const ESCALATIONS: Keyset = Keyset {
+    scope: "escalations",
+    from: "referrals",
+    group: None,
+    key: "escalated_at",
+    kind: KeyKind::Int,
+    id: "id",
+    descending: true,
 };
 
 fn codes(statuses: &[ReferralStatus]) -> Vec<&'static str> {
@@ -93,10 +148,7 @@ fn codes(statuses: &[ReferralStatus]) -> Vec<&'static str> {
 }
 
 fn updated_cursor(row: &ReferralRow) -> Cursor {
-    Cursor {
-        key: Key::Int(row.updated_at),
-        id: row.id.clone(),
-    }
+    Cursor::at(Key::Int(row.updated_at), row.id.clone())
 }
 
 fn unknown_status() -> ProjectionError {
@@ -168,7 +220,9 @@ impl ReadModels {
     }
 
     /// The partner inbox: referrals addressed to `org` in one of `statuses` (empty: the
-    /// [`OPEN_STATUSES`]), oldest request first, so they are answered in the order they came.
+    /// [`OPEN_STATUSES`]). Those whose response deadline passed and still applies
+    /// ([`ReferralRow::response_overdue`]) come first, then the rest; each part newest request
+    /// first.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn inbox(
         &self,
@@ -195,6 +249,7 @@ impl ReadModels {
                 page,
                 ReferralRow::from_row,
                 |row| Cursor {
+                    group: Some(row.response_overdue),
                     key: Key::Int(row.requested_at),
                     id: row.id.clone(),
                 },
@@ -224,7 +279,11 @@ impl ReadModels {
     }
 
     /// The worklist of caseworker `user`: their own referrals that wait for them (see
-    /// [`WorkNeed`]), longest-waiting (oldest last change) first.
+    /// [`WorkNeed`]), newest first by the referral's latest event.
+    ///
+    /// A decline stays until the client is referred again for the same category (a referral of
+    /// the same case requested after the decline, to any organisation) or a follow-on referral
+    /// names it as `redirected_from`.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn worklist(&self, user: UserId, page: &PageRequest) -> Result<Page<WorkItem>, ProjectionError> {
         let mut select = Select::default();
@@ -232,17 +291,13 @@ impl ReadModels {
         let completed = select.bind(ReferralStatus::Completed.code().to_owned());
         let failed = select.bind(ReferralStatus::Failed.code().to_owned());
         let rejected = select.bind(ReferralStatus::Rejected.code().to_owned());
-        let redirected = select.bind(DeclineCode::Redirected.code().to_owned());
-        let requested = select.bind(ReferralStatus::Requested.code().to_owned());
-        let received = select.bind(ReferralStatus::Received.code().to_owned());
-        let acknowledgement = select.bind(format!("%,{},%", OverdueKind::Acknowledgement.code()));
-        let decision = select.bind(format!("%,{},%", OverdueKind::Decision.code()));
         select.filter(format!(
             "((r.status IN ({completed}, {failed}) AND r.followed_up = 0) \
-             OR (r.status = {rejected} AND r.decline_code = {redirected} \
-                 AND NOT EXISTS (SELECT 1 FROM referrals f WHERE f.redirected_from = r.id)) \
-             OR (r.status = {requested} AND (r.overdue LIKE {acknowledgement} OR r.overdue LIKE {decision})) \
-             OR (r.status = {received} AND r.overdue LIKE {decision}))"
+             OR r.response_overdue = 1 \
+             OR (r.status = {rejected} \
+                 AND NOT EXISTS (SELECT 1 FROM referrals f WHERE f.redirected_from = r.id) \
+                 AND NOT EXISTS (SELECT 1 FROM referrals f WHERE f.case_id = r.case_id \
+                     AND f.category = r.category AND f.requested_at > r.rejected_at)))"
         ));
         select
             .fetch_page(
@@ -254,13 +309,49 @@ impl ReadModels {
                     let referral = ReferralRow::from_row(row)?;
                     let need = match ReferralStatus::parse(&referral.status) {
                         Ok(ReferralStatus::Completed | ReferralStatus::Failed) => WorkNeed::FollowUpDue,
-                        Ok(ReferralStatus::Rejected) => WorkNeed::Redirect,
-                        // The WHERE clause leaves only requested and received.
+                        Ok(ReferralStatus::Rejected)
+                            if referral.decline_code.as_deref() == Some(DeclineCode::Redirected.code())
+                                && referral.suggested_org.is_some() =>
+                        {
+                            WorkNeed::SuggestedReferral
+                        }
+                        Ok(ReferralStatus::Rejected) => WorkNeed::Declined,
+                        // The WHERE clause leaves only a response overdue that still applies.
                         _ => WorkNeed::Overdue,
                     };
                     Ok(WorkItem { referral, need })
                 },
                 |item| updated_cursor(&item.referral),
+            )
+            .await
+    }
+
+    /// The coordinators' escalation list: every referral that was escalated, open and
+    /// acknowledged alike unless `filter` says, newest escalation first.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn escalations(
+        &self,
+        filter: &EscalationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ReferralRow>, ProjectionError> {
+        let mut select = Select::default();
+        select.filter("escalated_at IS NOT NULL".to_owned());
+        select.eq("governorate", filter.governorate.map(|g| g.code().to_owned()));
+        select.eq("category", filter.category.map(|c| c.code().to_owned()));
+        select.eq("to_org", filter.to_org.map(|o| o.to_string()));
+        match filter.acknowledged {
+            Some(true) => select.filter("open_escalations = 0".to_owned()),
+            Some(false) => select.filter("open_escalations > 0".to_owned()),
+            None => {}
+        }
+        select
+            .fetch_page(
+                self,
+                &ReferralRow::COLUMNS.join(", "),
+                ESCALATIONS,
+                page,
+                ReferralRow::from_row,
+                |row| Cursor::at(Key::Int(row.escalated_at.unwrap_or_default()), row.id.clone()),
             )
             .await
     }

@@ -4,7 +4,7 @@ use super::{ApplyError, EventAt, add_to_list, first};
 use crate::sql::row;
 use wasl_domain::catalogue::Reason;
 use wasl_domain::pii::EncryptedPii;
-use wasl_domain::referral::{ConsentBasis, ReferralEvent, ReferralStatus};
+use wasl_domain::referral::{ConsentBasis, OverdueKind, ReferralEvent, ReferralStatus};
 use wasl_events::encode_sealed;
 
 row!(
@@ -91,6 +91,24 @@ row!(
         escalated: String,
         /// Escalations acknowledged.
         acknowledged: String,
+        /// 1 while a response deadline the receiving organisation missed still applies
+        /// (acknowledgement while requested, decision while requested or received), else 0:
+        /// what the partner inbox puts first and the worklist shows as overdue.
+        response_overdue: i64,
+        /// The acknowledgement deadline recorded as missed.
+        acknowledgement_due_at: Option<i64>,
+        /// The decision deadline recorded as missed.
+        decision_due_at: Option<i64>,
+        /// The follow-up deadline recorded as missed.
+        follow_up_due_at: Option<i64>,
+        /// When the latest escalation was made; set once the referral was escalated.
+        escalated_at: Option<i64>,
+        /// Escalations not yet acknowledged by a coordinator.
+        open_escalations: i64,
+        /// When a coordinator last acknowledged an escalation.
+        acknowledged_at: Option<i64>,
+        /// The code of the latest acknowledgement's note (`AcknowledgeCode`), if it had one.
+        acknowledge_code: Option<String>,
         /// Notes for the receiving organisation, sealed (`wasl.v1.EncryptedPii` bytes).
         notes: Option<Vec<u8>>,
         /// Time of the last event.
@@ -127,7 +145,7 @@ row!(
         to_status: String,
         /// The event's reason code, if it has one.
         reason_code: Option<String>,
-        /// The event's free text (reason or follow-up note), sealed.
+        /// The event's free text (reason, follow-up note or acknowledgement note), sealed.
         reason_text: Option<Vec<u8>>,
     }
 );
@@ -196,6 +214,14 @@ pub(crate) fn apply(
             overdue: crate::sql::list([]),
             escalated: crate::sql::list([]),
             acknowledged: crate::sql::list([]),
+            response_overdue: 0,
+            acknowledgement_due_at: None,
+            decision_due_at: None,
+            follow_up_due_at: None,
+            escalated_at: None,
+            open_escalations: 0,
+            acknowledged_at: None,
+            acknowledge_code: None,
             notes: sealed(req.notes.as_ref()),
             updated_at: at.at,
             version: 1,
@@ -276,28 +302,60 @@ pub(crate) fn apply(
             row.satisfaction = f.satisfaction.map(|s| i64::from(s.score()));
             (Some(f.service_received.code().to_owned()), sealed(f.note.as_ref()))
         }
-        ReferralEvent::ResponseOverdue { kind, .. } => {
+        ReferralEvent::ResponseOverdue { kind, due_at } => {
             add_to_list(&mut row.overdue, kind.code());
+            first(due_slot(row, *kind), due_at.unix_millis());
             (Some(kind.code().to_owned()), None)
         }
-        ReferralEvent::FollowUpOverdue { .. } => {
-            let kind = wasl_domain::referral::OverdueKind::FollowUp;
+        ReferralEvent::FollowUpOverdue { due_at } => {
+            let kind = OverdueKind::FollowUp;
             add_to_list(&mut row.overdue, kind.code());
+            first(due_slot(row, kind), due_at.unix_millis());
             (Some(kind.code().to_owned()), None)
         }
         ReferralEvent::Escalated { kind } => {
             add_to_list(&mut row.escalated, kind.code());
+            row.escalated_at = Some(at.at);
             (Some(kind.code().to_owned()), None)
         }
-        ReferralEvent::EscalationAcknowledged { kind, .. } => {
+        ReferralEvent::EscalationAcknowledged { kind, note } => {
             add_to_list(&mut row.acknowledged, kind.code());
-            (Some(kind.code().to_owned()), None)
+            row.acknowledged_at = Some(at.at);
+            row.acknowledge_code = note.as_ref().map(|n| n.code.code().to_owned());
+            (
+                Some(kind.code().to_owned()),
+                note.as_ref().and_then(|n| sealed(n.text.as_ref())),
+            )
         }
     };
+    row.response_overdue = i64::from(response_overdue(row));
+    row.open_escalations = crate::sql::items(&row.escalated)
+        .filter(|kind| !crate::sql::items(&row.acknowledged).any(|k| k == *kind))
+        .count() as i64;
     row.updated_at = at.at;
     row.version += 1;
     row.position = at.seq;
     Ok(history(row, at, Some(before), code, text))
+}
+
+/// The column that keeps the missed deadline of `kind`.
+fn due_slot(row: &mut ReferralRow, kind: OverdueKind) -> &mut Option<i64> {
+    match kind {
+        OverdueKind::Acknowledgement => &mut row.acknowledgement_due_at,
+        OverdueKind::Decision => &mut row.decision_due_at,
+        OverdueKind::FollowUp => &mut row.follow_up_due_at,
+    }
+}
+
+/// Whether a response deadline the receiving organisation missed still applies: the domain's
+/// rule (`ReferralState::overdue_still_applies`) for acknowledgement and decision.
+fn response_overdue(row: &ReferralRow) -> bool {
+    let recorded = |kind: OverdueKind| crate::sql::items(&row.overdue).any(|k| k == kind.code());
+    match ReferralStatus::parse(&row.status) {
+        Ok(ReferralStatus::Requested) => recorded(OverdueKind::Acknowledgement) || recorded(OverdueKind::Decision),
+        Ok(ReferralStatus::Received) => recorded(OverdueKind::Decision),
+        _ => false,
+    }
 }
 
 fn history(
