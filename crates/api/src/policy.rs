@@ -12,7 +12,8 @@
 //! - coordinators and admins keep the directory (as the domain's rule has it); an
 //!   organisation's supervisors and focal points keep its own services, and its partner systems
 //!   their availability;
-//! - coordinators acknowledge escalations and see no case or referral;
+//! - coordinators acknowledge escalations and see no case or referral; they and admins list the
+//!   escalations, which name referrals by id and codes only, never a client;
 //! - admins manage their own organisation's users and tokens;
 //! - anyone signed in may read the directory and `/v1/me`.
 //!
@@ -47,6 +48,8 @@ pub enum Action {
     ReferralMarkError,
     /// Acknowledge an escalation (a coordinator).
     ReferralAcknowledgeEscalation,
+    /// List the network's escalations (coordinators and admins).
+    EscalationList,
     /// Read the partner inbox.
     InboxRead,
     /// Read the caseworker worklist.
@@ -133,6 +136,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
             scoped(roles_allow(roles), true)
         }
         (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
+        (A::EscalationList, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
         (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org }) => {
             scoped(roles_allow(CASEWORK), owner_org == org)
         }
@@ -235,6 +239,23 @@ mod tests {
             Decision::Forbidden
         );
         assert_eq!(case_scope(&coordinator), None);
+    }
+
+    #[test]
+    fn only_coordinators_and_admins_list_escalations() {
+        let own = org();
+        for role in Role::ALL {
+            let expected = if matches!(role, Role::Coordinator | Role::Admin) {
+                Decision::Allow
+            } else {
+                Decision::Forbidden
+            };
+            assert_eq!(
+                authorize(&actor(own, *role), Action::EscalationList, Resource::Collection),
+                expected,
+                "{role}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ use utoipa_axum::routes;
 use wasl_domain::Role;
 use wasl_domain::case::Case;
 use wasl_domain::catalogue::{
-    CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, ServiceCategory,
+    AcknowledgeCode, CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
+    ServiceCategory,
 };
 use wasl_domain::directory::Organisation;
 use wasl_domain::ids::{CaseId, EventId, OrgId, ReferralId, ServiceId};
@@ -206,8 +207,14 @@ pub struct ReferralView {
     pub redirected_from: Option<String>,
     /// Follow-up was recorded.
     pub followed_up: bool,
-    /// Overdue kinds.
+    /// Deadlines recorded as missed (`acknowledgement`, `decision`, `follow_up`), whether or not
+    /// they still apply.
     pub overdue: Vec<String>,
+    /// The deadline each recorded overdue missed (Unix ms).
+    pub missed_deadlines: Deadlines,
+    /// A response deadline the receiving organisation missed still applies: acknowledgement
+    /// while requested, decision while requested or received. The inbox lists these first.
+    pub response_overdue: bool,
     /// Escalated kinds.
     pub escalated: Vec<String>,
     /// Last change (Unix ms).
@@ -234,6 +241,31 @@ pub struct ClientView {
     /// District code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
+}
+
+/// The deadlines a referral missed, by kind (Unix ms); absent when not missed.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Deadlines {
+    /// Acknowledge by (the receiving organisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<i64>,
+    /// Accept or decline by (the receiving organisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<i64>,
+    /// Record follow-up by (the referring organisation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<i64>,
+}
+
+impl Deadlines {
+    /// The missed deadlines a row keeps.
+    pub fn of(row: &ReferralRow) -> Self {
+        Self {
+            acknowledgement: row.acknowledgement_due_at,
+            decision: row.decision_due_at,
+            follow_up: row.follow_up_due_at,
+        }
+    }
 }
 
 /// When each status was first reached (Unix ms).
@@ -270,7 +302,8 @@ pub struct StatusTimes {
     pub entered_in_error: Option<i64>,
 }
 
-fn list(column: &str) -> Vec<String> {
+/// The items of a list column (`,a,b,`).
+pub fn list(column: &str) -> Vec<String> {
     column.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
@@ -314,6 +347,8 @@ pub fn view(row: &ReferralRow, referring: bool) -> ReferralView {
         redirected_from: row.redirected_from.clone(),
         followed_up: row.followed_up != 0,
         overdue: list(&row.overdue),
+        missed_deadlines: Deadlines::of(row),
+        response_overdue: row.response_overdue != 0,
         escalated: list(&row.escalated),
         updated_at: row.updated_at,
         version: row.version,
@@ -914,15 +949,41 @@ pub async fn record_follow_up(
     step.run(&meta, ReferralCommand::RecordFollowUp(follow_up)).await
 }
 
-/// Which escalation.
+/// A reason's field problems named as the acknowledgement's `note`.
+fn as_note(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Invalid(mut problems) => {
+            for p in &mut problems {
+                if let Some(rest) = p.field.strip_prefix("reason.") {
+                    p.field = format!("note.{rest}");
+                }
+            }
+            ApiError::Invalid(problems)
+        }
+        other => other,
+    }
+}
+
+/// Which escalation, and optionally what the coordinator did about it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "decision", "note": {"code": "partner_contacted", "text": "Test note: the partner will answer today."}}))]
 pub struct AcknowledgeRequest {
     /// `acknowledgement`, `decision` or `follow_up`.
     pub kind: String,
+    /// What the coordinator did: `code` is `partner_contacted`, `referrer_contacted`,
+    /// `redirect_advised`, `service_gap`, `resolved` or `other` (with text). The text is sealed
+    /// under the case's key: coordinators never read it back.
+    pub note: Option<ReasonInput>,
 }
 
-/// Acknowledge an escalation (a coordinator).
+/// Acknowledge an escalation, optionally with a note (coordinators only).
+///
+/// - Only a coordinator may acknowledge; everyone else gets 404, as for a referral they cannot see.
+/// - The note's code is shown in the escalation list; its text is sealed under the case's key
+///   before it is stored and is never shown to coordinators.
+/// - The note is optional; `other` needs a text (without one: 422, code `reason_required`).
+/// - Acknowledging twice, or what was never escalated, is refused (422).
 #[utoipa::path(post, path = "/v1/referrals/{referral_id}/acknowledge-escalation", tag = "referral actions", operation_id = "acknowledge_escalation",
     request_body = AcknowledgeRequest,
     params(("referral_id" = String, Path, description = "Referral id"),
@@ -940,7 +1001,7 @@ pub async fn acknowledge_escalation(
     Json(body): Json<AcknowledgeRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &principal, id, Action::ReferralAcknowledgeEscalation).await?;
+    let referral = authorised(&state, &principal, id, Action::ReferralAcknowledgeEscalation).await?;
     let kind = field("kind", &body.kind, OverdueKind::parse)?;
     let step = Step {
         state: &state,
@@ -952,5 +1013,22 @@ pub async fn acknowledge_escalation(
         verb: "acknowledge-escalation",
     };
     let meta = step.meta();
-    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind, note: None }).await
+    // Free text about a client's referral: sealed under the case's key (ADR 0002), although the
+    // coordinator does not hold the case, so that erasing the case erases it too.
+    let note = match &body.note {
+        Some(input) => Some(
+            reason(
+                &state,
+                input,
+                AcknowledgeCode::parse,
+                referral.case_id,
+                event_of(&meta, 0),
+            )
+            .await
+            .map_err(as_note)?,
+        ),
+        None => None,
+    };
+    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind, note })
+        .await
 }

@@ -74,7 +74,7 @@ async fn whole_loop(db: TestDb) {
     let worklist = caseworker.get_at("/v1/worklist", last).await;
     let items = worklist.body["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{}", worklist.body);
-    assert_eq!(items[0]["need"], "follow_up_due");
+    assert_eq!(items[0]["kind"], "follow_up_due");
 
     // Follow-up closes the loop.
     let followed = caseworker

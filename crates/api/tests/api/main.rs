@@ -10,4 +10,5 @@ mod markers;
 mod matrix;
 mod oidc;
 mod openapi;
+mod promises;
 mod semantics;

@@ -84,6 +84,7 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         "mark_referral_entered_in_error" => pick(role == Supervisor && org == Org::A, changed, hidden),
         "acknowledge_escalation" => pick(role == Coordinator, changed, hidden),
         "inbox" | "inbox_counts" => pick(partner, ok, forbidden),
+        "list_escalations" => pick(maintainer, ok, forbidden),
         "register_organisation" => pick(maintainer, created, forbidden),
         "add_service" | "update_service" => pick(
             maintainer || (org == Org::B && matches!(role, Supervisor | FocalPoint)),
@@ -134,6 +135,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "referral_history"
         | "inbox"
         | "inbox_counts"
+        | "list_escalations"
         | "withdraw_consent"
         | "receive_referral"
         | "accept_referral"
