@@ -4,7 +4,8 @@
 //! store; it can be crashed (SIGKILL) and started again on the same store and port to test
 //! recovery. [`NatsCluster`] starts a JetStream cluster on loopback (three nodes for R3 streams)
 //! whose nodes can be stopped and started one by one. Both kill their processes and remove their
-//! temporary directories on `Drop`.
+//! temporary directories on `Drop`. [`smtp::SmtpSink`] is an SMTP listener on a free loopback
+//! port that records the mail a test's client sends it.
 //!
 //! The binary is found by [`find_nats_server`]: `NATS_SERVER_BIN`, then the project-local
 //! `.tools/nats-server-<pinned>/nats-server` that `./scripts/install-nats-server` installs, then
@@ -28,6 +29,7 @@ mod error;
 mod http;
 mod node;
 mod server;
+pub mod smtp;
 
 pub use binary::{MIN_VERSION, NatsBinary, Version, find_nats_server, pinned_version, tools_dir_binary};
 pub use cluster::{NatsCluster, NatsClusterBuilder};
