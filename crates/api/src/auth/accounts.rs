@@ -1,7 +1,8 @@
 //! Local accounts and API tokens, kept as events in the JetStream stream `WASL_ACCOUNTS`.
 //!
-//! Every change to a user, their roles or a token is an event (`wasl.acct.user.<login hash>`,
-//! `wasl.acct.token.<id>`), so who gave whom which rights is on record like everything else.
+//! Every change to a user, their roles, a token or a person's notification address is an event
+//! (`wasl.acct.user.<login hash>`, `wasl.acct.token.<id>`, `wasl.acct.notify.<user id>`), so who
+//! gave whom which rights is on record like everything else.
 //! Each process folds the stream into memory and follows it, so an account created or a token
 //! revoked through one API instance takes effect on the others within moments. A username is
 //! claimed with `Nats-Expected-Last-Subject-Sequence: 0` on its subject, so two instances can
@@ -41,6 +42,9 @@ pub enum AccountError {
     /// No such user or token.
     #[error("no such account")]
     NotFound,
+    /// A notification address that is not one Wasl mails (see [`valid_email`]).
+    #[error("not a valid email address")]
+    InvalidEmail,
     /// NATS cannot serve the request now.
     #[error("the account store is unavailable: {0}")]
     Unavailable(String),
@@ -171,6 +175,22 @@ pub enum AccountEvent {
         /// The token.
         token_id: String,
     },
+    /// A person set where Wasl mails them notifications, and whether it may. Recorded on
+    /// `wasl.acct.notify.<user id>` for local and OIDC users alike; the organisation and roles
+    /// are those the person had when they set it, so that the notification service can find
+    /// people whom no local account describes (OIDC users).
+    NotificationsSet {
+        /// The person.
+        user_id: String,
+        /// Their organisation at the time.
+        org: String,
+        /// Their roles' codes at the time.
+        roles: Vec<String>,
+        /// The address (staff personal data: never logged); none removes it.
+        email: Option<String>,
+        /// Whether they want mail.
+        enabled: bool,
+    },
 }
 
 /// An account event with who recorded it and when.
@@ -241,12 +261,58 @@ impl Token {
     }
 }
 
+/// Where a person wants notifications mailed. The address is personal data of staff: `Debug`
+/// does not show it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NotificationSettings {
+    /// The address, if they set one.
+    pub email: Option<String>,
+    /// Whether they want mail (never true without an address).
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for NotificationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationSettings")
+            .field("email", &self.email.as_ref().map(|_| "<set>"))
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// Whether `text` is an address Wasl mails: `local@domain`, ASCII, at most 254 characters, a
+/// dot-atom local part of at most 64, a domain of at least two DNS labels. Deliberately
+/// narrower than RFC 5322 (no quoted local parts, no address literals, no comments): what a
+/// person types into a form, and what every SMTP server accepts.
+pub fn valid_email(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    let local_ok =
+        (1..=64).contains(&local.len()) && local.split('.').all(|part| !part.is_empty() && part.bytes().all(atext));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = (3..=253).contains(&domain.len())
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()));
+    text.len() <= 254 && local_ok && domain_ok
+}
+
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, User>,
     by_username: HashMap<String, UserId>,
     tokens: HashMap<UserId, Token>,
     by_secret_hash: HashMap<String, UserId>,
+    notifications: HashMap<UserId, NotificationSettings>,
     /// The subject sequence of each user's subject, for optimistic appends.
     applied: u64,
     /// The newest records passed over.
@@ -331,6 +397,22 @@ impl State {
             AccountEvent::TokenRevoked { token_id } => {
                 let token = self.tokens.get_mut(&user_id(&token_id)?).ok_or_else(unknown)?;
                 token.revoked = true;
+            }
+            AccountEvent::NotificationsSet {
+                user_id: id,
+                org,
+                roles: codes,
+                email,
+                enabled,
+            } => {
+                let id = user_id(&id)?;
+                OrgId::parse(&org).map_err(|_| corrupt(Unapplied::InvalidValue))?;
+                roles(&codes)?;
+                if email.as_deref().is_some_and(|e| !valid_email(e)) {
+                    return Err(corrupt(Unapplied::InvalidValue));
+                }
+                let enabled = enabled && email.is_some();
+                self.notifications.insert(id, NotificationSettings { email, enabled });
             }
         }
         self.applied = sequence;
@@ -635,6 +717,39 @@ impl Accounts {
         users
     }
 
+    /// Sets where `actor` wants notifications mailed and whether they want them; `by` is the
+    /// actor themself (a person sets only their own). The address must pass [`valid_email`].
+    pub async fn set_notifications(
+        &self,
+        actor: &Actor,
+        email: Option<String>,
+        enabled: bool,
+    ) -> Result<NotificationSettings, AccountError> {
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(AccountError::InvalidEmail);
+        }
+        let event = AccountEvent::NotificationsSet {
+            user_id: actor.user.to_string(),
+            org: actor.org.to_string(),
+            roles: actor.roles.iter().map(|r| r.code().to_owned()).collect(),
+            enabled: enabled && email.is_some(),
+            email,
+        };
+        self.record(
+            format!("wasl.acct.notify.{}", actor.user),
+            None,
+            Some(actor.user),
+            event,
+        )
+        .await?;
+        Ok(self.notifications(actor.user))
+    }
+
+    /// Where `user` wants notifications mailed (nothing set: no address, no mail).
+    pub fn notifications(&self, user: UserId) -> NotificationSettings {
+        self.read().notifications.get(&user).cloned().unwrap_or_default()
+    }
+
     /// A token by id.
     pub fn token(&self, id: UserId) -> Option<Token> {
         self.read().tokens.get(&id).cloned()
@@ -668,4 +783,48 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_email;
+
+    #[test]
+    fn an_ordinary_address_is_valid() {
+        for ok in [
+            "focal.point@example.org",
+            "a+wasl@mail.example.iq",
+            "x_y-z@sub-domain.example.co",
+        ] {
+            assert!(valid_email(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn what_a_form_should_refuse_is_refused() {
+        let long_local = format!("{}@example.org", "a".repeat(65));
+        let long = format!("a@{}.org", "b".repeat(250));
+        for bad in [
+            "",
+            "plain",
+            "@example.org",
+            "a@",
+            "a@localhost",
+            "a@@example.org",
+            "a b@example.org",
+            ".a@example.org",
+            "a..b@example.org",
+            "a@-example.org",
+            "a@example..org",
+            "a@example.123",
+            "\"quoted\"@example.org",
+            "a@[127.0.0.1]",
+            "ü@example.org",
+            "a@example.org\r\nBcc: b@example.org",
+            long_local.as_str(),
+            long.as_str(),
+        ] {
+            assert!(!valid_email(bad), "{bad:?}");
+        }
+    }
 }

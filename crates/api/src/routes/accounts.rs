@@ -1,7 +1,8 @@
-//! Signing in and out, `/v1/me`, and an admin's users and partner API tokens.
+//! Signing in and out, `/v1/me` and the caller's notification address, and an admin's users and
+//! partner API tokens.
 
 use super::{Problems, field, now, path_id, require};
-use crate::auth::accounts::{AccountError, Token, User, normalise_username};
+use crate::auth::accounts::{AccountError, NotificationSettings, Token, User, normalise_username, valid_email};
 use crate::auth::session::COOKIE;
 use crate::auth::{Principal, Via, password};
 use crate::error::ApiError;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(my_notifications, set_my_notifications))
         .routes(routes!(create_user, list_users))
         .routes(routes!(set_roles))
         .routes(routes!(disable_user))
@@ -36,6 +38,7 @@ impl From<AccountError> for ApiError {
         match err {
             AccountError::UsernameTaken => ApiError::invalid("username", "is taken"),
             AccountError::NotFound => ApiError::NotFound,
+            AccountError::InvalidEmail => ApiError::invalid("email", "is not an email address Wasl can send to"),
             AccountError::Unavailable(reason) => ApiError::Unavailable(reason),
             corrupt @ AccountError::Corrupt { .. } => ApiError::internal(corrupt),
         }
@@ -155,6 +158,97 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<J
         authenticated_by: by.to_owned(),
         csrf_token: csrf,
     }))
+}
+
+/// Where the caller wants notifications mailed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NotificationsView {
+    /// The address Wasl mails; absent when none is set.
+    #[schema(example = "focal.point@example.org")]
+    pub email: Option<String>,
+    /// Whether Wasl mails it (never true without an address).
+    pub enabled: bool,
+}
+
+impl From<NotificationSettings> for NotificationsView {
+    fn from(settings: NotificationSettings) -> Self {
+        Self {
+            email: settings.email,
+            enabled: settings.enabled,
+        }
+    }
+}
+
+/// Where to mail the caller's notifications, and whether to.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsRequest {
+    /// The address to mail (at most 254 characters, `local@domain`); `null` or absent removes
+    /// it, and with it all mail.
+    #[schema(example = "focal.point@example.org", max_length = 254)]
+    pub email: Option<String>,
+    /// Whether to mail it; `true` when omitted with an address. Cannot be `true` without one.
+    #[schema(example = true)]
+    pub enabled: Option<bool>,
+}
+
+/// Notifications are for people: a partner system's token has its feed and webhooks instead.
+fn person(principal: &Principal) -> Result<(), ApiError> {
+    if principal.via == Via::Token {
+        return Err(ApiError::bad_request(
+            "a partner token is not a person: notifications are mailed to people who sign in; a partner system has its feed and webhooks",
+        ));
+    }
+    Ok(())
+}
+
+/// Where the caller's notifications are mailed, if anywhere. Wasl mails a person when
+/// something in their work needs them (a new referral for their organisation, a decision on
+/// their referral, an overdue, an escalation; see docs/notifications.md); the mail says what
+/// happened and links to the referral, never who it is about.
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "accounts", operation_id = "get_my_notifications",
+    responses((status = 200, description = "The caller's notification settings", body = NotificationsView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn my_notifications(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    person(&principal)?;
+    let view = NotificationsView::from(state.accounts().notifications(principal.actor.user));
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(view)).into_response())
+}
+
+/// Sets where the caller's notifications are mailed and whether they are: only the caller's
+/// own (there is no route to set another person's). Setting an address turns mail on unless
+/// `enabled` is `false`; `"enabled": false` keeps the address and stops the mail. The change
+/// is recorded in the accounts log with who made it and when, like every account change.
+#[utoipa::path(put, path = "/v1/me/notifications", tag = "accounts", operation_id = "set_my_notifications",
+    request_body = NotificationsRequest,
+    responses((status = 200, description = "Set; the caller's notification settings now", body = NotificationsView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn set_my_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<NotificationsRequest>,
+) -> Result<Response, ApiError> {
+    person(&principal)?;
+    let email = body.email.map(|e| e.trim().to_owned());
+    if email.as_deref().is_some_and(|e| !valid_email(e)) {
+        return Err(ApiError::invalid(
+            "email",
+            "is not an email address Wasl can send to (local@domain, ASCII, at most 254 characters)",
+        ));
+    }
+    let enabled = body.enabled.unwrap_or(email.is_some());
+    if enabled && email.is_none() {
+        return Err(ApiError::invalid("enabled", "needs an email address to mail"));
+    }
+    let settings = state
+        .accounts()
+        .set_notifications(&principal.actor, email, enabled)
+        .await?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(NotificationsView::from(settings)),
+    )
+        .into_response())
 }
 
 /// A user as an admin sees them.

@@ -8,6 +8,7 @@ mod audit;
 mod closed_loop;
 mod markers;
 mod matrix;
+mod notifications;
 mod oidc;
 mod openapi;
 mod promises;
