@@ -15,6 +15,7 @@ mod followup;
 mod health;
 mod log;
 mod nats_config;
+mod notify;
 mod partner;
 mod projections;
 mod up;
@@ -95,6 +96,10 @@ enum Command {
     /// and the cancellations consent withdrawal and case closure call for (see
     /// docs/followup.md); `wasl followup policy` prints the deadline policy.
     Followup(followup::FollowupArgs),
+    /// Run the notification service: mail the people a referral's events concern (a new
+    /// referral, a decision, an overdue, an escalation) what happened and a link, never
+    /// personal data (see docs/notifications.md).
+    Notify(notify::NotifyArgs),
     /// Messages of the event log Wasl cannot read: show one, skip it (it is not a Wasl event),
     /// list what was skipped (see docs/operations.md).
     Log {
@@ -215,6 +220,7 @@ fn service_name(command: &Command) -> &'static str {
         Command::Projector { .. } => "wasl-projector",
         Command::Router(args) if args.command.is_none() => "wasl-router",
         Command::Followup(args) if args.command.is_none() => "wasl-followup",
+        Command::Notify(_) => "wasl-notify",
         _ => "wasl",
     }
 }
@@ -255,6 +261,7 @@ fn run(command: Command) -> ExitCode {
         },
         Command::Log { command } => print_or_fail(&mut out, log::run(command)),
         Command::Followup(args) => print_or_fail(&mut out, followup::run(args)),
+        Command::Notify(args) => print_or_fail(&mut out, notify::run(args)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),
         Command::Webhooks { command } => print_or_fail(&mut out, webhooks::run(command)),
         Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),

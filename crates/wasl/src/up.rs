@@ -39,6 +39,8 @@ pub struct UpArgs {
     pub policy: crate::followup::PolicyArgs,
     #[command(flatten)]
     pub retention: crate::followup::RetentionArgs,
+    #[command(flatten)]
+    pub mail: crate::notify::MailArgs,
     /// UNSAFE, for a throw-away demo only: let NATS acknowledge writes before they reach the
     /// disk. A power cut or a crash of the machine then loses what was acknowledged in the last
     /// two minutes — referrals, consent withdrawals, partners' answers.
@@ -216,6 +218,12 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
         });
     }
 
+    if let Some(notify) = crate::notify::start(&args.mail, args.listen, &database_url, store.clone()).await? {
+        state.add_service_check("notify", crate::notify::check(notify.metrics()));
+        let stopped = stopped.clone();
+        running.spawn(async move { ("notify", notify.run(until(stopped)).await.map_err(|e| e.to_string())) });
+    }
+
     println!("{}", banner(args, data, nats_url, demo.as_ref()));
     let mut failure = None;
     tokio::select! {
@@ -277,6 +285,7 @@ fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::D
         data.join("nats").join("nats.log").display(),
         data.display()
     );
+    out.push_str(&crate::notify::describe(&args.mail));
     match demo {
         Some(loaded) => out.push_str(&loaded.to_string()),
         None => out.push_str(

@@ -311,3 +311,138 @@ fn withdrawing_consent_cancels_the_referrals_it_covered_and_both_partners_are_to
     );
     assert!(up.interrupt().success());
 }
+
+#[test]
+fn wasl_up_mails_the_focal_point_of_a_new_referral_without_personal_data() {
+    let sink = wasl_testkit::smtp::SmtpSink::start().expect("an SMTP sink");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (api, nats) = (free_port(), free_port());
+    let (up, banner) = Up::start(&data, api, nats, &["--demo", "--smtp-url", &sink.url()]);
+    let password = banner
+        .split("Password for all: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the demo password")
+        .to_owned();
+    settled_log_position(api);
+
+    // A caseworker opens a case with planted personal data.
+    let (cookie, csrf) = sign_in(api, "demo.caseworker.erbil", &password);
+    let post = |path: &str, key: &str, body: &str| {
+        let (status, _, answer) = http(
+            api,
+            "POST",
+            path,
+            &[
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ],
+            body,
+        );
+        assert!(status == 200 || status == 201, "POST {path}: {status} {answer}");
+        json(&answer)
+    };
+    let case = post(
+        "/v1/cases",
+        "mail-e2e-case",
+        r#"{"profile": {"survivor_code": "MRK-MAIL-0001", "sex": "female", "age_group": "25_59",
+            "population_group": "idp", "nationality": "IQ", "governorate": "IQ-AR", "language": "ar",
+            "vulnerabilities": []}, "personal": {"name": "MRK-Name-Zzyzx"}}"#,
+    )["id"]
+        .as_str()
+        .expect("case id")
+        .to_owned();
+    post(&format!("/v1/cases/{case}/consents"), "mail-e2e-consent", "{}");
+    let mut services: BTreeMap<String, String> = BTreeMap::new();
+    for category in [
+        "health",
+        "psychosocial",
+        "legal",
+        "shelter",
+        "civil_documentation",
+        "cash",
+        "livelihoods",
+        "education",
+        "child_protection",
+    ] {
+        let (_, _, page) = http(
+            api,
+            "GET",
+            &format!("/v1/referrals/candidates?case_id={case}&category={category}"),
+            &[("cookie", &cookie)],
+            "",
+        );
+        for candidate in json(&page).as_array().into_iter().flatten() {
+            services
+                .entry(candidate["org_id"].as_str().expect("org").to_owned())
+                .or_insert_with(|| candidate["service_id"].as_str().expect("service").to_owned());
+        }
+    }
+
+    // The focal point of one of those organisations gives an address for notifications.
+    let (focal, org, service) = [
+        "medrelief",
+        "unchildren",
+        "protection",
+        "legalaid",
+        "safehouse",
+        "ninewa",
+        "basrah",
+        "health.duhok",
+        "social.anbar",
+        "civil.kirkuk",
+    ]
+    .iter()
+    .find_map(|name| {
+        let session = sign_in(api, &format!("demo.focal.{name}"), &password);
+        let (_, _, me) = http(api, "GET", "/v1/me", &[("cookie", &session.0)], "");
+        let org = json(&me)["org"].as_str()?.to_owned();
+        let service = services.get(&org)?.clone();
+        Some((session, org, service))
+    })
+    .expect("a demo focal point whose organisation can take the case");
+    let (status, _, answer) = http(
+        api,
+        "PUT",
+        "/v1/me/notifications",
+        &[
+            ("cookie", &focal.0),
+            ("x-csrf-token", &focal.1),
+            ("content-type", "application/json"),
+        ],
+        r#"{"email": "focal-test@example.org", "enabled": true}"#,
+    );
+    assert!(status == 200 || status == 204, "{status} {answer}");
+
+    let referral = post(
+        "/v1/referrals",
+        "mail-e2e-referral",
+        &format!(r#"{{"case_id": "{case}", "to_org": "{org}", "service_id": "{service}", "priority": "urgent", "notes": "MRK-Notes-Secret"}}"#),
+    )["id"]
+        .as_str()
+        .expect("referral id")
+        .to_owned();
+
+    let began = Instant::now();
+    let mail = loop {
+        if let Some(mail) = sink
+            .messages()
+            .into_iter()
+            .find(|m| m.to.iter().any(|to| to == "focal-test@example.org") && m.text().contains(&referral))
+        {
+            break mail;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "no mail for the focal point");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = mail.text();
+    assert!(
+        text.contains(&format!("/v1/referrals/{referral}")),
+        "a link to the referral"
+    );
+    assert!(!text.contains("MRK-"), "no personal data in the mail");
+    assert!(up.interrupt().success());
+}
