@@ -36,4 +36,6 @@ pub use action::{Action, command_id};
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::FollowupError;
 pub use policy::{DeadlinePolicy, PolicyError, Windows};
-pub use service::{Followup, FollowupConfig, FollowupMetrics, Pending, RetentionSchedule, SYSTEM_ORG, SYSTEM_USER};
+pub use service::{
+    Followup, FollowupConfig, FollowupMetrics, Pending, RetentionSchedule, SYSTEM_ORG, SYSTEM_USER, reset,
+};

@@ -215,35 +215,47 @@ impl Followup {
         Ok((row.try_get::<i64, _>("checkpoint")? as u64, row.try_get("halted")?))
     }
 
-    /// Forgets everything derived from the log — referrals, deadlines, the outbox, the
-    /// checkpoint, a stop — so that the next run derives it again from sequence 1: the repair
-    /// after the log went backwards and was accepted as it is. Safe to redo what was done: every
-    /// command gets the same id again, so one already in the log is answered, not repeated, and
-    /// one the referral has moved past is refused. Only while no instance runs.
+    /// [`reset`] on this service's database.
     pub async fn reset(&self) -> Result<(), FollowupError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        for table in [
-            "followup_referrals",
-            "followup_deadlines",
-            "followup_outbox",
-            "followup_parked",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
+        reset_tables(&self.inner.pool).await
+    }
+}
+
+/// Forgets everything the service derived from the log — referrals, deadlines, the outbox, the
+/// checkpoint, a stop — so that it derives it all again from sequence 1: the repair after the log
+/// went backwards and was accepted as it is. Safe to redo what was done, and safe while an
+/// instance runs (its next batch finds the checkpoint moved and starts over): every command gets
+/// the same id again, so one already in the log is answered, not repeated, and one the referral
+/// has moved past is refused.
+pub async fn reset(database_url: &str) -> Result<(), FollowupError> {
+    reset_tables(&db::open(database_url).await?).await
+}
+
+async fn reset_tables(pool: &AnyPool) -> Result<(), FollowupError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for table in [
+        "followup_referrals",
+        "followup_deadlines",
+        "followup_outbox",
+        "followup_parked",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
             "UPDATE followup_state SET checkpoint = 0, checkpoint_event = NULL, halted = NULL, updated_at = $1 WHERE name = $2",
         )
         .bind(now_millis())
         .bind(STATE)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    tx.commit().await?;
+    Ok(())
+}
 
+impl Followup {
     /// Runs until `shutdown` completes. Errors of the log, the store or the database are logged
     /// and retried; nothing is lost or done twice.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), FollowupError> {

@@ -99,17 +99,11 @@ pub enum FollowupCommand {
     /// Forget what the service derived from the log (its deadlines, outbox and checkpoint) so
     /// that it derives it again from the start: the repair after the log went backwards and was
     /// accepted as it is (docs/operations.md). Nothing is done twice: every command comes again
-    /// under the same id. Only while no follow-up service runs.
+    /// under the same id. Safe while the service runs (also inside `wasl up`).
     Reset {
         /// The service's database.
         #[arg(long, env = "WASL_DATABASE_URL", default_value = "sqlite:./data/wasl.db")]
         database_url: String,
-        /// The NATS server holding Wasl's event log.
-        #[arg(long, env = "WASL_NATS_URL")]
-        nats_url: String,
-        /// NKey seed file of Wasl's own services, when the server requires one.
-        #[arg(long, env = "WASL_NATS_NKEY")]
-        nats_nkey: Option<PathBuf>,
     },
 }
 
@@ -117,27 +111,10 @@ pub enum FollowupCommand {
 pub fn run(args: FollowupArgs) -> Result<String, Box<dyn Error>> {
     match &args.command {
         Some(FollowupCommand::Policy(policy)) => return Ok(policy.load()?.table()),
-        Some(FollowupCommand::Reset {
-            database_url,
-            nats_url,
-            nats_nkey,
-        }) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            return runtime.block_on(async {
-                let client = crate::connect::connect_with(nats_url, nats_nkey.as_deref(), None).await?;
-                let store = EventStore::open_existing(client, StoreConfig::default())
-                    .await?
-                    .ok_or("the NATS server holds no Wasl event log (stream WASL_EVENTS)")?;
-                let service = Followup::open(
-                    database_url,
-                    Arc::new(store),
-                    Arc::new(SystemClock),
-                    FollowupConfig::default(),
-                )
-                .await?;
-                service.reset().await?;
-                Ok("the follow-up service will derive its deadlines again from the start of the log\n".to_owned())
-            });
+        Some(FollowupCommand::Reset { database_url }) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(wasl_followup::reset(database_url))?;
+            return Ok("the follow-up service derives its deadlines again from the start of the log\n".to_owned());
         }
         None => {}
     }

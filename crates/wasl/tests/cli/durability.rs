@@ -622,7 +622,8 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
         "says how to recover: {status}"
     );
 
-    // The operator accepts the log as it is: rebuild, and wasl up is ready again by itself.
+    // The operator accepts the log as it is: rebuild the read models, and have the follow-up
+    // service (stopped too) derive its deadlines again; wasl up is ready again by itself.
     let (ok, _, err) = crate::run(&[
         "projections",
         "rebuild",
@@ -631,6 +632,17 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
         "--database-url",
         &database,
     ]);
+    assert!(ok, "{err}");
+    let (status, body) = readyz(api);
+    assert_eq!(
+        status, 503,
+        "the follow-up service still waits for the operator: {body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or_default().starts_with("followup:"),
+        "{body}"
+    );
+    let (ok, _, err) = crate::run(&["followup", "reset", "--database-url", &database]);
     assert!(ok, "{err}");
     let began = Instant::now();
     while readyz(api).0 != 200 {
