@@ -158,6 +158,9 @@ struct History {
     events: Generator,
     expected: BTreeMap<OrgId, u64>,
     to_org: std::collections::HashMap<wasl_domain::ids::ReferralId, OrgId>,
+    /// The organisations that received a referral of each case: each gets one redaction notice
+    /// when the case is erased.
+    recipients: std::collections::HashMap<wasl_domain::ids::CaseId, std::collections::BTreeSet<OrgId>>,
 }
 
 impl History {
@@ -174,15 +177,27 @@ impl History {
             }),
             expected: BTreeMap::new(),
             to_org: std::collections::HashMap::new(),
+            recipients: std::collections::HashMap::new(),
         }
     }
-    /// Counts `event` if it is a referral event, for the organisation it is addressed to.
+    /// Counts `event` if it is a referral event, for the organisation it is addressed to, and
+    /// the redaction notices an erasure sends; whether it is a referral event.
     fn note(&mut self, event: &StoredEvent) -> bool {
+        if let DomainEvent::Case(case, wasl_domain::case::CaseEvent::PersonalDataErased { .. }) = &event.event {
+            for org in self.recipients.get(case).into_iter().flatten() {
+                *self.expected.entry(*org).or_default() += 1;
+            }
+            return false;
+        }
         let DomainEvent::Referral(id, e) = &event.event else {
             return false;
         };
         if let wasl_domain::referral::ReferralEvent::Requested(requested) = e {
             self.to_org.insert(*id, requested.to_org);
+            self.recipients
+                .entry(requested.case_id)
+                .or_default()
+                .insert(requested.to_org);
         }
         if let Some(org) = self.to_org.get(id) {
             *self.expected.entry(*org).or_default() += 1;
@@ -303,6 +318,11 @@ async fn measure(
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
                 let now = Instant::now();
+                // Referral messages only: a redaction notice (an erased case) is not a
+                // referral event of the paced load.
+                if !message.subject.contains(".referral.") {
+                    continue;
+                }
                 let Some(seq) = message
                     .headers
                     .as_ref()
@@ -490,6 +510,9 @@ fn data_error(e: wasl_synth::PublishError) -> BenchError {
 async fn cleanup(js: &jetstream::Context, store: &StoreConfig, feeds: &[OrgId]) {
     let _ = js.delete_stream(&store.stream).await;
     let _ = js.delete_key_value(CHECKPOINT_BUCKET).await;
+    let _ = js
+        .delete_key_value(wasl_router::cases::bucket_name(CHECKPOINT_BUCKET))
+        .await;
     for org in feeds {
         let _ = js.delete_stream(wasl_events::partner::out_stream(*org)).await;
     }

@@ -17,7 +17,7 @@
 //! [`RouterConfig`] / [`CommandServiceConfig`] and calls [`run`] / [`run_commands`] with a
 //! shutdown future. Names of streams and subjects come from `wasl_events::partner`.
 
-mod cases;
+pub mod cases;
 pub mod commands;
 pub mod config;
 pub mod error;
