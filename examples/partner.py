@@ -60,8 +60,13 @@ async def listen(nc, org, until_idle):
                 return  # nothing is waiting
             continue
         for msg in msgs:
-            m = json.loads(msg.data)  # schema wasl.partner.referral.v1 (docs/partners.md)
-            print(f"referral {m['referral_id']} {m['status']} {m['event_type']} (seq {msg.metadata.sequence.stream})")
+            m = json.loads(msg.data)  # its `schema` says which kind (docs/partners.md)
+            seq = msg.metadata.sequence.stream
+            if m.get("schema") == "wasl.partner.redaction.v1":
+                # A case was erased: delete what you hold about these referrals.
+                print(f"redaction {m['notice_id']} referrals {','.join(m['referral_ids'])} (seq {seq})")
+            else:
+                print(f"referral {m['referral_id']} {m['status']} {m['event_type']} (seq {seq})")
             await msg.ack()
 
 
