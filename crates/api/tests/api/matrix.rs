@@ -50,6 +50,8 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         "healthz" | "readyz" | "me" | "search_services" | "list_organisations" | "get_organisation" => ok,
         // A token is not a session: there is nothing to sign out.
         "logout" => StatusCode::BAD_REQUEST,
+        // Nor a person with a mailbox.
+        "get_my_notifications" | "set_my_notifications" => StatusCode::BAD_REQUEST,
         "create_user" | "issue_token" => pick(role == Admin, created, forbidden),
         "list_users" | "list_tokens" => pick(role == Admin, ok, forbidden),
         "set_user_roles" => match (role, org) {
@@ -115,6 +117,8 @@ struct World {
 fn body(op: &str, w: &World) -> Option<Value> {
     let reason = |code: &str| json!({"reason": {"code": code}});
     match op {
+        "get_my_notifications" => None,
+        "set_my_notifications" => Some(json!({"email": "test-matrix@example.org"})),
         "healthz"
         | "readyz"
         | "me"
