@@ -356,6 +356,7 @@ impl Followup {
         }
         inner.metrics.position.store(mark.sequence, Ordering::Relaxed);
         let mut feed = wasl_store::subscribe::subscribe(&stream, mark.sequence + 1, None).await?;
+        let mut conn = writer(&inner.pool).await?;
         let mut check = tokio::time::interval(inner.config.check_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
@@ -409,8 +410,7 @@ impl Followup {
             let Some(last) = entries.last().map(Entry::mark) else {
                 continue;
             };
-            let mut conn = inner.pool.acquire().await?;
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = sqlx::Connection::begin(&mut conn).await?;
             let moved = sqlx::query(
                 "UPDATE followup_state SET checkpoint = $1, checkpoint_event = $2, updated_at = $3 \
                  WHERE name = $4 AND checkpoint = $5",
@@ -662,18 +662,27 @@ impl Followup {
 
     async fn fire(&self, mut stopped: watch::Receiver<bool>) {
         let inner = &self.inner;
+        let mut conn: Option<AnyConnection> = None;
         loop {
             if *stopped.borrow() {
                 return;
             }
             let now = inner.clock.now();
-            match self.fire_due(now).await {
+            let fired = match conn.as_mut() {
+                Some(conn) => self.fire_due(conn, now).await,
+                None => match writer(&inner.pool).await {
+                    Ok(new) => self.fire_due(conn.insert(new), now).await,
+                    Err(error) => Err(error),
+                },
+            };
+            match fired {
                 Ok(0) => {}
                 Ok(_) => {
                     inner.outbox_changed.notify_one();
                     continue;
                 }
                 Err(error) => {
+                    conn = None;
                     tracing::warn!(%error, "cannot fire deadlines now; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(inner.config.retry_delay) => {}
@@ -701,6 +710,9 @@ impl Followup {
             tokio::select! {
                 () = until => {}
                 () = inner.deadlines_changed.notified() => {}
+                // Another instance may have added the deadlines (it won the batches): look at
+                // the table again now and then, not only when this instance's follower says.
+                () = tokio::time::sleep(inner.config.check_interval) => {}
                 _ = stopped.changed() => return,
             }
         }
@@ -708,9 +720,8 @@ impl Followup {
 
     /// Fires the deadlines due at `now`: each one deleted and its overdue command written, in
     /// one transaction; how many.
-    async fn fire_due(&self, now: Timestamp) -> Result<u64, FollowupError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    async fn fire_due(&self, conn: &mut AnyConnection, now: Timestamp) -> Result<u64, FollowupError> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
         let due = sqlx::query(
             "SELECT referral_id, kind, due_at FROM followup_deadlines WHERE due_at <= $1 \
              ORDER BY due_at, referral_id, kind LIMIT 500",
@@ -978,6 +989,13 @@ impl Followup {
             .await?;
         Ok(())
     }
+}
+
+/// A connection of its own for a writer: if the task is dropped mid-transaction (a crash, an
+/// abort), the connection closes with it and the database rolls back at once, instead of going
+/// back to the pool with its row locks and blocking the next writer — another instance's, too.
+async fn writer(pool: &AnyPool) -> Result<AnyConnection, FollowupError> {
+    Ok(pool.acquire().await?.detach())
 }
 
 /// One log entry as the service reads it.

@@ -51,6 +51,13 @@ pub struct World {
 
 impl World {
     pub async fn start(db: TestDb) -> Self {
+        // Quiet by default; TEST_LOG=1 shows the service's logs.
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("wasl_followup=debug,wasl_store=info")
+                .with_test_writer()
+                .try_init();
+        }
         let server = NatsServer::start().expect("start a nats-server (NATS_SERVER_BIN)");
         let store = Arc::new(open_store(&server.url()).await);
         Self {
