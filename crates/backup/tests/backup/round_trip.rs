@@ -171,7 +171,10 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
             .is_some()
     );
 
-    // The router on B resumes from the restored checkpoint and finds nothing left to route.
+    // The router on B resumes from the restored checkpoint and routes nothing twice: the one
+    // event after its checkpoint is the erasure, which sends a redaction notice to each
+    // organisation that received a referral of the case, and nothing else.
+    let feeds_before = contents(&js_b, |name| name.starts_with("WASL_OUT_")).await;
     let parts_b = Parts::open(&b).await;
     let last_b = parts_b.last_sequence().await;
     let router = std::sync::Arc::new(
@@ -183,9 +186,19 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
     assert_eq!(router.checkpoint().await.expect("checkpoint"), filled.routed_to);
     assert_eq!(filled.routed_to + 1, last_b);
     route_until(&router, last_b).await;
+    let feeds_after = contents(&js_b, |name| name.starts_with("WASL_OUT_")).await;
+    let mut new = Vec::new();
+    for (feed, messages) in &feeds_after {
+        let before = feeds_before.get(feed).map_or(0, Vec::len);
+        new.extend(messages[before..].iter().map(|m| m.subject.clone()));
+    }
+    assert!(
+        new.iter().all(|subject| subject.contains(".redaction.")),
+        "only redaction notices are new: {new:?}"
+    );
     assert_eq!(
         router.metrics().routed.load(Ordering::Relaxed),
-        0,
+        new.len() as u64,
         "nothing routed twice"
     );
 
