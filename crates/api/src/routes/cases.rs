@@ -676,10 +676,13 @@ pub async fn narrow_consent(
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-/// Withdraw a consent. Then the follow-up service cancels every open referral that rested on it
-/// (reason `consent_withdrawn`), within seconds, and each receiving organisation gets the
-/// referral in its feed (NATS or webhook) with `redact: true`: it must delete what it holds about
-/// it. Referrals that rested on another consent, and closed ones, do not change.
+/// Withdraw a consent.
+///
+/// - The follow-up service cancels every open referral that rested on it (reason
+///   `consent_withdrawn`), within seconds.
+/// - Each receiving organisation gets that referral in its feed (NATS or webhook) with
+///   `redact: true`: it must delete what it holds about it.
+/// - Referrals that rested on another consent, and closed ones, do not change.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/withdraw", tag = "cases", operation_id = "withdraw_consent",
     params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
@@ -718,10 +721,13 @@ pub struct CloseRequest {
     pub cancel_open_referrals: bool,
 }
 
-/// Close the case; with open referrals it is refused (`open_referrals`) unless
-/// `cancel_open_referrals` is set: then the follow-up service cancels each of them (reason
-/// `case_closed`) within seconds, and each receiving organisation gets the cancellation in its
-/// feed.
+/// Close the case.
+///
+/// - With open referrals the close is refused (`open_referrals`) unless
+///   `cancel_open_referrals` is set.
+/// - With `cancel_open_referrals` the follow-up service cancels each open referral (reason
+///   `case_closed`) within seconds, and its receiving organisation gets the cancellation in its
+///   feed.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/close", tag = "cases", operation_id = "close_case",
     request_body = CloseRequest,
     params(("case_id" = String, Path, description = "Case id"),

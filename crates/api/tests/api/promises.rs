@@ -50,6 +50,11 @@ promises! {
     "worklist", "Follow-ups due" => follow_ups_due_on_the_worklist;
     "worklist", "Newest action first" => the_worklist_is_newest_first;
     "worklist", "Only the caller's own referrals" => the_worklist_is_the_callers_own;
+    "withdraw_consent", "The follow-up service cancels every open referral" => withdrawal_cancels_what_rested_on_it;
+    "withdraw_consent", "Each receiving organisation gets that referral" => withdrawal_tells_the_partner_to_redact;
+    "withdraw_consent", "Referrals that rested on another consent" => withdrawal_leaves_the_rest_alone;
+    "close_case", "With open referrals the close is refused" => closing_with_open_referrals_is_refused;
+    "close_case", "With `cancel_open_referrals` the follow-up service cancels" => closing_with_its_referrals_cancels_them;
 }
 
 /// The bullets (`- …`, continuation lines joined) of an operation's description.
@@ -791,4 +796,185 @@ async fn the_worklist_is_the_callers_own(db: TestDb) {
     let elsewhere = net.h.user(net.b, Role::Caseworker).await;
     assert!(items(&elsewhere.get_at("/v1/worklist", at).await).is_empty());
     net.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Withdrawing consent and closing a case: the follow-up service (and the router) running.
+
+impl Net {
+    /// Runs the follow-up service and the router on this network until the test ends.
+    async fn services(&self) {
+        let store = std::sync::Arc::new(
+            wasl_store::EventStore::open(
+                async_nats::connect(self.h.nats.url()).await.expect("connect"),
+                wasl_store::StoreConfig::default(),
+            )
+            .await
+            .expect("a store"),
+        );
+        let followup = wasl_followup::Followup::open(
+            &self.h.db.url,
+            store,
+            std::sync::Arc::new(wasl_followup::SystemClock),
+            wasl_followup::FollowupConfig::default(),
+        )
+        .await
+        .expect("the follow-up service");
+        tokio::spawn(async move { followup.run(std::future::pending()).await });
+        let client = async_nats::connect(self.h.nats.url()).await.expect("connect");
+        tokio::spawn(async move {
+            wasl_router::run(client, wasl_router::RouterConfig::default(), std::future::pending()).await
+        });
+    }
+
+    /// Waits until the referral has `status` (as the caseworker sees it); its history.
+    async fn until_status(&self, referral: &str, status: &str) -> Value {
+        let began = std::time::Instant::now();
+        loop {
+            let got = self.caseworker.get(&format!("/v1/referrals/{referral}")).await;
+            if got.body["status"] == status {
+                return self
+                    .caseworker
+                    .get(&format!("/v1/referrals/{referral}/history"))
+                    .await
+                    .body;
+            }
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(60),
+                "{referral}: {}",
+                got.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn consent_of(&self, case: &str) -> String {
+        let got = self.caseworker.get(&format!("/v1/cases/{case}")).await;
+        got.body["consents"][0]["id"].as_str().expect("a consent").to_owned()
+    }
+}
+
+async fn withdrawal_cancels_what_rested_on_it(db: TestDb) {
+    let net = Net::start(db).await;
+    net.services().await;
+    let (first, _) = net.refer().await;
+    let (second, _) = net.refer().await;
+    let consent = net.consent_of(&net.case).await;
+    let withdrawn = net
+        .caseworker
+        .post(
+            &format!("/v1/cases/{}/consents/{consent}/withdraw", net.case),
+            json!({}),
+        )
+        .await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.body);
+    for referral in [first, second] {
+        let history = net.until_status(&referral, "cancelled").await;
+        assert!(history.to_string().contains("consent_withdrawn"), "{history}");
+    }
+}
+
+async fn withdrawal_tells_the_partner_to_redact(db: TestDb) {
+    let net = Net::start(db).await;
+    net.services().await;
+    let (referral, _) = net.refer().await;
+    let consent = net.consent_of(&net.case).await;
+    net.caseworker
+        .post(
+            &format!("/v1/cases/{}/consents/{consent}/withdraw", net.case),
+            json!({}),
+        )
+        .await;
+    net.until_status(&referral, "cancelled").await;
+    let js = async_nats::jetstream::new(async_nats::connect(net.h.nats.url()).await.expect("connect"));
+    let began = std::time::Instant::now();
+    loop {
+        let last = js
+            .get_stream(format!("WASL_OUT_{}", net.b))
+            .await
+            .expect("B's feed")
+            .get_last_raw_message_by_subject(&format!("wasl.out.{}.referral.{referral}", net.b))
+            .await
+            .ok()
+            .map(|m| serde_json::from_slice::<Value>(&m.payload).expect("a partner message"));
+        if let Some(last) = last.filter(|m| m["status"] == "cancelled") {
+            assert_eq!(last["redact"], true, "{last}");
+            break;
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(60), "B was not told");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn withdrawal_leaves_the_rest_alone(db: TestDb) {
+    let net = Net::start(db).await;
+    net.services().await;
+    // Another case of the same client's caseworker, its own consent and referral.
+    let other = net
+        .caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-7302")}))
+        .await
+        .id();
+    net.caseworker
+        .post(&format!("/v1/cases/{other}/consents"), json!({}))
+        .await;
+    let elsewhere = net
+        .caseworker
+        .post(
+            "/v1/referrals",
+            json!({"case_id": other, "to_org": net.b.to_string(), "service_id": net.service_b, "priority": "routine"}),
+        )
+        .await
+        .id();
+    // A referral under the withdrawn consent that was already completed.
+    let (done, _) = net.refer().await;
+    for step in ["receive", "accept", "start", "complete"] {
+        let moved = net.focal.post(&format!("/v1/referrals/{done}/{step}"), json!({})).await;
+        assert_eq!(moved.status, StatusCode::OK, "{step}: {}", moved.body);
+    }
+    let (open, _) = net.refer().await;
+    let consent = net.consent_of(&net.case).await;
+    net.caseworker
+        .post(
+            &format!("/v1/cases/{}/consents/{consent}/withdraw", net.case),
+            json!({}),
+        )
+        .await;
+    net.until_status(&open, "cancelled").await;
+    net.until_status(&done, "completed").await;
+    net.until_status(&elsewhere, "requested").await;
+}
+
+async fn closing_with_open_referrals_is_refused(db: TestDb) {
+    let net = Net::start(db).await;
+    let (referral, _) = net.refer().await;
+    let refused = net
+        .caseworker
+        .post(
+            &format!("/v1/cases/{}/close", net.case),
+            json!({"reason": {"code": "needs_met"}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert_eq!(refused.body["code"], "open_referrals");
+    net.until_status(&referral, "requested").await;
+}
+
+async fn closing_with_its_referrals_cancels_them(db: TestDb) {
+    let net = Net::start(db).await;
+    net.services().await;
+    let (first, _) = net.refer().await;
+    let (second, _) = net.refer().await;
+    let closed = net
+        .caseworker
+        .post(
+            &format!("/v1/cases/{}/close", net.case),
+            json!({"reason": {"code": "needs_met"}, "cancel_open_referrals": true}),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    for referral in [first, second] {
+        let history = net.until_status(&referral, "cancelled").await;
+        assert!(history.to_string().contains("case_closed"), "{history}");
+    }
 }
