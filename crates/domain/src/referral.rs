@@ -140,6 +140,9 @@ code_enum!(
         Decision => "decision",
         /// The referring organisation did not record follow-up in time.
         FollowUp => "follow_up",
+        /// The receiving organisation accepted, or put on hold, and did not move the referral
+        /// on in time (start, resume, complete or fail it).
+        Stalled => "stalled",
     }
 );
 
@@ -272,6 +275,7 @@ impl ReferralState {
             OverdueKind::FollowUp => {
                 matches!(self.status, ReferralStatus::Completed | ReferralStatus::Failed) && !self.followed_up
             }
+            OverdueKind::Stalled => matches!(self.status, ReferralStatus::Accepted | ReferralStatus::OnHold),
         }
     }
 }

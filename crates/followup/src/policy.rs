@@ -1,6 +1,6 @@
 //! The deadline policy: how long a receiving organisation has to acknowledge and to decide on a
-//! referral, how long the referring caseworker has to record follow-up after the service was
-//! completed or failed, and when an overdue referral is escalated or given up. Per priority, with
+//! referral, and to move an accepted or held referral on, how long the referring caseworker has
+//! to record follow-up after the service was completed or failed, and when an overdue referral is escalated or given up. Per priority, with
 //! overrides per service category; loaded from a JSON file or the defaults below. Where each
 //! default comes from is in `docs/followup.md`.
 
@@ -16,16 +16,20 @@ pub struct Windows {
     pub acknowledge: Duration,
     /// From `requested` to `accepted` or `rejected`.
     pub decide: Duration,
+    /// From `accepted` or `on_hold` to the next step (started, resumed, completed or failed);
+    /// missed, the referral is `stalled`.
+    pub progress: Duration,
     /// From `completed` or `failed` to the follow-up being recorded.
     pub follow_up: Duration,
 }
 
 const HOUR: u64 = 3_600;
 
-const fn hours(acknowledge: u64, decide: u64, follow_up: u64) -> Windows {
+const fn hours(acknowledge: u64, decide: u64, progress: u64, follow_up: u64) -> Windows {
     Windows {
         acknowledge: Duration::from_secs(acknowledge * HOUR),
         decide: Duration::from_secs(decide * HOUR),
+        progress: Duration::from_secs(progress * HOUR),
         follow_up: Duration::from_secs(follow_up * HOUR),
     }
 }
@@ -48,21 +52,21 @@ pub struct DeadlinePolicy {
 impl Default for DeadlinePolicy {
     fn default() -> Self {
         let by_priority = BTreeMap::from([
-            (Priority::Emergency, hours(1, 4, 24)),
-            (Priority::Urgent, hours(8, 24, 72)),
-            (Priority::Routine, hours(48, 120, 168)),
+            (Priority::Emergency, hours(1, 4, 12, 24)),
+            (Priority::Urgent, hours(8, 24, 72, 72)),
+            (Priority::Routine, hours(48, 120, 336, 168)),
         ]);
         let overrides = BTreeMap::from([
             // Post-exposure prophylaxis after rape must start within 72 hours: an emergency
-            // health referral is decided within two.
-            ((ServiceCategory::Health, Priority::Emergency), hours(1, 2, 24)),
+            // health referral is decided within two hours and started within four.
+            ((ServiceCategory::Health, Priority::Emergency), hours(1, 2, 4, 24)),
             // A survivor at risk tonight needs a place tonight.
-            ((ServiceCategory::Shelter, Priority::Emergency), hours(1, 2, 24)),
+            ((ServiceCategory::Shelter, Priority::Emergency), hours(1, 2, 4, 24)),
             // Legal aid counts in days: an appointment, documents to gather.
-            ((ServiceCategory::Legal, Priority::Routine), hours(72, 240, 336)),
+            ((ServiceCategory::Legal, Priority::Routine), hours(72, 240, 720, 336)),
             (
                 (ServiceCategory::CivilDocumentation, Priority::Routine),
-                hours(72, 240, 336),
+                hours(72, 240, 720, 336),
             ),
         ]);
         Self {
@@ -81,7 +85,7 @@ impl DeadlinePolicy {
             .get(&(category, priority))
             .or_else(|| self.by_priority.get(&priority))
             .copied()
-            .unwrap_or_else(|| hours(48, 120, 168))
+            .unwrap_or_else(|| hours(48, 120, 336, 168))
     }
 
     /// Reads a policy from JSON (see `docs/followup.md`); what it does not name keeps its
@@ -120,19 +124,20 @@ impl DeadlinePolicy {
     /// The policy as a table, for `wasl followup policy` and the docs.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<20} {:<10} {:>12} {:>12} {:>12}\n",
-            "category", "priority", "acknowledge", "decide", "follow-up"
+            "{:<20} {:<10} {:>12} {:>12} {:>12} {:>12}\n",
+            "category", "priority", "acknowledge", "decide", "progress", "follow-up"
         );
         let show = |d: Duration| format!("{}h", d.as_secs() / HOUR);
         for category in ServiceCategory::ALL {
             for priority in Priority::ALL {
                 let w = self.windows(*category, *priority);
                 out.push_str(&format!(
-                    "{:<20} {:<10} {:>12} {:>12} {:>12}\n",
+                    "{:<20} {:<10} {:>12} {:>12} {:>12} {:>12}\n",
                     category.code(),
                     priority.code(),
                     show(w.acknowledge),
                     show(w.decide),
+                    show(w.progress),
                     show(w.follow_up)
                 ));
             }
@@ -170,6 +175,7 @@ struct PolicyFile {
 struct WindowsFile {
     acknowledge: Option<String>,
     decide: Option<String>,
+    progress: Option<String>,
     follow_up: Option<String>,
 }
 
@@ -190,6 +196,7 @@ impl WindowsFile {
         let windows = Windows {
             acknowledge: parse(self.acknowledge, base.acknowledge, "acknowledge")?,
             decide: parse(self.decide, base.decide, "decide")?,
+            progress: parse(self.progress, base.progress, "progress")?,
             follow_up: parse(self.follow_up, base.follow_up, "follow_up")?,
         };
         if windows.decide < windows.acknowledge {

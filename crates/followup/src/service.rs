@@ -525,17 +525,23 @@ impl Followup {
                 drop_deadlines(tx, &referral, &[OverdueKind::Acknowledgement]).await?;
                 Ok(0)
             }
-            ReferralEvent::Accepted => {
-                status(tx, &referral, "accepted").await?;
+            ReferralEvent::Accepted | ReferralEvent::PutOnHold(_) => {
+                let code = if matches!(event, ReferralEvent::Accepted) {
+                    "accepted"
+                } else {
+                    "on_hold"
+                };
+                status(tx, &referral, code).await?;
                 drop_deadlines(tx, &referral, &[OverdueKind::Acknowledgement, OverdueKind::Decision]).await?;
+                if let Some((category, priority)) = kind_of(tx, &referral).await? {
+                    let windows = policy.windows(category, priority);
+                    deadline(tx, &referral, OverdueKind::Stalled, after(at, windows.progress)).await?;
+                }
                 Ok(0)
             }
             ReferralEvent::Started | ReferralEvent::Resumed => {
                 status(tx, &referral, "in_progress").await?;
-                Ok(0)
-            }
-            ReferralEvent::PutOnHold(_) => {
-                status(tx, &referral, "on_hold").await?;
+                drop_deadlines(tx, &referral, &[OverdueKind::Stalled]).await?;
                 Ok(0)
             }
             ReferralEvent::Rejected(_) | ReferralEvent::Cancelled(_) | ReferralEvent::EnteredInError(_) => {
@@ -551,6 +557,7 @@ impl Followup {
                     &[
                         OverdueKind::Acknowledgement,
                         OverdueKind::Decision,
+                        OverdueKind::Stalled,
                         OverdueKind::FollowUp,
                     ],
                 )
@@ -564,7 +571,16 @@ impl Followup {
                     "failed"
                 };
                 status(tx, &referral, code).await?;
-                drop_deadlines(tx, &referral, &[OverdueKind::Acknowledgement, OverdueKind::Decision]).await?;
+                drop_deadlines(
+                    tx,
+                    &referral,
+                    &[
+                        OverdueKind::Acknowledgement,
+                        OverdueKind::Decision,
+                        OverdueKind::Stalled,
+                    ],
+                )
+                .await?;
                 if let Some((category, priority)) = kind_of(tx, &referral).await? {
                     let windows = policy.windows(category, priority);
                     deadline(tx, &referral, OverdueKind::FollowUp, after(at, windows.follow_up)).await?;

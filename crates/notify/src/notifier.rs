@@ -84,7 +84,7 @@ impl Kind {
             Self::Completed => "Your referral was completed: please record follow-up",
             Self::Failed => "Your referral could not be delivered",
             Self::Expired => "Your referral expired unanswered: please refer elsewhere",
-            Self::ResponseOverdue => "A referral is waiting for an answer past its deadline",
+            Self::ResponseOverdue => "A referral has missed a deadline",
             Self::FollowUpOverdue => "Follow-up on your referral is overdue",
             Self::Escalated => "A referral was escalated to the coordinators",
         }

@@ -47,7 +47,8 @@ impl Projection {
             // 2: `referrals.is_open` and the inbox's index on it.
             // 3: missed deadlines, escalation times and `response_overdue` (the inbox's order,
             //    the worklist, the coordinators' escalation list).
-            Self::Referrals => 3,
+            // 4: the `stalled` deadline (`stalled_due_at`).
+            Self::Referrals => 4,
             Self::Cases | Self::Directory => 1,
         }
     }

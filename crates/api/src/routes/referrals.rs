@@ -207,13 +207,14 @@ pub struct ReferralView {
     pub redirected_from: Option<String>,
     /// Follow-up was recorded.
     pub followed_up: bool,
-    /// Deadlines recorded as missed (`acknowledgement`, `decision`, `follow_up`), whether or not
+    /// Deadlines recorded as missed (`acknowledgement`, `decision`, `follow_up`, `stalled`), whether or not
     /// they still apply.
     pub overdue: Vec<String>,
     /// The deadline each recorded overdue missed (Unix ms).
     pub missed_deadlines: Deadlines,
     /// A response deadline the receiving organisation missed still applies: acknowledgement
-    /// while requested, decision while requested or received. The inbox lists these first.
+    /// while requested, decision while requested or received, stalled while accepted or on
+    /// hold. The inbox lists these first.
     pub response_overdue: bool,
     /// Escalated kinds.
     pub escalated: Vec<String>,
@@ -255,6 +256,9 @@ pub struct Deadlines {
     /// Record follow-up by (the referring organisation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<i64>,
+    /// Move an accepted or held referral on by (start, resume, complete or fail it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<i64>,
 }
 
 impl Deadlines {
@@ -264,6 +268,7 @@ impl Deadlines {
             acknowledgement: row.acknowledgement_due_at,
             decision: row.decision_due_at,
             follow_up: row.follow_up_due_at,
+            stalled: row.stalled_due_at,
         }
     }
 }
@@ -969,7 +974,7 @@ fn as_note(err: ApiError) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"kind": "decision", "note": {"code": "partner_contacted", "text": "Test note: the partner will answer today."}}))]
 pub struct AcknowledgeRequest {
-    /// `acknowledgement`, `decision` or `follow_up`.
+    /// `acknowledgement`, `decision`, `follow_up` or `stalled`.
     pub kind: String,
     /// What the coordinator did: `code` is `partner_contacted`, `referrer_contacted`,
     /// `redirect_advised`, `service_gap`, `resolved` or `other` (with text). The text is sealed

@@ -49,8 +49,8 @@ pub struct InboxQuery {
 
 /// The referrals addressed to the caller's organisation (focal points and partner systems).
 ///
-/// - Overdue first: referrals whose acknowledgement or decision deadline passed and still
-///   applies (`response_overdue: true`), then the others; within each, newest request first.
+/// - Overdue first: referrals whose acknowledgement, decision or progress (`stalled`) deadline
+///   passed and still applies (`response_overdue: true`), then the others; within each, newest request first.
 /// - Only referrals addressed to the caller's organisation, with the client as little as the
 ///   partner needs: no survivor code, no case id, no name.
 #[utoipa::path(get, path = "/v1/inbox", tag = "work", operation_id = "inbox",
@@ -155,8 +155,8 @@ pub struct Suggestion {
 /// - A decline as `redirected` becomes a suggested follow-on referral to the organisation it
 ///   names (`kind: suggested_referral`), linking to the candidates; nothing is sent without the
 ///   caseworker.
-/// - Overdue referrals: the receiving organisation missed an acknowledgement or decision
-///   deadline that still applies (`kind: overdue`, with the missed deadlines).
+/// - Overdue referrals: the receiving organisation missed an acknowledgement, decision or
+///   progress (`stalled`) deadline that still applies (`kind: overdue`, with the missed deadlines).
 /// - Follow-ups due: completed or failed, and no follow-up recorded (`kind: follow_up_due`).
 /// - Newest action first: by the time the referral last changed.
 /// - Only the caller's own referrals.
@@ -229,7 +229,7 @@ pub struct EscalationQuery {
 /// A missed deadline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MissedDeadline {
-    /// `acknowledgement`, `decision` or `follow_up`.
+    /// `acknowledgement`, `decision`, `follow_up` or `stalled`.
     pub kind: String,
     /// The deadline that passed (Unix ms).
     pub due_at: i64,
@@ -278,6 +278,7 @@ fn missed(deadlines: &Deadlines) -> Vec<MissedDeadline> {
         ("acknowledgement", deadlines.acknowledgement),
         ("decision", deadlines.decision),
         ("follow_up", deadlines.follow_up),
+        ("stalled", deadlines.stalled),
     ]
     .into_iter()
     .filter_map(|(kind, due)| {

@@ -709,6 +709,22 @@ async fn overdue_referrals_on_the_worklist(db: TestDb) {
         .await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
     assert!(items(&net.caseworker.get_at("/v1/worklist", accepted.position()).await).is_empty());
+    // Accepted and then left: stalled, on the worklist and first in the partner's inbox.
+    let at = net.overdue(&referral, OverdueKind::Stalled).await;
+    let work = items(&net.caseworker.get_at("/v1/worklist", at).await);
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0]["kind"], "overdue");
+    assert!(work[0]["referral"]["missed_deadlines"]["stalled"].as_i64().is_some());
+    let inbox = items(&net.focal.get_at("/v1/inbox", at).await);
+    assert_eq!(inbox[0]["id"], referral.as_str());
+    assert_eq!(inbox[0]["response_overdue"], true);
+    // Once the partner starts, nothing is left to chase.
+    let started = net
+        .focal
+        .post(&format!("/v1/referrals/{referral}/start"), json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    assert!(items(&net.caseworker.get_at("/v1/worklist", started.position()).await).is_empty());
     net.stop().await;
 }
 

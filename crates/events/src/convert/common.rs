@@ -186,6 +186,7 @@ proto_enum!(OverdueKind => OverdueKind {
     Acknowledgement => Acknowledgement,
     Decision => Decision,
     FollowUp => FollowUp,
+    Stalled => Stalled,
 });
 
 proto_enum!(ServiceReceived => ServiceReceived {

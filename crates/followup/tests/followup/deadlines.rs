@@ -24,7 +24,8 @@ async fn every_deadline_fires_once_at_its_moment_and_never_when_met(db: wasl_tes
     let policy = DeadlinePolicy::default();
     let running = world.followup(config()).await;
 
-    // For every category and priority: one referral nobody answers, one answered in time.
+    // For every category and priority: one referral nobody answers, one answered and started in
+    // time.
     let mut silent = Vec::new();
     let mut answered = Vec::new();
     for category in ServiceCategory::ALL {
@@ -36,6 +37,7 @@ async fn every_deadline_fires_once_at_its_moment_and_never_when_met(db: wasl_tes
             let on_time = net.refer(&world, 1, *category, *priority).await;
             net.act(&world, on_time, 1, ReferralCommand::Receive).await;
             net.act(&world, on_time, 1, ReferralCommand::Accept).await;
+            net.act(&world, on_time, 1, ReferralCommand::Start).await;
             answered.push(on_time);
         }
     }
@@ -283,3 +285,73 @@ async fn escalation_and_expiry_follow_the_policy_counts(db: wasl_testkit::db::Te
 }
 
 on_both!(escalation_and_expiry, escalation_and_expiry_follow_the_policy_counts);
+
+async fn an_accepted_or_held_referral_that_does_not_move_on_is_stalled(db: wasl_testkit::db::TestDb) {
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    let running = world.followup(config()).await;
+    let (category, priority) = (ServiceCategory::Psychosocial, Priority::Urgent);
+    let window = DeadlinePolicy::default().windows(category, priority).progress;
+    let window_ms = window.as_millis() as i64;
+    let refer_accepted = async || {
+        let referral = net.refer(&world, 0, category, priority).await;
+        net.act(&world, referral, 0, ReferralCommand::Receive).await;
+        net.act(&world, referral, 0, ReferralCommand::Accept).await;
+        referral
+    };
+    // Accepted and left; accepted and started in time; started, then held and left.
+    let left = refer_accepted().await;
+    let started = refer_accepted().await;
+    let held = refer_accepted().await;
+    let accepted_at = world.clock_now();
+    world.clock.advance(HOUR);
+    for referral in [started, held] {
+        net.act(&world, referral, 0, ReferralCommand::Start).await;
+    }
+    world.clock.advance(HOUR);
+    let hold = ReferralCommand::Hold(wasl_domain::catalogue::Reason::coded(
+        wasl_domain::catalogue::HoldCode::AwaitingDocuments,
+    ));
+    net.act(&world, held, 0, hold).await;
+    let held_at = world.clock_now();
+    running.quiet(&world).await;
+
+    let stalled = |events: &[ReferralEvent]| {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ReferralEvent::ResponseOverdue {
+                    kind: OverdueKind::Stalled,
+                    due_at,
+                } => Some(*due_at),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    world.clock.set(accepted_at.plus_millis(window_ms - 1));
+    running.quiet(&world).await;
+    assert!(stalled(&world.events(left).await).is_empty(), "not before its moment");
+    world.clock.set(accepted_at.plus_millis(window_ms));
+    running.quiet(&world).await;
+    let events = world.events(left).await;
+    assert_eq!(stalled(&events), vec![accepted_at.plus_millis(window_ms)]);
+    assert_eq!(count(&events, "escalated", OverdueKind::Stalled), 1, "escalated");
+    assert!(
+        stalled(&world.events(held).await).is_empty(),
+        "a hold starts its own window"
+    );
+
+    world.clock.set(held_at.plus_millis(window_ms));
+    running.quiet(&world).await;
+    assert_eq!(stalled(&world.events(held).await), vec![held_at.plus_millis(window_ms)]);
+    world.clock.advance(Duration::from_secs(90 * 24 * 3_600));
+    running.quiet(&world).await;
+    assert!(
+        stalled(&world.events(started).await).is_empty(),
+        "started in time: never stalled"
+    );
+    assert_eq!(stalled(&world.events(left).await).len(), 1, "once");
+    running.stop().await;
+}
+
+on_both!(stalled, an_accepted_or_held_referral_that_does_not_move_on_is_stalled);

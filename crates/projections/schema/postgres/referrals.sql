@@ -42,13 +42,15 @@ CREATE TABLE referrals_g{g} (
     escalated           TEXT   NOT NULL,
     acknowledged        TEXT   NOT NULL,
     -- 1 while a response deadline the receiving organisation missed still applies
-    -- (acknowledgement while requested, decision while requested or received): the inbox puts
+    -- (acknowledgement while requested, decision while requested or received, stalled while
+-- accepted or on hold): the inbox puts
     -- these first.
     response_overdue    BIGINT NOT NULL,
     -- The deadlines recorded as missed, per kind.
     acknowledgement_due_at BIGINT,
     decision_due_at     BIGINT,
     follow_up_due_at    BIGINT,
+    stalled_due_at      BIGINT,
     -- The latest escalation (NULL: never escalated), the escalations no coordinator has
     -- acknowledged yet, and the latest acknowledgement with its note's code.
     escalated_at        BIGINT,

@@ -92,7 +92,8 @@ row!(
         /// Escalations acknowledged.
         acknowledged: String,
         /// 1 while a response deadline the receiving organisation missed still applies
-        /// (acknowledgement while requested, decision while requested or received), else 0:
+        /// (acknowledgement while requested, decision while requested or received, stalled
+        /// while accepted or on hold), else 0:
         /// what the partner inbox puts first and the worklist shows as overdue.
         response_overdue: i64,
         /// The acknowledgement deadline recorded as missed.
@@ -101,6 +102,8 @@ row!(
         decision_due_at: Option<i64>,
         /// The follow-up deadline recorded as missed.
         follow_up_due_at: Option<i64>,
+        /// The deadline to move an accepted or held referral on, recorded as missed.
+        stalled_due_at: Option<i64>,
         /// When the latest escalation was made; set once the referral was escalated.
         escalated_at: Option<i64>,
         /// Escalations not yet acknowledged by a coordinator.
@@ -218,6 +221,7 @@ pub(crate) fn apply(
             acknowledgement_due_at: None,
             decision_due_at: None,
             follow_up_due_at: None,
+            stalled_due_at: None,
             escalated_at: None,
             open_escalations: 0,
             acknowledged_at: None,
@@ -344,6 +348,7 @@ fn due_slot(row: &mut ReferralRow, kind: OverdueKind) -> &mut Option<i64> {
         OverdueKind::Acknowledgement => &mut row.acknowledgement_due_at,
         OverdueKind::Decision => &mut row.decision_due_at,
         OverdueKind::FollowUp => &mut row.follow_up_due_at,
+        OverdueKind::Stalled => &mut row.stalled_due_at,
     }
 }
 
@@ -354,6 +359,7 @@ fn response_overdue(row: &ReferralRow) -> bool {
     match ReferralStatus::parse(&row.status) {
         Ok(ReferralStatus::Requested) => recorded(OverdueKind::Acknowledgement) || recorded(OverdueKind::Decision),
         Ok(ReferralStatus::Received) => recorded(OverdueKind::Decision),
+        Ok(ReferralStatus::Accepted | ReferralStatus::OnHold) => recorded(OverdueKind::Stalled),
         _ => false,
     }
 }

@@ -837,6 +837,7 @@ async fn the_escalation_list_holds_every_escalated_referral_newest_escalation_fi
                     OverdueKind::Acknowledgement => row.acknowledgement_due_at,
                     OverdueKind::Decision => row.decision_due_at,
                     OverdueKind::FollowUp => row.follow_up_due_at,
+                    OverdueKind::Stalled => row.stalled_due_at,
                 };
                 assert!(due.is_some(), "{what}: the missed {kind} deadline is kept");
             }
