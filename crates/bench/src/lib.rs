@@ -1,5 +1,6 @@
 //! Wasl's benchmarks, run against a real nats-server. `wasl bench store` calls [`store::run`],
-//! `wasl bench projections` calls [`projections::run`], `wasl bench api` calls [`api::run`].
+//! `wasl bench projections` calls [`projections::run`], `wasl bench api` calls [`api::run`],
+//! `wasl bench followup` calls [`followup::run`].
 //!
 //! - [`store`] measures, in one process and one run: raw JetStream publishing of messages shaped
 //!   like Wasl events, the event store's command handler (`EventStore::execute`) under the same
@@ -12,16 +13,20 @@
 //!   and compares its command rate with the store's, measured in the same run.
 //! - [`partners`] measures the router: the lag from an append to the partner message under a
 //!   steady load of referral events addressed to 100 organisations, and its catch-up rate.
+//! - [`followup`] runs `wasl followup` as its own process on a log of a million open referrals:
+//!   its catch-up rate and peak memory, the delay from ten thousand deadlines falling due in
+//!   the same minute to their overdue events, and the time a restart takes to be ready.
 //! - [`server`] starts a temporary nats-server for a run (or the run uses one given by URL).
 //!
 //! See `docs/performance.md` for how to read the numbers and what was measured. The benchmarks
 //! write synthetic data only (`TEST-0001`, "Test Health Partner", `wasl_synth`'s network), into
 //! streams of their own (`BENCH_RAW`, `WASL_BENCH`, `WASL_BENCH_PROJECTIONS`, `WASL_BENCH_API`, `WASL_BENCH_PARTNERS` and its
-//! feeds) and
+//! feeds; `WASL_EVENTS` for [`followup`], on a server that has none) and
 //! scratch databases they drop.
 
 pub mod api;
 pub mod error;
+pub mod followup;
 pub mod partners;
 pub mod projections;
 pub mod server;
@@ -30,6 +35,7 @@ pub mod store;
 
 pub use api::{ApiBenchOptions, ApiBenchReport};
 pub use error::BenchError;
+pub use followup::{FollowupBenchOptions, FollowupBenchReport};
 pub use partners::{PartnersBenchOptions, PartnersBenchReport};
 pub use projections::{ProjectionsBenchOptions, ProjectionsBenchReport};
 pub use store::{StoreBenchOptions, StoreBenchReport};

@@ -7,6 +7,7 @@
 mod api;
 mod backup;
 mod bench_api;
+mod bench_followup;
 mod bench_partners;
 mod bench_projections;
 mod connect;
@@ -186,6 +187,10 @@ enum BenchTarget {
     /// The router: lag from append to partner message at a steady rate of referral events
     /// addressed to 100 organisations, and how fast it catches up on a backlog.
     Partners(bench_partners::PartnersBenchArgs),
+    /// The follow-up service as its own process on a million open referrals: catch-up rate,
+    /// memory, the delay from ten thousand deadlines falling due at once to their overdue
+    /// events, and how long a restart takes.
+    Followup(bench_followup::FollowupBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,6 +281,9 @@ fn run(command: Command) -> ExitCode {
         Command::Bench {
             what: BenchTarget::Partners(args),
         } => print_or_fail(&mut out, bench_partners::run(args)),
+        Command::Bench {
+            what: BenchTarget::Followup(args),
+        } => print_or_fail(&mut out, bench_followup::run(args)),
         Command::Retention(args) => match retention(args) {
             Ok(report) => out.write_all(report.as_bytes()),
             Err(err) => {

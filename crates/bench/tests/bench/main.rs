@@ -3,6 +3,8 @@
 
 use wasl_bench::store::{self, StoreBenchOptions};
 
+mod followup;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_run_does_exactly_what_was_asked_and_measures_every_phase() {
     let options = StoreBenchOptions {

@@ -3,6 +3,7 @@
 mod api;
 mod backup;
 mod bench_api;
+mod bench_followup;
 mod bench_partners;
 mod bench_projections;
 mod cluster;
