@@ -14,7 +14,6 @@ use crate::clock::SharedClock;
 use crate::db::{self, STATE, now_millis};
 use crate::error::FollowupError;
 use crate::policy::DeadlinePolicy;
-use futures_util::{FutureExt, StreamExt};
 use sqlx::{AnyConnection, AnyPool, Row};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +27,9 @@ use wasl_domain::referral::{ConsentBasis, OverdueKind, Referral, ReferralEvent};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, Role};
 use wasl_events::DomainEvent;
-use wasl_store::continuity::{self, Mark};
-use wasl_store::load::Recorded;
-use wasl_store::{CommandError, CommandMeta, EventStore, StoreError};
+use wasl_store::continuity::Mark;
+use wasl_store::follow::{Entry, Follower, Step};
+use wasl_store::{CommandError, CommandMeta, EventStore};
 
 /// The user id the service acts as in the events it causes (a fixed UUIDv7).
 pub const SYSTEM_USER: &str = "0190b2c4-0000-7000-8000-00000000f011";
@@ -342,11 +341,18 @@ impl Followup {
     /// the checkpoint: `Ok`, to reload).
     async fn follow_once(&self) -> Result<(), FollowupError> {
         let inner = &self.inner;
-        let stream = inner.store.stream().clone();
         let mut mark = self.mark().await?;
-        if let Some(divergence) = continuity::check(&stream, &mark).await? {
-            return Err(self.halt(&mark, divergence.to_string()).await);
-        }
+        let follower = Follower::start(
+            &inner.store,
+            &mark,
+            inner.config.batch_size,
+            inner.config.check_interval,
+        )
+        .await?;
+        let mut follower = match follower {
+            Ok(follower) => follower,
+            Err(divergence) => return Err(self.halt(&mark, divergence.to_string()).await),
+        };
         sqlx::query("UPDATE followup_state SET halted = NULL WHERE name = $1 AND halted IS NOT NULL")
             .bind(STATE)
             .execute(&inner.pool)
@@ -355,58 +361,12 @@ impl Followup {
             tracing::warn!("the event log matches the follow-up service's checkpoint again; following it");
         }
         inner.metrics.position.store(mark.sequence, Ordering::Relaxed);
-        let mut feed = wasl_store::subscribe::subscribe(&stream, mark.sequence + 1, None).await?;
         let mut conn = writer(&inner.pool).await?;
-        let mut check = tokio::time::interval(inner.config.check_interval);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        check.tick().await;
         loop {
-            let first = tokio::select! {
-                first = feed.next() => first,
-                _ = check.tick() => {
-                    if let Some(divergence) = continuity::check(&stream, &mark).await? {
-                        return Err(self.halt(&mark, divergence.to_string()).await);
-                    }
-                    continue;
-                }
+            let entries = match follower.next(&mark).await? {
+                Step::Batch(entries) => entries,
+                Step::Diverged(divergence) => return Err(self.halt(&mark, divergence.to_string()).await),
             };
-            let Some(first) = first else {
-                return Err(FollowupError::Log("the event log subscription ended".to_owned()));
-            };
-            let mut batch = vec![first];
-            while batch.len() < inner.config.batch_size.max(1) {
-                match feed.next().now_or_never() {
-                    Some(Some(item)) => batch.push(item),
-                    _ => break,
-                }
-            }
-            // Nothing read from a log replaced since the checkpoint is acted on.
-            if let Some(divergence) = continuity::check(&stream, &mark).await? {
-                return Err(self.halt(&mark, divergence.to_string()).await);
-            }
-            let mut entries = Vec::with_capacity(batch.len());
-            for item in batch {
-                match item {
-                    Ok(recorded) => entries.push(Entry::Event(Box::new(recorded))),
-                    Err(StoreError::Undecodable { sequence, reason }) => {
-                        if inner.store.skips().contains(sequence).await? {
-                            entries.push(Entry::Skipped(sequence));
-                        } else {
-                            let subject = stream
-                                .get_raw_message(sequence)
-                                .await
-                                .map(|m| m.subject.to_string())
-                                .unwrap_or_default();
-                            entries.push(Entry::Unreadable {
-                                sequence,
-                                subject,
-                                reason,
-                            });
-                        }
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
             let Some(last) = entries.last().map(Entry::mark) else {
                 continue;
             };
@@ -1012,32 +972,6 @@ impl Followup {
 /// back to the pool with its row locks and blocking the next writer — another instance's, too.
 async fn writer(pool: &AnyPool) -> Result<AnyConnection, FollowupError> {
     Ok(pool.acquire().await?.detach())
-}
-
-/// One log entry as the service reads it.
-enum Entry {
-    Event(Box<Recorded>),
-    Skipped(u64),
-    Unreadable {
-        sequence: u64,
-        subject: String,
-        reason: String,
-    },
-}
-
-impl Entry {
-    fn mark(&self) -> Mark {
-        match self {
-            Self::Event(recorded) => Mark {
-                sequence: recorded.sequence,
-                event_id: Some(recorded.event.meta.event_id.to_string()),
-            },
-            Self::Skipped(sequence) | Self::Unreadable { sequence, .. } => Mark {
-                sequence: *sequence,
-                event_id: None,
-            },
-        }
-    }
 }
 
 fn after(at: Timestamp, window: Duration) -> Timestamp {

@@ -12,6 +12,9 @@
 //!   duplicate window, because every event records its command id.
 //! - [`subscribe`] follows the stream from a position for projections, the router and followup.
 //! - [`continuity`] lets every reader with a checkpoint notice a log that went backwards.
+//! - [`follow`] is the checkpointed reader's loop built on both: batches from a checkpoint, each
+//!   checked for continuity, unreadable messages handed over to park (the follow-up and
+//!   notification services).
 //! - [`skips`] holds the operator's decisions that a message in the log is not a Wasl event; until
 //!   then a command on an aggregate whose history holds one is refused with
 //!   [`StoreError::Undecodable`], never decided on a history the store could not read.
@@ -25,6 +28,7 @@ mod cache;
 pub mod config;
 pub mod continuity;
 pub mod error;
+pub mod follow;
 pub mod handler;
 pub mod load;
 pub mod provision;

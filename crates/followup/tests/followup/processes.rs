@@ -114,3 +114,63 @@ async fn closing_a_case_with_its_referrals_cancels_them(db: wasl_testkit::db::Te
 }
 
 on_both!(case_closed, closing_a_case_with_its_referrals_cancels_them);
+
+async fn unreadable_messages_are_parked_and_the_withdrawal_behind_them_still_cancels(db: wasl_testkit::db::TestDb) {
+    use wasl_store::testing::Poison;
+    let world = World::start(db).await;
+    let net = Network::set_up(&world).await;
+    let running = world.followup(FollowupConfig::default()).await;
+    let referral = net.refer(&world, 0, ServiceCategory::Health, Priority::Urgent).await;
+    // Every kind of poison, on case and referral subjects (of other aggregates: the store
+    // refuses commands on an aggregate whose history it cannot read), before the withdrawal.
+    let client = async_nats::connect(world.server.url()).await.expect("connect");
+    let mut poisoned = Vec::new();
+    for (n, poison) in Poison::ALL.into_iter().enumerate() {
+        let subject = if n % 2 == 0 {
+            format!("wasl.evt.case.{}", fresh::<CaseId>())
+        } else {
+            format!("wasl.evt.referral.{}", fresh::<ReferralId>())
+        };
+        poisoned.push(poison.publish(&client, &subject).await);
+    }
+    net.withdraw(&world, net.case, net.consent).await;
+    running.quiet(&world).await;
+    assert_eq!(
+        cancellations(&world.events(referral).await),
+        [CancelCode::ConsentWithdrawn]
+    );
+    let parked = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT seq FROM followup_parked ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("parked rows")
+            .into_iter()
+            .map(|s| s as u64)
+            .collect::<Vec<_>>()
+    };
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&world.db.url)
+        .await
+        .expect("the service's database");
+    assert_eq!(parked(pool.clone()).await, poisoned, "each one parked, by its sequence");
+    assert_eq!(
+        running
+            .service
+            .metrics()
+            .parked
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+    // A restart from the checkpoint parks nothing twice.
+    running.stop().await;
+    let again = world.followup(FollowupConfig::default()).await;
+    again.quiet(&world).await;
+    assert_eq!(parked(pool).await, poisoned);
+    again.stop().await;
+}
+
+on_both!(
+    poison,
+    unreadable_messages_are_parked_and_the_withdrawal_behind_them_still_cancels
+);
