@@ -446,3 +446,68 @@ fn wasl_up_mails_the_focal_point_of_a_new_referral_without_personal_data() {
     assert!(!text.contains("MRK-"), "no personal data in the mail");
     assert!(up.interrupt().success());
 }
+
+/// `wasl followup policy` prints the defaults `docs/followup.md` lists, and the policy file of
+/// its example works as written; a file with a mistake is refused, naming it.
+#[test]
+fn the_policy_command_prints_the_documented_defaults_and_takes_the_documented_file() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/followup.md"))
+        .expect("docs/followup.md");
+    let (ok, table, err) = crate::run(&["followup", "policy"]);
+    assert!(ok, "{err}");
+    let row = |table: &str, category: &str, priority: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(category) && words.next() == Some(priority)
+            })
+            .unwrap_or_else(|| panic!("no row {category} {priority} in:\n{table}"))
+            .split_whitespace()
+            .skip(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    // The defaults, row by row ("every category" in the docs: education stands for it).
+    for (category, priority, windows) in [
+        ("education", "emergency", ["1h", "4h", "12h", "24h"]),
+        ("health", "emergency", ["1h", "2h", "4h", "24h"]),
+        ("shelter", "emergency", ["1h", "2h", "4h", "24h"]),
+        ("education", "urgent", ["8h", "24h", "72h", "72h"]),
+        ("education", "routine", ["48h", "120h", "336h", "168h"]),
+        ("legal", "routine", ["72h", "240h", "720h", "336h"]),
+        ("civil_documentation", "routine", ["72h", "240h", "720h", "336h"]),
+    ] {
+        assert_eq!(row(&table, category, priority), windows, "{category} {priority}");
+    }
+    // The docs' table says the same.
+    for line in [
+        "| every category | emergency | 1 h | 4 h | 12 h | 24 h |",
+        "| health, shelter | emergency | 1 h | **2 h** | **4 h** | 24 h |",
+        "| every category | urgent | 8 h | 24 h | 72 h | 72 h |",
+        "| every category | routine | 48 h | 120 h (5 days) | 336 h (14 days) | 168 h (7 days) |",
+        "| legal, civil documentation | routine | 72 h | **240 h (10 days)** | **720 h (30 days)** | 336 h (14 days) |",
+    ] {
+        assert!(doc.contains(line), "docs/followup.md lists: {line}");
+    }
+
+    // The example file of the docs, as written.
+    let example = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON example in docs/followup.md");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("policy.json");
+    std::fs::write(&file, example).expect("write");
+    let (ok, table, err) = crate::run(&["followup", "policy", "--policy", file.to_str().expect("path")]);
+    assert!(ok, "the documented example is refused: {err}");
+    assert_eq!(row(&table, "education", "routine"), ["48h", "120h", "336h", "168h"]);
+    assert_eq!(row(&table, "health", "emergency"), ["1h", "2h", "4h", "24h"]);
+    assert!(table.contains("cancelled as expired after 2 escalation(s)"), "{table}");
+
+    std::fs::write(&file, r#"{"priorities": {"routine": {"progres": "3days"}}}"#).expect("write");
+    let (ok, _, err) = crate::run(&["followup", "policy", "--policy", file.to_str().expect("path")]);
+    assert!(!ok);
+    assert!(err.contains("progres"), "the mistake is named: {err}");
+}
