@@ -1,17 +1,14 @@
 //! `wasl api`'s settings: every option is a flag and an environment variable, with defaults that
 //! work for a local Wasl.
 
-use crate::audit::{Audit, AuditError};
-use crate::auth::accounts::{AccountError, Accounts};
-use crate::auth::oidc::{Oidc, OidcConfig};
-use crate::auth::session::Sessions;
-use crate::state::{AppState, Limits, Parts};
+use crate::app::{AppSettings, Application, failed};
+use crate::auth::oidc::OidcConfig;
+use crate::state::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasl_projections::{ReadModels, ReadModelsConfig};
-use wasl_store::{EventStore, StoreConfig, StoreError};
-use wasl_vault::{LocalMasterKey, Vault, VaultConfig, VaultError};
+use wasl_store::StoreConfig;
+use wasl_vault::{LocalMasterKey, VaultConfig};
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone, clap::Args)]
@@ -104,19 +101,9 @@ fn dep(what: &'static str) -> impl Fn(String) -> StartError {
     move |cause| StartError::Dependency { what, cause }
 }
 
-/// A failure of `what`, as [`StartError::Unavailable`] when `transient`.
-fn failed(what: &'static str, transient: bool, cause: impl std::fmt::Display) -> StartError {
-    let cause = cause.to_string();
-    if transient {
-        StartError::Unavailable { what, cause }
-    } else {
-        StartError::Dependency { what, cause }
-    }
-}
-
 impl ApiConfig {
-    /// Connects to everything the API needs.
-    pub async fn connect(&self) -> Result<AppState, StartError> {
+    /// Connects to NATS, reads the master key, and builds the API ([`Application::build`]).
+    pub async fn build(&self) -> Result<Application, StartError> {
         let mut options = async_nats::ConnectOptions::new();
         if let Some(path) = &self.nats_nkey {
             let seed = std::fs::read_to_string(path)
@@ -132,56 +119,35 @@ impl ApiConfig {
             );
             failed("NATS", transient, e)
         })?;
-        let store_config = StoreConfig {
-            replicas: self.replicas,
-            ..StoreConfig::default()
-        };
-        let store = EventStore::open(client.clone(), store_config)
-            .await
-            .map_err(|e| failed("event store", matches!(e, StoreError::Unavailable(_)), e))?;
-        let models = ReadModels::open(&ReadModelsConfig::new(self.database_url.clone()))
-            .await
-            .map_err(|e| failed("read models", e.is_transient(), e))?;
         let master = LocalMasterKey::from_file(&self.master_key_id, &self.master_key_file)
             .map_err(|e| dep("master key")(e.to_string()))?;
-        let js = async_nats::jetstream::new(client);
-        let vault_config = VaultConfig {
+        let settings = AppSettings {
+            store: StoreConfig {
+                replicas: self.replicas,
+                ..StoreConfig::default()
+            },
+            vault: VaultConfig {
+                replicas: self.replicas,
+                ..VaultConfig::default()
+            },
             replicas: self.replicas,
-            ..VaultConfig::default()
-        };
-        let vault = Vault::connect(&js, master, &vault_config)
-            .await
-            .map_err(|e| failed("key vault", matches!(e, VaultError::Unavailable(_)), e))?;
-        let accounts = Accounts::open(js.clone(), self.replicas)
-            .await
-            .map_err(|e| failed("accounts", matches!(e, AccountError::Unavailable(_)), e))?;
-        let audit = Audit::open(js, self.replicas)
-            .await
-            .map_err(|e| failed("access audit", matches!(e, AuditError::Unavailable(_)), e))?;
-        let oidc = self.oidc_issuer.as_ref().map(|issuer| {
-            Oidc::new(OidcConfig {
+            oidc: self.oidc_issuer.as_ref().map(|issuer| OidcConfig {
                 issuer: issuer.clone(),
                 audience: self.oidc_audience.clone(),
                 jwks_url: self.oidc_jwks_url.clone(),
                 org_claim: self.oidc_org_claim.clone(),
                 roles_claim: self.oidc_roles_claim.clone(),
                 ..OidcConfig::default()
-            })
-        });
-        Ok(AppState::new(Parts {
-            store,
-            models,
-            vault,
-            accounts,
-            sessions: Sessions::new(self.session_lifetime),
-            oidc,
-            audit,
+            }),
+            session_lifetime: self.session_lifetime,
             limits: Limits {
                 max_wait: self.max_wait,
                 body_limit: self.body_limit,
                 secure_cookies: self.secure_cookies,
                 ready_max_lag: self.ready_max_lag,
             },
-        }))
+            ..AppSettings::new(self.database_url.clone(), master)
+        };
+        Application::build(client, settings, self.listen).await
     }
 }

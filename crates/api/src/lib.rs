@@ -2,18 +2,24 @@
 //! systems use Wasl. JSON under `/v1`, described by `/openapi.json` (OpenAPI 3.1, generated from
 //! the route table itself, so it cannot drift), errors as RFC 9457 problem documents.
 //!
+//! - [`app`]: the one place the API is assembled ([`Application::build`]) and served until its
+//!   [`CancellationToken`] is cancelled.
 //! - [`auth`]: who is calling (OIDC JWT, local accounts with sessions, partner API tokens).
 //! - [`policy`]: the one function that decides who may do what; lists are scoped in SQL.
 //! - [`audit`]: every read of personal data is appended to `WASL_AUDIT` first.
 //! - [`routes`]: one module per resource; commands go through the event store's handler, queries
 //!   to the read models.
+//! - [`command`]: what every command route extracts before its body (caller, idempotency key,
+//!   expected version, trace context, and the command id derived from them).
 //! - [`http`]: the conventions every route shares (`Idempotency-Key`, `If-Match`/`ETag`,
 //!   `Wasl-Min-Position`, JSON that refuses unknown fields).
 //!
 //! See docs/api.md.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -22,6 +28,7 @@ pub mod policy;
 pub mod routes;
 pub mod state;
 
+pub use app::{AppSettings, Application, CancellationToken};
 pub use config::{ApiConfig, StartError};
 pub use state::{AppState, Limits, Parts, ServiceCheck};
 

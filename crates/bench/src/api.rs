@@ -41,16 +41,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
-use wasl_api::audit::Audit;
-use wasl_api::auth::accounts::{Accounts, now_millis};
-use wasl_api::auth::session::Sessions;
-use wasl_api::{AppState, Limits, Parts};
+use wasl_api::auth::accounts::now_millis;
+use wasl_api::{AppSettings, AppState, Application, CancellationToken};
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
 use wasl_domain::time::Timestamp;
-use wasl_projections::{Projection, Projector, ProjectorConfig, ReadModels, ReadModelsConfig};
-use wasl_store::{EventStore, StoreConfig};
-use wasl_vault::{LocalMasterKey, Vault, VaultConfig};
+use wasl_projections::{Projection, Projector, ProjectorConfig};
+use wasl_store::StoreConfig;
+use wasl_vault::{LocalMasterKey, VaultConfig};
 
 /// The event stream of the API phase (on `wasl.evt.>`, like the real log).
 pub const EVENT_STREAM: &str = "WASL_BENCH_API";
@@ -566,74 +564,46 @@ impl ApiPhase<'_> {
         progress(&format!("API: read models on {database}"));
 
         delete_stream_if_present(self.js, EVENT_STREAM).await?;
-        let store = EventStore::open(
-            self.client.clone(),
-            StoreConfig {
+        let master = LocalMasterKey::from_hex("bench-1", MASTER_KEY).map_err(|e| BenchError::Data(e.to_string()))?;
+        // The benchmark's own stream and key bucket, so a server holding a real Wasl is untouched.
+        let settings = AppSettings {
+            store: StoreConfig {
                 stream: EVENT_STREAM.to_owned(),
                 ..StoreConfig::default()
             },
-        )
-        .await
-        .map_err(|e| {
-            BenchError::JetStream(format!(
-                "cannot create the stream {EVENT_STREAM} on wasl.evt.> ({e}); if another stream (a Wasl event log) \
-                 already holds those subjects, this server cannot be used for the benchmark"
-            ))
-        })?;
-        let models = ReadModels::open(&ReadModelsConfig::new(&database_url))
-            .await
-            .map_err(|e| BenchError::Database(format!("cannot open the read models: {e}")))?;
-        let master = LocalMasterKey::from_hex("bench-1", MASTER_KEY).map_err(|e| BenchError::Data(e.to_string()))?;
-        let vault = Vault::connect(
-            self.js,
-            master,
-            &VaultConfig {
+            vault: VaultConfig {
                 bucket: KEY_BUCKET.to_owned(),
                 ..VaultConfig::default()
             },
-        )
-        .await
-        .map_err(|e| BenchError::JetStream(format!("cannot open the key bucket: {e}")))?;
-        let accounts = Accounts::open(self.js.clone(), 1)
+            session_lifetime: Duration::from_secs(3600),
+            ..AppSettings::new(database_url.clone(), master)
+        };
+        let app = Application::build(self.client.clone(), settings, ([127, 0, 0, 1], 0).into())
             .await
-            .map_err(|e| BenchError::JetStream(format!("cannot open the accounts: {e}")))?;
-        let audit = Audit::open(self.js.clone(), 1)
-            .await
-            .map_err(|e| BenchError::JetStream(format!("cannot open the access audit: {e}")))?;
-        let mut event_stream = store.stream().clone();
+            .map_err(|e| {
+                BenchError::JetStream(format!(
+                    "cannot build the API ({e}); if another stream (a Wasl event log) already holds the subjects \
+                     wasl.evt.>, this server cannot be used for the benchmark"
+                ))
+            })?;
+        let state = app.state().clone();
+        let models = state.models().clone();
+        let mut event_stream = state.store().stream().clone();
         let projector = Projector::new(
             models.clone(),
-            store.stream().clone(),
+            state.store().stream().clone(),
             Projection::ALL,
             ProjectorConfig::default(),
         );
         let metrics = projector.metrics();
-        let state = AppState::new(Parts {
-            store,
-            models: models.clone(),
-            vault,
-            accounts,
-            sessions: Sessions::new(Duration::from_secs(3600)),
-            oidc: None,
-            audit,
-            limits: Limits::default(),
-        });
 
-        let (shutdown, stopped) = watch::channel(false);
-        let stop_when = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let shutdown = CancellationToken::new();
         let projector_task = tokio::spawn({
-            let stop = stop_when(stopped.clone());
+            let stop = shutdown.clone().cancelled_owned();
             async move { projector.run(stop).await }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| BenchError::Data(format!("cannot listen on 127.0.0.1: {e}")))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| BenchError::Data(format!("no local address: {e}")))?;
-        let api_task = tokio::spawn(wasl_api::run(listener, state.clone(), stop_when(stopped)));
+        let address = app.address();
+        let api_task = tokio::spawn(app.run(shutdown.clone()));
         let base = format!("http://{address}");
         progress(&format!(
             "API: listening on {base}; the projector follows {EVENT_STREAM}"
@@ -699,7 +669,7 @@ impl ApiPhase<'_> {
         }
         .await;
 
-        let _ = shutdown.send(true);
+        shutdown.cancel();
         for task in [api_task.abort_handle(), projector_task.abort_handle()] {
             // Both stop on the signal; a request stuck in flight must not hold the run.
             let deadline = Instant::now() + Duration::from_secs(10);

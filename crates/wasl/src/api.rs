@@ -11,13 +11,23 @@ use wasl_domain::ids::OrgId;
 pub fn serve(config: ApiConfig) -> Result<String, Box<dyn Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let state = crate::connect::patiently("the API", || config.connect()).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        tracing::info!(address = %listener.local_addr()?, "the API is listening");
-        eprintln!("wasl api: listening on http://{}", listener.local_addr()?);
-        wasl_api::run(listener, state, shutdown_signal()).await?;
+        let app = crate::connect::patiently("the API", || config.build()).await?;
+        tracing::info!(address = %app.address(), "the API is listening");
+        eprintln!("wasl api: listening on http://{}", app.address());
+        app.run(on_signal()).await?;
         Ok("wasl api: stopped\n".to_owned())
     })
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub(crate) fn on_signal() -> wasl_api::CancellationToken {
+    let token = wasl_api::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
 }
 
 /// Ctrl-C or SIGTERM.

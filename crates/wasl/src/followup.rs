@@ -155,27 +155,20 @@ pub fn run(args: FollowupArgs) -> Result<String, Box<dyn Error>> {
             },
         )
         .await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = crate::api::on_signal();
         if let Some(listen) = args.health.health_listen {
             let service = service.clone();
             let check: crate::health::Check = Arc::new(move || {
                 let service = service.clone();
                 Box::pin(async move { readiness(&service).await })
             });
-            let mut stopped = stopped.clone();
-            let bound = crate::health::serve(listen, check, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await?;
+            let bound = crate::health::serve(listen, check, stop.clone().cancelled_owned()).await?;
             eprintln!("wasl followup: /healthz and /readyz on http://{bound}");
         }
         eprintln!("wasl followup: following the event log and its deadlines; Ctrl-C stops it");
-        service
-            .run(async {
-                crate::api::shutdown_signal().await;
-            })
-            .await?;
-        let _ = stop.send(true);
+        let finished = service.run(stop.clone().cancelled_owned()).await;
+        stop.cancel();
+        finished?;
         let position = service.metrics().position.load(std::sync::atomic::Ordering::Relaxed);
         Ok(format!("stopped at sequence {position}\n"))
     })

@@ -129,30 +129,23 @@ pub fn run(args: NotifyArgs) -> Result<String, Box<dyn Error>> {
         )
         .await?
         .ok_or("wasl notify needs --smtp-url")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = crate::api::on_signal();
         if let Some(listen) = args.health.health_listen {
             let service = service.clone();
             let check: crate::health::Check = Arc::new(move || {
                 let service = service.clone();
                 Box::pin(async move { readiness(&service).await })
             });
-            let mut stopped = stopped.clone();
-            let bound = crate::health::serve(listen, check, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await?;
+            let bound = crate::health::serve(listen, check, stop.clone().cancelled_owned()).await?;
             eprintln!("wasl notify: /healthz and /readyz on http://{bound}");
         }
         eprintln!(
             "wasl notify: following the event log; mailing through {}; Ctrl-C stops it",
             args.mail.smtp_url.as_ref().map(ToString::to_string).unwrap_or_default()
         );
-        service
-            .run(async {
-                crate::api::shutdown_signal().await;
-            })
-            .await?;
-        let _ = stop.send(true);
+        let finished = service.run(stop.clone().cancelled_owned()).await;
+        stop.cancel();
+        finished?;
         let metrics = service.metrics();
         Ok(format!(
             "stopped at sequence {}; {} mail(s) sent in this run\n",

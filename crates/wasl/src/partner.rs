@@ -78,7 +78,7 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             eprintln!("wasl router: replaying the log from the start");
         }
         let metrics = router.metrics();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = crate::api::on_signal();
         if let Some(listen) = args.health.health_listen {
             let max = args.health.ready_max_lag;
             let (client, metrics) = (client.clone(), metrics.clone());
@@ -106,16 +106,9 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
                     Ok(serde_json::json!({"log_position": end, "position": position, "lag": lag, "parked": parked}))
                 })
             });
-            let mut stopped = stopped.clone();
-            let bound = crate::health::serve(listen, check, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await?;
+            let bound = crate::health::serve(listen, check, stop.clone().cancelled_owned()).await?;
             eprintln!("wasl router: /healthz and /readyz on http://{bound}");
         }
-        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
         let commands = if args.commands {
             let store = Arc::new(
                 crate::connect::patiently("the command service", || {
@@ -124,8 +117,8 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
                 .await?,
             );
             let service = wasl_router::CommandService::new(store, CommandServiceConfig::default());
-            let stopped = stopped.clone();
-            Some(tokio::spawn(async move { service.run(until_stopped(stopped)).await }))
+            let stopped = stop.clone().cancelled_owned();
+            Some(tokio::spawn(async move { service.run(stopped).await }))
         } else {
             None
         };
@@ -140,8 +133,8 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
                 )
             })
             .await?;
-            let stopped = stopped.clone();
-            Some(tokio::spawn(async move { webhooks.run(until_stopped(stopped)).await }))
+            let stopped = stop.clone().cancelled_owned();
+            Some(tokio::spawn(async move { webhooks.run(stopped).await }))
         } else {
             None
         };
@@ -154,12 +147,8 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             },
             if args.webhooks { ", delivering webhooks" } else { "" }
         );
-        let routed = router.run(async {
-            crate::api::shutdown_signal().await;
-            let _ = stop.send(true);
-        });
-        let result = routed.await;
-        let _ = stop.send(true);
+        let result = router.run(stop.clone().cancelled_owned()).await;
+        stop.cancel();
         if let Some(commands) = commands {
             commands.await??;
         }

@@ -235,7 +235,7 @@ pub fn projector(
         };
         let projector = Projector::new(models.clone(), stream.clone(), Projection::ALL, config);
         let metrics = projector.metrics();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = crate::api::on_signal();
         if let Some(listen) = health.health_listen {
             let client = nats_client.clone();
             let max = health.ready_max_lag;
@@ -257,20 +257,13 @@ pub fn projector(
                     Ok(serde_json::json!({"log_position": end, "projections": projections}))
                 })
             });
-            let mut stopped = stopped.clone();
-            let bound = crate::health::serve(listen, check, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await?;
+            let bound = crate::health::serve(listen, check, stop.clone().cancelled_owned()).await?;
             eprintln!("wasl projector: /healthz and /readyz on http://{bound}");
         }
         eprintln!("wasl projector: following the event log; Ctrl-C stops it");
-        projector
-            .run(async {
-                crate::api::shutdown_signal().await;
-            })
-            .await?;
-        let _ = stop.send(true);
+        let finished = projector.run(stop.clone().cancelled_owned()).await;
+        stop.cancel();
+        finished?;
         let applied = metrics.applied.load(std::sync::atomic::Ordering::Relaxed);
         let position = metrics.position.load(std::sync::atomic::Ordering::Relaxed);
         Ok(format!(

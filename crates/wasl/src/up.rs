@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use wasl_api::CancellationToken;
 use wasl_projections::{Projection, ProjectorConfig, ReadModels, ReadModelsConfig};
 use wasl_store::{EventStore, StoreConfig};
 
@@ -69,8 +69,11 @@ async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
         tokio::task::spawn_blocking(move || wasl_nats_server::StoreLock::acquire(&data, ORPHAN_WAIT)).await??
     };
     let master_key = ensure_master_key(&data.join("master.key"))?;
-    let mut server =
-        wasl_nats_server::ServerConfig::new(wasl_nats_server::find_binary()?, data.join("nats"), args.nats_port);
+    let mut server = wasl_nats_server::ServerConfig::new(
+        wasl_nats_server::find_nats_server()?.path,
+        data.join("nats"),
+        args.nats_port,
+    );
     server.sync_always = !args.unsafe_no_fsync;
     let nats =
         tokio::task::spawn_blocking(move || wasl_nats_server::Supervised::start(server, &lock).map(|n| (n, lock)))
@@ -92,48 +95,29 @@ async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
 /// fails stops the others.
 async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path) -> Result<(), Box<dyn Error>> {
     let database_url = format!("sqlite:{}", data.join("wasl.db").display());
-    let api_config = wasl_api::ApiConfig {
-        listen: args.listen,
-        nats_url: nats_url.to_owned(),
-        nats_nkey: None,
-        database_url: database_url.clone(),
-        master_key_file: master_key.to_owned(),
-        master_key_id: MASTER_KEY_ID.to_owned(),
-        replicas: 1,
-        oidc_issuer: None,
-        oidc_audience: "wasl".to_owned(),
-        oidc_jwks_url: None,
-        oidc_org_claim: "wasl_org".to_owned(),
-        oidc_roles_claim: "wasl_roles".to_owned(),
-        secure_cookies: false,
-        session_lifetime: Duration::from_secs(12 * 3600),
-        body_limit: 1024 * 1024,
-        max_wait: Duration::from_secs(5),
-        ready_max_lag: 10_000,
-    };
-    let state = api_config.connect().await?;
-    let api_state = state.clone();
+    let client = crate::connect::connect_with(nats_url, None, None).await?;
+    let master = wasl_vault::LocalMasterKey::from_file(MASTER_KEY_ID, master_key)?;
+    let app = wasl_api::Application::build(
+        client.clone(),
+        wasl_api::AppSettings::new(database_url.clone(), master),
+        args.listen,
+    )
+    .await?;
+    let state = app.state().clone();
     let demo = if args.demo {
         Some(crate::demo::load(state.store(), state.vault(), state.accounts()).await?)
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let client = crate::connect::connect_with(nats_url, None, None).await?;
     let store = Arc::new(EventStore::open(client.clone(), StoreConfig::default()).await?);
     let models = ReadModels::open(&ReadModelsConfig::new(database_url.clone())).await?;
 
-    let (stop, stopped) = watch::channel(false);
-    let until = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
+    let stop = CancellationToken::new();
+    let until = |stop: &CancellationToken| stop.clone().cancelled_owned();
     let mut running: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
     {
-        let stopped = stopped.clone();
-        running.spawn(async move {
-            let r = wasl_api::run(listener, api_state, until(stopped)).await;
-            ("api", r.map_err(|e| e.to_string()))
-        });
+        let stop = stop.clone();
+        running.spawn(async move { ("api", app.run(stop).await.map_err(|e| e.to_string())) });
     }
     {
         let projector = wasl_projections::Projector::new(
@@ -145,13 +129,8 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
                 ..ProjectorConfig::default()
             },
         );
-        let stopped = stopped.clone();
-        running.spawn(async move {
-            (
-                "projector",
-                projector.run(until(stopped)).await.map_err(|e| e.to_string()),
-            )
-        });
+        let stopped = until(&stop);
+        running.spawn(async move { ("projector", projector.run(stopped).await.map_err(|e| e.to_string())) });
     }
     {
         let api_base_url = format!("http://{}", args.listen);
@@ -164,14 +143,14 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
         )
         .await?;
         state.add_service_check("router", router_check(router.metrics()));
-        let stopped = stopped.clone();
-        running.spawn(async move { ("router", router.run(until(stopped)).await.map_err(|e| e.to_string())) });
+        let stopped = until(&stop);
+        running.spawn(async move { ("router", router.run(stopped).await.map_err(|e| e.to_string())) });
     }
     {
         let service = wasl_router::CommandService::new(store.clone(), wasl_router::CommandServiceConfig::default());
-        let stopped = stopped.clone();
+        let stopped = until(&stop);
         running.spawn(async move {
-            let r = service.run(until(stopped)).await;
+            let r = service.run(stopped).await;
             ("partner commands", r.map_err(|e| e.to_string()))
         });
     }
@@ -195,13 +174,8 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
         )
         .await?;
         state.add_service_check("followup", followup_check(followup.metrics()));
-        let stopped = stopped.clone();
-        running.spawn(async move {
-            (
-                "follow-up",
-                followup.run(until(stopped)).await.map_err(|e| e.to_string()),
-            )
-        });
+        let stopped = until(&stop);
+        running.spawn(async move { ("follow-up", followup.run(stopped).await.map_err(|e| e.to_string())) });
     }
     {
         let webhooks = wasl_webhooks::Webhooks::connect(
@@ -209,19 +183,14 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
             wasl_webhooks::WebhooksConfig::default(),
         )
         .await?;
-        let stopped = stopped.clone();
-        running.spawn(async move {
-            (
-                "webhooks",
-                webhooks.run(until(stopped)).await.map_err(|e| e.to_string()),
-            )
-        });
+        let stopped = until(&stop);
+        running.spawn(async move { ("webhooks", webhooks.run(stopped).await.map_err(|e| e.to_string())) });
     }
 
     if let Some(notify) = crate::notify::start(&args.mail, args.listen, &database_url, store.clone()).await? {
         state.add_service_check("notify", crate::notify::check(notify.metrics()));
-        let stopped = stopped.clone();
-        running.spawn(async move { ("notify", notify.run(until(stopped)).await.map_err(|e| e.to_string())) });
+        let stopped = until(&stop);
+        running.spawn(async move { ("notify", notify.run(stopped).await.map_err(|e| e.to_string())) });
     }
 
     println!("{}", banner(args, data, nats_url, demo.as_ref()));
@@ -237,7 +206,7 @@ async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path)
             failure = Some(format!("{name}: {why}"));
         }
     }
-    let _ = stop.send(true);
+    stop.cancel();
     while let Some(done) = running.join_next().await {
         if let Ok((name, Err(why))) = done {
             failure.get_or_insert(format!("{name}: {why}"));

@@ -1,10 +1,11 @@
 //! Cases: open, list, read (with personal data, audited), change profile and personal data,
 //! assign, give/narrow/withdraw consent, close, reopen.
 
-use super::{PageOf, PageParams, Problems, caught_up, command_meta, field, opt_field, path_id, request_id, require};
+use super::{PageOf, PageParams, Problems, caught_up, field, opt_field, path_id, request_id, require};
 use crate::auth::Principal;
+use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
-use crate::http::{CommandAnswer, IdempotencyKey, IfMatch, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_etag};
 use crate::personal::{PersonalInput, PersonalOutput, case_personal};
 use crate::policy::{Action, Resource, case_scope};
 use crate::state::AppState;
@@ -26,7 +27,6 @@ use wasl_domain::time::Timestamp;
 use wasl_projections::Projection;
 use wasl_projections::query::{CaseFilter, OPEN_STATUSES, PageRequest, ReferralFilter};
 use wasl_projections::rows::case::{CaseRow, ConsentEntry};
-use wasl_store::CommandMeta;
 use wasl_vault::PiiField;
 
 /// The routes of this module.
@@ -289,21 +289,6 @@ fn case_path(id: &str) -> Result<CaseId, ApiError> {
     path_id(id, CaseId::parse)
 }
 
-async fn execute(
-    state: &AppState,
-    id: CaseId,
-    command: CaseCommand,
-    meta: &CommandMeta,
-    if_match: IfMatch,
-) -> Result<wasl_store::CommandOutcome, ApiError> {
-    Ok(state.store().execute_at::<Case>(id, &command, meta, if_match.0).await?)
-}
-
-/// The id of the `index`th event the command will write, which sealed values are bound to.
-fn event_of(meta: &CommandMeta, index: usize) -> EventId {
-    wasl_store::event_id(meta.command_id, meta.context.now, index)
-}
-
 /// A reason as a client writes it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -337,28 +322,24 @@ pub async fn reason<C: ReasonCode>(
 /// Open a case for a client of the caller's organisation.
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", operation_id = "open_case",
     request_body = OpenCaseRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key gives the same answer")),
+    params(CreateHeaders),
     responses((status = 201, description = "Opened", body = CommandAnswer),
         (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn open_case(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    headers: HeaderMap,
+    request: CommandRequest,
     Json(body): Json<OpenCaseRequest>,
 ) -> Result<Response, ApiError> {
-    require(&principal, Action::CaseOpen, Resource::Collection)?;
+    require(&request.principal, Action::CaseOpen, Resource::Collection)?;
     let profile = body.profile.parse("profile")?;
     let caseworker = opt_field("caseworker", body.caseworker.as_deref(), UserId::parse)?;
     if let Some(personal) = &body.personal {
         personal.validate("personal")?;
     }
-    let meta = command_meta(&principal, &key, "POST /v1/cases", &headers);
-    // The case id comes from the command id, so a retried open finds the case it made.
-    let id = CaseId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let id = request.new_id(CaseId::from_uuid)?;
     let personal = match &body.personal {
-        Some(p) => p.seal(&state, id, event_of(&meta, 0)).await?,
+        Some(p) => p.seal(&state, id, request.event(0)).await?,
         None => wasl_domain::pii::PersonalData::default(),
     };
     let command = CaseCommand::Open(OpenCase {
@@ -367,7 +348,11 @@ pub async fn open_case(
         profile,
         personal,
     });
-    let outcome = execute(&state, id, command, &meta, IfMatch(None)).await?;
+    // A new case has no version to match.
+    let outcome = state
+        .store()
+        .execute_at::<Case>(id, &command, &request.meta, None)
+        .await?;
     Ok(answered(id.to_string(), outcome, Some(format!("/v1/cases/{id}"))))
 }
 
@@ -473,24 +458,21 @@ pub async fn get_case(
 #[utoipa::path(put, path = "/v1/cases/{case_id}/profile", tag = "cases", operation_id = "update_case_profile",
     request_body = ProfileInput,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_profile(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<ProfileInput>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
+    changeable_case(&state, &request.principal, id).await?;
     let profile = body.parse("profile")?;
-    let meta = command_meta(&principal, &key, &format!("PUT /v1/cases/{id}/profile"), &headers);
-    let outcome = execute(&state, id, CaseCommand::UpdateProfile(profile), &meta, if_match).await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::UpdateProfile(profile))
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -498,25 +480,22 @@ pub async fn update_profile(
 #[utoipa::path(put, path = "/v1/cases/{case_id}/personal-data", tag = "cases", operation_id = "update_case_personal_data",
     request_body = PersonalInput,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_personal_data(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<PersonalInput>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
+    changeable_case(&state, &request.principal, id).await?;
     body.validate("personal")?;
-    let meta = command_meta(&principal, &key, &format!("PUT /v1/cases/{id}/personal-data"), &headers);
-    let personal = body.seal(&state, id, event_of(&meta, 0)).await?;
-    let outcome = execute(&state, id, CaseCommand::UpdatePersonalData(personal), &meta, if_match).await?;
+    let personal = body.seal(&state, id, request.event(0)).await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::UpdatePersonalData(personal))
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -532,24 +511,21 @@ pub struct AssignRequest {
 #[utoipa::path(post, path = "/v1/cases/{case_id}/assign", tag = "cases", operation_id = "assign_case",
     request_body = AssignRequest,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Assigned", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn assign_case(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<AssignRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
+    changeable_case(&state, &request.principal, id).await?;
     let caseworker = field("caseworker", &body.caseworker, UserId::parse)?;
-    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/assign"), &headers);
-    let outcome = execute(&state, id, CaseCommand::Assign { caseworker }, &meta, if_match).await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Assign { caseworker })
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -599,33 +575,23 @@ impl ConsentRequest {
 #[utoipa::path(post, path = "/v1/cases/{case_id}/consents", tag = "cases", operation_id = "give_consent",
     request_body = ConsentRequest,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 201, description = "Recorded; `id` is the consent's id", body = CommandAnswer),
         (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn give_consent(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<ConsentRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
+    changeable_case(&state, &request.principal, id).await?;
     let scope = body.scope()?;
-    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/consents"), &headers);
-    let consent_id = ConsentId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
-    let outcome = execute(
-        &state,
-        id,
-        CaseCommand::GiveConsent { consent_id, scope },
-        &meta,
-        if_match,
-    )
-    .await?;
+    let consent_id = request.new_id(ConsentId::from_uuid)?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::GiveConsent { consent_id, scope })
+        .await?;
     Ok(answered(
         consent_id.to_string(),
         outcome,
@@ -637,37 +603,22 @@ pub async fn give_consent(
 #[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/narrow", tag = "cases", operation_id = "narrow_consent",
     request_body = ConsentRequest,
     params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Narrowed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn narrow_consent(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path((case_id, consent_id)): Path<(String, String)>,
     Json(body): Json<ConsentRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     let consent_id = path_id(&consent_id, ConsentId::parse)?;
-    changeable_case(&state, &principal, id).await?;
+    changeable_case(&state, &request.principal, id).await?;
     let scope = body.scope()?;
-    let meta = command_meta(
-        &principal,
-        &key,
-        &format!("POST /v1/cases/{id}/consents/{consent_id}/narrow"),
-        &headers,
-    );
-    let outcome = execute(
-        &state,
-        id,
-        CaseCommand::NarrowConsent { consent_id, scope },
-        &meta,
-        if_match,
-    )
-    .await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::NarrowConsent { consent_id, scope })
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -685,28 +636,20 @@ pub struct Empty {}
 /// - Referrals that rested on another consent, and closed ones, do not change.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/consents/{consent_id}/withdraw", tag = "cases", operation_id = "withdraw_consent",
     params(("case_id" = String, Path, description = "Case id"), ("consent_id" = String, Path, description = "Consent id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Withdrawn", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path((case_id, consent_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     let consent_id = path_id(&consent_id, ConsentId::parse)?;
-    changeable_case(&state, &principal, id).await?;
-    let meta = command_meta(
-        &principal,
-        &key,
-        &format!("POST /v1/cases/{id}/consents/{consent_id}/withdraw"),
-        &headers,
-    );
-    let outcome = execute(&state, id, CaseCommand::WithdrawConsent { consent_id }, &meta, if_match).await?;
+    changeable_case(&state, &request.principal, id).await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::WithdrawConsent { consent_id })
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -731,30 +674,25 @@ pub struct CloseRequest {
 #[utoipa::path(post, path = "/v1/cases/{case_id}/close", tag = "cases", operation_id = "close_case",
     request_body = CloseRequest,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Closed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn close_case(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<CloseRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
-    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/close"), &headers);
-    let reason = reason(&state, &body.reason, CloseCode::parse, id, event_of(&meta, 0)).await?;
+    changeable_case(&state, &request.principal, id).await?;
+    let reason = reason(&state, &body.reason, CloseCode::parse, id, request.event(0)).await?;
     let open_referrals = open_referrals_of(&state, id).await?;
     let command = CaseCommand::Close(CloseCase {
         reason,
         open_referrals,
         cancel_open_referrals: body.cancel_open_referrals,
     });
-    let outcome = execute(&state, id, command, &meta, if_match).await?;
+    let outcome = request.execute::<Case>(&state, id, &command).await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -804,22 +742,17 @@ pub struct ReopenRequest {
 #[utoipa::path(post, path = "/v1/cases/{case_id}/reopen", tag = "cases", operation_id = "reopen_case",
     request_body = ReopenRequest,
     params(("case_id" = String, Path, description = "Case id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the case is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Reopened", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn reopen_case(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(case_id): Path<String>,
     Json(body): Json<ReopenRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    changeable_case(&state, &principal, id).await?;
-    let meta = command_meta(&principal, &key, &format!("POST /v1/cases/{id}/reopen"), &headers);
+    changeable_case(&state, &request.principal, id).await?;
     let reason = match body.reason.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) if text.chars().count() > 2000 => {
             return Err(ApiError::invalid("reason", "is longer than 2000 characters"));
@@ -827,11 +760,13 @@ pub async fn reopen_case(
         Some(text) => Some(
             state
                 .vault()
-                .seal(id, event_of(&meta, 0), PiiField::REASON_TEXT, text)
+                .seal(id, request.event(0), PiiField::REASON_TEXT, text)
                 .await?,
         ),
         None => None,
     };
-    let outcome = execute(&state, id, CaseCommand::Reopen { reason }, &meta, if_match).await?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Reopen { reason })
+        .await?;
     Ok(answered(id.to_string(), outcome, None))
 }

@@ -1,14 +1,14 @@
 //! The service directory: search services, read organisations, register an organisation, add
 //! and change its services, and update their availability and capacity.
 
-use super::{PageOf, PageParams, Problems, caught_up, command_meta, field, path_id, require};
+use super::{PageOf, PageParams, Problems, caught_up, field, path_id, require};
 use crate::auth::Principal;
+use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
-use crate::http::{CommandAnswer, IdempotencyKey, IfMatch, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_etag};
 use crate::policy::{Action, Resource};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -270,32 +270,34 @@ pub struct RegisterRequest {
 /// Register an organisation in the directory (a coordinator, or an admin for their own).
 #[utoipa::path(post, path = "/v1/organisations", tag = "directory", operation_id = "register_organisation",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(CreateHeaders),
     responses((status = 201, description = "Registered", body = CommandAnswer),
         (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn register_organisation(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    headers: HeaderMap,
+    request: CommandRequest,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    require(&principal, Action::DirectoryMaintain, Resource::Collection)?;
-    let meta = command_meta(&principal, &key, "POST /v1/organisations", &headers);
+    require(&request.principal, Action::DirectoryMaintain, Resource::Collection)?;
     let id = match &body.id {
         Some(text) => field("id", text, OrgId::parse)?,
-        None => OrgId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?,
+        None => request.new_id(OrgId::from_uuid)?,
     };
-    require(&principal, Action::DirectoryMaintain, Resource::Organisation(id))?;
+    require(
+        &request.principal,
+        Action::DirectoryMaintain,
+        Resource::Organisation(id),
+    )?;
     let command = OrganisationCommand::Register {
         org_id: id,
         name: field("name", &body.name, DisplayName::parse)?,
         kind: field("kind", &body.kind, OrgKind::parse)?,
     };
+    // A new organisation has no version to match.
     let outcome = state
         .store()
-        .execute_at::<Organisation>(id, &command, &meta, None)
+        .execute_at::<Organisation>(id, &command, &request.meta, None)
         .await?;
     Ok(answered(
         id.to_string(),
@@ -379,35 +381,22 @@ async fn maintain(state: &AppState, principal: &Principal, id: OrgId, action: Ac
 #[utoipa::path(post, path = "/v1/organisations/{org_id}/services", tag = "directory", operation_id = "add_service",
     request_body = ServiceRequest,
     params(("org_id" = String, Path, description = "Organisation id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the organisation is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 201, description = "Added; `id` is the service's id", body = CommandAnswer),
         (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn add_service(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(org_id): Path<String>,
     Json(body): Json<ServiceRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&org_id, OrgId::parse)?;
-    maintain(&state, &principal, id, Action::ServiceChange).await?;
+    maintain(&state, &request.principal, id, Action::ServiceChange).await?;
     let spec = body.spec()?;
-    let meta = command_meta(
-        &principal,
-        &key,
-        &format!("POST /v1/organisations/{id}/services"),
-        &headers,
-    );
-    let service_id = ServiceId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let service_id = request.new_id(ServiceId::from_uuid)?;
     let command = OrganisationCommand::AddService { service_id, spec };
-    let outcome = state
-        .store()
-        .execute_at::<Organisation>(id, &command, &meta, if_match.0)
-        .await?;
+    let outcome = request.execute::<Organisation>(&state, id, &command).await?;
     Ok(answered(
         service_id.to_string(),
         outcome,
@@ -419,34 +408,21 @@ pub async fn add_service(
 #[utoipa::path(put, path = "/v1/organisations/{org_id}/services/{service_id}", tag = "directory", operation_id = "update_service",
     request_body = ServiceRequest,
     params(("org_id" = String, Path, description = "Organisation id"), ("service_id" = String, Path, description = "Service id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the organisation is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_service(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path((org_id, service_id)): Path<(String, String)>,
     Json(body): Json<ServiceRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&org_id, OrgId::parse)?;
     let service_id = path_id(&service_id, ServiceId::parse)?;
-    maintain(&state, &principal, id, Action::ServiceChange).await?;
+    maintain(&state, &request.principal, id, Action::ServiceChange).await?;
     let spec = body.spec()?;
-    let meta = command_meta(
-        &principal,
-        &key,
-        &format!("PUT /v1/organisations/{id}/services/{service_id}"),
-        &headers,
-    );
     let command = OrganisationCommand::UpdateService { service_id, spec };
-    let outcome = state
-        .store()
-        .execute_at::<Organisation>(id, &command, &meta, if_match.0)
-        .await?;
+    let outcome = request.execute::<Organisation>(&state, id, &command).await?;
     Ok(answered(id.to_string(), outcome, None))
 }
 
@@ -464,36 +440,23 @@ pub struct AvailabilityRequest {
 #[utoipa::path(put, path = "/v1/organisations/{org_id}/services/{service_id}/availability", tag = "directory", operation_id = "set_service_availability",
     request_body = AvailabilityRequest,
     params(("org_id" = String, Path, description = "Organisation id"), ("service_id" = String, Path, description = "Service id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the organisation is at this version (its ETag)")),
+           CommandHeaders),
     responses((status = 200, description = "Changed", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn set_availability(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path((org_id, service_id)): Path<(String, String)>,
     Json(body): Json<AvailabilityRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&org_id, OrgId::parse)?;
     let service_id = path_id(&service_id, ServiceId::parse)?;
-    maintain(&state, &principal, id, Action::AvailabilityChange).await?;
-    let meta = command_meta(
-        &principal,
-        &key,
-        &format!("PUT /v1/organisations/{id}/services/{service_id}/availability"),
-        &headers,
-    );
+    maintain(&state, &request.principal, id, Action::AvailabilityChange).await?;
     let command = OrganisationCommand::SetAvailability {
         service_id,
         accepting: body.accepting,
         capacity: body.capacity,
     };
-    let outcome = state
-        .store()
-        .execute_at::<Organisation>(id, &command, &meta, if_match.0)
-        .await?;
+    let outcome = request.execute::<Organisation>(&state, id, &command).await?;
     Ok(answered(id.to_string(), outcome, None))
 }

@@ -2,10 +2,11 @@
 //! timeline, and one action route per transition.
 
 use super::cases::{ReasonInput, reason};
-use super::{PageOf, PageParams, Problems, caught_up, command_meta, field, opt_field, path_id, request_id, require};
+use super::{PageOf, PageParams, Problems, caught_up, field, opt_field, path_id, request_id, require};
 use crate::auth::Principal;
+use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
-use crate::http::{CommandAnswer, IdempotencyKey, IfMatch, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_etag};
 use crate::personal::{referral_notes, seal_referral_notes};
 use crate::policy::{Action, ReferralSide, Resource, referral_scope};
 use crate::state::AppState;
@@ -23,14 +24,13 @@ use wasl_domain::catalogue::{
     ServiceCategory,
 };
 use wasl_domain::directory::Organisation;
-use wasl_domain::ids::{CaseId, EventId, OrgId, ReferralId, ServiceId};
+use wasl_domain::ids::{CaseId, OrgId, ReferralId, ServiceId};
 use wasl_domain::referral::{
     FollowUp, OverdueKind, Referral, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction, ServiceReceived,
 };
 use wasl_projections::Projection;
 use wasl_projections::query::ReferralFilter;
 use wasl_projections::rows::referral::{HistoryRow, ReferralRow};
-use wasl_store::CommandMeta;
 use wasl_vault::PiiField;
 
 /// The routes of this module.
@@ -55,10 +55,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 const READS: &[Projection] = &[Projection::Referrals];
-
-fn event_of(meta: &CommandMeta, index: usize) -> EventId {
-    wasl_store::event_id(meta.command_id, meta.context.now, index)
-}
 
 /// Make a referral.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -86,15 +82,13 @@ pub struct ReferralRequest {
 /// category (or a supervisor overrides with a reason).
 #[utoipa::path(post, path = "/v1/referrals", tag = "referrals", operation_id = "request_referral",
     request_body = ReferralRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    params(CreateHeaders),
     responses((status = 201, description = "Requested", body = CommandAnswer),
         (status = 200, description = "A retry with the same Idempotency-Key: the original answer, `replayed: true`", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn request_referral(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    headers: HeaderMap,
+    request: CommandRequest,
     Json(body): Json<ReferralRequest>,
 ) -> Result<Response, ApiError> {
     let case_id = field("case_id", &body.case_id, CaseId::parse)?;
@@ -107,7 +101,11 @@ pub async fn request_referral(
     }
     let case = state.store().load::<Case>(case_id).await?;
     let owner_org = case.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(&principal, Action::ReferralRequest, Resource::Case { owner_org })?;
+    require(
+        &request.principal,
+        Action::ReferralRequest,
+        Resource::Case { owner_org },
+    )?;
     let provider = state.store().load::<Organisation>(to_org).await?;
     if provider.state.state().is_none() {
         return Err(ApiError::invalid("to_org", "is not an organisation in the directory"));
@@ -116,13 +114,12 @@ pub async fn request_referral(
         Some(id) => Some(state.store().load::<Referral>(id).await?.state),
         None => None,
     };
-    let meta = command_meta(&principal, &key, "POST /v1/referrals", &headers);
-    let id = ReferralId::from_uuid(meta.command_id.as_uuid()).map_err(ApiError::internal)?;
+    let id = request.new_id(ReferralId::from_uuid)?;
     let consent_override = match &body.consent_override {
-        Some(input) => Some(reason(&state, input, OverrideCode::parse, case_id, event_of(&meta, 0)).await?),
+        Some(input) => Some(reason(&state, input, OverrideCode::parse, case_id, request.event(0)).await?),
         None => None,
     };
-    let notes = seal_referral_notes(&state, case_id, event_of(&meta, 0), body.notes.as_ref()).await?;
+    let notes = seal_referral_notes(&state, case_id, request.event(0), body.notes.as_ref()).await?;
     let command = ReferralCommand::Request(Box::new(RequestReferral {
         referral_id: id,
         case: case.state,
@@ -133,7 +130,11 @@ pub async fn request_referral(
         consent_override,
         notes,
     }));
-    let outcome = state.store().execute_at::<Referral>(id, &command, &meta, None).await?;
+    // A new referral has no version to match.
+    let outcome = state
+        .store()
+        .execute_at::<Referral>(id, &command, &request.meta, None)
+        .await?;
     Ok(answered(id.to_string(), outcome, Some(format!("/v1/referrals/{id}"))))
 }
 
@@ -650,107 +651,100 @@ async fn authorised(
     Ok(referral)
 }
 
-struct Step<'a> {
-    state: &'a AppState,
-    principal: &'a Principal,
-    key: &'a IdempotencyKey,
-    if_match: IfMatch,
-    headers: &'a HeaderMap,
+/// Runs a referral action the caller may take (`action`) and answers it: the shape of every
+/// action route below.
+async fn act(
+    state: &AppState,
+    request: &CommandRequest,
     id: ReferralId,
-    verb: &'static str,
+    command: ReferralCommand,
+) -> Result<Response, ApiError> {
+    let outcome = request.execute::<Referral>(state, id, &command).await?;
+    Ok(answered(id.to_string(), outcome, None))
 }
 
-impl Step<'_> {
-    fn meta(&self) -> CommandMeta {
-        command_meta(
-            self.principal,
-            self.key,
-            &format!("POST /v1/referrals/{}/{}", self.id, self.verb),
-            self.headers,
-        )
-    }
-
-    async fn run(&self, meta: &CommandMeta, command: ReferralCommand) -> Result<Response, ApiError> {
-        let outcome = self
-            .state
-            .store()
-            .execute_at::<Referral>(self.id, &command, meta, self.if_match.0)
-            .await?;
-        Ok(answered(self.id.to_string(), outcome, None))
-    }
+/// Acknowledge receipt (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/receive", tag = "referral actions", operation_id = "receive_referral",
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn receive_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    act(&state, &request, id, ReferralCommand::Receive).await
 }
 
-macro_rules! simple_step {
-    ($name:ident, $verb:literal, $path:literal, $op:literal, $action:expr, $command:expr, $doc:literal) => {
-        #[doc = $doc]
-        #[utoipa::path(post, path = $path, tag = "referral actions", operation_id = $op,
-            params(("referral_id" = String, Path, description = "Referral id"),
-                   ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-                   ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
-            responses((status = 200, description = "Done", body = CommandAnswer), Problems),
-            security(("bearer" = []), ("session" = [])))]
-        pub async fn $name(
-            State(state): State<AppState>,
-            principal: Principal,
-            key: IdempotencyKey,
-            if_match: IfMatch,
-            headers: HeaderMap,
-            Path(referral_id): Path<String>,
-        ) -> Result<Response, ApiError> {
-            let id = path_id(&referral_id, ReferralId::parse)?;
-            authorised(&state, &principal, id, $action).await?;
-            let step = Step { state: &state, principal: &principal, key: &key, if_match, headers: &headers, id, verb: $verb };
-            let meta = step.meta();
-            step.run(&meta, $command).await
-        }
-    };
+/// Accept the referral (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/accept", tag = "referral actions", operation_id = "accept_referral",
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn accept_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    act(&state, &request, id, ReferralCommand::Accept).await
 }
 
-simple_step!(
-    receive_referral,
-    "receive",
-    "/v1/referrals/{referral_id}/receive",
-    "receive_referral",
-    Action::ReferralRespond,
-    ReferralCommand::Receive,
-    "Acknowledge receipt (the receiving organisation)."
-);
-simple_step!(
-    accept_referral,
-    "accept",
-    "/v1/referrals/{referral_id}/accept",
-    "accept_referral",
-    Action::ReferralRespond,
-    ReferralCommand::Accept,
-    "Accept the referral (the receiving organisation)."
-);
-simple_step!(
-    start_referral,
-    "start",
-    "/v1/referrals/{referral_id}/start",
-    "start_referral",
-    Action::ReferralRespond,
-    ReferralCommand::Start,
-    "Start the service (the receiving organisation)."
-);
-simple_step!(
-    resume_referral,
-    "resume",
-    "/v1/referrals/{referral_id}/resume",
-    "resume_referral",
-    Action::ReferralRespond,
-    ReferralCommand::Resume,
-    "Resume after a hold (the receiving organisation)."
-);
-simple_step!(
-    complete_referral,
-    "complete",
-    "/v1/referrals/{referral_id}/complete",
-    "complete_referral",
-    Action::ReferralRespond,
-    ReferralCommand::Complete,
-    "Complete the service (the receiving organisation)."
-);
+/// Start the service (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/start", tag = "referral actions", operation_id = "start_referral",
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn start_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    act(&state, &request, id, ReferralCommand::Start).await
+}
+
+/// Resume after a hold (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/resume", tag = "referral actions", operation_id = "resume_referral",
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn resume_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    act(&state, &request, id, ReferralCommand::Resume).await
+}
+
+/// Complete the service (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/complete", tag = "referral actions", operation_id = "complete_referral",
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn complete_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    act(&state, &request, id, ReferralCommand::Complete).await
+}
+
+/// The referral a route acts on, for its OpenAPI `params(...)`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReferralPath {
+    /// Referral id.
+    pub referral_id: String,
+}
 
 /// Decline a referral.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -774,114 +768,134 @@ pub struct ReasonRequest {
 /// Decline the referral with a coded reason (the receiving organisation).
 #[utoipa::path(post, path = "/v1/referrals/{referral_id}/reject", tag = "referral actions", operation_id = "reject_referral",
     request_body = RejectRequest,
-    params(("referral_id" = String, Path, description = "Referral id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    params(ReferralPath, CommandHeaders),
     responses((status = 200, description = "Declined", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn reject_referral(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(referral_id): Path<String>,
     Json(body): Json<RejectRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &principal, id, Action::ReferralRespond).await?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
     let suggested_org = opt_field("suggested_org", body.suggested_org.as_deref(), OrgId::parse)?;
-    let step = Step {
-        state: &state,
-        principal: &principal,
-        key: &key,
-        if_match,
-        headers: &headers,
-        id,
-        verb: "reject",
-    };
-    let meta = step.meta();
     let reason = reason(
         &state,
         &body.reason,
         DeclineCode::parse,
         referral.case_id,
-        event_of(&meta, 0),
+        request.event(0),
     )
     .await?;
-    step.run(&meta, ReferralCommand::Reject(Decline { reason, suggested_org }))
-        .await
+    act(
+        &state,
+        &request,
+        id,
+        ReferralCommand::Reject(Decline { reason, suggested_org }),
+    )
+    .await
 }
 
-macro_rules! reason_step {
-    ($name:ident, $verb:literal, $path:literal, $op:literal, $action:expr, $code:ty, $variant:path, $doc:literal) => {
-        #[doc = $doc]
-        #[utoipa::path(post, path = $path, tag = "referral actions", operation_id = $op,
-            request_body = ReasonRequest,
-            params(("referral_id" = String, Path, description = "Referral id"),
-                   ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-                   ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
-            responses((status = 200, description = "Done", body = CommandAnswer), Problems),
-            security(("bearer" = []), ("session" = [])))]
-        pub async fn $name(
-            State(state): State<AppState>,
-            principal: Principal,
-            key: IdempotencyKey,
-            if_match: IfMatch,
-            headers: HeaderMap,
-            Path(referral_id): Path<String>,
-            Json(body): Json<ReasonRequest>,
-        ) -> Result<Response, ApiError> {
-            let id = path_id(&referral_id, ReferralId::parse)?;
-            let referral = authorised(&state, &principal, id, $action).await?;
-            let step = Step { state: &state, principal: &principal, key: &key, if_match, headers: &headers, id, verb: $verb };
-            let meta = step.meta();
-            let reason = reason(&state, &body.reason, <$code>::parse, referral.case_id, event_of(&meta, 0)).await?;
-            step.run(&meta, $variant(reason)).await
-        }
-    };
+/// Put the service on hold, with a reason (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/hold", tag = "referral actions", operation_id = "hold_referral",
+    request_body = ReasonRequest,
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn hold_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+    Json(body): Json<ReasonRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    let reason = reason(
+        &state,
+        &body.reason,
+        HoldCode::parse,
+        referral.case_id,
+        request.event(0),
+    )
+    .await?;
+    act(&state, &request, id, ReferralCommand::Hold(reason)).await
 }
 
-reason_step!(
-    hold_referral,
-    "hold",
-    "/v1/referrals/{referral_id}/hold",
-    "hold_referral",
-    Action::ReferralRespond,
-    HoldCode,
-    ReferralCommand::Hold,
-    "Put the service on hold, with a reason (the receiving organisation)."
-);
-reason_step!(
-    fail_referral,
-    "fail",
-    "/v1/referrals/{referral_id}/fail",
-    "fail_referral",
-    Action::ReferralRespond,
-    FailCode,
-    ReferralCommand::Fail,
-    "Record that the service failed, with a reason (the receiving organisation)."
-);
-reason_step!(
-    cancel_referral,
-    "cancel",
-    "/v1/referrals/{referral_id}/cancel",
-    "cancel_referral",
-    Action::ReferralManage,
-    CancelCode,
-    ReferralCommand::Cancel,
-    "Cancel the referral, with a reason (the referring organisation)."
-);
-reason_step!(
-    mark_entered_in_error,
-    "entered-in-error",
-    "/v1/referrals/{referral_id}/entered-in-error",
-    "mark_referral_entered_in_error",
-    Action::ReferralMarkError,
-    ErrorCode,
-    ReferralCommand::MarkEnteredInError,
-    "Mark the referral entered-in-error (a supervisor of the referring organisation)."
-);
+/// Record that the service failed, with a reason (the receiving organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/fail", tag = "referral actions", operation_id = "fail_referral",
+    request_body = ReasonRequest,
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn fail_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+    Json(body): Json<ReasonRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
+    let reason = reason(
+        &state,
+        &body.reason,
+        FailCode::parse,
+        referral.case_id,
+        request.event(0),
+    )
+    .await?;
+    act(&state, &request, id, ReferralCommand::Fail(reason)).await
+}
+
+/// Cancel the referral, with a reason (the referring organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/cancel", tag = "referral actions", operation_id = "cancel_referral",
+    request_body = ReasonRequest,
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn cancel_referral(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+    Json(body): Json<ReasonRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralManage).await?;
+    let reason = reason(
+        &state,
+        &body.reason,
+        CancelCode::parse,
+        referral.case_id,
+        request.event(0),
+    )
+    .await?;
+    act(&state, &request, id, ReferralCommand::Cancel(reason)).await
+}
+
+/// Mark the referral entered-in-error (a supervisor of the referring organisation).
+#[utoipa::path(post, path = "/v1/referrals/{referral_id}/entered-in-error", tag = "referral actions", operation_id = "mark_referral_entered_in_error",
+    request_body = ReasonRequest,
+    params(ReferralPath, CommandHeaders),
+    responses((status = 200, description = "Done", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn mark_entered_in_error(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(referral_id): Path<String>,
+    Json(body): Json<ReasonRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&referral_id, ReferralId::parse)?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralMarkError).await?;
+    let reason = reason(
+        &state,
+        &body.reason,
+        ErrorCode::parse,
+        referral.case_id,
+        request.event(0),
+    )
+    .await?;
+    act(&state, &request, id, ReferralCommand::MarkEnteredInError(reason)).await
+}
 
 /// Follow-up with the client after the service.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -901,38 +915,23 @@ pub struct FollowUpRequest {
 /// Record the follow-up with the client, closing the loop (the referring organisation).
 #[utoipa::path(post, path = "/v1/referrals/{referral_id}/follow-up", tag = "referral actions", operation_id = "record_follow_up",
     request_body = FollowUpRequest,
-    params(("referral_id" = String, Path, description = "Referral id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    params(ReferralPath, CommandHeaders),
     responses((status = 200, description = "Recorded", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn record_follow_up(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(referral_id): Path<String>,
     Json(body): Json<FollowUpRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &principal, id, Action::ReferralManage).await?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralManage).await?;
     let service_received = field("service_received", &body.service_received, ServiceReceived::parse)?;
     let satisfaction = body
         .satisfaction
         .map(Satisfaction::new)
         .transpose()
         .map_err(|e| ApiError::invalid_field("satisfaction", &e))?;
-    let step = Step {
-        state: &state,
-        principal: &principal,
-        key: &key,
-        if_match,
-        headers: &headers,
-        id,
-        verb: "follow-up",
-    };
-    let meta = step.meta();
     let note = match body.note.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) if text.chars().count() > 2000 => {
             return Err(ApiError::invalid("note", "is longer than 2000 characters"));
@@ -940,7 +939,7 @@ pub async fn record_follow_up(
         Some(text) => Some(
             state
                 .vault()
-                .seal(referral.case_id, event_of(&meta, 0), PiiField::FOLLOW_UP_NOTE, text)
+                .seal(referral.case_id, request.event(0), PiiField::FOLLOW_UP_NOTE, text)
                 .await?,
         ),
         None => None,
@@ -951,7 +950,7 @@ pub async fn record_follow_up(
         satisfaction,
         note,
     };
-    step.run(&meta, ReferralCommand::RecordFollowUp(follow_up)).await
+    act(&state, &request, id, ReferralCommand::RecordFollowUp(follow_up)).await
 }
 
 /// A reason's field problems named as the acknowledgement's `note`.
@@ -991,33 +990,18 @@ pub struct AcknowledgeRequest {
 /// - Acknowledging twice, or what was never escalated, is refused (422).
 #[utoipa::path(post, path = "/v1/referrals/{referral_id}/acknowledge-escalation", tag = "referral actions", operation_id = "acknowledge_escalation",
     request_body = AcknowledgeRequest,
-    params(("referral_id" = String, Path, description = "Referral id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
-           ("If-Match" = Option<String>, Header, description = "Only if the referral is at this version (its ETag)")),
+    params(ReferralPath, CommandHeaders),
     responses((status = 200, description = "Acknowledged", body = CommandAnswer), Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn acknowledge_escalation(
     State(state): State<AppState>,
-    principal: Principal,
-    key: IdempotencyKey,
-    if_match: IfMatch,
-    headers: HeaderMap,
+    request: CommandRequest,
     Path(referral_id): Path<String>,
     Json(body): Json<AcknowledgeRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &principal, id, Action::ReferralAcknowledgeEscalation).await?;
+    let referral = authorised(&state, &request.principal, id, Action::ReferralAcknowledgeEscalation).await?;
     let kind = field("kind", &body.kind, OverdueKind::parse)?;
-    let step = Step {
-        state: &state,
-        principal: &principal,
-        key: &key,
-        if_match,
-        headers: &headers,
-        id,
-        verb: "acknowledge-escalation",
-    };
-    let meta = step.meta();
     // Free text about a client's referral: sealed under the case's key (ADR 0002), although the
     // coordinator does not hold the case, so that erasing the case erases it too.
     let note = match &body.note {
@@ -1027,13 +1011,18 @@ pub async fn acknowledge_escalation(
                 input,
                 AcknowledgeCode::parse,
                 referral.case_id,
-                event_of(&meta, 0),
+                request.event(0),
             )
             .await
             .map_err(as_note)?,
         ),
         None => None,
     };
-    step.run(&meta, ReferralCommand::AcknowledgeEscalation { kind, note })
-        .await
+    act(
+        &state,
+        &request,
+        id,
+        ReferralCommand::AcknowledgeEscalation { kind, note },
+    )
+    .await
 }

@@ -9,18 +9,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use std::time::Duration;
-use tokio::sync::watch;
-use wasl_api::audit::Audit;
-use wasl_api::auth::accounts::Accounts;
-use wasl_api::auth::session::Sessions;
-use wasl_api::{AppState, Limits, Parts};
+use wasl_api::{AppSettings, AppState, Application, CancellationToken, Limits};
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
-use wasl_projections::{Projection, Projector, ProjectorConfig, ReadModels, ReadModelsConfig};
-use wasl_store::{EventStore, StoreConfig};
+use wasl_projections::{Projection, Projector, ProjectorConfig, ReadModels};
 use wasl_testkit::NatsServer;
 pub use wasl_testkit::db::TestDb;
-use wasl_vault::{LocalMasterKey, Vault, VaultConfig};
+use wasl_vault::LocalMasterKey;
 
 /// A running API with its servers.
 pub struct Harness {
@@ -29,7 +24,7 @@ pub struct Harness {
     pub base: String,
     pub state: AppState,
     pub models: ReadModels,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The hub's coordinator, who registers organisations.
     pub coordinator: Client,
@@ -54,53 +49,33 @@ impl Harness {
     pub async fn start_with(db: TestDb, limits: Limits) -> Self {
         let nats = NatsServer::start().expect("a nats-server");
         let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
-        let store = EventStore::open(client.clone(), StoreConfig::default())
-            .await
-            .expect("the event store");
-        let models = ReadModels::open(&ReadModelsConfig::new(&db.url))
-            .await
-            .expect("read models");
-        let js = async_nats::jetstream::new(client);
         let master = LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key");
-        let vault = Vault::connect(&js, master, &VaultConfig::default())
+        let settings = AppSettings {
+            session_lifetime: Duration::from_secs(3600),
+            limits,
+            ..AppSettings::new(db.url.clone(), master)
+        };
+        let app = Application::build(client, settings, ([127, 0, 0, 1], 0).into())
             .await
-            .expect("vault");
-        let accounts = Accounts::open(js.clone(), 1).await.expect("accounts");
-        let audit = Audit::open(js, 1).await.expect("audit");
+            .expect("the API");
+        let state = app.state().clone();
+        let models = state.models().clone();
+        let base = format!("http://{}", app.address());
         let projector = Projector::new(
             models.clone(),
-            store.stream().clone(),
+            state.store().stream().clone(),
             Projection::ALL,
             ProjectorConfig::default(),
         );
-        let (shutdown, watch_rx) = watch::channel(false);
+        let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let mut rx = watch_rx.clone();
+        let stop = shutdown.clone().cancelled_owned();
         tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
             projector.run(stop).await.expect("the projector runs");
         }));
-        let state = AppState::new(Parts {
-            store,
-            models: models.clone(),
-            vault,
-            accounts,
-            sessions: Sessions::new(Duration::from_secs(3600)),
-            oidc: None,
-            audit,
-            limits,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let mut rx = watch_rx;
-        let served = state.clone();
+        let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            wasl_api::run(listener, served, stop).await.expect("the API serves");
+            app.run(stop).await.expect("the API serves");
         }));
         let hub: OrgId = new_id();
         let coordinator = Client::bearer(&base, &token(&state, hub, Role::Coordinator).await);
@@ -164,7 +139,7 @@ impl Harness {
 
     /// Stops the API and the projector.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
