@@ -97,6 +97,40 @@ fn data_error_kind(text: &str) -> &'static str {
     }
 }
 
+/// The body of an action that takes none: empty, or an empty JSON object (`{}`, which some
+/// clients always send). Anything else is refused as an unknown field would be in a request
+/// that has a body, never silently ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            Err(_) => return Err(ApiError::bad_request("the body could not be read")),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self);
+        }
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes) {
+            Ok(object) if object.is_empty() => Ok(Self),
+            Ok(_) => Err(ApiError::BadRequest {
+                detail: "this action takes no body".to_owned(),
+                errors: vec![FieldProblem {
+                    field: "body".to_owned(),
+                    problem: "unknown field".to_owned(),
+                }],
+            }),
+            Err(_) => Err(ApiError::bad_request("this action takes no body")),
+        }
+    }
+}
+
 /// Query parameters, with rejections as problem documents.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
@@ -157,14 +191,18 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
-            .trim();
+        let text = value.as_bytes();
+        if !text.iter().all(u8::is_ascii_graphic) {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "must be visible ASCII characters (no spaces or tabs)",
+            ));
+        }
         if text.is_empty() || text.len() > 255 {
             return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
         }
-        Ok(Self(Some(text.to_owned())))
+        let text = String::from_utf8_lossy(text);
+        Ok(Self(Some(text.into_owned())))
     }
 }
 
@@ -207,7 +245,9 @@ pub fn fresh_command_id() -> CommandId {
     }
 }
 
-/// The optional `If-Match` header: the version the client last saw (`"3"` or `W/"3"`).
+/// The optional `If-Match` header: the version the client last saw (`"3"` or `W/"3"`). `*`
+/// matches any current version (RFC 9110), as if the header were absent: the command still needs
+/// the resource to exist.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IfMatch(pub Option<u64>);
 
@@ -219,6 +259,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             return Ok(Self(None));
         };
         let text = value.to_str().unwrap_or("").trim();
+        if text == "*" {
+            return Ok(Self(None));
+        }
         let bare = text.strip_prefix("W/").unwrap_or(text);
         let bare = bare.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(bare);
         bare.parse::<u64>()

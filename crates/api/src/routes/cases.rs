@@ -5,7 +5,7 @@ use super::{PageOf, PageParams, Problems, caught_up, field, opt_field, path_id, 
 use crate::auth::Principal;
 use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
-use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
 use crate::personal::{PersonalInput, PersonalOutput, case_personal};
 use crate::policy::{Action, Resource, case_scope};
 use crate::state::AppState;
@@ -406,7 +406,7 @@ pub async fn list_cases(
         limit: query.limit,
         cursor: query.cursor,
     }
-    .request();
+    .request()?;
     let page = state.models().cases(&filter, &page).await?;
     Ok(Json(PageOf {
         items: page.items.iter().map(summary).collect(),
@@ -643,6 +643,7 @@ pub async fn withdraw_consent(
     State(state): State<AppState>,
     request: CommandRequest,
     Path((case_id, consent_id)): Path<(String, String)>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     let consent_id = path_id(&consent_id, ConsentId::parse)?;

@@ -159,7 +159,7 @@ pub async fn search_services(
         limit: query.limit,
         cursor: query.cursor,
     }
-    .request();
+    .request()?;
     let page = state.models().search_services(&search, &page).await?;
     Ok(Json(PageOf {
         items: page
@@ -213,7 +213,7 @@ pub async fn list_organisations(
 ) -> Result<Json<PageOf<OrganisationView>>, ApiError> {
     require(&principal, Action::DirectoryRead, Resource::Collection)?;
     caught_up(&state, min, READS).await?;
-    let page = state.models().organisations(&page.request()).await?;
+    let page = state.models().organisations(&page.request()?).await?;
     Ok(Json(PageOf {
         items: page.items.iter().map(organisation_view).collect(),
         next: page.next,

@@ -90,9 +90,17 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Parses an id from the path; a malformed id names nothing that exists, so it is a 404.
-pub fn path_id<T>(text: &str, parse: impl Fn(&str) -> Result<T, ValidationError>) -> Result<T, ApiError> {
-    parse(text).map_err(|_| ApiError::NotFound)
+/// Parses an id from the path. Ids are written one way (lowercase, hyphenated, as the API gives
+/// them out); anything else — a malformed id, capitals, braces, `urn:uuid:`, no hyphens — names
+/// nothing that exists, so it is a 404.
+pub fn path_id<T: std::fmt::Display>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, ValidationError>,
+) -> Result<T, ApiError> {
+    match parse(text) {
+        Ok(id) if id.to_string() == text => Ok(id),
+        _ => Err(ApiError::NotFound),
+    }
 }
 
 /// Parses a field of a request body.
@@ -121,13 +129,20 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    /// As the read models' page request.
-    pub fn request(&self) -> PageRequest {
+    /// As the read models' page request. A `limit` outside 1–500 is refused (422 naming
+    /// `limit`), never quietly changed into another page size.
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
         let limit = self.limit.unwrap_or(wasl_projections::query::DEFAULT_LIMIT);
-        match &self.cursor {
+        if !(1..=wasl_projections::query::MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be 1 to {}", wasl_projections::query::MAX_LIMIT),
+            ));
+        }
+        Ok(match &self.cursor {
             Some(cursor) => PageRequest::continuing(limit, cursor.clone()),
             None => PageRequest::first(limit),
-        }
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use super::{PageOf, PageParams, Problems, caught_up, field, opt_field, path_id, 
 use crate::auth::Principal;
 use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
-use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_etag};
+use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
 use crate::personal::{referral_notes, seal_referral_notes};
 use crate::policy::{Action, ReferralSide, Resource, referral_scope};
 use crate::state::AppState;
@@ -426,7 +426,7 @@ pub async fn list_referrals(
         limit: query.limit,
         cursor: query.cursor,
     }
-    .request();
+    .request()?;
     let page = state.models().referrals(&filter, &page).await?;
     Ok(Json(PageOf {
         items: page.items.iter().map(|r| view(r, referring)).collect(),
@@ -672,6 +672,7 @@ pub async fn receive_referral(
     State(state): State<AppState>,
     request: CommandRequest,
     Path(referral_id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
@@ -687,6 +688,7 @@ pub async fn accept_referral(
     State(state): State<AppState>,
     request: CommandRequest,
     Path(referral_id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
@@ -702,6 +704,7 @@ pub async fn start_referral(
     State(state): State<AppState>,
     request: CommandRequest,
     Path(referral_id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
@@ -717,6 +720,7 @@ pub async fn resume_referral(
     State(state): State<AppState>,
     request: CommandRequest,
     Path(referral_id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
@@ -732,6 +736,7 @@ pub async fn complete_referral(
     State(state): State<AppState>,
     request: CommandRequest,
     Path(referral_id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     authorised(&state, &request.principal, id, Action::ReferralRespond).await?;

@@ -70,7 +70,7 @@ pub async fn inbox(
         limit: query.limit,
         cursor: query.cursor,
     }
-    .request();
+    .request()?;
     let page = state.models().inbox(principal.actor.org, &statuses, &page).await?;
     Ok(Json(PageOf {
         items: page.items.iter().map(|r| view(r, false)).collect(),
@@ -172,7 +172,7 @@ pub async fn worklist(
 ) -> Result<Json<PageOf<WorkItemView>>, ApiError> {
     require(&principal, Action::WorklistRead, Resource::Collection)?;
     caught_up(&state, min, READS).await?;
-    let page = state.models().worklist(principal.actor.user, &page.request()).await?;
+    let page = state.models().worklist(principal.actor.user, &page.request()?).await?;
     Ok(Json(PageOf {
         items: page
             .items
@@ -341,7 +341,7 @@ pub async fn escalations(
         limit: query.limit,
         cursor: query.cursor,
     }
-    .request();
+    .request()?;
     let page = state.models().escalations(&filter, &page).await?;
     Ok(Json(PageOf {
         items: page.items.iter().map(escalation).collect(),

@@ -48,6 +48,129 @@ async fn idempotent_retry(db: TestDb) {
     h.stop().await;
 }
 
+/// The command id a route derives from an `Idempotency-Key` is what it was before the command
+/// routes took one extractor: a new resource's id is its command id, derived from the key, the
+/// user and the route's method and path, so a client retrying across an upgrade finds what it
+/// made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_resource_takes_the_command_id_of_its_key_user_and_route() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let me = caseworker.get("/v1/me").await;
+    let user = wasl_domain::ids::UserId::parse(me.body["user_id"].as_str().expect("user_id")).expect("a user id");
+    let key = wasl_api::http::IdempotencyKey(Some("test-pin-0001".to_owned()));
+    let header = [("idempotency-key", "test-pin-0001".to_owned())];
+    let opened = caseworker
+        .post_with("/v1/cases", json!({"profile": profile("TEST-0010")}), &header)
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let case = opened.id();
+    assert_eq!(case, key.command_id(user, b"POST /v1/cases").to_string());
+    let consent = caseworker
+        .post_with(&format!("/v1/cases/{case}/consents"), json!({}), &header)
+        .await;
+    assert_eq!(consent.status, StatusCode::CREATED, "{}", consent.body);
+    assert_eq!(
+        consent.id(),
+        key.command_id(user, format!("POST /v1/cases/{case}/consents").as_bytes())
+            .to_string()
+    );
+    h.stop().await;
+}
+
+/// What docs/api.md says of ids, keys, versions, page sizes and bodiless actions holds to the
+/// letter: one spelling of an id, visible characters in a key, `If-Match: *`, a `limit` outside
+/// 1–500 refused, and a body sent to an action that takes none refused without doing anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_keys_versions_limits_and_bodies_are_taken_as_documented() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0011")}))
+        .await;
+    let case = opened.id();
+    assert_eq!(
+        caseworker
+            .get_at(&format!("/v1/cases/{case}"), opened.position())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for other_spelling in [
+        case.to_uppercase(),
+        format!("{{{case}}}"),
+        format!("urn:uuid:{case}"),
+        case.replace('-', ""),
+    ] {
+        let answer = caseworker.get(&format!("/v1/cases/{other_spelling}")).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{other_spelling}: {}",
+            answer.body
+        );
+    }
+
+    for key in ["test key", "test\tkey"] {
+        let answer = caseworker
+            .post_with(
+                &format!("/v1/cases/{case}/consents"),
+                json!({}),
+                &[("idempotency-key", key.to_owned())],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+        assert_eq!(answer.body["errors"][0]["field"], "Idempotency-Key");
+    }
+
+    let given = caseworker
+        .post_with(
+            &format!("/v1/cases/{case}/consents"),
+            json!({}),
+            &[("if-match", "*".to_owned())],
+        )
+        .await;
+    assert_eq!(
+        given.status,
+        StatusCode::CREATED,
+        "If-Match: * matches any version: {}",
+        given.body
+    );
+    let consent = given.id();
+
+    for limit in ["0", "501"] {
+        let answer = caseworker.get(&format!("/v1/cases?limit={limit}")).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit={limit}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["errors"][0]["field"], "limit");
+    }
+    assert_eq!(
+        caseworker.get("/v1/cases?limit=-1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(caseworker.get("/v1/cases?limit=500").await.status, StatusCode::OK);
+
+    let withdraw = format!("/v1/cases/{case}/consents/{consent}/withdraw");
+    let with_body = caseworker.post(&withdraw, json!({"reason": "test"})).await;
+    assert_eq!(with_body.status, StatusCode::BAD_REQUEST, "{}", with_body.body);
+    let read = caseworker.get_at(&format!("/v1/cases/{case}"), given.position()).await;
+    assert_eq!(
+        read.etag(),
+        "2",
+        "the refused withdrawal changed nothing: {}",
+        read.body
+    );
+    let withdrawn = caseworker.post(&withdraw, json!({})).await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.body);
+    h.stop().await;
+}
+
 on_both!(if_match_guards_a_change_and_a_stale_version_gets_412, if_match);
 
 async fn if_match(db: TestDb) {
