@@ -464,8 +464,59 @@ fn print_or_fail(out: &mut impl Write, result: Result<String, Box<dyn Error>>) -
     match result {
         Ok(text) => out.write_all(text.as_bytes()),
         Err(err) => {
-            eprintln!("wasl: {err}");
+            eprint!("{}", failure(err.as_ref()));
             std::process::exit(1);
         }
+    }
+}
+
+/// What `wasl` prints when a command fails: the error and every cause below it, each on its own
+/// line, leaving out a cause whose text the lines above already carry (many errors quote their
+/// source in their own message).
+fn failure(err: &(dyn Error + 'static)) -> String {
+    let mut text = format!("wasl: {err}\n");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(&format!("  caused by: {line}\n"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn a_failure_names_every_cause_once() {
+        let err = Layer(
+            "cannot start the API",
+            Some(Box::new(Layer(
+                "cannot open the read models: database is locked",
+                Some(Box::new(Layer("database is locked", None))),
+            ))),
+        );
+        assert_eq!(
+            super::failure(&err),
+            "wasl: cannot start the API\n  caused by: cannot open the read models: database is locked\n"
+        );
     }
 }
