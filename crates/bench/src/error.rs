@@ -1,22 +1,15 @@
 //! Why a benchmark could not run. Messages name what failed and never contain event contents.
 
-use std::path::PathBuf;
-
 /// A benchmark failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The options make no sense together.
     #[error("invalid options: {0}")]
     Options(String),
-    /// There is no nats-server binary where one was expected.
-    #[error(
-        "no nats-server at {path}: run ./scripts/install-nats-server (or set NATS_SERVER_BIN to a nats-server \
-         ≥ 2.12, or pass --nats-url)"
-    )]
-    ServerMissing {
-        /// Where it was looked for.
-        path: PathBuf,
-    },
+    /// No usable nats-server binary (none found, or one too old); pass --nats-url to use a
+    /// running server instead.
+    #[error("{0} (or pass --nats-url)")]
+    Server(#[from] wasl_nats_server::Error),
     /// The temporary nats-server did not start.
     #[error("the temporary nats-server did not start: {reason}")]
     ServerStart {

@@ -18,15 +18,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many fresh ports are tried when a picked port was taken meanwhile.
 const PORT_ATTEMPTS: usize = 3;
 
-/// The binary to start: `NATS_SERVER_BIN` when set and not empty, else the pinned binary
-/// `./scripts/install-nats-server` installs (see [`wasl_nats_server::find_binary`]).
+/// The binary to start, version-checked: see [`wasl_nats_server::find_nats_server`].
 pub fn find_binary() -> Result<PathBuf, BenchError> {
-    wasl_nats_server::find_binary().map_err(|e| match e {
-        wasl_nats_server::Error::Missing { path } => BenchError::ServerMissing { path },
-        other => BenchError::ServerStart {
-            reason: other.to_string(),
-        },
-    })
+    Ok(wasl_nats_server::find_nats_server()?.path)
 }
 
 /// A running temporary nats-server.

@@ -1,18 +1,39 @@
 //! What can keep the server from starting.
 
-use crate::Holder;
+use crate::{Holder, Version};
 use std::path::PathBuf;
 
 /// Why the server (or its store) cannot be started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No nats-server binary where it was looked for.
+    /// No nats-server binary was found in any of the places searched.
+    #[error("no nats-server found (searched: {searched}); run ./scripts/install-nats-server")]
+    NotFound {
+        /// The places that were looked at, in order.
+        searched: String,
+    },
+    /// The binary found is older than [`crate::MIN_VERSION`]; it is refused, never used and never
+    /// silently skipped.
     #[error(
-        "no nats-server at {path}: run ./scripts/install-nats-server (or set NATS_SERVER_BIN to a nats-server binary)"
+        "{} is nats-server {found}, older than the minimum {minimum} (needed for atomic batch publish); \
+         run ./scripts/install-nats-server, and unset NATS_SERVER_BIN or point it at the path the script prints",
+        .path.display()
     )]
-    Missing {
-        /// Where it was looked for.
+    TooOld {
+        /// The binary that was refused.
         path: PathBuf,
+        /// The version it reported.
+        found: Version,
+        /// The oldest version accepted.
+        minimum: Version,
+    },
+    /// `--version` ran but its output names no version that can be read.
+    #[error("cannot tell the version of {}: `--version` printed {output:?}", .path.display())]
+    UnknownVersion {
+        /// The binary that was asked.
+        path: PathBuf,
+        /// What it printed.
+        output: String,
     },
     /// Another process holds the data directory.
     #[error(

@@ -1,4 +1,5 @@
-//! The nats-server Wasl runs itself, for `wasl up` (and the binary lookup for benchmarks).
+//! The nats-server Wasl runs itself, for `wasl up`, and the one lookup of the pinned binary
+//! ([`find_nats_server`], version-checked) that `wasl up`, the benchmarks and the test kit share.
 //!
 //! What it guarantees, because a field office's laptop is killed, restarted and loses power:
 //! - **One owner per store.** [`StoreLock`] is an exclusive lock on `<data>/wasl.lock`, held for
@@ -20,7 +21,9 @@ mod lock;
 mod procfs;
 mod supervise;
 
-pub use binary::{NATS_SERVER_BIN, find_binary, installed_binary, pinned_version};
+pub use binary::{
+    MIN_VERSION, NATS_SERVER_BIN, NatsBinary, Version, find_nats_server, installed_binary, pinned_version,
+};
 pub use error::Error;
 pub use lock::StoreLock;
 pub use procfs::Holder;

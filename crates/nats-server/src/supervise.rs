@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The nats-server binary ([`crate::find_binary`]).
+    /// The nats-server binary ([`crate::find_nats_server`]).
     pub binary: PathBuf,
     /// Its directory: `nats.conf`, `nats.log` and the JetStream store `store/` go here.
     pub dir: PathBuf,
@@ -387,7 +387,9 @@ mod tests {
     }
 
     fn config(dir: &Path) -> ServerConfig {
-        let binary = crate::find_binary().expect("the pinned nats-server (./scripts/install-nats-server)");
+        let binary = crate::find_nats_server()
+            .expect("the pinned nats-server (./scripts/install-nats-server)")
+            .path;
         ServerConfig::new(binary, dir.join("nats"), free_port())
     }
 

@@ -2,10 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::Version;
 
 /// Why a nats-server could not be found, checked, started or reached.
 ///
@@ -14,37 +11,10 @@ use crate::Version;
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No nats-server binary was found in any of the places searched.
-    #[error("no nats-server found (searched: {searched}); run ./scripts/install-nats-server")]
-    NotFound {
-        /// The places that were looked at, in order.
-        searched: String,
-    },
-
-    /// The binary found is older than [`crate::MIN_VERSION`]; it is refused, never used and never
-    /// silently skipped.
-    #[error(
-        "{} is nats-server {found}, older than the minimum {minimum} (needed for atomic batch publish); \
-         run ./scripts/install-nats-server, and unset NATS_SERVER_BIN or point it at the path the script prints",
-        .path.display()
-    )]
-    TooOld {
-        /// The binary that was refused.
-        path: PathBuf,
-        /// The version it reported.
-        found: Version,
-        /// The oldest version the test kit accepts.
-        minimum: Version,
-    },
-
-    /// `--version` ran but its output names no version this kit can read.
-    #[error("cannot tell the version of {}: `--version` printed {output:?}", .path.display())]
-    UnknownVersion {
-        /// The binary that was asked.
-        path: PathBuf,
-        /// What it printed.
-        output: String,
-    },
+    /// No usable nats-server binary: none found, one too old, or one whose version cannot be
+    /// read. The message says what to install.
+    #[error(transparent)]
+    Binary(#[from] wasl_nats_server::Error),
 
     /// The server process exited before it became ready.
     #[error("nats-server {name} exited during startup ({status}); last log lines:\n{log_tail}")]
@@ -88,9 +58,7 @@ pub enum Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let variant = match self {
-            Error::NotFound { .. } => "NotFound",
-            Error::TooOld { .. } => "TooOld",
-            Error::UnknownVersion { .. } => "UnknownVersion",
+            Error::Binary(_) => "Binary",
             Error::Exited { .. } => "Exited",
             Error::NotReady { .. } => "NotReady",
             Error::ClusterSize(_) => "ClusterSize",

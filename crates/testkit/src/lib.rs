@@ -7,10 +7,10 @@
 //! temporary directories on `Drop`. [`smtp::SmtpSink`] is an SMTP listener on a free loopback
 //! port that records the mail a test's client sends it.
 //!
-//! The binary is found by [`find_nats_server`]: `NATS_SERVER_BIN`, then the project-local
+//! The binary is found by [`find_nats_server`] (from `wasl-nats-server`, which `wasl up` uses too): `NATS_SERVER_BIN`, then the project-local
 //! `.tools/nats-server-<pinned>/nats-server` that `./scripts/install-nats-server` installs, then
 //! `PATH`. Its version must be at least [`MIN_VERSION`] (atomic batch publish); an older one, such
-//! as Debian's 2.9, is refused with [`Error::TooOld`] rather than used or skipped.
+//! as Debian's 2.9, is refused (`wasl_nats_server::Error::TooOld`) rather than used or skipped.
 //!
 //! The API is synchronous (std only), so it works from plain and async tests alike. Servers are
 //! quiet unless `TEST_LOG=1`, which forwards their logs to stderr. Unix only (signals, `PATH`
@@ -22,7 +22,6 @@
 //! # Ok::<(), wasl_testkit::Error>(())
 //! ```
 
-mod binary;
 mod cluster;
 pub mod db;
 mod error;
@@ -31,14 +30,13 @@ mod node;
 mod server;
 pub mod smtp;
 
-pub use binary::{MIN_VERSION, NatsBinary, Version, find_nats_server, pinned_version, tools_dir_binary};
 pub use cluster::{NatsCluster, NatsClusterBuilder};
 pub use error::Error;
 pub use http::HttpResponse;
 pub use server::{NatsServer, NatsServerBuilder};
-
-/// The environment variable that names the nats-server binary to use, ahead of every other place.
-pub const NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
+pub use wasl_nats_server::{
+    MIN_VERSION, NATS_SERVER_BIN, NatsBinary, Version, find_nats_server, installed_binary, pinned_version,
+};
 
 /// The environment variable that, set to `1`, forwards the servers' logs to stderr.
 pub const TEST_LOG: &str = "TEST_LOG";

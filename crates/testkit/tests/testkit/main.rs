@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wasl_testkit::{
-    Error, MIN_VERSION, NATS_SERVER_BIN, NatsCluster, NatsServer, Version, find_nats_server, tools_dir_binary,
+    Error, MIN_VERSION, NATS_SERVER_BIN, NatsCluster, NatsServer, Version, find_nats_server, installed_binary,
 };
 
 /// The `INFO {...}` line a NATS server greets every client with.
@@ -49,8 +49,8 @@ fn without_nats_server_bin_the_pinned_tools_binary_comes_before_path() {
     let found = find_nats_server().unwrap();
     assert!(found.version >= MIN_VERSION, "{found:?}");
     // The lookup order can only be observed when nothing overrides it.
-    if std::env::var_os(NATS_SERVER_BIN).is_none_or(|v| v.is_empty()) && tools_dir_binary().is_file() {
-        assert_eq!(found.path, tools_dir_binary());
+    if std::env::var_os(NATS_SERVER_BIN).is_none_or(|v| v.is_empty()) && installed_binary().is_file() {
+        assert_eq!(found.path, installed_binary());
         assert_eq!(found.version.to_string(), wasl_testkit::pinned_version());
     }
 }
@@ -158,7 +158,7 @@ fn a_too_old_binary_is_refused_with_its_path_and_version() {
 
     let err = NatsServer::builder().binary(&fake).start().unwrap_err();
     match &err {
-        Error::TooOld { path, found, minimum } => {
+        Error::Binary(wasl_nats_server::Error::TooOld { path, found, minimum }) => {
             assert_eq!(path, &fake);
             assert_eq!(*found, Version::new(2, 9, 25));
             assert_eq!(*minimum, MIN_VERSION);
@@ -173,7 +173,10 @@ fn a_too_old_binary_is_refused_with_its_path_and_version() {
     assert!(message.contains("./scripts/install-nats-server"), "{message}");
 
     let err = NatsCluster::builder().binary(&fake).start().unwrap_err();
-    assert!(matches!(err, Error::TooOld { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Binary(wasl_nats_server::Error::TooOld { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -181,7 +184,10 @@ fn a_binary_that_names_no_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fake = fake_binary(dir.path(), "nats-server: dev");
     let err = NatsServer::builder().binary(&fake).start().unwrap_err();
-    assert!(matches!(err, Error::UnknownVersion { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Binary(wasl_nats_server::Error::UnknownVersion { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -191,7 +197,7 @@ fn a_missing_binary_is_an_io_error() {
         .binary(dir.path().join("nats-server"))
         .start()
         .unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(matches!(err, Error::Binary(wasl_nats_server::Error::Io { .. })), "{err:?}");
 }
 
 #[test]

@@ -469,7 +469,9 @@ async fn the_same_power_cut_without_fsync_loses_acknowledged_commands() {
 /// page cache, below the simulated disk.
 async fn power_cut(dir: &Path, sync_always: bool) -> (HashSet<CommandId>, HashSet<CommandId>) {
     let (disk, image) = LoopDisk::create(dir, "live").expect("a loop disk");
-    let binary = wasl_nats_server::find_binary().expect("the pinned nats-server");
+    let binary = wasl_nats_server::find_nats_server()
+        .expect("the pinned nats-server")
+        .path;
     let lock = wasl_nats_server::StoreLock::acquire(&disk.mount, Duration::ZERO).expect("lock");
     let mut config = wasl_nats_server::ServerConfig::new(binary.clone(), disk.mount.join("nats"), free_port());
     config.sync_always = sync_always;
@@ -586,7 +588,7 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
     {
         let lock = wasl_nats_server::StoreLock::acquire(&data, Duration::ZERO).expect("lock");
         let config = wasl_nats_server::ServerConfig::new(
-            wasl_nats_server::find_binary().expect("nats-server"),
+            wasl_nats_server::find_nats_server().expect("nats-server").path,
             data.join("nats"),
             nats,
         );
