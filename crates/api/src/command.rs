@@ -83,7 +83,10 @@ impl CommandRequest {
 
     /// The id of the resource a create makes: the command id, so a retried create finds what
     /// it made.
-    pub fn new_id<T>(&self, from: impl FnOnce(uuid::Uuid) -> Result<T, wasl_domain::ValidationError>) -> Result<T, ApiError> {
+    pub fn new_id<T>(
+        &self,
+        from: impl FnOnce(uuid::Uuid) -> Result<T, wasl_domain::ValidationError>,
+    ) -> Result<T, ApiError> {
         from(self.meta.command_id.as_uuid()).map_err(ApiError::internal)
     }
 }
@@ -162,7 +165,10 @@ mod tests {
         let braced = format!("{{{CASE}}}");
         for sent in [CASE, upper.as_str(), braced.as_str()] {
             assert_eq!(
-                fill("/v1/cases/{case_id}/consents/{consent_id}/narrow", &[("case_id", sent), ("consent_id", CASE)]),
+                fill(
+                    "/v1/cases/{case_id}/consents/{consent_id}/narrow",
+                    &[("case_id", sent), ("consent_id", CASE)]
+                ),
                 format!("/v1/cases/{CASE}/consents/{CASE}/narrow")
             );
         }
@@ -170,7 +176,10 @@ mod tests {
 
     #[test]
     fn what_is_not_an_id_is_kept_as_sent() {
-        assert_eq!(fill("/v1/cases/{case_id}/close", &[("case_id", "nope")]), "/v1/cases/nope/close");
+        assert_eq!(
+            fill("/v1/cases/{case_id}/close", &[("case_id", "nope")]),
+            "/v1/cases/nope/close"
+        );
         assert_eq!(fill("/v1/cases", &[]), "/v1/cases");
     }
 }

@@ -197,7 +197,10 @@ fn a_missing_binary_is_an_io_error() {
         .binary(dir.path().join("nats-server"))
         .start()
         .unwrap_err();
-    assert!(matches!(err, Error::Binary(wasl_nats_server::Error::Io { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Binary(wasl_nats_server::Error::Io { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
