@@ -20,8 +20,8 @@ use utoipa_axum::routes;
 use wasl_domain::Role;
 use wasl_domain::case::Case;
 use wasl_domain::catalogue::{
-    AcknowledgeCode, CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
-    ServiceCategory,
+    AcknowledgeCode, CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority, Reason,
+    ReasonCode, ServiceCategory,
 };
 use wasl_domain::directory::Organisation;
 use wasl_domain::ids::{CaseId, OrgId, ReferralId, ServiceId};
@@ -651,8 +651,37 @@ async fn authorised(
     Ok(referral)
 }
 
-/// Runs a referral action the caller may take (`action`) and answers it: the shape of every
-/// action route below.
+/// A receiving organisation's action without a body (`receive`, `accept`, …) on the referral
+/// the path names.
+async fn respond(
+    state: &AppState,
+    request: &CommandRequest,
+    referral_id: &str,
+    command: ReferralCommand,
+) -> Result<Response, ApiError> {
+    let id = path_id(referral_id, ReferralId::parse)?;
+    authorised(state, &request.principal, id, Action::ReferralRespond).await?;
+    act(state, request, id, command).await
+}
+
+/// An action with a coded reason (`hold`, `fail`, `cancel`, `entered-in-error`) on the referral
+/// the path names, the reason's text sealed under the case's key.
+async fn with_reason<C: ReasonCode>(
+    state: &AppState,
+    request: &CommandRequest,
+    referral_id: &str,
+    action: Action,
+    input: &ReasonInput,
+    parse: fn(&str) -> Result<C, wasl_domain::ValidationError>,
+    command: fn(Reason<C>) -> ReferralCommand,
+) -> Result<Response, ApiError> {
+    let id = path_id(referral_id, ReferralId::parse)?;
+    let referral = authorised(state, &request.principal, id, action).await?;
+    let reason = reason(state, input, parse, referral.case_id, request.event(0)).await?;
+    act(state, request, id, command(reason)).await
+}
+
+/// Runs a referral action the caller may take and answers it: the end of every action route.
 async fn act(
     state: &AppState,
     request: &CommandRequest,
@@ -674,9 +703,7 @@ pub async fn receive_referral(
     Path(referral_id): Path<String>,
     _: NoBody,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    act(&state, &request, id, ReferralCommand::Receive).await
+    respond(&state, &request, &referral_id, ReferralCommand::Receive).await
 }
 
 /// Accept the referral (the receiving organisation).
@@ -690,9 +717,7 @@ pub async fn accept_referral(
     Path(referral_id): Path<String>,
     _: NoBody,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    act(&state, &request, id, ReferralCommand::Accept).await
+    respond(&state, &request, &referral_id, ReferralCommand::Accept).await
 }
 
 /// Start the service (the receiving organisation).
@@ -706,9 +731,7 @@ pub async fn start_referral(
     Path(referral_id): Path<String>,
     _: NoBody,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    act(&state, &request, id, ReferralCommand::Start).await
+    respond(&state, &request, &referral_id, ReferralCommand::Start).await
 }
 
 /// Resume after a hold (the receiving organisation).
@@ -722,9 +745,7 @@ pub async fn resume_referral(
     Path(referral_id): Path<String>,
     _: NoBody,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    act(&state, &request, id, ReferralCommand::Resume).await
+    respond(&state, &request, &referral_id, ReferralCommand::Resume).await
 }
 
 /// Complete the service (the receiving organisation).
@@ -738,9 +759,7 @@ pub async fn complete_referral(
     Path(referral_id): Path<String>,
     _: NoBody,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    act(&state, &request, id, ReferralCommand::Complete).await
+    respond(&state, &request, &referral_id, ReferralCommand::Complete).await
 }
 
 /// The referral a route acts on, for its OpenAPI `params(...)`.
@@ -814,17 +833,16 @@ pub async fn hold_referral(
     Path(referral_id): Path<String>,
     Json(body): Json<ReasonRequest>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    let reason = reason(
+    with_reason(
         &state,
+        &request,
+        &referral_id,
+        Action::ReferralRespond,
         &body.reason,
         HoldCode::parse,
-        referral.case_id,
-        request.event(0),
+        ReferralCommand::Hold,
     )
-    .await?;
-    act(&state, &request, id, ReferralCommand::Hold(reason)).await
+    .await
 }
 
 /// Record that the service failed, with a reason (the receiving organisation).
@@ -839,17 +857,16 @@ pub async fn fail_referral(
     Path(referral_id): Path<String>,
     Json(body): Json<ReasonRequest>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    let reason = reason(
+    with_reason(
         &state,
+        &request,
+        &referral_id,
+        Action::ReferralRespond,
         &body.reason,
         FailCode::parse,
-        referral.case_id,
-        request.event(0),
+        ReferralCommand::Fail,
     )
-    .await?;
-    act(&state, &request, id, ReferralCommand::Fail(reason)).await
+    .await
 }
 
 /// Cancel the referral, with a reason (the referring organisation).
@@ -864,17 +881,16 @@ pub async fn cancel_referral(
     Path(referral_id): Path<String>,
     Json(body): Json<ReasonRequest>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &request.principal, id, Action::ReferralManage).await?;
-    let reason = reason(
+    with_reason(
         &state,
+        &request,
+        &referral_id,
+        Action::ReferralManage,
         &body.reason,
         CancelCode::parse,
-        referral.case_id,
-        request.event(0),
+        ReferralCommand::Cancel,
     )
-    .await?;
-    act(&state, &request, id, ReferralCommand::Cancel(reason)).await
+    .await
 }
 
 /// Mark the referral entered-in-error (a supervisor of the referring organisation).
@@ -889,17 +905,16 @@ pub async fn mark_entered_in_error(
     Path(referral_id): Path<String>,
     Json(body): Json<ReasonRequest>,
 ) -> Result<Response, ApiError> {
-    let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &request.principal, id, Action::ReferralMarkError).await?;
-    let reason = reason(
+    with_reason(
         &state,
+        &request,
+        &referral_id,
+        Action::ReferralMarkError,
         &body.reason,
         ErrorCode::parse,
-        referral.case_id,
-        request.event(0),
+        ReferralCommand::MarkEnteredInError,
     )
-    .await?;
-    act(&state, &request, id, ReferralCommand::MarkEnteredInError(reason)).await
+    .await
 }
 
 /// Follow-up with the client after the service.
