@@ -55,7 +55,7 @@ async def listen(nc, org, until_idle):
     while True:
         try:
             msgs = await sub.fetch(10, timeout=2)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nats-py raises either
             if until_idle:
                 return  # nothing is waiting
             continue
@@ -119,8 +119,12 @@ async def main():
     except nats.errors.NoRespondersError:
         print("partner.py: nobody serves partner commands (is `wasl router` running?)", file=sys.stderr)
         return 2
-    except nats.errors.TimeoutError:
-        print("partner.py: no answer from Wasl within 10 s", file=sys.stderr)
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        # Nobody answered in time: a failure to reach Wasl (2), never a refusal (1).
+        if args.command == "listen":
+            print("partner.py: the hub's JetStream did not answer in time", file=sys.stderr)
+        else:
+            print("partner.py: no answer from Wasl within 10 s", file=sys.stderr)
         return 2
     finally:
         await nc.close()

@@ -6,7 +6,7 @@
 use futures_util::TryStreamExt;
 use std::error::Error;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wasl_domain::directory::Organisation;
 use wasl_domain::ids::OrgId;
 use wasl_nats_config::{NatsConfigOptions, PartnerOrg, TlsOptions};
@@ -23,7 +23,9 @@ pub struct NatsConfigArgs {
     /// server (connecting without credentials, as on first set-up, or with --nats-nkey).
     #[arg(long, env = "WASL_NATS_URL")]
     pub nats_url: Option<String>,
-    /// NKey seed file to connect to --nats-url with (the hub's hub.nk once auth is on).
+    /// NKey seed file to connect to --nats-url with (the hub's hub.nk once auth is on). When it
+    /// is the hub.nk this run creates in --out (the services' WASL_NATS_NKEY on a first run), the
+    /// directory is not read this time: no server knows that key yet.
     #[arg(long, env = "WASL_NATS_NKEY")]
     pub nats_nkey: Option<PathBuf>,
     /// An organisation to give a credential, as ID or ID=NAME (repeatable); added to those of
@@ -50,9 +52,15 @@ pub struct NatsConfigArgs {
 /// Generates the files and returns what to print.
 pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
     let mut orgs: Vec<PartnerOrg> = Vec::new();
+    let mut unread_directory = None;
     if let Some(url) = &args.nats_url {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        orgs = runtime.block_on(directory(url, args.nats_nkey.as_ref()))?;
+        match hub_seed_to_create(&args)? {
+            Some(seed) => unread_directory = Some(seed),
+            None => {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                orgs = runtime.block_on(directory(url, args.nats_nkey.as_ref()))?;
+            }
+        }
     }
     for given in &args.orgs {
         let (id, name) = given.split_once('=').unwrap_or((given.as_str(), ""));
@@ -84,6 +92,13 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
     })?;
     let mut out = String::new();
     writeln!(out, "NATS configuration in {}", args.out.display())?;
+    if let Some(seed) = unread_directory {
+        writeln!(
+            out,
+            "  the directory was not read: the NKey seed to connect with (--nats-nkey / WASL_NATS_NKEY), {}, is the hub's, created by this run, and no server knows it yet. Start the server with this auth.conf, then run this again to add the organisations registered there.",
+            seed.display()
+        )?;
+    }
     writeln!(
         out,
         "  {}: include it from the server's configuration (include ./{}); JetStream must be on",
@@ -119,6 +134,60 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
     }
     writeln!(out, "  {} file(s) written", generated.changed.len())?;
     Ok(out)
+}
+
+/// The hub's seed this run creates, when it is the one to connect with and does not exist yet.
+///
+/// The services' environment names the hub's seed (`WASL_NATS_URL`, `WASL_NATS_NKEY=<out>/hub.nk`),
+/// and `--nats-url` and `--nats-nkey` read the same variables, so with it exported the first run
+/// would try to connect with the seed it is about to write. No server can know that key yet, so
+/// that run writes the files without reading the directory (the next run reads it). A missing
+/// seed anywhere else is a mistake and fails here, before anything is written. So does a missing
+/// hub seed next to an existing `auth.conf`: the run would replace the hub's key and write an
+/// `auth.conf` without the directory's organisations, locking out every partner on reload.
+fn hub_seed_to_create(args: &NatsConfigArgs) -> Result<Option<PathBuf>, Box<dyn Error>> {
+    let Some(seed) = args.nats_nkey.as_deref() else {
+        return Ok(None);
+    };
+    // There, or not readable: connecting reads it and says why it cannot.
+    if !matches!(seed.try_exists(), Ok(false)) {
+        return Ok(None);
+    }
+    let hub = args.out.join(wasl_nats_config::HUB_SEED_FILE);
+    if !same_file(seed, &hub) {
+        return Err(format!(
+            "the NKey seed file {} (--nats-nkey or WASL_NATS_NKEY) does not exist",
+            seed.display()
+        )
+        .into());
+    }
+    let auth = args.out.join(wasl_nats_config::AUTH_FILE);
+    if auth.exists() {
+        return Err(format!(
+            "{} does not exist but {} does: this run would give the hub a new key and leave the directory's organisations out of auth.conf. Put the hub's seed back, or leave out --nats-url (and WASL_NATS_URL) and name every organisation with --org",
+            seed.display(),
+            auth.display()
+        )
+        .into());
+    }
+    Ok(Some(hub))
+}
+
+/// Whether two paths name the same file, which need not exist: by their folders where those
+/// exist (links resolved), else by their absolute forms.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |path: &Path| {
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(folder.canonicalize().ok()?.join(path.file_name()?))
+    };
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => absolute(a) == absolute(b),
+    }
 }
 
 /// Every organisation registered in the event log's directory, with its name.
