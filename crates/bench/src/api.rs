@@ -25,9 +25,10 @@
 //! reported with its status and problem type, and fails the run.
 
 use crate::error::BenchError;
-use crate::projections::{Scratch, is_local, postgres_admin, postgres_cpu_seconds, redact, stop_signal, with_database};
+use crate::probe::{CpuMeter, CpuUsed, ThreadCpu, peak_rss_bytes, postgres_cpu_seconds, reset_peak_rss, thread_cpu};
+use crate::projections::{Scratch, is_local, postgres_admin, redact, stop_signal, with_database};
 use crate::server::{RunServer, TempServer, start_or_connect};
-use crate::stats::{CpuMeter, CpuUsed, Throughput, peak_rss_bytes};
+use crate::stats::Throughput;
 use crate::store::{ServerReport, StoreBenchOptions, StoreBenchReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -35,7 +36,6 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, Executor};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -623,7 +623,8 @@ impl ApiPhase<'_> {
             ));
             let events_before = stream_messages(&mut event_stream).await?;
             let transactions_before = metrics.batches.load(Ordering::Relaxed);
-            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            // Best effort: where the reset fails, the peak read after the load is the run's so far.
+            let _ = reset_peak_rss();
             let postgres_local = self.options.postgres_url.as_deref().is_some_and(is_local);
             let postgres_before = postgres_local.then(postgres_cpu_seconds).flatten();
             let threads_before = thread_cpu();
@@ -1026,7 +1027,7 @@ struct LoadOutcome {
     cpu: CpuUsed,
     /// Every thread's CPU time at the end of the load, taken while the clients' threads still
     /// exist.
-    threads: HashMap<u32, (String, f64)>,
+    threads: ThreadCpu,
 }
 
 /// Runs the clients on a runtime of their own (threads named [`LOAD_THREAD_NAME`]), so that
@@ -1406,37 +1407,6 @@ impl Partner {
     }
 }
 
-/// The CPU time (seconds) and name of every thread of this process.
-fn thread_cpu() -> HashMap<u32, (String, f64)> {
-    let mut threads = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return threads;
-    };
-    for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let Some(seconds) = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| stat_cpu_seconds(&stat))
-        else {
-            continue;
-        };
-        threads.insert(tid, (name.trim().to_owned(), seconds));
-    }
-    threads
-}
-
-/// User + system time from a `/proc/…/stat` line, in seconds (ticks of 1/100 s).
-fn stat_cpu_seconds(stat: &str) -> Option<f64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
-
 /// The group a thread belongs to, by its name.
 fn thread_group(name: &str) -> &'static str {
     if name.starts_with(LOAD_THREAD_NAME) {
@@ -1449,10 +1419,7 @@ fn thread_group(name: &str) -> &'static str {
 }
 
 /// CPU seconds per thread group between two snapshots; threads new in `after` count from zero.
-fn thread_groups(
-    before: &HashMap<u32, (String, f64)>,
-    after: &HashMap<u32, (String, f64)>,
-) -> Vec<(&'static str, f64)> {
+fn thread_groups(before: &ThreadCpu, after: &ThreadCpu) -> Vec<(&'static str, f64)> {
     let mut groups: Vec<(&'static str, f64)> = Vec::new();
     for (tid, (name, seconds)) in after {
         let used = seconds - before.get(tid).map_or(0.0, |(_, s)| *s);
@@ -1659,8 +1626,8 @@ mod tests {
         assert_eq!(thread_group("bench-load"), "load generator (HTTP clients)");
         assert_eq!(thread_group("sqlx-sqlite-wor"), "SQLite (sqlx worker threads)");
         assert_eq!(thread_group("tokio-runtime-w"), "API, store, projector (tokio)");
-        let before = HashMap::from([(1, ("bench-load".to_owned(), 1.0))]);
-        let after = HashMap::from([
+        let before = std::collections::HashMap::from([(1, ("bench-load".to_owned(), 1.0))]);
+        let after = std::collections::HashMap::from([
             (1, ("bench-load".to_owned(), 3.0)),
             (2, ("bench-load".to_owned(), 0.5)),
             (3, ("wasl".to_owned(), 4.0)),
@@ -1668,16 +1635,6 @@ mod tests {
         let groups = thread_groups(&before, &after);
         assert_eq!(groups[0], ("API, store, projector (tokio)", 4.0));
         assert_eq!(groups[1], ("load generator (HTTP clients)", 2.5));
-    }
-
-    #[test]
-    fn cpu_time_is_read_from_a_stat_line() {
-        let stat = "42 (bench load) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0";
-        assert_eq!(stat_cpu_seconds(stat), Some(3.0));
-        assert_eq!(stat_cpu_seconds("garbage"), None);
-        if cfg!(target_os = "linux") {
-            assert!(!thread_cpu().is_empty());
-        }
     }
 
     #[test]

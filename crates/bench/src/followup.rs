@@ -28,9 +28,10 @@
 //! 200 MiB, the restart under 60 s. A missed target is reported (`BELOW`), never an error.
 
 use crate::BenchError;
+use crate::probe::{cpu_seconds, peak_rss_bytes};
 use crate::projections::stop_signal;
 use crate::server::start_or_connect;
-use crate::stats::{cpu_seconds, peak_rss_bytes, percentile};
+use crate::stats::percentile;
 use crate::store::{ServerReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use futures_util::StreamExt;

@@ -18,8 +18,9 @@
 //! anything else fails the run.
 
 use crate::BenchError;
+use crate::probe::{CpuMeter, CpuUsed};
 use crate::server::start_or_connect;
-use crate::stats::{CpuMeter, CpuUsed, percentile};
+use crate::stats::percentile;
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use serde::Serialize;

@@ -23,8 +23,9 @@
 //!   must be exactly the events written.
 
 use crate::error::BenchError;
+use crate::probe::{CpuMeter, peak_rss_bytes};
 use crate::server::{RunServer, TempServer, start_or_connect};
-use crate::stats::{CpuMeter, Throughput, peak_rss_bytes};
+use crate::stats::Throughput;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
