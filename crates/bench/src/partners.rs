@@ -503,7 +503,7 @@ async fn wait_for(router: &Router, sequence: u64) -> Result<(), BenchError> {
 }
 
 fn data_error(e: wasl_synth::PublishError) -> BenchError {
-    BenchError::Data(e.to_string())
+    BenchError::data("the synthetic events")(e)
 }
 
 /// Deletes what the run created on the server: the event stream, the checkpoint bucket and the

@@ -121,8 +121,8 @@ pub(super) struct Network {
 
 impl Network {
     pub(super) async fn set_up(state: &AppState, base: &str, caseworkers: usize) -> Result<Self, BenchError> {
-        let admin = UserId::from_uuid(uuid::Uuid::now_v7()).map_err(|e| BenchError::Data(e.to_string()))?;
-        let hub = OrgId::from_uuid(uuid::Uuid::now_v7()).map_err(|e| BenchError::Data(e.to_string()))?;
+        let admin = UserId::from_uuid(uuid::Uuid::now_v7()).map_err(BenchError::data("the administrator's id"))?;
+        let hub = OrgId::from_uuid(uuid::Uuid::now_v7()).map_err(BenchError::data("the hub's id"))?;
         let token = |org: OrgId, role: Role, label: String| async move {
             let expires = Timestamp::from_unix_millis(now_millis()).plus_hours(24);
             state
@@ -130,7 +130,7 @@ impl Network {
                 .issue_token(admin, org, role, &label, expires)
                 .await
                 .map(|(_, secret)| secret)
-                .map_err(|e| BenchError::Data(format!("cannot issue a token: {e}")))
+                .map_err(BenchError::data("a token"))
         };
         let coordinator = Caller::new(
             base,
@@ -143,7 +143,7 @@ impl Network {
                     .send::<CommandAnswer>(request)
                     .await
                     .1
-                    .map_err(|e| BenchError::Data(format!("cannot {what} through the API: {e}")))
+                    .map_err(|answer| BenchError::Api { what, answer })
             }
         };
         let register = |name: &'static str| {
@@ -161,8 +161,8 @@ impl Network {
                               "areas": ["IQ-NI"], "languages": ["ar"]})),
         )
         .await?;
-        let referring_org = OrgId::parse(&referring.id).map_err(|e| BenchError::Data(e.to_string()))?;
-        let partner_org = OrgId::parse(&partner.id).map_err(|e| BenchError::Data(e.to_string()))?;
+        let referring_org = OrgId::parse(&referring.id).map_err(BenchError::data("organisation A's id"))?;
+        let partner_org = OrgId::parse(&partner.id).map_err(BenchError::data("organisation B's id"))?;
         let mut caseworker_tokens = Vec::with_capacity(caseworkers);
         for n in 0..caseworkers {
             caseworker_tokens.push(
@@ -282,9 +282,12 @@ impl Caller {
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1)
             .build()
-            .map_err(|e| BenchError::Data(format!("cannot build an HTTP client: {e}")))?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|e| BenchError::Data(format!("a token is not a header value: {e}")))?;
+            .map_err(|source| BenchError::Http {
+                what: "build an HTTP client",
+                source,
+            })?;
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(BenchError::data("the authorization header"))?;
         authorization.set_sensitive(true);
         Ok(Self {
             http,
@@ -435,7 +438,10 @@ pub(super) async fn run_load(plan: LoadPlan, cpu: CpuMeter) -> Result<LoadOutcom
                 .thread_name(LOAD_THREAD_NAME)
                 .enable_all()
                 .build()
-                .map_err(|e| BenchError::Data(format!("cannot start the load generator's runtime: {e}")))
+                .map_err(|source| BenchError::Io {
+                    what: "start the load generator's runtime",
+                    source,
+                })
                 .and_then(|runtime| {
                     let (recorder, elapsed) = runtime.block_on(drive(plan))?;
                     Ok(LoadOutcome {
@@ -447,10 +453,14 @@ pub(super) async fn run_load(plan: LoadPlan, cpu: CpuMeter) -> Result<LoadOutcom
                 });
             let _ = answer.send(result);
         })
-        .map_err(|e| BenchError::Data(format!("cannot start the load generator's thread: {e}")))?;
-    answered
-        .await
-        .map_err(|_| BenchError::Data("the load generator stopped".to_owned()))?
+        .map_err(|source| BenchError::Io {
+            what: "start the load generator's thread",
+            source,
+        })?;
+    answered.await.map_err(|e| BenchError::Load {
+        what: "the load generator stopped",
+        source: e.into(),
+    })?
 }
 
 pub(super) async fn drive(plan: LoadPlan) -> Result<(Recorder, Duration), BenchError> {
@@ -527,9 +537,10 @@ pub(super) async fn drive(plan: LoadPlan) -> Result<(Recorder, Duration), BenchE
         .collect();
     let mut recorder = Recorder::default();
     for task in tasks {
-        let seen = task
-            .await
-            .map_err(|e| BenchError::Data(format!("a client stopped: {e}")))?;
+        let seen = task.await.map_err(|e| BenchError::Load {
+            what: "a client stopped",
+            source: e.into(),
+        })?;
         recorder.merge(seen);
     }
     let elapsed = started.elapsed();

@@ -230,7 +230,7 @@ impl ApiPhase<'_> {
         progress(&format!("API: read models on {database}"));
 
         delete_stream_if_present(self.js, EVENT_STREAM).await?;
-        let master = LocalMasterKey::from_hex("bench-1", MASTER_KEY).map_err(|e| BenchError::Data(e.to_string()))?;
+        let master = LocalMasterKey::from_hex("bench-1", MASTER_KEY).map_err(BenchError::data("the master key"))?;
         // The benchmark's own stream and key bucket, so a server holding a real Wasl is untouched.
         let settings = AppSettings {
             store: StoreConfig {
