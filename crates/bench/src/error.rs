@@ -1,5 +1,8 @@
 //! Why a benchmark could not run. Messages name what failed and never contain event contents.
 
+/// The cause of a failure, kept whole so that the cause chain can be printed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A benchmark failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -39,8 +42,49 @@ pub enum BenchError {
         reason: String,
     },
     /// The synthetic data could not be built.
-    #[error("cannot build the benchmark's data: {0}")]
-    Data(String),
+    #[error("cannot build the benchmark's data: {what}")]
+    Data {
+        /// What was being built.
+        what: String,
+        /// Why not.
+        #[source]
+        source: BoxError,
+    },
+    /// The operating system refused a thread, a runtime or a file.
+    #[error("cannot {what}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot {what}")]
+    Http {
+        /// What was being done.
+        what: &'static str,
+        /// Why not.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The API, served by the benchmark, refused a set-up request.
+    #[error("cannot {what} through the API: {answer}")]
+    Api {
+        /// What was asked.
+        what: &'static str,
+        /// The answer: status and problem type, or why there was none.
+        answer: String,
+    },
+    /// A task of the load generator ended without its result.
+    #[error("{what}")]
+    Load {
+        /// Which task.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// A read-model database (SQLite or PostgreSQL) failed.
     #[error("database: {0}")]
     Database(String),
@@ -50,4 +94,15 @@ pub enum BenchError {
     /// What was read back is not what was written.
     #[error("check failed: {0}")]
     Check(String),
+}
+
+impl BenchError {
+    /// For `map_err`: the synthetic data named `what` could not be built because of the error.
+    pub(crate) fn data<E: Into<BoxError>>(what: impl Into<String>) -> impl FnOnce(E) -> Self {
+        let what = what.into();
+        move |source| Self::Data {
+            what,
+            source: source.into(),
+        }
+    }
 }

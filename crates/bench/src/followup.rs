@@ -28,9 +28,10 @@
 //! 200 MiB, the restart under 60 s. A missed target is reported (`BELOW`), never an error.
 
 use crate::BenchError;
+use crate::probe::{cpu_seconds, peak_rss_bytes};
 use crate::projections::stop_signal;
 use crate::server::start_or_connect;
-use crate::stats::{cpu_seconds, peak_rss_bytes, percentile};
+use crate::stats::percentile;
 use crate::store::{ServerReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use futures_util::StreamExt;
@@ -857,12 +858,9 @@ fn record<A: StoredAggregate>(
     ids: &mut Ids,
     out: &mut Vec<StoredEvent>,
 ) -> Result<(), BenchError> {
-    let events = state.decide(command, context).map_err(|e| {
-        BenchError::Data(format!(
-            "the domain refused a {} command: {e}",
-            A::command_name(command)
-        ))
-    })?;
+    let events = state
+        .decide(command, context)
+        .map_err(|e| BenchError::data(format!("the events of a {} command", A::command_name(command)))(e))?;
     let command_id = ids.id(context.now, CommandId::from_uuid)?;
     for (index, event) in events.into_iter().enumerate() {
         *state = std::mem::take(state).evolve(&event);
@@ -894,7 +892,7 @@ impl Ids {
         Self { nonce: [a, b], next: 1 }
     }
 
-    fn id<T, E: fmt::Display>(
+    fn id<T, E: Into<crate::error::BoxError>>(
         &mut self,
         at: Timestamp,
         make: impl FnOnce(uuid::Uuid) -> Result<T, E>,
@@ -904,7 +902,7 @@ impl Ids {
         random[2..].copy_from_slice(&self.next.to_be_bytes());
         self.next += 1;
         let millis = u64::try_from(at.unix_millis()).unwrap_or(0);
-        make(uuid_v7_from_parts(millis, random)).map_err(|e| BenchError::Data(format!("an id: {e}")))
+        make(uuid_v7_from_parts(millis, random)).map_err(BenchError::data("an id"))
     }
 }
 
@@ -1253,8 +1251,8 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn data_error(e: impl fmt::Display) -> BenchError {
-    BenchError::Data(e.to_string())
+fn data_error<E: Into<crate::error::BoxError>>(e: E) -> BenchError {
+    BenchError::data("the synthetic events")(e)
 }
 
 impl fmt::Display for FollowupBenchReport {

@@ -28,6 +28,7 @@ pub mod api;
 pub mod error;
 pub mod followup;
 pub mod partners;
+pub mod probe;
 pub mod projections;
 pub mod server;
 pub mod stats;

@@ -18,8 +18,9 @@
 //! anything else fails the run.
 
 use crate::BenchError;
+use crate::probe::{CpuMeter, CpuUsed};
 use crate::server::start_or_connect;
-use crate::stats::{CpuMeter, CpuUsed, percentile};
+use crate::stats::percentile;
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -502,7 +503,7 @@ async fn wait_for(router: &Router, sequence: u64) -> Result<(), BenchError> {
 }
 
 fn data_error(e: wasl_synth::PublishError) -> BenchError {
-    BenchError::Data(e.to_string())
+    BenchError::data("the synthetic events")(e)
 }
 
 /// Deletes what the run created on the server: the event stream, the checkpoint bucket and the

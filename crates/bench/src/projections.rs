@@ -28,8 +28,8 @@
 //! PostgreSQL server that cannot be reached is reported, and its rows are not measured.
 
 use crate::error::BenchError;
+use crate::probe::{CpuMeter, PeakRss, peak_rss_bytes, postgres_cpu_seconds};
 use crate::server::{RunServer, TempServer, start_or_connect};
-use crate::stats::{CpuMeter, cpu_seconds, peak_rss_bytes};
 use crate::store::{ServerReport, delete_stream_if_present, mib, thousands};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
@@ -990,42 +990,6 @@ impl Rate {
     }
 }
 
-/// Per-phase peaks of this process's resident memory: `VmHWM` is reset before a phase by
-/// writing `5` to `/proc/self/clear_refs` (Linux ≥ 4.0) and read after it.
-struct PeakRss {
-    /// Every reset worked so far.
-    resets: bool,
-    overall: Option<u64>,
-}
-
-impl PeakRss {
-    fn new() -> Self {
-        Self {
-            resets: true,
-            overall: peak_rss_bytes(None),
-        }
-    }
-
-    fn note(&mut self, peak: Option<u64>) {
-        self.overall = self.overall.max(peak);
-    }
-
-    fn phase_start(&mut self) {
-        self.note(peak_rss_bytes(None));
-        self.resets &= std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    }
-
-    fn phase_end(&mut self) -> Option<u64> {
-        let peak = peak_rss_bytes(None);
-        self.note(peak);
-        peak
-    }
-
-    fn overall(&self) -> Option<u64> {
-        self.overall.max(peak_rss_bytes(None))
-    }
-}
-
 /// Says when a count crosses the next tenth of `total`.
 struct Ticker {
     total: u64,
@@ -1051,24 +1015,6 @@ impl Ticker {
             None
         }
     }
-}
-
-/// CPU time of every process named `postgres` on this machine (server and backends), in seconds.
-/// Other clients of the same server count too, so it is an upper bound for this run's share.
-pub(crate) fn postgres_cpu_seconds() -> Option<f64> {
-    let mut total = 0.0;
-    let mut found = false;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let is_postgres = std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres");
-        if is_postgres && let Some(seconds) = cpu_seconds(Some(pid)) {
-            total += seconds;
-            found = true;
-        }
-    }
-    found.then_some(total)
 }
 
 /// One connection to the PostgreSQL server, for creating and dropping the scratch databases.
@@ -1350,16 +1296,6 @@ mod tests {
         assert_eq!(jumpy.at(7), Some(70));
         assert_eq!(jumpy.at(7), None);
         assert_eq!(jumpy.at(10), Some(100));
-    }
-
-    #[test]
-    fn peaks_can_be_reset_on_linux() {
-        if cfg!(target_os = "linux") {
-            let mut peaks = PeakRss::new();
-            peaks.phase_start();
-            assert!(peaks.phase_end().is_some());
-            assert!(peaks.overall().is_some());
-        }
     }
 
     #[test]

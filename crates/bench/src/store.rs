@@ -23,8 +23,9 @@
 //!   must be exactly the events written.
 
 use crate::error::BenchError;
+use crate::probe::{CpuMeter, peak_rss_bytes};
 use crate::server::{RunServer, TempServer, start_or_connect};
-use crate::stats::{CpuMeter, Throughput, peak_rss_bytes};
+use crate::stats::Throughput;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
@@ -601,12 +602,15 @@ impl Ids {
         }
     }
 
-    fn id<T, E: fmt::Display>(&self, make: impl FnOnce(uuid::Uuid) -> Result<T, E>) -> Result<T, BenchError> {
+    fn id<T, E: Into<crate::error::BoxError>>(
+        &self,
+        make: impl FnOnce(uuid::Uuid) -> Result<T, E>,
+    ) -> Result<T, BenchError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut random = [0u8; 10];
         random[..2].copy_from_slice(&self.nonce);
         random[2..].copy_from_slice(&n.to_be_bytes());
-        make(uuid_v7_from_parts(self.millis, random)).map_err(|e| BenchError::Data(format!("an id: {e}")))
+        make(uuid_v7_from_parts(self.millis, random)).map_err(BenchError::data("an id"))
     }
 }
 
@@ -622,7 +626,9 @@ struct Network {
 
 impl Network {
     async fn set_up(store: &EventStore, ids: &Ids, now: Timestamp) -> Result<Self, BenchError> {
-        let data = |e: &dyn fmt::Display| BenchError::Data(e.to_string());
+        fn data<E: Into<crate::error::BoxError>>(e: E) -> BenchError {
+            BenchError::data("the synthetic network")(e)
+        }
         let context = |user: UserId, org: OrgId, role: Role| Context {
             now,
             actor: Actor {
@@ -646,14 +652,14 @@ impl Network {
         let coordinator = context(ids.id(UserId::from_uuid)?, hub, Role::Coordinator);
         let register = OrganisationCommand::Register {
             org_id: network.provider,
-            name: DisplayName::parse("Test Health Partner").map_err(|e| data(&e))?,
+            name: DisplayName::parse("Test Health Partner").map_err(data)?,
             kind: OrgKind::NationalNgo,
         };
-        let arabic = Language::parse("ar").map_err(|e| data(&e))?;
+        let arabic = Language::parse("ar").map_err(data)?;
         let add_service = OrganisationCommand::AddService {
             service_id: network.service,
             spec: ServiceSpec {
-                name: DisplayName::parse("Clinical care (test)").map_err(|e| data(&e))?,
+                name: DisplayName::parse("Clinical care (test)").map_err(data)?,
                 category: ServiceCategory::Health,
                 areas: vec![Location::governorate_only(Governorate::Ninawa)],
                 languages: vec![arabic.clone()],
@@ -667,11 +673,11 @@ impl Network {
             case_id: network.case,
             caseworker: None,
             profile: ClientProfile {
-                survivor_code: SurvivorCode::parse("TEST-0001").map_err(|e| data(&e))?,
+                survivor_code: SurvivorCode::parse("TEST-0001").map_err(data)?,
                 sex: Sex::Female,
-                age: Age::years(30).map_err(|e| data(&e))?,
+                age: Age::years(30).map_err(data)?,
                 population_group: PopulationGroup::Returnee,
-                nationality: Nationality::parse("IQ").map_err(|e| data(&e))?,
+                nationality: Nationality::parse("IQ").map_err(data)?,
                 location: Location::governorate_only(Governorate::Ninawa),
                 language: arabic,
                 vulnerabilities: vec![],
@@ -716,7 +722,7 @@ fn sample_event(ids: &Ids, now: Timestamp) -> Result<StoredEvent, BenchError> {
 fn raw_headers(event: &StoredEvent) -> Result<HeaderMap, BenchError> {
     let mut headers = HeaderMap::new();
     let cloud = wasl_events::build_headers(event, wasl_events::headers::DEFAULT_SOURCE)
-        .map_err(|e| BenchError::Data(e.to_string()))?;
+        .map_err(BenchError::data("the headers of a raw message"))?;
     for (name, value) in cloud {
         headers.insert(name, value);
     }
