@@ -26,6 +26,7 @@ mod binary;
 mod cluster;
 pub mod db;
 mod error;
+pub mod files;
 mod http;
 mod node;
 mod server;
