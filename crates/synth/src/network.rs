@@ -423,7 +423,7 @@ impl Network {
 
     /// Makes the standard referral ([`Network::ask`]) as the caseworker and returns its id.
     pub async fn refer(&self, store: &EventStore) -> ReferralId {
-        self.refer_with(store, self.ask()).await
+        self.refer_as(store, &self.ask(), &meta(self.caseworker())).await
     }
 
     /// Refers the first case to provider `provider`'s service of `category` at `priority`, as
@@ -435,11 +435,19 @@ impl Network {
         category: ServiceCategory,
         priority: Priority,
     ) -> ReferralId {
-        self.refer_with(store, self.ask_of(provider, category, priority)).await
+        let ask = self.ask_of(provider, category, priority);
+        self.refer_as(store, &ask, &meta(self.caseworker())).await
     }
 
-    /// Makes `ask` as the caseworker and returns the referral's id.
-    pub async fn refer_with(&self, store: &EventStore, ask: Ask) -> ReferralId {
+    /// Refers `case` to `service` of `org`, urgent, with the network's notes, as the caseworker,
+    /// and returns the referral's id.
+    pub async fn refer_case(&self, store: &EventStore, case: CaseId, org: OrgId, service: ServiceId) -> ReferralId {
+        let ask = Ask {
+            case,
+            org,
+            service,
+            ..self.ask()
+        };
         self.refer_as(store, &ask, &meta(self.caseworker())).await
     }
 
