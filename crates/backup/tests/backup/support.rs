@@ -17,8 +17,9 @@ use wasl_domain::catalogue::{EraseCode, Reason};
 use wasl_domain::directory::OrganisationEvent;
 use wasl_domain::ids::{CaseId, CommandId, EventId, OrgId, UserId, uuid_v7_from_parts};
 use wasl_domain::pii::PersonalData;
+use wasl_domain::testing::actor;
 use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::{Context, Role};
 use wasl_events::DomainEvent;
 use wasl_projections::query::{CaseFilter, PageRequest, ReferralFilter};
 use wasl_projections::{Projection, ReadModels, ReadModelsConfig};
@@ -73,11 +74,11 @@ impl Parts {
             command_id: CommandId::from_uuid(id(0x70 + n)).expect("v7"),
             context: Context {
                 now: NOW.plus_hours(1),
-                actor: Actor {
-                    user: UserId::try_from(id(0x61)).expect("v7"),
-                    org: OrgId::try_from(id(0x62)).expect("v7"),
-                    roles: vec![Role::System],
-                },
+                actor: actor(
+                    UserId::try_from(id(0x61)).expect("v7"),
+                    OrgId::try_from(id(0x62)).expect("v7"),
+                    Role::System,
+                ),
             },
             traceparent: None,
         }
