@@ -10,14 +10,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wasl_api::auth::accounts::Accounts;
 use wasl_domain::catalogue::{Decline, DeclineCode, Priority, Reason, ServiceCategory};
-use wasl_domain::ids::{OrgId, ReferralId, UserId};
-use wasl_domain::pii::PersonalData;
+use wasl_domain::ids::{CaseId, OrgId, ReferralId, UserId};
+use wasl_domain::pii::{EncryptedPii, PersonalData};
 use wasl_domain::referral::{OverdueKind, Referral, ReferralCommand};
 use wasl_domain::testing::{actor, profile};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Role};
 use wasl_notify::{NotifyConfig, NotifyService, SmtpConfig, SmtpNotifier};
-use wasl_store::{EventStore, StoreConfig};
+use wasl_store::{CommandMeta, EventStore, StoreConfig};
 use wasl_synth::network::Network;
 use wasl_testkit::NatsServer;
 use wasl_testkit::db::TestDb;
@@ -144,6 +144,13 @@ impl World {
         user
     }
 
+    /// `text` sealed under `case`'s key for the first event of the command `meta` describes, as
+    /// the API seals personal data before the command reaches the domain.
+    pub async fn seal_for(&self, case: CaseId, meta: &CommandMeta, field: PiiField, text: &str) -> EncryptedPii {
+        let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
+        self.vault.seal(case, event, field, text).await.expect("seal")
+    }
+
     /// Sets `actor`'s address to `<name>@example.org` (a person's own change, as the API makes it).
     pub async fn set_mail(&self, actor: &Actor, name: &str, enabled: bool) {
         self.accounts
@@ -252,17 +259,12 @@ pub async fn network(
         .build(&world.store)
         .await;
     let meta = meta(net.caseworker());
-    let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
-    let seal = |field, text: &'static str| world.vault.seal(net.case, event, field, text);
+    let seal = |field, text| world.seal_for(net.case, &meta, field, text);
     let personal = PersonalData {
-        name: Some(seal(PiiField::NAME, "MRK-NAME Test Person Delta").await.expect("seal")),
-        phone: Some(seal(PiiField::PHONE, "MRK-PHONE 0000000").await.expect("seal")),
-        address: Some(
-            seal(PiiField::ADDRESS, "MRK-ADDRESS Test Street 1")
-                .await
-                .expect("seal"),
-        ),
-        notes: Some(seal(PiiField::NOTES, "MRK-CASE-NOTES test").await.expect("seal")),
+        name: Some(seal(PiiField::NAME, "MRK-NAME Test Person Delta").await),
+        phone: Some(seal(PiiField::PHONE, "MRK-PHONE 0000000").await),
+        address: Some(seal(PiiField::ADDRESS, "MRK-ADDRESS Test Street 1").await),
+        notes: Some(seal(PiiField::NOTES, "MRK-CASE-NOTES test").await),
     };
     net.open_case_as(&world.store, net.case, personal, &meta).await;
     net.give_consent(&world.store, net.case, net.consent).await;
@@ -279,17 +281,14 @@ pub async fn refer(
     priority: Priority,
 ) -> ReferralId {
     let meta = meta(net.caseworker());
-    let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
     let notes = world
-        .vault
-        .seal(
+        .seal_for(
             net.case,
-            event,
+            &meta,
             PiiField::REFERRAL_NOTES,
             "MRK-REFERRAL-NOTES call after 5",
         )
-        .await
-        .expect("seal");
+        .await;
     let ask = wasl_synth::network::Ask {
         notes: Some(notes),
         ..net.ask_of(provider, category, priority)
@@ -301,17 +300,14 @@ pub async fn refer(
 /// marker.
 pub async fn decline(world: &World, net: &Network, referral: ReferralId, provider: usize) {
     let meta = meta(net.focal_point_of(provider));
-    let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
     let text = world
-        .vault
-        .seal(
+        .seal_for(
             net.case,
-            event,
+            &meta,
             PiiField::REASON_TEXT,
             "MRK-DECLINE-TEXT the client said",
         )
-        .await
-        .expect("seal");
+        .await;
     let reject = ReferralCommand::Reject(Decline {
         reason: Reason {
             code: DeclineCode::Other,
