@@ -3,26 +3,23 @@
 use crate::log::Log;
 use wasl_domain::case::{Case, CaseCommand, CloseCase, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{CancelCode, CloseCode, Priority, Reason, ServiceCategory};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use wasl_domain::client::Language;
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, ServiceSpec};
-use wasl_domain::geo::{District, Governorate, Location};
-use wasl_domain::ids::{self, CaseId, ConsentId, OrgId, ReferralId, ServiceId};
+use wasl_domain::geo::{Governorate, Location};
+use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
 use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
 use wasl_domain::referral::{
     FollowUp, Referral, ReferralAction, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction, ServiceReceived,
 };
-use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, DomainError, Role};
+use wasl_domain::testing::{at, ctx, id, profile};
+use wasl_domain::{Context, DomainError, Role};
 
 /// A survivor code that must never reach the receiving organisation's events.
 const MARKER: &str = "TEST-MARKER-4242";
 
+/// The fixed id `n`, as the log keys aggregates.
 fn uuid(n: u8) -> uuid::Uuid {
-    ids::uuid_v7_from_parts(1_767_225_600_000, [n; 10])
-}
-
-fn id<T: TryFrom<uuid::Uuid, Error = wasl_domain::ValidationError>>(n: u8) -> T {
-    T::try_from(uuid(n)).expect("v7")
+    id::<CaseId>(n).as_uuid()
 }
 
 struct World {
@@ -37,14 +34,7 @@ struct World {
 impl World {
     fn ctx(&mut self, user: u8, org: OrgId, role: Role) -> Context {
         self.hour += 1;
-        Context {
-            now: Timestamp::from_unix_millis(1_767_225_600_000).plus_hours(self.hour),
-            actor: Actor {
-                user: id(100 + user),
-                org,
-                roles: vec![role],
-            },
-        }
+        at(ctx(id(100 + user), org, role), self.hour)
     }
     fn caseworker(&mut self) -> Context {
         self.ctx(1, self.referring, Role::Caseworker)
@@ -97,17 +87,6 @@ impl World {
             )
             .expect("service added");
 
-        let profile = ClientProfile {
-            survivor_code: SurvivorCode::parse(MARKER).expect("code"),
-            sex: Sex::Female,
-            age: Age::years(31).expect("age"),
-            population_group: PopulationGroup::Idp,
-            nationality: Nationality::parse("IQ").expect("nationality"),
-            location: Location::new(Governorate::Ninawa, Some(District::parse("sinjar").expect("district")))
-                .expect("location"),
-            language: Language::parse("kmr").expect("language"),
-            vulnerabilities: vec![],
-        };
         let sealed = EncryptedPii::new(
             Cipher::XChaCha20Poly1305,
             KeyId::parse("case:test:1").expect("key"),
@@ -118,7 +97,7 @@ impl World {
         let open = CaseCommand::Open(OpenCase {
             case_id: w.case,
             caseworker: None,
-            profile,
+            profile: profile(MARKER),
             personal: PersonalData {
                 name: Some(sealed),
                 ..PersonalData::default()

@@ -20,6 +20,8 @@ pub mod ids;
 pub mod pii;
 pub mod referral;
 pub mod suppression;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use error::{DomainError, Forbidden, ValidationError};

@@ -1,13 +1,58 @@
-//! Poison for tests (feature `testing`): what a stranger or a broken tool can put on an event
-//! subject, so every reader of the log can be shown to park it, report it and go on.
+//! Fixtures for tests; never in production builds (feature `testing`, turned on only by
+//! `[dev-dependencies]`).
+//!
+//! How a test reaches the store — [`connect`], [`open_store`], [`meta`] for a command — and
+//! [`Poison`]: what a stranger or a broken tool can put on an event subject, so every reader of
+//! the log can be shown to park it, report it and go on. The ids, people and client of the
+//! commands are `wasl_domain::testing`'s.
 
+use crate::{CommandMeta, EventStore, StoreConfig};
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use wasl_domain::AggregateKind;
+use std::time::Duration;
 use wasl_domain::ids::{CommandId, EventId, uuid_v7_from_parts};
 use wasl_domain::time::Timestamp;
+use wasl_domain::{AggregateKind, Context};
 use wasl_events::headers::AggregateRef;
 use wasl_events::{CloudEventHeaders, EventType};
+
+/// A client of the test nats-server at `url`: waits up to 5 s per attempt and retries until the
+/// server answers, so a test may connect while a restarted server comes up.
+pub async fn connect(url: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .expect("connect to the test nats-server")
+}
+
+/// The event store on the test nats-server at `url`, created if it does not exist.
+pub async fn open_store(url: &str, config: StoreConfig) -> EventStore {
+    EventStore::open(connect(url).await, config)
+        .await
+        .expect("open the event store")
+}
+
+/// A command's metadata in `context`, with a fresh command id and no trace.
+pub fn meta(context: Context) -> CommandMeta {
+    CommandMeta {
+        command_id: wasl_domain::testing::fresh(),
+        context,
+        traceparent: None,
+    }
+}
+
+/// The log's last sequence (0 when empty).
+pub async fn last_sequence(store: &EventStore) -> u64 {
+    store
+        .stream()
+        .get_info()
+        .await
+        .expect("the event stream's info")
+        .state
+        .last_sequence
+}
 
 /// A kind of message on a `wasl.evt.…` subject that is not a Wasl event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,8 @@
 
 mod data;
 mod generator;
+#[cfg(feature = "testing")]
+pub mod network;
 mod publish;
 mod rng;
 

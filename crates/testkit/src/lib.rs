@@ -25,6 +25,7 @@
 mod cluster;
 pub mod db;
 mod error;
+pub mod files;
 mod http;
 mod node;
 mod server;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wasl_backup::format::{self, is_wasl_stream};
 use wasl_backup::{BackupOptions, ErasureReport, RestoreOptions};
+use wasl_testkit::files::{contains, files_below};
 use wasl_vault::{LocalMasterKey, PiiField, Revealed, Vault, VaultConfig, VaultError};
 
 /// The streams a running Wasl has after the demo, the router, a webhook endpoint and audited

@@ -17,11 +17,13 @@ use wasl_domain::catalogue::{EraseCode, Reason};
 use wasl_domain::directory::OrganisationEvent;
 use wasl_domain::ids::{CaseId, CommandId, EventId, OrgId, UserId, uuid_v7_from_parts};
 use wasl_domain::pii::PersonalData;
+use wasl_domain::testing::actor;
 use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::{Context, Role};
 use wasl_events::DomainEvent;
 use wasl_projections::query::{CaseFilter, PageRequest, ReferralFilter};
 use wasl_projections::{Projection, ReadModels, ReadModelsConfig};
+use wasl_store::testing::{connect, last_sequence};
 use wasl_store::{CommandMeta, EventStore, StoreConfig};
 use wasl_testkit::NatsServer;
 use wasl_vault::{LocalMasterKey, Vault, VaultConfig};
@@ -34,16 +36,8 @@ pub fn server() -> NatsServer {
     NatsServer::start().expect("start a nats-server (NATS_SERVER_BIN)")
 }
 
-pub async fn connect(server: &NatsServer) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(server.url())
-        .await
-        .expect("connect to the test nats-server")
-}
-
 pub async fn js(server: &NatsServer) -> jetstream::Context {
-    jetstream::new(connect(server).await)
+    jetstream::new(connect(&server.url()).await)
 }
 
 /// Wasl's parts on one server, as a fresh process opens them.
@@ -56,7 +50,7 @@ pub struct Parts {
 
 impl Parts {
     pub async fn open(server: &NatsServer) -> Self {
-        let client = connect(server).await;
+        let client = connect(&server.url()).await;
         let store = EventStore::open(client.clone(), StoreConfig::default())
             .await
             .expect("the event store");
@@ -80,11 +74,11 @@ impl Parts {
             command_id: CommandId::from_uuid(id(0x70 + n)).expect("v7"),
             context: Context {
                 now: NOW.plus_hours(1),
-                actor: Actor {
-                    user: UserId::try_from(id(0x61)).expect("v7"),
-                    org: OrgId::try_from(id(0x62)).expect("v7"),
-                    roles: vec![Role::System],
-                },
+                actor: actor(
+                    UserId::try_from(id(0x61)).expect("v7"),
+                    OrgId::try_from(id(0x62)).expect("v7"),
+                    Role::System,
+                ),
             },
             traceparent: None,
         }
@@ -104,13 +98,7 @@ impl Parts {
     }
 
     pub async fn last_sequence(&self) -> u64 {
-        self.store
-            .stream()
-            .get_info()
-            .await
-            .expect("stream info")
-            .state
-            .last_sequence
+        last_sequence(&self.store).await
     }
 }
 
@@ -288,7 +276,7 @@ pub async fn rebuilt_counts(server: &NatsServer) -> (usize, usize, u64) {
     let models = ReadModels::open(&ReadModelsConfig::new(&url))
         .await
         .expect("read models");
-    let store = EventStore::open_existing(connect(server).await, StoreConfig::default())
+    let store = EventStore::open_existing(connect(&server.url()).await, StoreConfig::default())
         .await
         .expect("the log")
         .expect("a log");
@@ -328,27 +316,6 @@ pub async fn rebuilt_counts(server: &NatsServer) -> (usize, usize, u64) {
         }
     }
     (cases, referrals, report.checkpoint)
-}
-
-/// Files below a directory with their contents.
-pub fn files_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
-            }
-        }
-    }
-    out
-}
-
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Writes a backup by hand (for cases a live server does not produce): `streams` as

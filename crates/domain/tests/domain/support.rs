@@ -1,26 +1,18 @@
 //! A small given / when / then harness and a fixed, obviously synthetic world: a referring
 //! organisation, a receiving one, their staff, one case and one health service.
 
-use wasl_domain::case::{Case, CaseCommand, CaseEvent, ConsentScope, OpenCase, Scope};
+use wasl_domain::case::{Case, CaseCommand, CaseEvent, ConsentScope, OpenCase};
 use wasl_domain::catalogue::{Priority, Reason, ReasonCode, ServiceCategory};
-use wasl_domain::client::{
-    Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
-};
+use wasl_domain::client::{ClientProfile, Language, Vulnerability};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationEvent, ServiceSpec};
-use wasl_domain::geo::{District, Governorate, Location};
-use wasl_domain::ids::{self, CaseId, ConsentId, OrgId, ReferralId, ServiceId};
+use wasl_domain::geo::{Governorate, Location};
+use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
 use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
 use wasl_domain::referral::{Referral, ReferralCommand, ReferralEvent, RequestReferral};
-use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Aggregate, Context, DomainError, Role};
+use wasl_domain::testing::ctx;
+use wasl_domain::{Aggregate, Context, DomainError, Role};
 
-/// 2026-01-01T00:00:00Z.
-pub const T0: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
-
-/// A deterministic UUIDv7-based id; `n` keeps them apart.
-pub fn id<T: TryFrom<uuid::Uuid, Error = wasl_domain::ValidationError>>(n: u8) -> T {
-    T::try_from(ids::uuid_v7_from_parts(1_767_225_600_000, [n; 10])).expect("a v7 uuid")
-}
+pub use wasl_domain::testing::{T0, any_consent, at, id, mosul};
 
 pub fn referring_org() -> OrgId {
     id(1)
@@ -47,48 +39,36 @@ pub fn consent_id() -> ConsentId {
     id(40)
 }
 
-fn actor(user: u8, org: OrgId, roles: &[Role]) -> Context {
-    Context {
-        now: T0.plus_hours(1),
-        actor: Actor {
-            user: id(100 + user),
-            org,
-            roles: roles.to_vec(),
-        },
-    }
+/// Staff member `n` of `org`, acting as `role` an hour after [`T0`].
+fn staff(n: u8, org: OrgId, role: Role) -> Context {
+    ctx(id(100 + n), org, role)
 }
 
 pub fn caseworker() -> Context {
-    actor(1, referring_org(), &[Role::Caseworker])
+    staff(1, referring_org(), Role::Caseworker)
 }
 pub fn supervisor() -> Context {
-    actor(2, referring_org(), &[Role::Supervisor])
+    staff(2, referring_org(), Role::Supervisor)
 }
 pub fn focal_point() -> Context {
-    actor(3, receiving_org(), &[Role::FocalPoint])
+    staff(3, receiving_org(), Role::FocalPoint)
 }
 pub fn partner_system() -> Context {
-    actor(4, receiving_org(), &[Role::PartnerSystem])
+    staff(4, receiving_org(), Role::PartnerSystem)
 }
 pub fn outsider_caseworker() -> Context {
-    actor(5, other_org(), &[Role::Caseworker, Role::Supervisor, Role::FocalPoint])
+    let mut outsider = staff(5, other_org(), Role::Caseworker);
+    outsider.actor.roles = vec![Role::Caseworker, Role::Supervisor, Role::FocalPoint];
+    outsider
 }
 pub fn coordinator() -> Context {
-    actor(6, hub_org(), &[Role::Coordinator])
+    staff(6, hub_org(), Role::Coordinator)
 }
 pub fn system() -> Context {
-    actor(7, hub_org(), &[Role::System])
+    staff(7, hub_org(), Role::System)
 }
 pub fn admin() -> Context {
-    actor(8, hub_org(), &[Role::Admin])
-}
-
-/// The same context, later by `hours`.
-pub fn at(ctx: Context, hours: i64) -> Context {
-    Context {
-        now: T0.plus_hours(hours),
-        ..ctx
-    }
+    staff(8, hub_org(), Role::Admin)
 }
 
 /// A sealed value with dummy bytes; `n` varies the bytes. Stands for encrypted personal data.
@@ -121,28 +101,13 @@ pub fn explained<C: ReasonCode>(code: C) -> Reason<C> {
     }
 }
 
-pub fn mosul() -> Location {
-    Location::new(Governorate::Ninawa, Some(District::parse("mosul").expect("district"))).expect("location")
-}
-
+/// The standard client, living in a district (which travels with a referral) and with a
+/// vulnerability recorded (which does not).
 pub fn profile() -> ClientProfile {
     ClientProfile {
-        survivor_code: SurvivorCode::parse("TEST-0001").expect("code"),
-        sex: Sex::Female,
-        age: Age::years(29).expect("age"),
-        population_group: PopulationGroup::Returnee,
-        nationality: Nationality::parse("IQ").expect("nationality"),
         location: mosul(),
-        language: Language::parse("ar").expect("language"),
         vulnerabilities: vec![Vulnerability::GbvSurvivor],
-    }
-}
-
-pub fn any_consent() -> ConsentScope {
-    ConsentScope {
-        categories: Scope::Any,
-        organisations: Scope::Any,
-        expires_at: None,
+        ..wasl_domain::testing::profile("TEST-0001")
     }
 }
 

@@ -11,22 +11,21 @@ use wasl_domain::catalogue::{
     AcknowledgeCode, CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode,
     OverrideCode, Priority, Reason, ServiceCategory,
 };
-use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
-};
+use wasl_domain::client::{Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, Vulnerability};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, OrganisationEvent, ServiceSpec};
-use wasl_domain::geo::{District, Governorate, Location};
+use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::{CaseId, CommandId, ConsentId, EventId, OrgId, ReferralId, ServiceId, UserId};
 use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
 use wasl_domain::referral::{
     ClientSummary, ConsentBasis, FollowUp, OverdueKind, ReferralEvent, ReferralRequested, Satisfaction, ServiceReceived,
 };
+use wasl_domain::testing::{self, actor, mosul};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Role};
 use wasl_events::{DomainEvent, EventMeta, EventType, StoredEvent};
 
-/// 2026-01-01T00:00:00Z.
-pub const T0: i64 = 1_767_225_600_000;
+/// 2026-01-01T00:00:00Z, in milliseconds.
+pub const T0: i64 = testing::T0.unix_millis();
 
 /// A fixed UUIDv7 whose last bytes are `n`, so that ids are easy to tell apart in hex dumps.
 pub fn uuid(n: u64) -> Uuid {
@@ -62,46 +61,25 @@ fn user(n: u64) -> UserId {
 }
 
 pub fn caseworker() -> Actor {
-    Actor {
-        user: user(0xa2),
-        org: org_a(),
-        roles: vec![Role::Caseworker],
-    }
+    actor(user(0xa2), org_a(), Role::Caseworker)
 }
 fn supervisor() -> Actor {
     Actor {
-        user: user(0xa3),
-        org: org_a(),
         roles: vec![Role::Caseworker, Role::Supervisor],
+        ..actor(user(0xa3), org_a(), Role::Supervisor)
     }
 }
 fn focal_point() -> Actor {
-    Actor {
-        user: user(0xb2),
-        org: org_b(),
-        roles: vec![Role::FocalPoint],
-    }
+    actor(user(0xb2), org_b(), Role::FocalPoint)
 }
 fn partner_system() -> Actor {
-    Actor {
-        user: user(0xb3),
-        org: org_b(),
-        roles: vec![Role::PartnerSystem],
-    }
+    actor(user(0xb3), org_b(), Role::PartnerSystem)
 }
 fn system() -> Actor {
-    Actor {
-        user: user(0x5157),
-        org: org_c(),
-        roles: vec![Role::System],
-    }
+    actor(user(0x5157), org_c(), Role::System)
 }
 fn coordinator() -> Actor {
-    Actor {
-        user: user(0xc2),
-        org: org_c(),
-        roles: vec![Role::Coordinator],
-    }
+    actor(user(0xc2), org_c(), Role::Coordinator)
 }
 
 /// A dummy sealed value: XChaCha20-Poly1305, a nonce and a 1-byte "plaintext" plus tag, all `tag`.
@@ -126,33 +104,26 @@ pub fn pii_aes(tag: u8) -> EncryptedPii {
     .unwrap()
 }
 
-pub fn mosul() -> Location {
-    Location::new(Governorate::Ninawa, Some(District::parse("mosul").unwrap())).unwrap()
-}
-
 pub fn profile() -> ClientProfile {
     ClientProfile {
-        survivor_code: SurvivorCode::parse("TEST-0001").unwrap(),
-        sex: Sex::Female,
         age: Age::years(29).unwrap(),
         population_group: PopulationGroup::Idp,
-        nationality: Nationality::parse("IQ").unwrap(),
         location: mosul(),
-        language: Language::parse("ar").unwrap(),
         vulnerabilities: vec![Vulnerability::GbvSurvivor, Vulnerability::FemaleHeadedHousehold],
+        ..testing::profile("TEST-0001")
     }
 }
 
+/// Every field at an edge: undisclosed sex, an age group only, an unknown nationality, a
+/// governorate without district, a regional language tag, no vulnerabilities.
 fn profile_minimal() -> ClientProfile {
     ClientProfile {
-        survivor_code: SurvivorCode::parse("TEST-0002").unwrap(),
         sex: Sex::Undisclosed,
         age: Age::group_only(AgeGroup::Age12To17),
-        population_group: PopulationGroup::Returnee,
         nationality: Nationality::parse("XX").unwrap(),
         location: Location::governorate_only(Governorate::Halabja),
         language: Language::parse("ckb-IQ").unwrap(),
-        vulnerabilities: vec![],
+        ..testing::profile("TEST-0002")
     }
 }
 

@@ -20,7 +20,7 @@ fn config() -> FollowupConfig {
 
 async fn every_deadline_fires_once_at_its_moment_and_never_when_met(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let policy = DeadlinePolicy::default();
     let running = world.followup(config()).await;
 
@@ -31,13 +31,13 @@ async fn every_deadline_fires_once_at_its_moment_and_never_when_met(db: wasl_tes
     for category in ServiceCategory::ALL {
         for priority in Priority::ALL {
             silent.push((
-                net.refer(&world, 0, *category, *priority).await,
+                net.refer_to(&world.store, 0, *category, *priority).await,
                 policy.windows(*category, *priority),
             ));
-            let on_time = net.refer(&world, 1, *category, *priority).await;
-            net.act(&world, on_time, 1, ReferralCommand::Receive).await;
-            net.act(&world, on_time, 1, ReferralCommand::Accept).await;
-            net.act(&world, on_time, 1, ReferralCommand::Start).await;
+            let on_time = net.refer_to(&world.store, 1, *category, *priority).await;
+            net.act_by(&world.store, on_time, 1, ReferralCommand::Receive).await;
+            net.act_by(&world.store, on_time, 1, ReferralCommand::Accept).await;
+            net.act_by(&world.store, on_time, 1, ReferralCommand::Start).await;
             answered.push(on_time);
         }
     }
@@ -121,7 +121,7 @@ on_both!(
 
 async fn follow_up_is_due_after_completion_and_dropped_when_recorded(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let running = world.followup(config()).await;
     let window = DeadlinePolicy::default()
         .windows(ServiceCategory::Psychosocial, Priority::Urgent)
@@ -129,7 +129,7 @@ async fn follow_up_is_due_after_completion_and_dropped_when_recorded(db: wasl_te
     let mut referrals = Vec::new();
     for _ in 0..2 {
         let referral = net
-            .refer(&world, 0, ServiceCategory::Psychosocial, Priority::Urgent)
+            .refer_to(&world.store, 0, ServiceCategory::Psychosocial, Priority::Urgent)
             .await;
         for step in [
             ReferralCommand::Receive,
@@ -137,7 +137,7 @@ async fn follow_up_is_due_after_completion_and_dropped_when_recorded(db: wasl_te
             ReferralCommand::Start,
             ReferralCommand::Complete,
         ] {
-            net.act(&world, referral, 0, step).await;
+            net.act_by(&world.store, referral, 0, step).await;
         }
         referrals.push(referral);
     }
@@ -155,7 +155,7 @@ async fn follow_up_is_due_after_completion_and_dropped_when_recorded(db: wasl_te
         .execute::<wasl_domain::referral::Referral>(
             referrals[1],
             &ReferralCommand::RecordFollowUp(follow_up),
-            &net.caseworker(&world),
+            &meta(net.caseworker()),
         )
         .await
         .expect("follow-up recorded");
@@ -187,13 +187,16 @@ on_both!(
 
 async fn a_crash_and_a_second_instance_change_nothing(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let first = world.followup(config()).await;
     let second = world.followup(config()).await;
     let mut referrals = Vec::new();
     for n in 0..40 {
         let priority = Priority::ALL[n % Priority::ALL.len()];
-        referrals.push(net.refer(&world, n % 2, ServiceCategory::Health, priority).await);
+        referrals.push(
+            net.refer_to(&world.store, n % 2, ServiceCategory::Health, priority)
+                .await,
+        );
     }
     first.quiet(&world).await;
     // Every deadline passes at once; one instance dies while it works through them.
@@ -243,7 +246,7 @@ on_both!(crash_and_two_instances, a_crash_and_a_second_instance_change_nothing);
 
 async fn escalation_and_expiry_follow_the_policy_counts(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     // Escalated at the second missed deadline, cancelled as expired at the first escalation.
     let policy =
         DeadlinePolicy::from_json(r#"{"escalate_after_overdues": 2, "expire_after_escalations": 1}"#).expect("policy");
@@ -253,7 +256,9 @@ async fn escalation_and_expiry_follow_the_policy_counts(db: wasl_testkit::db::Te
             ..config()
         })
         .await;
-    let referral = net.refer(&world, 0, ServiceCategory::Cash, Priority::Urgent).await;
+    let referral = net
+        .refer_to(&world.store, 0, ServiceCategory::Cash, Priority::Urgent)
+        .await;
     let windows = policy.windows(ServiceCategory::Cash, Priority::Urgent);
     running.quiet(&world).await;
     world.clock.set(T0.plus_millis(windows.acknowledge.as_millis() as i64));
@@ -288,15 +293,15 @@ on_both!(escalation_and_expiry, escalation_and_expiry_follow_the_policy_counts);
 
 async fn an_accepted_or_held_referral_that_does_not_move_on_is_stalled(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let running = world.followup(config()).await;
     let (category, priority) = (ServiceCategory::Psychosocial, Priority::Urgent);
     let window = DeadlinePolicy::default().windows(category, priority).progress;
     let window_ms = window.as_millis() as i64;
     let refer_accepted = async || {
-        let referral = net.refer(&world, 0, category, priority).await;
-        net.act(&world, referral, 0, ReferralCommand::Receive).await;
-        net.act(&world, referral, 0, ReferralCommand::Accept).await;
+        let referral = net.refer_to(&world.store, 0, category, priority).await;
+        net.act_by(&world.store, referral, 0, ReferralCommand::Receive).await;
+        net.act_by(&world.store, referral, 0, ReferralCommand::Accept).await;
         referral
     };
     // Accepted and left; accepted and started in time; started, then held and left.
@@ -306,13 +311,13 @@ async fn an_accepted_or_held_referral_that_does_not_move_on_is_stalled(db: wasl_
     let accepted_at = world.clock_now();
     world.clock.advance(HOUR);
     for referral in [started, held] {
-        net.act(&world, referral, 0, ReferralCommand::Start).await;
+        net.act_by(&world.store, referral, 0, ReferralCommand::Start).await;
     }
     world.clock.advance(HOUR);
     let hold = ReferralCommand::Hold(wasl_domain::catalogue::Reason::coded(
         wasl_domain::catalogue::HoldCode::AwaitingDocuments,
     ));
-    net.act(&world, held, 0, hold).await;
+    net.act_by(&world.store, held, 0, hold).await;
     let held_at = world.clock_now();
     running.quiet(&world).await;
 

@@ -21,35 +21,46 @@ fn cancellations(events: &[ReferralEvent]) -> Vec<CancelCode> {
 
 async fn withdrawing_consent_cancels_what_it_covered_and_nothing_else(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let running = world.followup(FollowupConfig::default()).await;
     // Three open referrals to two organisations under the consent, one already completed.
-    let requested = net.refer(&world, 0, ServiceCategory::Health, Priority::Urgent).await;
-    let received = net.refer(&world, 1, ServiceCategory::Legal, Priority::Routine).await;
-    net.act(&world, received, 1, ReferralCommand::Receive).await;
-    let accepted = net
-        .refer(&world, 1, ServiceCategory::Shelter, Priority::Emergency)
+    let requested = net
+        .refer_to(&world.store, 0, ServiceCategory::Health, Priority::Urgent)
         .await;
-    net.act(&world, accepted, 1, ReferralCommand::Receive).await;
-    net.act(&world, accepted, 1, ReferralCommand::Accept).await;
-    let done = net.refer(&world, 0, ServiceCategory::Cash, Priority::Routine).await;
+    let received = net
+        .refer_to(&world.store, 1, ServiceCategory::Legal, Priority::Routine)
+        .await;
+    net.act_by(&world.store, received, 1, ReferralCommand::Receive).await;
+    let accepted = net
+        .refer_to(&world.store, 1, ServiceCategory::Shelter, Priority::Emergency)
+        .await;
+    net.act_by(&world.store, accepted, 1, ReferralCommand::Receive).await;
+    net.act_by(&world.store, accepted, 1, ReferralCommand::Accept).await;
+    let done = net
+        .refer_to(&world.store, 0, ServiceCategory::Cash, Priority::Routine)
+        .await;
     for step in [
         ReferralCommand::Receive,
         ReferralCommand::Accept,
         ReferralCommand::Start,
         ReferralCommand::Complete,
     ] {
-        net.act(&world, done, 0, step).await;
+        net.act_by(&world.store, done, 0, step).await;
     }
     // Another case, its own consent, its own referral.
     let (other_case, other_consent): (CaseId, ConsentId) = (fresh(), fresh());
-    net.open_case(&world, other_case, other_consent).await;
+    net.open_case_with_ids(&world.store, other_case, other_consent).await;
     let other = net
-        .refer_case(&world, other_case, 0, ServiceCategory::Health, Priority::Urgent)
+        .refer_case(
+            &world.store,
+            other_case,
+            net.provider(),
+            net.service_of(net.provider(), ServiceCategory::Health),
+        )
         .await;
     running.quiet(&world).await;
 
-    net.withdraw(&world, net.case, net.consent).await;
+    net.withdraw_consent(&world.store, net.case, net.consent).await;
     running.quiet(&world).await;
     for referral in [requested, received, accepted] {
         assert_eq!(
@@ -84,15 +95,15 @@ on_both!(
 
 async fn closing_a_case_with_its_referrals_cancels_them(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let running = world.followup(FollowupConfig::default()).await;
     let open: Vec<ReferralId> = vec![
-        net.refer(&world, 0, ServiceCategory::Education, Priority::Routine)
+        net.refer_to(&world.store, 0, ServiceCategory::Education, Priority::Routine)
             .await,
-        net.refer(&world, 1, ServiceCategory::Livelihoods, Priority::Routine)
+        net.refer_to(&world.store, 1, ServiceCategory::Livelihoods, Priority::Routine)
             .await,
     ];
-    net.close(&world, net.case, open.clone()).await;
+    net.close_case(&world.store, net.case, open.clone()).await;
     running.quiet(&world).await;
     for referral in &open {
         assert_eq!(cancellations(&world.events(*referral).await), [CancelCode::CaseClosed]);
@@ -118,9 +129,11 @@ on_both!(case_closed, closing_a_case_with_its_referrals_cancels_them);
 async fn unreadable_messages_are_parked_and_the_withdrawal_behind_them_still_cancels(db: wasl_testkit::db::TestDb) {
     use wasl_store::testing::Poison;
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
+    let net = world.network().await;
     let running = world.followup(FollowupConfig::default()).await;
-    let referral = net.refer(&world, 0, ServiceCategory::Health, Priority::Urgent).await;
+    let referral = net
+        .refer_to(&world.store, 0, ServiceCategory::Health, Priority::Urgent)
+        .await;
     // Every kind of poison, on case and referral subjects (of other aggregates: the store
     // refuses commands on an aggregate whose history it cannot read), before the withdrawal.
     let client = async_nats::connect(world.server.url()).await.expect("connect");
@@ -133,7 +146,7 @@ async fn unreadable_messages_are_parked_and_the_withdrawal_behind_them_still_can
         };
         poisoned.push(poison.publish(&client, &subject).await);
     }
-    net.withdraw(&world, net.case, net.consent).await;
+    net.withdraw_consent(&world.store, net.case, net.consent).await;
     running.quiet(&world).await;
     assert_eq!(
         cancellations(&world.events(referral).await),

@@ -39,8 +39,8 @@ async fn wait_runs(running: &Running, runs: u64) {
 
 async fn retention_runs_daily_and_erases_what_is_due(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
-    net.close(&world, net.case, vec![]).await;
+    let net = world.network().await;
+    net.close_case(&world.store, net.case, vec![]).await;
     let js = async_nats::jetstream::new(world.store.client().clone());
     let master = wasl_vault::LocalMasterKey::from_hex("local-1", MASTER_HEX).expect("key");
     let vault = wasl_vault::Vault::connect(&js, master, &wasl_vault::VaultConfig::default())
@@ -75,8 +75,8 @@ on_both!(retention_daily, retention_runs_daily_and_erases_what_is_due);
 
 async fn without_the_vault_retention_only_reports(db: wasl_testkit::db::TestDb) {
     let world = World::start(db).await;
-    let net = Network::set_up(&world).await;
-    net.close(&world, net.case, vec![]).await;
+    let net = world.network().await;
+    net.close_case(&world.store, net.case, vec![]).await;
     let running = world
         .followup(FollowupConfig {
             retention: Some(RetentionSchedule {

@@ -13,6 +13,8 @@ use wasl_events::partner::{inbox_prefix, out_stream, out_subject, out_subjects};
 use wasl_nats_config::{Generated, NatsConfigOptions, PartnerOrg, generate};
 use wasl_testkit::NatsServer;
 
+pub use wasl_domain::testing::fresh;
+
 /// Messages the hub puts in each organisation's feed before a test starts.
 pub const MESSAGES_PER_FEED: usize = 3;
 
@@ -21,13 +23,6 @@ pub const PATIENCE: Duration = Duration::from_secs(5);
 
 /// How long to wait for something that must not happen.
 pub const QUIET: Duration = Duration::from_millis(500);
-
-pub fn fresh<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(uuid::Uuid::now_v7()).expect("a v7 uuid")
-}
 
 /// A partner's connection and the server errors (permission violations) it was sent.
 pub struct Partner {

@@ -5,10 +5,11 @@
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use wasl_domain::Role;
 use wasl_domain::catalogue::{Priority, ServiceCategory};
 use wasl_domain::ids::{OrgId, UserId};
 use wasl_domain::referral::ReferralCommand;
-use wasl_domain::{Actor, Role};
+use wasl_domain::testing::actor;
 use wasl_testkit::db::TestDb;
 use wasl_testkit::on_both;
 use wasl_testkit::smtp::SmtpSink;
@@ -34,7 +35,7 @@ async fn the_people_concerned_get_one_mail_each_and_nothing_personal(db: TestDb)
     world
         .person(providers[1], Role::FocalPoint, "focal-two", Some(true))
         .await;
-    let net = Network::set_up(&world, caseworker, referring, focal, providers).await;
+    let net = network(&world, caseworker, referring, focal, providers).await;
     world
         .person(net.hub, Role::Coordinator, "coordinator", Some(true))
         .await;
@@ -49,27 +50,19 @@ async fn the_people_concerned_get_one_mail_each_and_nothing_personal(db: TestDb)
     // A coordinator who signs in with OIDC: no local account, only their own setting.
     let oidc: UserId = fresh();
     world
-        .set_mail(
-            &Actor {
-                user: oidc,
-                org: net.hub,
-                roles: vec![Role::Coordinator],
-            },
-            "coordinator-oidc",
-            true,
-        )
+        .set_mail(&actor(oidc, net.hub, Role::Coordinator), "coordinator-oidc", true)
         .await;
 
     let sink = SmtpSink::start().expect("an SMTP sink");
     let running = world.notify(&sink).await;
 
     // Requested, missed its acknowledgement, escalated, then accepted.
-    let first = net.refer(&world, 0, ServiceCategory::Health, Priority::Emergency).await;
-    net.overdue_and_escalate(&world, first).await;
-    net.act(&world, first, 0, ReferralCommand::Accept).await;
+    let first = refer(&world, &net, 0, ServiceCategory::Health, Priority::Emergency).await;
+    overdue_and_escalate(&world, &net, first).await;
+    net.act_by(&world.store, first, 0, ReferralCommand::Accept).await;
     // Requested of the other provider, declined with a reason in words.
-    let second = net.refer(&world, 1, ServiceCategory::Legal, Priority::Routine).await;
-    net.decline(&world, second, 1).await;
+    let second = refer(&world, &net, 1, ServiceCategory::Legal, Priority::Routine).await;
+    decline(&world, &net, second, 1).await;
 
     let (first, second) = (first.to_string(), second.to_string());
     let expected: BTreeMap<(String, String, String), usize> = [
@@ -127,18 +120,10 @@ async fn the_people_concerned_get_one_mail_each_and_nothing_personal(db: TestDb)
 
     // Opting out stops the next mail; the other focal point is not told either.
     world
-        .set_mail(
-            &Actor {
-                user: focal,
-                org: providers[0],
-                roles: vec![Role::FocalPoint],
-            },
-            "focal",
-            false,
-        )
+        .set_mail(&actor(focal, providers[0], Role::FocalPoint), "focal", false)
         .await;
-    let third = net.refer(&world, 0, ServiceCategory::Legal, Priority::Urgent).await;
-    net.act(&world, third, 0, ReferralCommand::Accept).await;
+    let third = refer(&world, &net, 0, ServiceCategory::Legal, Priority::Urgent).await;
+    net.act_by(&world.store, third, 0, ReferralCommand::Accept).await;
     let mail = wait_mail(&sink, expected.len() + 1);
     running.quiet(&world).await;
     let mail_now = sink.messages();
@@ -175,11 +160,11 @@ async fn a_server_that_refuses_at_first_is_tried_again_until_the_mail_arrives() 
     let providers: [OrgId; 2] = [fresh(), fresh()];
     let caseworker = world.person(referring, Role::Caseworker, "caseworker", None).await;
     let focal = world.person(providers[0], Role::FocalPoint, "focal", Some(true)).await;
-    let net = Network::set_up(&world, caseworker, referring, focal, providers).await;
+    let net = network(&world, caseworker, referring, focal, providers).await;
     let sink = SmtpSink::builder().refuse_first(3).start().expect("an SMTP sink");
     let running = world.notify(&sink).await;
 
-    let referral = net.refer(&world, 0, ServiceCategory::Health, Priority::Urgent).await;
+    let referral = refer(&world, &net, 0, ServiceCategory::Health, Priority::Urgent).await;
     let mail = wait_mail(&sink, 1);
     running.quiet(&world).await;
     assert_eq!(sink.refused(), 3);
@@ -199,7 +184,7 @@ async fn unreadable_messages_are_passed_over_and_counted() {
     let providers: [OrgId; 2] = [fresh(), fresh()];
     let caseworker = world.person(referring, Role::Caseworker, "caseworker", None).await;
     let focal = world.person(providers[0], Role::FocalPoint, "focal", Some(true)).await;
-    let net = Network::set_up(&world, caseworker, referring, focal, providers).await;
+    let net = network(&world, caseworker, referring, focal, providers).await;
     let sink = SmtpSink::start().expect("an SMTP sink");
     let running = world.notify(&sink).await;
 
@@ -217,7 +202,7 @@ async fn unreadable_messages_are_passed_over_and_counted() {
         .await
         .expect("stored");
 
-    let referral = net.refer(&world, 0, ServiceCategory::Health, Priority::Routine).await;
+    let referral = refer(&world, &net, 0, ServiceCategory::Health, Priority::Routine).await;
     let mail = wait_mail(&sink, 1);
     running.quiet(&world).await;
     assert_eq!(

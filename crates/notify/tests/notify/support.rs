@@ -1,6 +1,6 @@
-//! A synthetic network on a fresh nats-server (obviously fake organisations and people, with
-//! local accounts made by the API's own account store), an SMTP sink, and a notification
-//! service running against both.
+//! The shared synthetic network (`wasl_synth::network`) on a fresh nats-server, with local
+//! accounts made by the API's own account store and personal markers sealed by a real vault; an
+//! SMTP sink, and a notification service running against both.
 
 #![allow(dead_code)]
 
@@ -9,22 +9,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wasl_api::auth::accounts::Accounts;
-use wasl_domain::case::{Case, CaseCommand, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{Decline, DeclineCode, Priority, Reason, ServiceCategory};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
-use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, ServiceSpec};
-use wasl_domain::geo::{Governorate, Location};
-use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId};
-use wasl_domain::pii::PersonalData;
-use wasl_domain::referral::{OverdueKind, Referral, ReferralCommand, RequestReferral};
+use wasl_domain::ids::{CaseId, OrgId, ReferralId, UserId};
+use wasl_domain::pii::{EncryptedPii, PersonalData};
+use wasl_domain::referral::{OverdueKind, Referral, ReferralCommand};
+use wasl_domain::testing::{actor, profile};
 use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::{Actor, Role};
 use wasl_notify::{NotifyConfig, NotifyService, SmtpConfig, SmtpNotifier};
 use wasl_store::{CommandMeta, EventStore, StoreConfig};
+use wasl_synth::network::Network;
 use wasl_testkit::NatsServer;
 use wasl_testkit::db::TestDb;
 use wasl_testkit::smtp::{ReceivedMail, SmtpSink};
 use wasl_vault::{LocalMasterKey, PiiField, Vault, VaultConfig};
+
+pub use wasl_domain::testing::fresh;
+pub use wasl_store::testing::{connect, last_sequence, meta};
 
 /// How long anything may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -35,13 +36,7 @@ pub const MARKER: &str = "MRK-";
 
 const MASTER_KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
 
-pub fn fresh<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(uuid::Uuid::now_v7()).expect("a UUIDv7")
-}
-
+/// The wall clock: mail is about what happens now.
 pub fn now() -> Timestamp {
     Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis())
 }
@@ -126,7 +121,7 @@ impl World {
     }
 
     pub async fn log_end(&self) -> u64 {
-        self.store.stream().get_info().await.expect("info").state.last_sequence
+        last_sequence(&self.store).await
     }
 
     /// A local account, with its address set (`Some`) and mail on or off.
@@ -144,18 +139,16 @@ impl World {
             .expect("a local account")
             .id;
         if let Some(enabled) = mail {
-            self.set_mail(
-                &Actor {
-                    user,
-                    org,
-                    roles: vec![role],
-                },
-                name,
-                enabled,
-            )
-            .await;
+            self.set_mail(&actor(user, org, role), name, enabled).await;
         }
         user
+    }
+
+    /// `text` sealed under `case`'s key for the first event of the command `meta` describes, as
+    /// the API seals personal data before the command reaches the domain.
+    pub async fn seal_for(&self, case: CaseId, meta: &CommandMeta, field: PiiField, text: &str) -> EncryptedPii {
+        let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
+        self.vault.seal(case, event, field, text).await.expect("seal")
     }
 
     /// Sets `actor`'s address to `<name>@example.org` (a person's own change, as the API makes it).
@@ -170,14 +163,6 @@ impl World {
 /// The synthetic address of the person called `name`.
 pub fn address(name: &str) -> String {
     format!("test-{name}@example.org")
-}
-
-pub async fn connect(url: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .expect("connect")
 }
 
 /// A notification service running in a task.
@@ -252,283 +237,110 @@ pub fn wait_mail(sink: &SmtpSink, count: usize) -> Vec<ReceivedMail> {
     mail
 }
 
-/// A referring organisation with a case (with planted personal markers) and its consent, two
-/// providers offering health and legal aid, and a coordinators' organisation.
-pub struct Network {
-    pub referring: OrgId,
-    pub providers: [OrgId; 2],
-    pub hub: OrgId,
-    pub services: Vec<(OrgId, ServiceCategory, ServiceId)>,
-    pub case: CaseId,
-    pub caseworker: UserId,
-    pub focal_point: UserId,
-    pub system: Actor,
+/// The shared network with these people and organisations: two providers offering health and
+/// legal aid, commands at the wall clock, and a case whose survivor code and every personal
+/// field carry planted markers, sealed by the world's vault for the opening event.
+pub async fn network(
+    world: &World,
+    caseworker: UserId,
+    referring: OrgId,
+    focal_point: UserId,
+    providers: [OrgId; 2],
+) -> Network {
+    let net = Network::builder()
+        .referring(referring)
+        .providers(providers)
+        .caseworker(caseworker)
+        .focal_point(focal_point)
+        .categories(&[ServiceCategory::Health, ServiceCategory::Legal])
+        .profile(profile("MRK-4711"))
+        .clock(now)
+        .without_case()
+        .build(&world.store)
+        .await;
+    let meta = meta(net.caseworker());
+    let seal = |field, text| world.seal_for(net.case, &meta, field, text);
+    let personal = PersonalData {
+        name: Some(seal(PiiField::NAME, "MRK-NAME Test Person Delta").await),
+        phone: Some(seal(PiiField::PHONE, "MRK-PHONE 0000000").await),
+        address: Some(seal(PiiField::ADDRESS, "MRK-ADDRESS Test Street 1").await),
+        notes: Some(seal(PiiField::NOTES, "MRK-CASE-NOTES test").await),
+    };
+    net.open_case_as(&world.store, net.case, personal, &meta).await;
+    net.give_consent(&world.store, net.case, net.consent).await;
+    net
 }
 
-impl Network {
-    pub async fn set_up(
-        world: &World,
-        caseworker: UserId,
-        referring: OrgId,
-        focal_point: UserId,
-        providers: [OrgId; 2],
-    ) -> Self {
-        let hub: OrgId = fresh();
-        let coordinator = Actor {
-            user: fresh(),
-            org: hub,
-            roles: vec![Role::Coordinator],
-        };
-        let mut services = Vec::new();
-        for (org, name) in [
-            (referring, "Synthetic Referrer (test)"),
-            (providers[0], "Synthetic Provider One (test)"),
-            (providers[1], "Synthetic Provider Two (test)"),
-        ] {
-            let register = OrganisationCommand::Register {
-                org_id: org,
-                name: DisplayName::parse(name).expect("name"),
-                kind: OrgKind::NationalNgo,
-            };
-            world
-                .store
-                .execute::<Organisation>(org, &register, &meta(&coordinator))
-                .await
-                .expect("register");
-        }
-        for provider in providers {
-            for category in [ServiceCategory::Health, ServiceCategory::Legal] {
-                let service: ServiceId = fresh();
-                let spec = ServiceSpec {
-                    name: DisplayName::parse("A service (test)").expect("name"),
-                    category,
-                    areas: vec![Location::governorate_only(Governorate::Ninawa)],
-                    languages: vec![Language::parse("ar").expect("language")],
-                    eligibility: Eligibility::everyone(),
-                };
-                world
-                    .store
-                    .execute::<Organisation>(
-                        provider,
-                        &OrganisationCommand::AddService {
-                            service_id: service,
-                            spec,
-                        },
-                        &meta(&coordinator),
-                    )
-                    .await
-                    .expect("add service");
-                services.push((provider, category, service));
-            }
-        }
-        let net = Self {
-            referring,
-            providers,
-            hub,
-            services,
-            case: fresh(),
-            caseworker,
-            focal_point,
-            system: Actor {
-                user: fresh(),
-                org: fresh(),
-                roles: vec![Role::System],
-            },
-        };
-        net.open_case(world).await;
-        net
-    }
-
-    fn caseworker_actor(&self) -> Actor {
-        Actor {
-            user: self.caseworker,
-            org: self.referring,
-            roles: vec![Role::Caseworker],
-        }
-    }
-
-    /// Opens the case: survivor code and every personal field carry planted markers.
-    async fn open_case(&self, world: &World) {
-        let meta = meta(&self.caseworker_actor());
-        let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
-        let seal = |field, text: &'static str| world.vault.seal(self.case, event, field, text);
-        let personal = PersonalData {
-            name: Some(seal(PiiField::NAME, "MRK-NAME Test Person Delta").await.expect("seal")),
-            phone: Some(seal(PiiField::PHONE, "MRK-PHONE 0000000").await.expect("seal")),
-            address: Some(
-                seal(PiiField::ADDRESS, "MRK-ADDRESS Test Street 1")
-                    .await
-                    .expect("seal"),
-            ),
-            notes: Some(seal(PiiField::NOTES, "MRK-CASE-NOTES test").await.expect("seal")),
-        };
-        let profile = ClientProfile {
-            survivor_code: SurvivorCode::parse("MRK-4711").expect("code"),
-            sex: Sex::Female,
-            age: Age::years(30).expect("age"),
-            population_group: PopulationGroup::Returnee,
-            nationality: Nationality::parse("IQ").expect("nationality"),
-            location: Location::governorate_only(Governorate::Ninawa),
-            language: Language::parse("ar").expect("language"),
-            vulnerabilities: vec![],
-        };
-        let open = CaseCommand::Open(OpenCase {
-            case_id: self.case,
-            caseworker: None,
-            profile,
-            personal,
-        });
-        world
-            .store
-            .execute::<Case>(self.case, &open, &meta)
-            .await
-            .expect("open case");
-        let consent: ConsentId = fresh();
-        let give = CaseCommand::GiveConsent {
-            consent_id: consent,
-            scope: ConsentScope {
-                categories: Scope::Any,
-                organisations: Scope::Any,
-                expires_at: None,
-            },
-        };
-        world
-            .store
-            .execute::<Case>(self.case, &give, &self.caseworker_meta())
-            .await
-            .expect("consent");
-    }
-
-    pub fn caseworker_meta(&self) -> CommandMeta {
-        meta(&self.caseworker_actor())
-    }
-
-    /// The caseworker refers the case to `provider` for `category`, with notes that carry a
-    /// planted marker.
-    pub async fn refer(
-        &self,
-        world: &World,
-        provider: usize,
-        category: ServiceCategory,
-        priority: Priority,
-    ) -> ReferralId {
-        let referral = fresh();
-        let org = self.providers[provider];
-        let service = self
-            .services
-            .iter()
-            .find(|(o, c, _)| *o == org && *c == category)
-            .expect("a service")
-            .2;
-        let meta = self.caseworker_meta();
-        let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
-        let notes = world
-            .vault
-            .seal(
-                self.case,
-                event,
-                PiiField::REFERRAL_NOTES,
-                "MRK-REFERRAL-NOTES call after 5",
-            )
-            .await
-            .expect("seal");
-        let case = world.store.load::<Case>(self.case).await.expect("load case").state;
-        let provider_state = world.store.load::<Organisation>(org).await.expect("load org").state;
-        let request = ReferralCommand::Request(Box::new(RequestReferral {
-            referral_id: referral,
-            case,
-            provider: provider_state,
-            service_id: service,
-            priority,
-            redirected_from: None,
-            consent_override: None,
-            notes: Some(notes),
-        }));
-        world
-            .store
-            .execute::<Referral>(referral, &request, &meta)
-            .await
-            .expect("refer");
-        referral
-    }
-
-    /// A focal point of `provider` acts on the referral.
-    pub async fn act(&self, world: &World, referral: ReferralId, provider: usize, command: ReferralCommand) {
-        let actor = Actor {
-            user: self.focal_point,
-            org: self.providers[provider],
-            roles: vec![Role::FocalPoint],
-        };
-        world
-            .store
-            .execute::<Referral>(referral, &command, &meta(&actor))
-            .await
-            .expect("the provider's command is carried out");
-    }
-
-    /// Declines with `other` and a free-text reason carrying a planted marker.
-    pub async fn decline(&self, world: &World, referral: ReferralId, provider: usize) {
-        let actor = Actor {
-            user: self.focal_point,
-            org: self.providers[provider],
-            roles: vec![Role::FocalPoint],
-        };
-        let meta = meta(&actor);
-        let event = wasl_store::event_id(meta.command_id, meta.context.now, 0);
-        let text = world
-            .vault
-            .seal(
-                self.case,
-                event,
-                PiiField::REASON_TEXT,
-                "MRK-DECLINE-TEXT the client said",
-            )
-            .await
-            .expect("seal");
-        let reject = ReferralCommand::Reject(Decline {
-            reason: Reason {
-                code: DeclineCode::Other,
-                text: Some(text),
-            },
-            suggested_org: None,
-        });
-        world
-            .store
-            .execute::<Referral>(referral, &reject, &meta)
-            .await
-            .expect("decline");
-    }
-
-    /// What the follow-up service does, as Wasl's system identity: overdue, then escalation.
-    pub async fn overdue_and_escalate(&self, world: &World, referral: ReferralId) {
-        let overdue = ReferralCommand::MarkResponseOverdue {
-            kind: OverdueKind::Acknowledgement,
-            due_at: now(),
-        };
-        world
-            .store
-            .execute::<Referral>(referral, &overdue, &meta(&self.system))
-            .await
-            .expect("overdue");
-        let escalate = ReferralCommand::Escalate {
-            kind: OverdueKind::Acknowledgement,
-        };
-        world
-            .store
-            .execute::<Referral>(referral, &escalate, &meta(&self.system))
-            .await
-            .expect("escalate");
-    }
+/// The caseworker refers the case to `provider` for `category`, with notes that carry a
+/// planted marker.
+pub async fn refer(
+    world: &World,
+    net: &Network,
+    provider: usize,
+    category: ServiceCategory,
+    priority: Priority,
+) -> ReferralId {
+    let meta = meta(net.caseworker());
+    let notes = world
+        .seal_for(
+            net.case,
+            &meta,
+            PiiField::REFERRAL_NOTES,
+            "MRK-REFERRAL-NOTES call after 5",
+        )
+        .await;
+    let ask = wasl_synth::network::Ask {
+        notes: Some(notes),
+        ..net.ask_of(provider, category, priority)
+    };
+    net.refer_as(&world.store, &ask, &meta).await
 }
 
-pub fn meta(actor: &Actor) -> CommandMeta {
-    let command_id: CommandId = fresh();
-    CommandMeta {
-        command_id,
-        context: Context {
-            now: now(),
-            actor: actor.clone(),
+/// A focal point of `provider` declines with `other` and a free-text reason carrying a planted
+/// marker.
+pub async fn decline(world: &World, net: &Network, referral: ReferralId, provider: usize) {
+    let meta = meta(net.focal_point_of(provider));
+    let text = world
+        .seal_for(
+            net.case,
+            &meta,
+            PiiField::REASON_TEXT,
+            "MRK-DECLINE-TEXT the client said",
+        )
+        .await;
+    let reject = ReferralCommand::Reject(Decline {
+        reason: Reason {
+            code: DeclineCode::Other,
+            text: Some(text),
         },
-        traceparent: None,
-    }
+        suggested_org: None,
+    });
+    world
+        .store
+        .execute::<Referral>(referral, &reject, &meta)
+        .await
+        .expect("decline");
+}
+
+/// What the follow-up service does, as Wasl's system identity: overdue, then escalation.
+pub async fn overdue_and_escalate(world: &World, net: &Network, referral: ReferralId) {
+    let (user, org) = (fresh(), fresh());
+    let system = || meta(net.context(user, org, Role::System));
+    let overdue = ReferralCommand::MarkResponseOverdue {
+        kind: OverdueKind::Acknowledgement,
+        due_at: now(),
+    };
+    world
+        .store
+        .execute::<Referral>(referral, &overdue, &system())
+        .await
+        .expect("overdue");
+    let escalate = ReferralCommand::Escalate {
+        kind: OverdueKind::Acknowledgement,
+    };
+    world
+        .store
+        .execute::<Referral>(referral, &escalate, &system())
+        .await
+        .expect("escalate");
 }

@@ -7,10 +7,9 @@
 use crate::support::{Open, TestDb};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use uuid::Uuid;
-use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, ConsentScope, OpenCase, Scope};
+use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, OpenCase, Scope};
 use wasl_domain::catalogue::{AcknowledgeCode, Decline, DeclineCode, Priority, Reason, ServiceCategory};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use wasl_domain::client::{Age, Language, Sex};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, OrganisationState};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId, uuid_v7_from_parts};
@@ -19,6 +18,7 @@ use wasl_domain::referral::{
     FollowUp, OverdueKind, Referral, ReferralCommand, ReferralEvent, ReferralState, ReferralStatus, RequestReferral,
     ServiceReceived,
 };
+use wasl_domain::testing::{self, actor, any_consent, id, profile};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, Role};
 use wasl_events::{DomainEvent, EventMeta, StoredEvent};
@@ -863,19 +863,6 @@ on_both!(
 // ---------------------------------------------------------------------------------------------
 // A world built command by command
 
-/// A deterministic UUIDv7 id; `n` keeps them apart.
-fn id<T: TryFrom<Uuid, Error = wasl_domain::ValidationError>>(n: u8) -> T {
-    T::try_from(uuid_v7_from_parts(1_767_225_600_000, [n; 10])).expect("a v7 uuid")
-}
-
-fn actor(user: u8, org: OrgId, role: Role) -> Actor {
-    Actor {
-        user: id(user),
-        org,
-        roles: vec![role],
-    }
-}
-
 /// Records commands as the store would: decided by the domain at a clock that moves a minute
 /// per command, wrapped with metadata, numbered in log order, projected on `publish`.
 struct World {
@@ -888,7 +875,7 @@ struct World {
 impl World {
     fn new() -> Self {
         Self {
-            now: Timestamp::from_unix_millis(1_767_225_600_000),
+            now: testing::T0,
             seq: 0,
             commands: 0,
             pending: Vec::new(),
@@ -960,7 +947,7 @@ fn whole(governorate: Governorate) -> Location {
 }
 
 fn admin() -> Actor {
-    actor(200, id(9), Role::Admin)
+    actor(id(200), id(9), Role::Admin)
 }
 
 /// Registers an organisation with services (`(n, spec)`: the service id is `id(n)`).
@@ -996,27 +983,14 @@ fn register(
     org
 }
 
-fn profile() -> ClientProfile {
-    ClientProfile {
-        survivor_code: SurvivorCode::parse("SYN-900001").expect("code"),
-        sex: Sex::Female,
-        age: Age::years(31).expect("age"),
-        population_group: PopulationGroup::Returnee,
-        nationality: Nationality::parse("IQ").expect("nationality"),
-        location: whole(Governorate::Ninawa),
-        language: Language::parse("ar").expect("language"),
-        vulnerabilities: vec![],
-    }
-}
-
 async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(db: TestDb) {
     let models = db.open().await;
     let mut world = World::new();
     let (org_a, org_b, org_c): (OrgId, OrgId, OrgId) = (id(1), id(2), id(3));
-    let caseworker = actor(101, org_a, Role::Caseworker);
-    let colleague = actor(102, org_a, Role::Caseworker);
-    let focal_b = actor(103, org_b, Role::FocalPoint);
-    let system = actor(107, id(9), Role::System);
+    let caseworker = actor(id(101), org_a, Role::Caseworker);
+    let colleague = actor(id(102), org_a, Role::Caseworker);
+    let focal_b = actor(id(103), org_b, Role::FocalPoint);
+    let system = actor(id(107), id(9), Role::System);
     let health: ServiceId = id(30);
     let legal: ServiceId = id(31);
     register(
@@ -1065,7 +1039,7 @@ async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(d
         CaseCommand::Open(OpenCase {
             case_id,
             caseworker: None,
-            profile: profile(),
+            profile: profile("SYN-900001"),
             personal: PersonalData::default(),
         }),
         &caseworker,
@@ -1075,11 +1049,7 @@ async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(d
         case_id,
         CaseCommand::GiveConsent {
             consent_id: id::<ConsentId>(40),
-            scope: ConsentScope {
-                categories: Scope::Any,
-                organisations: Scope::Any,
-                expires_at: None,
-            },
+            scope: any_consent(),
         },
         &caseworker,
     );
@@ -1286,7 +1256,7 @@ fn consenting_case(world: &mut World, case_id: CaseId, caseworker: &Actor) -> Ca
         CaseCommand::Open(OpenCase {
             case_id,
             caseworker: None,
-            profile: profile(),
+            profile: profile("SYN-900001"),
             personal: PersonalData::default(),
         }),
         caseworker,
@@ -1296,11 +1266,7 @@ fn consenting_case(world: &mut World, case_id: CaseId, caseworker: &Actor) -> Ca
         case_id,
         CaseCommand::GiveConsent {
             consent_id: id::<ConsentId>(40),
-            scope: ConsentScope {
-                categories: Scope::Any,
-                organisations: Scope::Any,
-                expires_at: None,
-            },
+            scope: any_consent(),
         },
         caseworker,
     );
@@ -1331,9 +1297,9 @@ async fn every_decline_stays_on_the_worklist_until_the_client_is_referred_again(
     let models = db.open().await;
     let mut world = World::new();
     let (org_a, org_b, org_c, org_d): (OrgId, OrgId, OrgId, OrgId) = (id(1), id(2), id(3), id(4));
-    let caseworker = actor(101, org_a, Role::Caseworker);
-    let focal_b = actor(103, org_b, Role::FocalPoint);
-    let focal_c = actor(104, org_c, Role::FocalPoint);
+    let caseworker = actor(id(101), org_a, Role::Caseworker);
+    let focal_b = actor(id(103), org_b, Role::FocalPoint);
+    let focal_c = actor(id(104), org_c, Role::FocalPoint);
     let (health_b, legal_c, health_c): (ServiceId, ServiceId, ServiceId) = (id(30), id(31), id(32));
     let ninawa = || vec![whole(Governorate::Ninawa)];
     let provider_b = register(
@@ -1448,9 +1414,9 @@ async fn an_escalation_shows_its_missed_deadline_and_leaves_the_open_list_when_a
     let models = db.open().await;
     let mut world = World::new();
     let (org_a, org_b): (OrgId, OrgId) = (id(1), id(2));
-    let caseworker = actor(101, org_a, Role::Caseworker);
-    let system = actor(107, id(9), Role::System);
-    let coordinator = actor(108, id(9), Role::Coordinator);
+    let caseworker = actor(id(101), org_a, Role::Caseworker);
+    let system = actor(id(107), id(9), Role::System);
+    let coordinator = actor(id(108), id(9), Role::Coordinator);
     let health: ServiceId = id(30);
     let provider_b = register(
         &mut world,

@@ -1,7 +1,7 @@
 //! Partner commands over NATS request/reply against a real server and the real command
 //! handler.
 
-use crate::support::{Network, connect, connect_with, fresh, open_store, server, wait_until};
+use crate::support::{connect, connect_with, fresh, network, open_store, server, wait_until};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use wasl_domain::ids::{OrgId, ReferralId};
 use wasl_domain::referral::{Referral, ReferralStatus};
 use wasl_events::partner::{command_subject, inbox_prefix};
 use wasl_router::{CommandReply, CommandService, CommandServiceConfig};
-use wasl_store::EventStore;
+use wasl_store::{EventStore, StoreConfig};
 
 /// A partner's connection: replies come to its own inbox prefix, as its credential requires.
 pub async fn partner(url: &str, org: OrgId) -> async_nats::Client {
@@ -51,7 +51,10 @@ pub struct RunningCommands {
 
 impl RunningCommands {
     pub async fn start(url: &str) -> Self {
-        let service = CommandService::new(Arc::new(open_store(url).await), CommandServiceConfig::default());
+        let service = CommandService::new(
+            Arc::new(open_store(url, StoreConfig::default()).await),
+            CommandServiceConfig::default(),
+        );
         let metrics = service.metrics();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -91,22 +94,22 @@ pub async fn version(store: &EventStore, referral: ReferralId) -> (u64, Option<R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     let server = server();
-    let store = Arc::new(open_store(&server.url()).await);
-    let net = Network::set_up(&store).await;
+    let store = Arc::new(open_store(&server.url(), StoreConfig::default()).await);
+    let net = network(&store).await;
     let referral = net.refer(&store).await;
 
     let running = RunningCommands::start(&server.url()).await;
     let metrics = running.metrics.clone();
-    let provider = partner(&server.url(), net.provider).await;
-    let other = partner(&server.url(), net.other).await;
-    let first = first_answer(&provider, command_subject(net.provider, referral, "nope"), "{}").await;
+    let provider = partner(&server.url(), net.provider()).await;
+    let other = partner(&server.url(), net.others[0]).await;
+    let first = first_answer(&provider, command_subject(net.provider(), referral, "nope"), "{}").await;
     let unknown_verb: CommandReply = serde_json::from_slice(&first.payload).expect("reply");
     assert_eq!(code(&unknown_verb), "bad_request");
 
     // receive, then accept: each changes the referral and answers version and position.
     let received = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "receive",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000001"}"#,
@@ -115,14 +118,14 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     assert!(received.ok, "{received:?}");
     assert_eq!(received.version, Some(2));
     let accept = r#"{"command_id":"0190b2c4-0000-7000-8000-000000000002"}"#;
-    let accepted = ask(&provider, net.provider, referral, "accept", accept).await;
+    let accepted = ask(&provider, net.provider(), referral, "accept", accept).await;
     assert_eq!(accepted.version, Some(3));
     let position = store.stream().get_info().await.expect("info").state.last_sequence;
     assert_eq!(accepted.position, Some(position));
     assert_eq!(version(&store, referral).await, (3, Some(ReferralStatus::Accepted)));
 
     // The same command id again: the same answer, nothing stored.
-    let again = ask(&provider, net.provider, referral, "accept", accept).await;
+    let again = ask(&provider, net.provider(), referral, "accept", accept).await;
     assert_eq!(again, accepted);
     assert_eq!(version(&store, referral).await.0, 3);
     assert_eq!(
@@ -133,7 +136,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     // A refusal of the domain keeps its code.
     let reject = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "reject",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000003","reason":{"code":"no_capacity"}}"#,
@@ -144,7 +147,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     // Reasons as codes; free text is refused.
     let start = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "start",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000004"}"#,
@@ -153,7 +156,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     assert_eq!(start.version, Some(4));
     let text = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "hold",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000005","reason":{"code":"other","text":"MRK-free-text"}}"#,
@@ -162,7 +165,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     assert_eq!(code(&text), "bad_request");
     let hold = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "hold",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000006","reason":{"code":"awaiting_capacity"}}"#,
@@ -171,7 +174,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     assert_eq!(hold.version, Some(5));
     let other_code = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "resume",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000006"}"#,
@@ -186,7 +189,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     // Another organisation: as if the referral did not exist.
     let foreign = ask(
         &other,
-        net.other,
+        net.others[0],
         referral,
         "complete",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000007"}"#,
@@ -196,7 +199,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     let missing: ReferralId = fresh();
     let absent = ask(
         &provider,
-        net.provider,
+        net.provider(),
         missing,
         "accept",
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000008"}"#,
@@ -211,7 +214,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
         r#"{"command_id":"0190b2c4-0000-7000-8000-000000000009","extra":true}"#,
         r#"{"command_id":"not-a-uuid"}"#,
     ] {
-        let bad = ask(&provider, net.provider, referral, "complete", body).await;
+        let bad = ask(&provider, net.provider(), referral, "complete", body).await;
         assert_eq!(code(&bad), "bad_request");
     }
     assert_eq!(version(&store, referral).await.0, 6);
@@ -224,7 +227,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
     let refused_before = metrics.refused.load(Ordering::Relaxed);
     plain
         .publish_with_reply(
-            command_subject(net.provider, referral, "complete"),
+            command_subject(net.provider(), referral, "complete"),
             "_INBOX.elsewhere.1",
             r#"{"command_id":"0190b2c4-0000-7000-8000-00000000000a"}"#.into(),
         )
@@ -232,7 +235,7 @@ async fn partner_commands_change_referrals_idempotently_and_only_their_own() {
         .expect("publish");
     plain
         .publish(
-            command_subject(net.provider, referral, "complete"),
+            command_subject(net.provider(), referral, "complete"),
             r#"{"command_id":"0190b2c4-0000-7000-8000-00000000000b"}"#.into(),
         )
         .await

@@ -2,16 +2,16 @@
 //! events and the redaction notices of erased cases alike; feeds created on registration.
 
 use crate::support::{
-    Running, connect, feed, fresh, last_sequence, open_store, router_config, server, wait_until_async,
+    Running, at, connect, ctx, feed, fresh, last_sequence, open_store, router_config, server, wait_until_async,
 };
 use async_nats::jetstream;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use wasl_domain::Role;
 use wasl_domain::case::CaseEvent;
 use wasl_domain::directory::{DisplayName, OrgKind, Organisation, OrganisationCommand, OrganisationEvent};
 use wasl_domain::ids::{CaseId, OrgId, ReferralId};
 use wasl_domain::referral::ReferralEvent;
-use wasl_domain::{Actor, Context, Role};
 use wasl_events::partner::{out_stream, out_subject, out_subjects, redaction_subject};
 use wasl_events::{DomainEvent, StoredEvent};
 use wasl_router::message::{SCHEMA, redaction_notice_id, source_sequence};
@@ -184,17 +184,10 @@ async fn every_feed_holds_each_referral_event_once_in_order_across_crashes_and_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_an_organisation_creates_its_feed() {
     let server = server();
-    let store = open_store(&server.url()).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
     let running = Running::start(&server.url(), router_config()).await;
     let org: OrgId = fresh();
-    let coordinator = Context {
-        now: crate::support::T0,
-        actor: Actor {
-            user: fresh(),
-            org: fresh(),
-            roles: vec![Role::Coordinator],
-        },
-    };
+    let coordinator = at(ctx(fresh(), fresh(), Role::Coordinator), 0);
     store
         .execute::<Organisation>(
             org,

@@ -68,8 +68,8 @@ async fn append_after_poison(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_of_every_kind_on_every_subject_is_parked_and_everything_else_delivered() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = crate::support::Network::set_up(&store).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = crate::support::network(&store).await;
     let first = net.refer(&store).await;
 
     // Poison of each kind on a referral that exists, on one that does not, on the case and on
@@ -116,7 +116,7 @@ async fn poison_of_every_kind_on_every_subject_is_parked_and_everything_else_del
     assert_eq!(metrics.unreadable.load(Ordering::Relaxed), poisoned.len() as u64);
 
     let js = jetstream::new(store.client().clone());
-    let delivered = feed(&js, net.provider).await;
+    let delivered = feed(&js, net.provider()).await;
     assert_eq!(
         statuses(&delivered, first),
         ["requested", "received", "accepted"],
@@ -162,7 +162,7 @@ async fn poison_of_every_kind_on_every_subject_is_parked_and_everything_else_del
     let end = last_sequence(&store).await;
     running.wait_for(end).await;
     assert_eq!(
-        statuses(&feed(&js, net.provider).await, second),
+        statuses(&feed(&js, net.provider()).await, second),
         ["requested", "received"]
     );
     running.stop().await.expect("a clean stop, not an error");
@@ -171,8 +171,8 @@ async fn poison_of_every_kind_on_every_subject_is_parked_and_everything_else_del
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_skipped_in_the_log_is_passed_over_and_shows_resolved() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = crate::support::Network::set_up(&store).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = crate::support::network(&store).await;
     let referral = net.refer(&store).await;
     let subject = format!("wasl.evt.referral.{referral}");
     let skipped = Poison::GarbageWithHeaders.publish(store.client(), &subject).await;
@@ -207,7 +207,7 @@ async fn a_message_skipped_in_the_log_is_passed_over_and_shows_resolved() {
     assert_eq!(running.router.metrics().unreadable.load(Ordering::Relaxed), 1);
     let js = jetstream::new(store.client().clone());
     assert_eq!(
-        statuses(&feed(&js, net.provider).await, referral),
+        statuses(&feed(&js, net.provider()).await, referral),
         ["requested", "received"]
     );
     running.stop().await.expect("clean stop");
@@ -226,8 +226,8 @@ async fn replace_log(server_url: &str, store: &EventStore) -> EventStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_went_backwards_stops_delivery_until_it_matches_again() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = crate::support::Network::set_up(&store).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = crate::support::network(&store).await;
     for _ in 0..3 {
         net.refer(&store).await;
     }
@@ -239,12 +239,12 @@ async fn a_log_that_went_backwards_stops_delivery_until_it_matches_again() {
     let running = Running::start(&server.url(), config.clone()).await;
     running.wait_for(end).await;
     let js = jetstream::new(store.client().clone());
-    let delivered = feed(&js, net.provider).await.len();
+    let delivered = feed(&js, net.provider()).await.len();
     assert_eq!(delivered, 3);
 
     // The log is replaced under the running router by a shorter one.
     let shorter = replace_log(&server.url(), &store).await;
-    let again = crate::support::Network::set_up(&shorter).await;
+    let again = crate::support::network(&shorter).await;
     let new_referral = again.refer(&shorter).await;
     assert!(last_sequence(&shorter).await < end, "the new log is shorter");
     let metrics = running.router.metrics();
@@ -259,7 +259,7 @@ async fn a_log_that_went_backwards_stops_delivery_until_it_matches_again() {
     let metrics = running.router.metrics();
     wait_until("a new router notices", || metrics.diverged().is_some()).await;
     assert!(
-        feed(&js, again.provider).await.is_empty(),
+        feed(&js, again.provider()).await.is_empty(),
         "nothing of the new log was delivered while the router's checkpoint is ahead of it"
     );
 
@@ -269,7 +269,7 @@ async fn a_log_that_went_backwards_stops_delivery_until_it_matches_again() {
     wait_until("delivery resumes", || metrics.diverged().is_none()).await;
     wait_until_async("the new referral reaches its partner", || {
         let js = js.clone();
-        let provider = again.provider;
+        let provider = again.provider();
         async move { !statuses(&feed(&js, provider).await, new_referral).is_empty() }
     })
     .await;

@@ -3,13 +3,14 @@
 //! every message of every feed.
 
 use crate::support::{
-    Network, Running, SURVIVOR_CODE, connect, feed, last_sequence, open_store, router_config, sealed, server,
+    Running, SURVIVOR_CODE, connect, feed, last_sequence, network, open_store, router_config, sealed, server,
 };
 use async_nats::jetstream;
 use futures_util::TryStreamExt;
 use wasl_domain::catalogue::{CancelCode, Decline, DeclineCode, ErrorCode, FailCode, HoldCode, Reason};
 use wasl_domain::referral::{FollowUp, ReferralCommand, ServiceReceived};
 use wasl_router::PartnerMessage;
+use wasl_store::StoreConfig;
 
 const MARKERS: &[&str] = &[
     "MRK-NAME",
@@ -39,8 +40,8 @@ fn reason<C>(code: C, marker: &str) -> Reason<C> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_personal_field_appears_in_any_partner_message() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = Network::set_up(&store).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = network(&store).await;
 
     // Every lifecycle path that carries a sealed text.
     let served = net.refer(&store).await;
@@ -100,11 +101,7 @@ async fn no_personal_field_appears_in_any_partner_message() {
         .execute::<wasl_domain::referral::Referral>(
             erroneous,
             &ReferralCommand::MarkEnteredInError(reason(ErrorCode::Other, "MRK-ERROR-text-of-an-error")),
-            &crate::support::meta(crate::support::ctx(
-                net.supervisor,
-                net.referring,
-                wasl_domain::Role::Supervisor,
-            )),
+            &crate::support::meta(net.supervisor()),
         )
         .await
         .expect("entered in error");
@@ -117,7 +114,7 @@ async fn no_personal_field_appears_in_any_partner_message() {
     let names: Vec<String> = js.stream_names().try_collect().await.expect("stream names");
     let feeds: Vec<&String> = names.iter().filter(|n| n.starts_with("WASL_OUT_")).collect();
     assert_eq!(feeds.len(), 3, "one feed per registered organisation");
-    let provider_feed = feed(&js, net.provider).await;
+    let provider_feed = feed(&js, net.provider()).await;
     assert_eq!(provider_feed.len(), 19, "every referral event reached the provider");
     // Redaction: a withdrawn consent and an entry in error tell the partner to delete what it
     // holds; an ordinary cancel does not.
@@ -132,7 +129,7 @@ async fn no_personal_field_appears_in_any_partner_message() {
         );
     }
     let mut searched = 0;
-    for org in [net.referring, net.provider, net.other] {
+    for org in [net.referring, net.provider(), net.others[0]] {
         for message in feed(&js, org).await {
             let raw = crate::support::raw_bytes(&message);
             let lower = String::from_utf8_lossy(&raw).to_lowercase();

@@ -2,7 +2,7 @@
 //! answer may go, refused unanswered where none may, counted, and the service goes on serving.
 
 use crate::commands::{RunningCommands, ask, code, first_answer, partner, version};
-use crate::support::{Network, connect, open_store, server, wait_until};
+use crate::support::{connect, network, open_store, server, wait_until};
 use async_nats::HeaderMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +11,7 @@ use wasl_domain::referral::ReferralStatus;
 use wasl_events::partner::command_subject;
 use wasl_router::CommandReply;
 use wasl_router::commands::MAX_BODY;
+use wasl_store::StoreConfig;
 
 async fn request(client: &async_nats::Client, subject: String, headers: HeaderMap, body: Vec<u8>) -> CommandReply {
     let reply = tokio::time::timeout(
@@ -26,18 +27,18 @@ async fn request(client: &async_nats::Client, subject: String, headers: HeaderMa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_requests_are_answered_bad_request_and_the_service_keeps_serving() {
     let server = server();
-    let store = Arc::new(open_store(&server.url()).await);
-    let net = Network::set_up(&store).await;
+    let store = Arc::new(open_store(&server.url(), StoreConfig::default()).await);
+    let net = network(&store).await;
     let referral = net.refer(&store).await;
     let running = RunningCommands::start(&server.url()).await;
     let metrics = running.metrics.clone();
-    let provider = partner(&server.url(), net.provider).await;
-    first_answer(&provider, command_subject(net.provider, referral, "accept"), "x").await;
+    let provider = partner(&server.url(), net.provider()).await;
+    first_answer(&provider, command_subject(net.provider(), referral, "accept"), "x").await;
     let bad_before = metrics.bad_requests.load(Ordering::Relaxed);
 
     let received = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "receive",
         r#"{"command_id":"0190b2c4-0000-7000-8000-0000000000a1"}"#,
@@ -45,8 +46,8 @@ async fn unreadable_requests_are_answered_bad_request_and_the_service_keeps_serv
     .await;
     assert_eq!(received.version, Some(2), "{received:?}");
 
-    let on = |verb: &str| command_subject(net.provider, referral, verb);
-    let org_prefix = format!("wasl.cmd.{}", net.provider);
+    let on = |verb: &str| command_subject(net.provider(), referral, verb);
+    let org_prefix = format!("wasl.cmd.{}", net.provider());
     let huge = vec![b'{'; MAX_BODY * 8];
     let poison: Vec<(String, Vec<u8>)> = vec![
         (on("accept"), b"\xff\xfe\x00garbage".to_vec()),
@@ -133,7 +134,7 @@ async fn unreadable_requests_are_answered_bad_request_and_the_service_keeps_serv
     // And the service goes on.
     let started = ask(
         &provider,
-        net.provider,
+        net.provider(),
         referral,
         "start",
         r#"{"command_id":"0190b2c4-0000-7000-8000-0000000000a6"}"#,

@@ -3,16 +3,19 @@
 //! crash, a lost case index, a rewound checkpoint and a full replay — and nothing else in the
 //! feeds changes.
 
-use crate::support::{Network, Running, connect, feed, last_sequence, open_store, raw_bytes, router_config, server};
+use crate::support::{
+    Running, connect, erase, feed, last_sequence, network, open_store, raw_bytes, router_config, server,
+};
 use async_nats::jetstream::{self, message::StreamMessage};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use wasl_domain::catalogue::ServiceCategory;
 use wasl_domain::ids::{CaseId, OrgId, ReferralId};
 use wasl_domain::referral::ReferralCommand;
 use wasl_events::partner::redaction_subject;
 use wasl_router::message::{ERASED_EVENT_TYPE, REDACTION_SCHEMA, source_sequence};
 use wasl_router::{FeedMessage, PartnerMessage, RedactionNotice, Router, case_index_bucket};
-use wasl_store::EventStore;
+use wasl_store::{EventStore, StoreConfig};
 
 /// What must never reach a partner: every planted marker (they all contain `MRK`, and the name
 /// `Zzyzx`), the key id of the sealed values.
@@ -118,26 +121,26 @@ fn assert_nothing_personal(feeds: &[&[StreamMessage]], cases: &[CaseId], erasure
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erased_case_tells_each_organisation_that_received_its_referrals_once_and_nothing_else_changes() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = Network::set_up(&store).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = network(&store).await;
     // Organisation A (`other`) gets one referral of the case, B (`provider`) two; a second case
     // has a referral to B too.
-    let service_a = net.add_service(&store, net.other).await;
-    let to_a = net.refer_case(&store, net.case, net.other, service_a).await;
+    let service_a = net.add_service(&store, net.others[0], ServiceCategory::Health).await;
+    let to_a = net.refer_case(&store, net.case, net.others[0], service_a).await;
     let to_b1 = net.refer(&store).await;
     let to_b2 = net.refer(&store).await;
     net.act(&store, to_b1, ReferralCommand::Accept).await;
     let second = net.open_case(&store).await;
-    let unrelated = net.refer_case(&store, second, net.provider, net.service).await;
+    let unrelated = net.refer_case(&store, second, net.provider(), net.service()).await;
 
     let running = Running::start(&server.url(), router_config()).await;
     running.wait_for(last_sequence(&store).await).await;
     let js = jetstream::new(connect(&server.url()).await);
-    let before_a = feed(&js, net.other).await;
-    let before_b = feed(&js, net.provider).await;
+    let before_a = feed(&js, net.others[0]).await;
+    let before_b = feed(&js, net.provider()).await;
     assert_eq!((before_a.len(), before_b.len()), (1, 4));
 
-    let erased = net.erase(&store, net.case).await.position;
+    let erased = erase(&store, &net, net.case).await.position;
     // Life goes on: the provider starts one of the case's referrals and accepts the other case's.
     net.act(&store, to_b1, ReferralCommand::Start).await;
     net.act(&store, unrelated, ReferralCommand::Accept).await;
@@ -150,8 +153,8 @@ async fn an_erased_case_tells_each_organisation_that_received_its_referrals_once
         "one notice per organisation"
     );
 
-    let feed_a = feed(&js, net.other).await;
-    let feed_b = feed(&js, net.provider).await;
+    let feed_a = feed(&js, net.others[0]).await;
+    let feed_b = feed(&js, net.provider()).await;
     let feed_referring = feed(&js, net.referring).await;
     assert!(
         feed_referring.is_empty(),
@@ -161,13 +164,13 @@ async fn an_erased_case_tells_each_organisation_that_received_its_referrals_once
     // A: what it had, then one notice naming its one referral.
     assert_eq!(feed_a.len(), 2);
     let (message, notice) = &notices(&feed_a)[0];
-    check_notice(message, notice, net.other, erased, &[to_a]);
+    check_notice(message, notice, net.others[0], erased, &[to_a]);
     // B: what it had, then one notice naming both its referrals, then the later events.
     assert_eq!(feed_b.len(), 7);
     let found = notices(&feed_b);
     assert_eq!(found.len(), 1, "one notice however many referrals");
     let (message, notice_b) = &found[0];
-    check_notice(message, notice_b, net.provider, erased, &[to_b1, to_b2]);
+    check_notice(message, notice_b, net.provider(), erased, &[to_b1, to_b2]);
     assert_ne!(notice.notice_id, notice_b.notice_id, "every organisation its own id");
     assert_eq!(notice.occurred_at, notice_b.occurred_at);
 
@@ -207,16 +210,16 @@ async fn an_erased_case_tells_each_organisation_that_received_its_referrals_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_stay_exactly_once_through_a_crash_a_lost_index_a_rewound_checkpoint_and_a_full_replay() {
     let server = server();
-    let store = open_store(&server.url()).await;
-    let net = Network::set_up(&store).await;
-    let service_a = net.add_service(&store, net.other).await;
+    let store = open_store(&server.url(), StoreConfig::default()).await;
+    let net = network(&store).await;
+    let service_a = net.add_service(&store, net.others[0], ServiceCategory::Health).await;
     let first = net.case;
-    let to_a = net.refer_case(&store, first, net.other, service_a).await;
+    let to_a = net.refer_case(&store, first, net.others[0], service_a).await;
     let to_b1 = net.refer(&store).await;
     let to_b2 = net.refer(&store).await;
     let second = net.open_case(&store).await;
-    let second_to_b = net.refer_case(&store, second, net.provider, net.service).await;
-    let first_erased = net.erase(&store, first).await.position;
+    let second_to_b = net.refer_case(&store, second, net.provider(), net.service()).await;
+    let first_erased = erase(&store, &net, first).await.position;
 
     // A router that dies with everything delivered but perhaps not acknowledged.
     let running = Running::start(&server.url(), router_config()).await;
@@ -229,8 +232,8 @@ async fn notices_stay_exactly_once_through_a_crash_a_lost_index_a_rewound_checkp
     js.delete_key_value(case_index_bucket("WASL_ROUTER"))
         .await
         .expect("delete the case index");
-    let second_to_a = net.refer_case(&store, second, net.other, service_a).await;
-    let second_erased = net.erase(&store, second).await.position;
+    let second_to_a = net.refer_case(&store, second, net.others[0], service_a).await;
+    let second_erased = erase(&store, &net, second).await.position;
     let running = Running::start(&server.url(), router_config()).await;
     running.wait_for(last_sequence(&store).await).await;
     running.stop().await.expect("a clean stop");
@@ -243,15 +246,33 @@ async fn notices_stay_exactly_once_through_a_crash_a_lost_index_a_rewound_checkp
             (2, 2),
             "one notice per erasure and organisation"
         );
-        check_notice(found_a[0].0, &found_a[0].1, net.other, first_erased, &[to_a]);
-        check_notice(found_a[1].0, &found_a[1].1, net.other, second_erased, &[second_to_a]);
-        check_notice(found_b[0].0, &found_b[0].1, net.provider, first_erased, &[to_b1, to_b2]);
-        check_notice(found_b[1].0, &found_b[1].1, net.provider, second_erased, &[second_to_b]);
+        check_notice(found_a[0].0, &found_a[0].1, net.others[0], first_erased, &[to_a]);
+        check_notice(
+            found_a[1].0,
+            &found_a[1].1,
+            net.others[0],
+            second_erased,
+            &[second_to_a],
+        );
+        check_notice(
+            found_b[0].0,
+            &found_b[0].1,
+            net.provider(),
+            first_erased,
+            &[to_b1, to_b2],
+        );
+        check_notice(
+            found_b[1].0,
+            &found_b[1].1,
+            net.provider(),
+            second_erased,
+            &[second_to_b],
+        );
         assert_eq!(referral_messages(feed_a).len(), 2);
         assert_eq!(referral_messages(feed_b).len(), 3);
     };
-    let feed_a = feed(&js, net.other).await;
-    let feed_b = feed(&js, net.provider).await;
+    let feed_a = feed(&js, net.others[0]).await;
+    let feed_b = feed(&js, net.provider()).await;
     expect(&feed_a, &feed_b);
 
     // A checkpoint just before the second erasure, as a crash between the publishes and the
@@ -287,8 +308,8 @@ async fn notices_stay_exactly_once_through_a_crash_a_lost_index_a_rewound_checkp
         (feed_a.len() + feed_b.len()) as u64
     );
 
-    let after_a = feed(&js, net.other).await;
-    let after_b = feed(&js, net.provider).await;
+    let after_a = feed(&js, net.others[0]).await;
+    let after_b = feed(&js, net.provider()).await;
     assert_eq!(
         (after_a.len(), after_b.len()),
         (feed_a.len(), feed_b.len()),

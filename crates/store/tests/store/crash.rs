@@ -24,7 +24,7 @@ async fn a_crash_during_appends_loses_no_acknowledged_event_and_doubles_none() {
     let store = Arc::new(open_store(&server.url(), config.clone()).await);
     let net = Arc::new(Network::set_up(&store).await);
     // The case and the provider do not change: build every request from one load.
-    let template = net.request(&store, fresh()).await;
+    let template = net.request(&store, fresh(), &net.ask()).await;
     let acked: Arc<Mutex<HashMap<ReferralId, u64>>> = Arc::default();
     let done = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();

@@ -16,11 +16,11 @@ async fn each_command_answers_with_the_new_version_and_the_stream_position() {
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
     let received = net
-        .act(&store, referral, ReferralCommand::Receive)
+        .try_act(&store, referral, ReferralCommand::Receive)
         .await
         .expect("received");
     let accepted = net
-        .act(&store, referral, ReferralCommand::Accept)
+        .try_act(&store, referral, ReferralCommand::Accept)
         .await
         .expect("accepted");
     assert_eq!((received.version, accepted.version), (2, 3));
@@ -51,7 +51,7 @@ async fn refusals_are_typed_and_store_nothing() {
             Forbidden::NotReceivingOrganisation
         )))
     ));
-    let missing = net.act(&store, fresh(), ReferralCommand::Accept).await;
+    let missing = net.try_act(&store, fresh(), ReferralCommand::Accept).await;
     assert!(matches!(missing, Err(CommandError::NotFound)));
     assert_eq!(store.stream().get_info().await.expect("info").state.messages, before);
 }
@@ -63,7 +63,7 @@ async fn a_command_sent_twice_is_stored_once_and_answered_the_same() {
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
     let once = CommandMeta {
-        command_id: command_id(),
+        command_id: fresh(),
         context: net.focal_point(),
         traceparent: None,
     };
@@ -110,7 +110,7 @@ async fn a_retry_whose_first_attempt_landed_is_recognised_not_reported_as_a_conf
     let referral = net.refer(&store).await;
     // The handler has the referral cached at version 1 (it just made it).
     let lost = CommandMeta {
-        command_id: command_id(),
+        command_id: fresh(),
         context: net.focal_point(),
         traceparent: None,
     };
@@ -141,7 +141,7 @@ async fn a_retry_after_the_duplicate_window_is_still_answered_from_the_history()
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
     let lost = CommandMeta {
-        command_id: command_id(),
+        command_id: fresh(),
         context: net.focal_point(),
         traceparent: None,
     };
@@ -176,7 +176,7 @@ async fn a_resent_append_that_landed_is_refused_and_stores_nothing_twice() {
     let referral = net.refer(&store).await;
     let loaded = store.load::<Referral>(referral).await.expect("load");
     let lost = CommandMeta {
-        command_id: command_id(),
+        command_id: fresh(),
         context: net.focal_point(),
         traceparent: None,
     };
@@ -222,7 +222,7 @@ async fn a_stale_cache_does_not_turn_into_a_wrong_refusal() {
         .expect("accepted");
     // Starting is only allowed from accepted: decided on the stale cache it would be refused.
     let started = net
-        .act(&store, referral, ReferralCommand::Start)
+        .try_act(&store, referral, ReferralCommand::Start)
         .await
         .expect("started on the fresh state");
     assert_eq!(started.version, 3);
@@ -358,7 +358,7 @@ async fn the_cached_state_answers_without_the_log_but_an_unseen_aggregate_is_rea
     let other = open_store(&server.url(), StoreConfig::default()).await;
     // Never seen by `other`: read from the log.
     assert_eq!(other.cached::<Referral>(referral).await.expect("cached").version, 1);
-    net.act(&store, referral, ReferralCommand::Receive)
+    net.try_act(&store, referral, ReferralCommand::Receive)
         .await
         .expect("received");
     // Seen before: the cache answers, without the newer event.

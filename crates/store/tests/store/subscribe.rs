@@ -14,12 +14,12 @@ async fn a_subscription_resumes_after_a_checkpoint_in_stream_order_and_sees_new_
     let net = Network::set_up(&store).await;
     let referral = net.refer(&store).await;
     let checkpoint = net
-        .act(&store, referral, ReferralCommand::Receive)
+        .try_act(&store, referral, ReferralCommand::Receive)
         .await
         .expect("received")
         .position;
     let accepted = net
-        .act(&store, referral, ReferralCommand::Accept)
+        .try_act(&store, referral, ReferralCommand::Accept)
         .await
         .expect("accepted")
         .position;
@@ -31,7 +31,7 @@ async fn a_subscription_resumes_after_a_checkpoint_in_stream_order_and_sees_new_
     assert_eq!(first.sequence, accepted, "the first event after the checkpoint");
     // Case and organisation events are filtered out; a new referral event arrives live.
     let started = net
-        .act(&store, referral, ReferralCommand::Start)
+        .try_act(&store, referral, ReferralCommand::Start)
         .await
         .expect("started")
         .position;

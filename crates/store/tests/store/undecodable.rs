@@ -125,7 +125,7 @@ async fn poison_of_every_kind_refuses_commands_on_its_aggregate_until_skipped_th
         let at = kind.publish(store.client(), &subject).await;
         // Refused, naming the message, on a history the store cannot read — never decided on
         // what it could read.
-        let refused = net.act(&store, referral, ReferralCommand::Receive).await;
+        let refused = net.try_act(&store, referral, ReferralCommand::Receive).await;
         assert!(
             matches!(refused, Err(CommandError::Store(StoreError::Undecodable { sequence, .. })) if sequence == at),
             "{kind:?}: {refused:?}"
@@ -139,7 +139,7 @@ async fn poison_of_every_kind_refuses_commands_on_its_aggregate_until_skipped_th
     let history = store.read_history(&subject, 1).await.expect("history");
     assert_eq!(history.len(), 1, "only the request: every poison is passed over");
     let outcome = net
-        .act(&store, referral, ReferralCommand::Receive)
+        .try_act(&store, referral, ReferralCommand::Receive)
         .await
         .expect("carried out once the poison is skipped");
     assert_eq!(outcome.version, 2, "the skipped messages are no events of the referral");

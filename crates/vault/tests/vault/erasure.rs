@@ -4,6 +4,7 @@ use crate::support::*;
 use wasl_domain::catalogue::{EraseCode, Reason};
 use wasl_domain::{DomainError, Forbidden, Role};
 use wasl_store::CommandError;
+use wasl_testkit::files::{contains, files_below};
 use wasl_vault::erase::{EraseError, erase_case};
 use wasl_vault::{KeyState, PiiField, Revealed, Vault, VaultConfig, VaultError};
 

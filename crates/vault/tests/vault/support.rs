@@ -1,32 +1,18 @@
 //! A nats-server, an event store, a vault, and cases with planted marker values.
 
 use async_nats::jetstream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use wasl_domain::case::{Case, CaseCommand, CaseEvent, OpenCase};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
-use wasl_domain::geo::{Governorate, Location};
-use wasl_domain::ids::{CaseId, EventId, OrgId, UserId, uuid_v7_from_parts};
+use wasl_domain::ids::{CaseId, EventId, OrgId, UserId};
 use wasl_domain::pii::PersonalData;
-use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::testing::{at, ctx, profile};
+use wasl_domain::{Context, Role};
 use wasl_events::DomainEvent;
+use wasl_store::testing::meta;
 use wasl_store::{CommandMeta, EventStore, StoreConfig};
 use wasl_testkit::NatsServer;
 use wasl_vault::{LocalMasterKey, PiiField, Vault, VaultConfig};
 
-static COUNTER: AtomicU64 = AtomicU64::new(1);
-
-pub fn fresh<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut random = [0u8; 10];
-    random[2..].copy_from_slice(&n.to_be_bytes());
-    T::try_from(uuid_v7_from_parts(1_767_225_600_000 + n, random)).expect("a v7 uuid")
-}
-
-pub const T0: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
+pub use wasl_domain::testing::{T0, fresh};
 
 pub struct World {
     pub server: NatsServer,
@@ -64,28 +50,19 @@ impl World {
         }
     }
 
+    /// The world's caseworker, supervisor or hub staff acting as `role`, `hours` after [`T0`].
     pub fn ctx(&self, role: Role, hours: i64) -> Context {
         let (user, org) = match role {
             Role::Supervisor => (self.supervisor, self.org),
             Role::Admin | Role::System => (self.supervisor, self.hub),
             _ => (self.caseworker, self.org),
         };
-        Context {
-            now: T0.plus_hours(hours),
-            actor: Actor {
-                user,
-                org,
-                roles: vec![role],
-            },
-        }
+        at(ctx(user, org, role), hours)
     }
 
+    /// A command's metadata for [`World::ctx`].
     pub fn meta(&self, role: Role, hours: i64) -> CommandMeta {
-        CommandMeta {
-            command_id: fresh(),
-            context: self.ctx(role, hours),
-            traceparent: None,
-        }
+        meta(self.ctx(role, hours))
     }
 
     /// Opens a case whose name, phone and notes are the given markers, sealed for the event the
@@ -104,20 +81,10 @@ impl World {
             address: None,
             notes: Some(seal(PiiField::NOTES, notes).await),
         };
-        let profile = ClientProfile {
-            survivor_code: SurvivorCode::parse("TEST-0042").expect("code"),
-            sex: Sex::Female,
-            age: Age::years(27).expect("age"),
-            population_group: PopulationGroup::Idp,
-            nationality: Nationality::parse("IQ").expect("nationality"),
-            location: Location::governorate_only(Governorate::Duhok),
-            language: Language::parse("kmr").expect("language"),
-            vulnerabilities: vec![],
-        };
         let open = CaseCommand::Open(OpenCase {
             case_id: case,
             caseworker: None,
-            profile,
+            profile: profile("TEST-0042"),
             personal,
         });
         self.store.execute::<Case>(case, &open, &meta).await.expect("opened");
@@ -158,25 +125,4 @@ impl World {
         }
         out
     }
-}
-
-/// Every byte of every file below `dir`.
-pub fn files_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path, bytes));
-            }
-        }
-    }
-    out
-}
-
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

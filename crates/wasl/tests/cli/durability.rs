@@ -10,11 +10,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasl_domain::Role;
 use wasl_domain::directory::{DisplayName, OrgKind, Organisation, OrganisationCommand};
-use wasl_domain::ids::{CommandId, OrgId, UserId};
-use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
-use wasl_store::{CommandMeta, EventStore, StoreConfig};
+use wasl_domain::ids::{CommandId, OrgId};
+use wasl_domain::testing::{at, ctx, fresh};
+use wasl_store::testing::meta;
+use wasl_store::{EventStore, StoreConfig};
 
 /// A runtime for a plain `#[test]` that talks to NATS beside a `wasl up` process.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
@@ -30,13 +31,6 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 struct Ledger {
     sent: HashSet<CommandId>,
     acknowledged: HashSet<CommandId>,
-}
-
-fn v7<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(uuid::Uuid::now_v7()).expect("a v7 id")
 }
 
 /// Registers organisations (one event per command, a new aggregate each) with `workers`
@@ -60,25 +54,14 @@ async fn load(url: String, workers: usize, stop: Arc<AtomicBool>, ledger: Arc<Mu
         return;
     };
     let store = Arc::new(store);
-    let coordinator = Actor {
-        user: v7::<UserId>(),
-        org: v7::<OrgId>(),
-        roles: vec![Role::Coordinator],
-    };
+    let coordinator = at(ctx(fresh(), fresh(), Role::Coordinator), 0);
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (store, stop, ledger, actor) = (store.clone(), stop.clone(), ledger.clone(), coordinator.clone());
+        let (store, stop, ledger, coordinator) = (store.clone(), stop.clone(), ledger.clone(), coordinator.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let org: OrgId = v7();
-                let meta = CommandMeta {
-                    command_id: v7(),
-                    context: Context {
-                        now: Timestamp::from_unix_millis(1_767_225_600_000),
-                        actor: actor.clone(),
-                    },
-                    traceparent: None,
-                };
+                let org: OrgId = fresh();
+                let meta = meta(coordinator.clone());
                 let register = OrganisationCommand::Register {
                     org_id: org,
                     name: DisplayName::parse("Durability Test Partner (test)").expect("name"),

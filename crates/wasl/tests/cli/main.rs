@@ -113,12 +113,11 @@ mod retention {
     use super::run;
     use wasl_domain::case::{Case, CaseCommand, CloseCase, OpenCase};
     use wasl_domain::catalogue::{CloseCode, Reason};
-    use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
-    use wasl_domain::geo::{Governorate, Location};
     use wasl_domain::ids::{CaseId, CommandId, OrgId, UserId, uuid_v7_from_parts};
     use wasl_domain::pii::PersonalData;
+    use wasl_domain::testing::{actor, profile};
     use wasl_domain::time::Timestamp;
-    use wasl_domain::{Actor, Context, Role};
+    use wasl_domain::{Context, Role};
     use wasl_store::{CommandMeta, EventStore, StoreConfig};
     use wasl_testkit::NatsServer;
     use wasl_vault::{KeyState, LocalMasterKey, PiiField, Vault, VaultConfig};
@@ -140,11 +139,7 @@ mod retention {
             .await
             .expect("vault");
         let case: CaseId = id(10);
-        let actor = Actor {
-            user: id(20),
-            org: id(30),
-            roles: vec![Role::Caseworker],
-        };
+        let actor = actor(id(20), id(30), Role::Caseworker);
         let at = |n: u8, ms: i64| CommandMeta {
             command_id: id::<CommandId>(n),
             context: Context {
@@ -159,20 +154,10 @@ mod retention {
             .seal(case, event, PiiField::NAME, "MARKER-CLI-NAME")
             .await
             .expect("sealed");
-        let profile = ClientProfile {
-            survivor_code: SurvivorCode::parse("TEST-0099").expect("code"),
-            sex: Sex::Male,
-            age: Age::years(40).expect("age"),
-            population_group: PopulationGroup::Returnee,
-            nationality: Nationality::parse("IQ").expect("nationality"),
-            location: Location::governorate_only(Governorate::Anbar),
-            language: Language::parse("ar").expect("language"),
-            vulnerabilities: vec![],
-        };
         let open = CaseCommand::Open(OpenCase {
             case_id: case,
             caseworker: None,
-            profile,
+            profile: profile("TEST-0099"),
             personal: PersonalData {
                 name: Some(name),
                 ..PersonalData::default()
