@@ -49,11 +49,11 @@ impl Vocabulary {
 
     /// A language, weighted by how often clients prefer it.
     pub(crate) fn language(&self, rng: &mut Rng) -> Language {
-        weighted(rng, &self.languages).clone()
+        rng.weighted(&self.languages).clone()
     }
 
     fn nationality(&self, rng: &mut Rng) -> Nationality {
-        *weighted(rng, &self.nationalities)
+        *rng.weighted(&self.nationalities)
     }
 
     /// A service's languages: Arabic and up to two more.
@@ -66,20 +66,6 @@ impl Vocabulary {
     }
 }
 
-/// One item of `(item, weight)` pairs, with probability proportional to its weight.
-pub(crate) fn weighted<'a, T>(rng: &mut Rng, items: &'a [(T, u32)]) -> &'a T {
-    let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
-    let mut r = rng.below(total);
-    for (item, w) in items {
-        let w = u64::from(*w);
-        if r < w {
-            return item;
-        }
-        r -= w;
-    }
-    &items[items.len() - 1].0
-}
-
 /// A display name; the texts here are always valid.
 pub(crate) fn name(text: &str) -> DisplayName {
     DisplayName::parse(text).unwrap_or_else(|_| unreachable!("synthetic names are 1 to 200 printable characters"))
@@ -89,7 +75,7 @@ pub(crate) fn name(text: &str) -> DisplayName {
 /// districts.
 pub(crate) fn location_in(rng: &mut Rng, governorate: Governorate, district_per_mille: u64) -> Location {
     let districts: Vec<District> = District::of(governorate).collect();
-    if !districts.is_empty() && rng.chance(district_per_mille) {
+    if !districts.is_empty() && rng.chance_per_mille(district_per_mille) {
         let district = *rng.pick(&districts);
         Location::new(governorate, Some(district)).unwrap_or(Location::governorate_only(governorate))
     } else {
@@ -173,16 +159,13 @@ pub(crate) fn service_spec(
 pub(crate) fn profile(rng: &mut Rng, vocabulary: &Vocabulary, number: u64, places: &[Governorate]) -> ClientProfile {
     let survivor_code = SurvivorCode::parse(&format!("SYN-{number:06}"))
         .unwrap_or_else(|_| unreachable!("SYN- and six or more digits is a valid survivor code"));
-    let sex = *weighted(
-        rng,
-        &[
-            (Sex::Female, 55),
-            (Sex::Male, 35),
-            (Sex::Other, 3),
-            (Sex::Undisclosed, 7),
-        ],
-    );
-    let governorate = if places.is_empty() || rng.chance(250) {
+    let sex = *rng.weighted(&[
+        (Sex::Female, 55),
+        (Sex::Male, 35),
+        (Sex::Other, 3),
+        (Sex::Undisclosed, 7),
+    ]);
+    let governorate = if places.is_empty() || rng.chance_per_mille(250) {
         *rng.pick(Governorate::ALL)
     } else {
         *rng.pick(places)
@@ -209,7 +192,7 @@ fn age(rng: &mut Rng) -> Age {
         25..90 => rng.between(18, 59),
         _ => rng.between(60, 95),
     } as u8;
-    if rng.chance(700) {
+    if rng.chance_per_mille(700) {
         Age::years(years).unwrap_or(Age::group_only(AgeGroup::of_years(years)))
     } else {
         Age::group_only(AgeGroup::of_years(years))
@@ -249,7 +232,7 @@ pub(crate) fn case_key(case: impl std::fmt::Display) -> KeyId {
 /// A sealed value of `len` plaintext bytes: a random nonce of the cipher's length and random
 /// ciphertext plus tag. It stands for personal data and is never opened.
 pub(crate) fn sealed(rng: &mut Rng, key: &KeyId, len: usize) -> EncryptedPii {
-    let cipher = if rng.chance(850) {
+    let cipher = if rng.chance_per_mille(850) {
         Cipher::XChaCha20Poly1305
     } else {
         Cipher::Aes256Gcm
@@ -269,7 +252,7 @@ pub(crate) fn text(rng: &mut Rng, key: &KeyId) -> EncryptedPii {
 /// Personal data with some fields set, each sealed on its own.
 pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
     let mut field = |per_mille: u64, lo: u64, hi: u64| {
-        rng.chance(per_mille).then(|| {
+        rng.chance_per_mille(per_mille).then(|| {
             let len = rng.between(lo, hi) as usize;
             sealed(rng, key, len)
         })
@@ -284,27 +267,29 @@ pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
 
 /// A coded reason from `codes`; `other` always comes with a sealed text, the others sometimes.
 pub(crate) fn reason<C: ReasonCode>(rng: &mut Rng, codes: &[(C, u32)], key: &KeyId) -> Reason<C> {
-    let code = *weighted(rng, codes);
-    let text = (code.needs_text() || rng.chance(120)).then(|| self::text(rng, key));
+    let code = *rng.weighted(codes);
+    let text = (code.needs_text() || rng.chance_per_mille(120)).then(|| self::text(rng, key));
     Reason { code, text }
 }
 
 /// A consent scope: mostly anything in the pathway; sometimes only some categories or some
 /// organisations; sometimes with an expiry.
 pub(crate) fn consent_scope(rng: &mut Rng, orgs: &[OrgId], now: Timestamp) -> ConsentScope {
-    let categories = if rng.chance(150) {
+    let categories = if rng.chance_per_mille(150) {
         let picked = (0..rng.between(3, 6)).map(|_| *rng.pick(ServiceCategory::ALL));
         Scope::Only(picked.collect())
     } else {
         Scope::Any
     };
-    let organisations = if rng.chance(100) && orgs.len() > 2 {
+    let organisations = if rng.chance_per_mille(100) && orgs.len() > 2 {
         let picked = (0..rng.between(3, 8)).map(|_| *rng.pick(orgs));
         Scope::Only(picked.collect())
     } else {
         Scope::Any
     };
-    let expires_at = rng.chance(80).then(|| now.plus_hours(24 * rng.between(20, 180) as i64));
+    let expires_at = rng
+        .chance_per_mille(80)
+        .then(|| now.plus_hours(24 * rng.between(20, 180) as i64));
     ConsentScope {
         categories,
         organisations,

@@ -21,3 +21,4 @@ mod rng;
 
 pub use generator::{Generator, HistoryConfig};
 pub use publish::{PublishError, Publisher, publish};
+pub use rng::Rng;
