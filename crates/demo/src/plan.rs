@@ -2,7 +2,7 @@
 //! is sent. Times are kept relative to the start of the window (midnight UTC, `days` before the
 //! anchor's day) while planning, so the plan is a pure function of seed, days and anchor.
 
-use crate::ids::{self, Rng};
+use crate::ids;
 use crate::network::{ORGS, OrgDef, ServiceDef};
 use std::collections::BTreeSet;
 use wasl_domain::case::{ConsentScope, Scope};
@@ -14,6 +14,7 @@ use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
 use wasl_domain::referral::{ReferralStatus, ServiceReceived};
 use wasl_domain::time::Timestamp;
+use wasl_synth::Rng;
 
 pub(crate) const MINUTE: i64 = 60_000;
 pub(crate) const HOUR: i64 = 60 * MINUTE;
@@ -231,6 +232,13 @@ struct Planner {
     raw: Vec<(i64, usize, Action)>,
 }
 
+/// A span of `lo..=hi` milliseconds (both at least 0).
+fn millis(rng: &mut Rng, lo: i64, hi: i64) -> i64 {
+    let lo = u64::try_from(lo).unwrap_or(0);
+    let hi = u64::try_from(hi).unwrap_or(0).max(lo);
+    i64::try_from(rng.between(lo, hi)).unwrap_or(i64::MAX)
+}
+
 /// Moves `t` into working hours (08:00–17:00 in Iraq, UTC+3) unless `urgent`.
 fn office_hours(t: i64, rng: &mut Rng, urgent: bool) -> i64 {
     if urgent {
@@ -239,9 +247,9 @@ fn office_hours(t: i64, rng: &mut Rng, urgent: bool) -> i64 {
     let day = t.div_euclid(DAY) * DAY;
     let hour = t - day;
     if hour < 5 * HOUR {
-        day + 5 * HOUR + rng.between(0, 3 * HOUR)
+        day + 5 * HOUR + millis(rng, 0, 3 * HOUR)
     } else if hour >= 14 * HOUR {
-        day + DAY + 5 * HOUR + rng.between(0, 3 * HOUR)
+        day + DAY + 5 * HOUR + millis(rng, 0, 3 * HOUR)
     } else {
         t
     }
@@ -254,7 +262,7 @@ impl Planner {
     }
 
     fn later(&mut self, t: i64, lo: i64, hi: i64, urgent: bool) -> i64 {
-        let t = t + self.rng.between(lo, hi).max(MINUTE);
+        let t = t + millis(&mut self.rng, lo, hi).max(MINUTE);
         office_hours(t, &mut self.rng, urgent)
     }
 
@@ -286,12 +294,12 @@ impl Planner {
             let def = self.plan.services[service].def;
             let mut capacity = def.capacity;
             for change in 1..=2u8 {
-                if !self.rng.chance(40) {
+                if !self.rng.chance_per_mille(400) {
                     continue;
                 }
                 let third = (self.end - self.start) / 3;
                 let at = office_hours(
-                    self.start + i64::from(change) * third + self.rng.between(0, 5 * DAY),
+                    self.start + i64::from(change) * third + millis(&mut self.rng, 0, 5 * DAY),
                     &mut self.rng,
                     false,
                 );
@@ -300,7 +308,7 @@ impl Planner {
                 }
                 let spread = u64::from(def.capacity / 3 + 1);
                 let delta = u32::try_from(self.rng.below(spread)).unwrap_or(0) + 1;
-                let next = if self.rng.chance(50) {
+                let next = if self.rng.chance_per_mille(500) {
                     capacity.saturating_sub(delta)
                 } else {
                     capacity + delta
@@ -344,37 +352,37 @@ impl Planner {
             unreachable!("only referring organisations open cases")
         };
         let areas: Vec<((&str, &str), u32)> = referring.client_areas.iter().map(|(g, d, w)| ((*g, *d), *w)).collect();
-        let (gov, district) = self.rng.weighted(&areas);
+        let (gov, district) = *self.rng.weighted(&areas);
         let loc = location(gov, Some(district));
         let place = loc.district().map_or("Iraq", |d| d.name_en());
-        let sex = self
+        let sex = *self
             .rng
             .weighted(&[(Sex::Female, 65), (Sex::Male, 33), (Sex::Undisclosed, 2)]);
-        let years = match self.rng.weighted(&[(0u8, 20), (1, 70), (2, 10)]) {
+        let years = match *self.rng.weighted(&[(0u8, 20), (1, 70), (2, 10)]) {
             0 => self.rng.between(3, 17),
             1 => self.rng.between(18, 59),
             _ => self.rng.between(60, 82),
         };
         let years = u8::try_from(years).unwrap_or(30);
         let group = match gov {
-            "IQ-DA" | "IQ-AR" => self.rng.weighted(&[
+            "IQ-DA" | "IQ-AR" => *self.rng.weighted(&[
                 (PopulationGroup::Idp, 45),
                 (PopulationGroup::Refugee, 20),
                 (PopulationGroup::Returnee, 10),
                 (PopulationGroup::HostCommunity, 20),
                 (PopulationGroup::Migrant, 5),
             ]),
-            "IQ-NI" | "IQ-AN" => self.rng.weighted(&[
+            "IQ-NI" | "IQ-AN" => *self.rng.weighted(&[
                 (PopulationGroup::Returnee, 50),
                 (PopulationGroup::Idp, 30),
                 (PopulationGroup::HostCommunity, 20),
             ]),
-            "IQ-KI" => self.rng.weighted(&[
+            "IQ-KI" => *self.rng.weighted(&[
                 (PopulationGroup::Idp, 40),
                 (PopulationGroup::Returnee, 35),
                 (PopulationGroup::HostCommunity, 25),
             ]),
-            _ => self.rng.weighted(&[
+            _ => *self.rng.weighted(&[
                 (PopulationGroup::HostCommunity, 40),
                 (PopulationGroup::Idp, 25),
                 (PopulationGroup::Returnee, 20),
@@ -383,42 +391,42 @@ impl Planner {
         };
         let nationality = match group {
             PopulationGroup::Refugee => "SY",
-            PopulationGroup::Migrant => self.rng.weighted(&[("IR", 3), ("TR", 1), ("SY", 2), ("XX", 1)]),
+            PopulationGroup::Migrant => *self.rng.weighted(&[("IR", 3), ("TR", 1), ("SY", 2), ("XX", 1)]),
             _ => "IQ",
         };
         let tag = match (gov, district, nationality) {
-            (_, _, "SY") => self.rng.weighted(&[("kmr", 1), ("ar", 1)]),
+            (_, _, "SY") => *self.rng.weighted(&[("kmr", 1), ("ar", 1)]),
             (_, _, "IR") => "fa",
-            (_, "sinjar", _) => self.rng.weighted(&[("kmr", 7), ("ar", 3)]),
-            ("IQ-DA", _, _) => self.rng.weighted(&[("kmr", 6), ("ar", 4)]),
-            ("IQ-AR", _, _) => self.rng.weighted(&[("ckb", 4), ("ar", 5), ("kmr", 1)]),
-            ("IQ-KI", _, _) => self.rng.weighted(&[("ar", 5), ("ckb", 3), ("tr", 2)]),
+            (_, "sinjar", _) => *self.rng.weighted(&[("kmr", 7), ("ar", 3)]),
+            ("IQ-DA", _, _) => *self.rng.weighted(&[("kmr", 6), ("ar", 4)]),
+            ("IQ-AR", _, _) => *self.rng.weighted(&[("ckb", 4), ("ar", 5), ("kmr", 1)]),
+            ("IQ-KI", _, _) => *self.rng.weighted(&[("ar", 5), ("ckb", 3), ("tr", 2)]),
             _ => "ar",
         };
         let mut vulnerabilities = Vec::new();
         let adult_woman = sex == Sex::Female && years >= 18;
-        if sex == Sex::Female && years >= 12 && self.rng.chance(40) {
+        if sex == Sex::Female && years >= 12 && self.rng.chance_per_mille(400) {
             vulnerabilities.push(Vulnerability::GbvSurvivor);
         }
-        if adult_woman && self.rng.chance(25) {
+        if adult_woman && self.rng.chance_per_mille(250) {
             vulnerabilities.push(Vulnerability::FemaleHeadedHousehold);
         }
-        if adult_woman && years < 45 && self.rng.chance(10) {
+        if adult_woman && years < 45 && self.rng.chance_per_mille(100) {
             vulnerabilities.push(Vulnerability::PregnantOrLactating);
         }
-        if years < 18 && self.rng.chance(15) {
+        if years < 18 && self.rng.chance_per_mille(150) {
             vulnerabilities.push(Vulnerability::SeparatedChild);
         }
-        if years >= 60 && self.rng.chance(50) {
+        if years >= 60 && self.rng.chance_per_mille(500) {
             vulnerabilities.push(Vulnerability::OlderPersonAtRisk);
         }
-        if self.rng.chance(25) {
+        if self.rng.chance_per_mille(250) {
             vulnerabilities.push(Vulnerability::MissingDocumentation);
         }
-        if self.rng.chance(10) {
+        if self.rng.chance_per_mille(100) {
             vulnerabilities.push(Vulnerability::ChronicIllness);
         }
-        if self.rng.chance(8) {
+        if self.rng.chance_per_mille(80) {
             vulnerabilities.push(Vulnerability::Disability);
         }
         let profile = ClientProfile {
@@ -441,25 +449,25 @@ impl Planner {
         let years = profile.age.exact_years().unwrap_or(30);
         let mut needs = Vec::new();
         if has(Vulnerability::GbvSurvivor) {
-            if self.rng.chance(45) {
+            if self.rng.chance_per_mille(450) {
                 needs.push(ServiceCategory::Health);
             }
             needs.push(ServiceCategory::Psychosocial);
-            if self.rng.chance(25) {
+            if self.rng.chance_per_mille(250) {
                 needs.push(ServiceCategory::Shelter);
             }
-            if self.rng.chance(20) {
+            if self.rng.chance_per_mille(200) {
                 needs.push(ServiceCategory::Legal);
             }
         }
-        if years < 18 && self.rng.chance(50) {
+        if years < 18 && self.rng.chance_per_mille(500) {
             needs.push(ServiceCategory::ChildProtection);
         }
-        if (6..18).contains(&years) && self.rng.chance(35) {
+        if (6..18).contains(&years) && self.rng.chance_per_mille(350) {
             needs.push(ServiceCategory::Education);
         }
         if has(Vulnerability::MissingDocumentation) {
-            needs.push(if self.rng.chance(70) {
+            needs.push(if self.rng.chance_per_mille(700) {
                 ServiceCategory::CivilDocumentation
             } else {
                 ServiceCategory::Legal
@@ -473,14 +481,14 @@ impl Planner {
             needs.push(ServiceCategory::Health);
         }
         if has(Vulnerability::FemaleHeadedHousehold) {
-            needs.push(if self.rng.chance(65) {
+            needs.push(if self.rng.chance_per_mille(650) {
                 ServiceCategory::Cash
             } else {
                 ServiceCategory::Livelihoods
             });
         }
         if needs.is_empty() {
-            needs.push(self.rng.weighted(&[
+            needs.push(*self.rng.weighted(&[
                 (ServiceCategory::Cash, 3),
                 (ServiceCategory::Livelihoods, 2),
                 (ServiceCategory::Health, 3),
@@ -544,7 +552,11 @@ impl Planner {
             let Some(referring) = def.referring else { continue };
             let count = i64::from(referring.cases_per_100_days) * i64::from(self.days()) / 100;
             for _ in 0..count {
-                let at = office_hours(self.start + self.rng.between(0, span - 2 * HOUR), &mut self.rng, false);
+                let at = office_hours(
+                    self.start + millis(&mut self.rng, 0, span - 2 * HOUR),
+                    &mut self.rng,
+                    false,
+                );
                 if at < self.end - HOUR {
                     openings.push((at, org));
                 }
@@ -560,9 +572,9 @@ impl Planner {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let (profile, place) = self.profile(&ORGS[org], number);
         let needs = self.needs(&profile);
-        let consent_at = opened + self.rng.between(3, 15) * MINUTE;
+        let consent_at = opened + millis(&mut self.rng, 3 * MINUTE, 15 * MINUTE);
         let case_index = self.plan.cases.len();
-        let categories = if self.rng.chance(70) {
+        let categories = if self.rng.chance_per_mille(700) {
             Scope::Any
         } else {
             Scope::Only(needs.iter().copied().collect())
@@ -593,14 +605,14 @@ impl Planner {
             };
             let emergency_need = category == ServiceCategory::Health
                 && profile.vulnerabilities.contains(&Vulnerability::GbvSurvivor)
-                && self.rng.chance(50);
+                && self.rng.chance_per_mille(500);
             t = self.later(t, gap.0, gap.1, emergency_need);
             if t >= self.end - 10 * MINUTE {
                 break;
             }
             let priority = if emergency_need {
                 Priority::Emergency
-            } else if self.rng.chance(20) {
+            } else if self.rng.chance_per_mille(200) {
                 Priority::Urgent
             } else {
                 Priority::Routine
@@ -622,21 +634,22 @@ impl Planner {
                     && (plan.followed_up || !matches!(plan.status, ReferralStatus::Completed | ReferralStatus::Failed))
             });
         let close_at = self.later(last, 3 * DAY, 20 * DAY, false);
-        if done && close_at < self.end - 10 * MINUTE && self.rng.chance(65) {
+        if done && close_at < self.end - 10 * MINUTE && self.rng.chance_per_mille(650) {
             let any_completed = all
                 .iter()
                 .any(|r| self.plan.referrals[*r].status == ReferralStatus::Completed);
             let code = if any_completed {
-                self.rng
+                *self
+                    .rng
                     .weighted(&[(CloseCode::NeedsMet, 85), (CloseCode::ClientRelocated, 15)])
             } else {
-                self.rng.weighted(&[
+                *self.rng.weighted(&[
                     (CloseCode::LostContact, 5),
                     (CloseCode::ClientRequest, 3),
                     (CloseCode::Transferred, 2),
                 ])
             };
-            let by_supervisor = ORGS[org].referring.is_some_and(|r| r.supervisor) && self.rng.chance(30);
+            let by_supervisor = ORGS[org].referring.is_some_and(|r| r.supervisor) && self.rng.chance_per_mille(300);
             self.plan.cases[case_index].closed = true;
             self.push(
                 close_at,
@@ -682,7 +695,7 @@ impl Planner {
             service,
             priority,
             redirected_from,
-            with_notes: self.rng.chance(60),
+            with_notes: self.rng.chance_per_mille(600),
             status: ReferralStatus::Requested,
             decline: None,
             followed_up: false,
@@ -702,8 +715,8 @@ impl Planner {
             *now = planner.later(*now, lo, hi, urgent);
             *now
         };
-        let receive =
-            outcome == Outcome::WaitReceived || !matches!(outcome, Outcome::WaitRequested) && self.rng.chance(80);
+        let receive = outcome == Outcome::WaitReceived
+            || !matches!(outcome, Outcome::WaitRequested) && self.rng.chance_per_mille(800);
         if receive {
             let at = respond(self, &mut now, 20 * MINUTE, 26 * HOUR);
             steps.push((
@@ -721,24 +734,24 @@ impl Planner {
             _ => (10 * DAY, 45 * DAY),
         };
         let follow_up = |planner: &mut Self, completed: bool| {
-            let reached = planner.rng.chance(88);
+            let reached = planner.rng.chance_per_mille(880);
             FollowUpPlan {
                 reached,
                 received: match (reached, completed) {
                     (false, _) => ServiceReceived::Unknown,
-                    (true, true) => planner
+                    (true, true) => *planner
                         .rng
                         .weighted(&[(ServiceReceived::Yes, 85), (ServiceReceived::Partly, 15)]),
                     (true, false) => ServiceReceived::No,
                 },
                 satisfaction: reached.then(|| {
                     if completed {
-                        planner.rng.weighted(&[(5u8, 4), (4, 4), (3, 2), (2, 1)])
+                        *planner.rng.weighted(&[(5u8, 4), (4, 4), (3, 2), (2, 1)])
                     } else {
-                        planner.rng.weighted(&[(3u8, 2), (2, 2), (1, 1)])
+                        *planner.rng.weighted(&[(3u8, 2), (2, 2), (1, 1)])
                     }
                 }),
-                with_note: planner.rng.chance(30),
+                with_note: planner.rng.chance_per_mille(300),
             }
         };
         match outcome {
@@ -767,7 +780,7 @@ impl Planner {
                 steps.push((at, Action::Respond { referral: index, step }));
             }
             Outcome::Cancelled => {
-                if self.rng.chance(50) {
+                if self.rng.chance_per_mille(500) {
                     let at = respond(self, &mut now, HOUR, 48 * HOUR);
                     steps.push((
                         at,
@@ -777,7 +790,7 @@ impl Planner {
                         },
                     ));
                 }
-                let code = self.rng.weighted(&[
+                let code = *self.rng.weighted(&[
                     (CancelCode::ClientRequest, 4),
                     (CancelCode::NoLongerNeeded, 3),
                     (CancelCode::ReferredElsewhere, 2),
@@ -808,7 +821,7 @@ impl Planner {
                     ));
                     let hold = matches!(outcome, Outcome::OnHold | Outcome::Completed { hold: true, .. });
                     if hold {
-                        let code = self.rng.weighted(&[
+                        let code = *self.rng.weighted(&[
                             (HoldCode::AwaitingDocuments, 3),
                             (HoldCode::ClientUnavailable, 3),
                             (HoldCode::AwaitingCapacity, 2),
@@ -856,7 +869,7 @@ impl Planner {
                             }
                         }
                         Outcome::Failed => {
-                            let code = self.rng.weighted(&[
+                            let code = *self.rng.weighted(&[
                                 (FailCode::ClientUnreachable, 4),
                                 (FailCode::ClientRelocated, 2),
                                 (FailCode::ClientDeclined, 2),
@@ -955,7 +968,7 @@ impl Planner {
             table.push((Outcome::WaitRequested, 30));
             table.push((Outcome::WaitReceived, 30));
         }
-        self.rng.weighted(&table)
+        *self.rng.weighted(&table)
     }
 }
 
