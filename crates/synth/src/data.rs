@@ -1,66 +1,43 @@
-//! Synthetic values: names, places, client profiles, sealed personal data, reasons. Every name
-//! says "Synthetic", every survivor code starts with `SYN-`, and every sealed value is random
-//! bytes of the right shape that no key opens.
+//! Synthetic values: names, places, sealed personal data, reasons, and the histories' client
+//! profiles (by way of [`crate::profile`]). Every name says "Synthetic", every survivor code
+//! starts with `SYN-`, and every sealed value is random bytes of the right shape that no key
+//! opens.
 
 use crate::rng::Rng;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{Reason, ReasonCode, ServiceCategory};
-use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
-};
+use wasl_domain::client::{ClientProfile, Language, Sex, SurvivorCode, Vulnerability};
 use wasl_domain::directory::{DisplayName, Eligibility, ServiceSpec};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::OrgId;
 use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
 use wasl_domain::time::Timestamp;
 
-/// BCP 47 tags of the languages clients speak and services work in, with how often clients
-/// prefer each.
-const LANGUAGES: &[(&str, u32)] = &[("ar", 55), ("kmr", 18), ("ckb", 14), ("en", 4), ("tr", 4), ("fa", 5)];
+/// BCP 47 tags of the languages services work in, Arabic first. (Which language a client
+/// prefers is [`crate::profile`]'s business.)
+const SERVICE_LANGUAGES: &[&str] = &["ar", "kmr", "ckb", "en", "tr", "fa"];
 
-/// Nationalities of clients, with weights (`XX`: stateless or unknown).
-const NATIONALITIES: &[(&str, u32)] = &[("IQ", 75), ("SY", 12), ("IR", 4), ("TR", 3), ("XX", 6)];
-
-/// Values parsed once: the vocabularies that come from text.
+/// Values parsed once: the languages services work in.
 #[derive(Debug, Clone)]
 pub(crate) struct Vocabulary {
-    languages: Vec<(Language, u32)>,
-    nationalities: Vec<(Nationality, u32)>,
+    languages: Vec<Language>,
 }
 
 impl Vocabulary {
     pub(crate) fn new() -> Self {
         Self {
-            languages: LANGUAGES
+            languages: SERVICE_LANGUAGES
                 .iter()
-                .filter_map(|(tag, w)| Language::parse(tag).ok().map(|l| (l, *w)))
-                .collect(),
-            nationalities: NATIONALITIES
-                .iter()
-                .filter_map(|(code, w)| Nationality::parse(code).ok().map(|n| (n, *w)))
+                .filter_map(|tag| Language::parse(tag).ok())
                 .collect(),
         }
     }
 
-    /// Arabic, the language every service works in.
-    pub(crate) fn arabic(&self) -> Language {
-        self.languages[0].0.clone()
-    }
-
-    /// A language, weighted by how often clients prefer it.
-    pub(crate) fn language(&self, rng: &mut Rng) -> Language {
-        rng.weighted(&self.languages).clone()
-    }
-
-    fn nationality(&self, rng: &mut Rng) -> Nationality {
-        *rng.weighted(&self.nationalities)
-    }
-
-    /// A service's languages: Arabic and up to two more.
+    /// A service's languages: Arabic, which every service works in, and up to two more.
     fn service_languages(&self, rng: &mut Rng) -> Vec<Language> {
-        let mut languages = vec![self.arabic()];
+        let mut languages = vec![self.languages[0].clone()];
         for _ in 0..rng.below(3) {
-            languages.push(self.languages[rng.index(self.languages.len())].0.clone());
+            languages.push(self.languages[rng.index(self.languages.len())].clone());
         }
         languages
     }
@@ -154,58 +131,22 @@ pub(crate) fn service_spec(
     }
 }
 
-/// A client's profile: survivor code `SYN-<number>`, random facts; `places` are the governorates
-/// where services work, where most clients live.
-pub(crate) fn profile(rng: &mut Rng, vocabulary: &Vocabulary, number: u64, places: &[Governorate]) -> ClientProfile {
+/// A client's profile: survivor code `SYN-<number>`, living where services work (`places`)
+/// mostly, else anywhere in Iraq; the rest is [`crate::profile`]'s model.
+pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate]) -> ClientProfile {
     let survivor_code = SurvivorCode::parse(&format!("SYN-{number:06}"))
         .unwrap_or_else(|_| unreachable!("SYN- and six or more digits is a valid survivor code"));
-    let sex = *rng.weighted(&[
-        (Sex::Female, 55),
-        (Sex::Male, 35),
-        (Sex::Other, 3),
-        (Sex::Undisclosed, 7),
-    ]);
     let governorate = if places.is_empty() || rng.chance_per_mille(250) {
         *rng.pick(Governorate::ALL)
     } else {
         *rng.pick(places)
     };
-    let mut vulnerabilities: Vec<Vulnerability> = (0..rng.below(4)).map(|_| *rng.pick(Vulnerability::ALL)).collect();
-    vulnerabilities.sort();
-    vulnerabilities.dedup();
-    ClientProfile {
-        survivor_code,
-        sex,
-        age: age(rng),
-        population_group: *rng.pick(PopulationGroup::ALL),
-        nationality: vocabulary.nationality(rng),
-        location: location_in(rng, governorate, 600),
-        language: vocabulary.language(rng),
-        vulnerabilities,
-    }
-}
-
-fn age(rng: &mut Rng) -> Age {
-    // Mostly adults; a quarter children.
-    let years = match rng.below(100) {
-        0..25 => rng.below(18),
-        25..90 => rng.between(18, 59),
-        _ => rng.between(60, 95),
-    } as u8;
-    if rng.chance_per_mille(700) {
-        Age::years(years).unwrap_or(Age::group_only(AgeGroup::of_years(years)))
-    } else {
-        Age::group_only(AgeGroup::of_years(years))
-    }
+    let home = location_in(rng, governorate, 600);
+    crate::profile::client_profile(rng, survivor_code, home)
 }
 
 /// The same profile with one thing changed (a move, an age, a vulnerability, the language).
-pub(crate) fn changed_profile(
-    rng: &mut Rng,
-    vocabulary: &Vocabulary,
-    profile: &ClientProfile,
-    places: &[Governorate],
-) -> ClientProfile {
+pub(crate) fn changed_profile(rng: &mut Rng, profile: &ClientProfile, places: &[Governorate]) -> ClientProfile {
     let mut profile = profile.clone();
     match rng.below(4) {
         0 => {
@@ -216,9 +157,9 @@ pub(crate) fn changed_profile(
             };
             profile.location = location_in(rng, governorate, 600);
         }
-        1 => profile.age = age(rng),
+        1 => profile.age = crate::profile::corrected_age(rng),
         2 => profile.vulnerabilities.push(*rng.pick(Vulnerability::ALL)),
-        _ => profile.language = vocabulary.language(rng),
+        _ => profile.language = crate::profile::language(rng, profile.location, profile.nationality),
     }
     profile.normalised()
 }
@@ -268,6 +209,11 @@ pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
 /// A coded reason from `codes`; `other` always comes with a sealed text, the others sometimes.
 pub(crate) fn reason<C: ReasonCode>(rng: &mut Rng, codes: &[(C, u32)], key: &KeyId) -> Reason<C> {
     let code = *rng.weighted(codes);
+    coded(rng, code, key)
+}
+
+/// `code` as a reason: with a sealed text for `other`, sometimes for the others.
+pub(crate) fn coded<C: ReasonCode>(rng: &mut Rng, code: C, key: &KeyId) -> Reason<C> {
     let text = (code.needs_text() || rng.chance_per_mille(120)).then(|| self::text(rng, key));
     Reason { code, text }
 }
@@ -361,9 +307,8 @@ mod tests {
 
     #[test]
     fn survivor_codes_are_synthetic_and_valid() {
-        let vocabulary = Vocabulary::new();
         let mut rng = Rng::new(3);
-        let profile = profile(&mut rng, &vocabulary, 123, &[Governorate::Ninawa]);
+        let profile = profile(&mut rng, 123, &[Governorate::Ninawa]);
         assert_eq!(profile.survivor_code.as_str(), "SYN-000123");
     }
 

@@ -12,13 +12,13 @@
 //! looked at about twice a day however large the history is, and deadlines pass as they would.
 
 use crate::data::{self, Vocabulary};
+use crate::outcomes::{self, Step};
 use crate::rng::Rng;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use uuid::Uuid;
 use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, OpenCase};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
-    Reason, ServiceCategory,
+    CancelCode, Decline, DeclineCode, EraseCode, ErrorCode, OverrideCode, Priority, Reason, ServiceCategory,
 };
 use wasl_domain::directory::{OrgKind, Organisation, OrganisationCommand};
 use wasl_domain::geo::Governorate;
@@ -26,7 +26,6 @@ use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceI
 use wasl_domain::pii::KeyId;
 use wasl_domain::referral::{
     ConsentBasis, FollowUp, OverdueKind, Referral, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction,
-    ServiceReceived,
 };
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, DomainError, Role, ValidationError};
@@ -147,6 +146,8 @@ struct CaseTrack {
     /// Referrals of the case still in the active set.
     active_referrals: usize,
     will_close: bool,
+    /// One of its referrals was completed.
+    served: bool,
     reopened: bool,
     failures: u32,
 }
@@ -708,7 +709,7 @@ impl Generator {
         let case_id: CaseId = typed(new_uuid(&mut self.rng, now));
         let key = data::case_key(case_id);
         self.cases_opened += 1;
-        let profile = data::profile(&mut self.rng, &self.vocabulary, self.cases_opened, &self.places);
+        let profile = data::profile(&mut self.rng, self.cases_opened, &self.places);
         let personal = data::personal_data(&mut self.rng, &key);
         let info = &self.orgs[org];
         let (actor, caseworker) = if self.rng.chance_per_mille(800) {
@@ -737,6 +738,7 @@ impl Generator {
                     redirects: Vec::new(),
                     active_referrals: 0,
                     will_close,
+                    served: false,
                     reopened: false,
                     failures: 0,
                 },
@@ -904,12 +906,7 @@ impl Generator {
                 )
             }
             CaseMove::UpdateProfile => (
-                CaseCommand::UpdateProfile(data::changed_profile(
-                    &mut self.rng,
-                    &self.vocabulary,
-                    &profile,
-                    &self.places,
-                )),
+                CaseCommand::UpdateProfile(data::changed_profile(&mut self.rng, &profile, &self.places)),
                 self.case_actor(case_id, 150),
             ),
             CaseMove::UpdatePersonalData => (
@@ -930,22 +927,10 @@ impl Generator {
                 (CaseCommand::Assign { caseworker }, self.case_actor(case_id, 500))
             }
             CaseMove::Close | CaseMove::CloseEarly => {
-                let codes: &[(CloseCode, u32)] = if choice == CaseMove::Close {
-                    &[
-                        (CloseCode::NeedsMet, 70),
-                        (CloseCode::ClientRequest, 10),
-                        (CloseCode::Transferred, 8),
-                        (CloseCode::LostContact, 6),
-                        (CloseCode::Other, 6),
-                    ]
+                let codes = if choice == CaseMove::Close {
+                    outcomes::closes(track.served)
                 } else {
-                    &[
-                        (CloseCode::ClientRelocated, 35),
-                        (CloseCode::LostContact, 25),
-                        (CloseCode::ClientRequest, 20),
-                        (CloseCode::Duplicate, 10),
-                        (CloseCode::Other, 10),
-                    ]
+                    outcomes::EARLY_CLOSES
                 };
                 let reason = data::reason(&mut self.rng, codes, &key);
                 let close = CloseCase {
@@ -1291,61 +1276,35 @@ impl Generator {
                 );
             }
         }
-        let receiving = |command| ReferralMove::Do(command, Who::Receiving);
-        let build = |lazy, who| ReferralMove::Build(lazy, who);
         // Marking entered-in-error is rare: a few in a hundred referrals.
         let error = self.rng.chance_per_mille(300);
-        let mut choices: Vec<(ReferralMove, u32)> = match status {
-            S::Requested => vec![
-                (receiving(ReferralCommand::Receive), 45),
-                (receiving(ReferralCommand::Accept), 12),
-                (build(Lazy::Reject, Who::Receiving), 5),
-                (build(Lazy::Cancel, Who::Referring), 1),
-                (ReferralMove::Wait, 25),
-                (ReferralMove::Stall, 2),
-            ],
-            S::Received => vec![
-                (receiving(ReferralCommand::Accept), 45),
-                (build(Lazy::Reject, Who::Receiving), 8),
-                (build(Lazy::Cancel, Who::Referring), 1),
-                (ReferralMove::Wait, 20),
-                (ReferralMove::Stall, 2),
-            ],
-            S::Accepted => vec![
-                (receiving(ReferralCommand::Start), 50),
-                (build(Lazy::Hold, Who::Receiving), 6),
-                (receiving(ReferralCommand::Complete), 6),
-                (build(Lazy::Fail, Who::Receiving), 4),
-                (build(Lazy::Cancel, Who::Referring), 1),
-                (ReferralMove::Wait, 10),
-                (ReferralMove::Stall, 2),
-            ],
-            S::InProgress => vec![
-                (receiving(ReferralCommand::Complete), 40),
-                (build(Lazy::Fail, Who::Receiving), 8),
-                (build(Lazy::Hold, Who::Receiving), 10),
-                (build(Lazy::Cancel, Who::Referring), 1),
-                (ReferralMove::Wait, 15),
-                (ReferralMove::Stall, 2),
-            ],
-            S::OnHold => vec![
-                (receiving(ReferralCommand::Resume), 35),
-                (receiving(ReferralCommand::Complete), 6),
-                (build(Lazy::Fail, Who::Receiving), 8),
-                (build(Lazy::Cancel, Who::Referring), 2),
-                (ReferralMove::Wait, 15),
-                (ReferralMove::Stall, 3),
-            ],
-            S::Completed | S::Failed if !followed_up => vec![
-                (build(Lazy::FollowUp, Who::Referring), 20),
-                (ReferralMove::Wait, 35),
-                (ReferralMove::Finish, 2),
-            ],
-            S::Completed | S::Failed | S::Rejected | S::Cancelled => vec![(ReferralMove::Finish, 100)],
-            S::EnteredInError => vec![(ReferralMove::Finish, 60)],
+        // What the parties do next, from the outcome weights every synthetic referral follows,
+        // and how often nothing happens yet (or ever: a stall leaves the referral open).
+        let mut choices: Vec<(ReferralMove, u32)> = outcomes::next_steps(status, followed_up)
+            .iter()
+            .map(|(step, w)| (referral_move(*step), *w))
+            .collect();
+        let (wait, stall) = match status {
+            S::Requested => (25, 2),
+            S::Received => (20, 2),
+            S::Accepted => (10, 2),
+            S::InProgress => (15, 2),
+            S::OnHold => (15, 3),
+            S::Completed | S::Failed if !followed_up => (35, 0),
+            _ => (0, 0),
         };
+        if wait > 0 {
+            choices.push((ReferralMove::Wait, wait));
+        }
+        if stall > 0 {
+            choices.push((ReferralMove::Stall, stall));
+        }
+        if choices.is_empty() {
+            let weight = if status == S::EnteredInError { 60 } else { 100 };
+            choices.push((ReferralMove::Finish, weight));
+        }
         if error && status != S::EnteredInError {
-            choices.push((build(Lazy::EnteredInError, Who::ReferringSupervisor), 1));
+            choices.push((ReferralMove::Build(Lazy::EnteredInError, Who::ReferringSupervisor), 1));
         }
         moves.append(&mut choices);
 
@@ -1398,41 +1357,15 @@ impl Generator {
                     })
                     .map(|(id, _)| *id)
                     .collect();
-                let decline = if !elsewhere.is_empty() && rng.chance_per_mille(300) {
-                    Decline {
-                        reason: data::reason(rng, &[(DeclineCode::Redirected, 1)], &key),
-                        suggested_org: Some(*rng.pick(&elsewhere)),
-                    }
-                } else {
-                    Decline {
-                        reason: data::reason(
-                            rng,
-                            &[
-                                (DeclineCode::NoCapacity, 30),
-                                (DeclineCode::NotEligible, 20),
-                                (DeclineCode::ServiceNotOffered, 8),
-                                (DeclineCode::ClientUnreachable, 15),
-                                (DeclineCode::ClientDeclined, 15),
-                                (DeclineCode::Other, 12),
-                            ],
-                            &key,
-                        ),
-                        suggested_org: None,
-                    }
+                let code = outcomes::decline(rng, !elsewhere.is_empty());
+                let suggested_org = (code == DeclineCode::Redirected).then(|| *rng.pick(&elsewhere));
+                let decline = Decline {
+                    reason: data::coded(rng, code, &key),
+                    suggested_org,
                 };
                 ReferralCommand::Reject(decline)
             }
-            Lazy::Cancel => ReferralCommand::Cancel(data::reason(
-                rng,
-                &[
-                    (CancelCode::ClientRequest, 30),
-                    (CancelCode::NoLongerNeeded, 30),
-                    (CancelCode::ReferredElsewhere, 20),
-                    (CancelCode::Duplicate, 10),
-                    (CancelCode::Other, 10),
-                ],
-                &key,
-            )),
+            Lazy::Cancel => ReferralCommand::Cancel(data::reason(rng, outcomes::CANCELS, &key)),
             Lazy::EnteredInError => ReferralCommand::MarkEnteredInError(data::reason(
                 rng,
                 &[
@@ -1444,30 +1377,12 @@ impl Generator {
                 ],
                 &key,
             )),
-            Lazy::Hold => ReferralCommand::Hold(data::reason(
-                rng,
-                &[
-                    (HoldCode::ClientUnavailable, 35),
-                    (HoldCode::AwaitingDocuments, 25),
-                    (HoldCode::AwaitingCapacity, 20),
-                    (HoldCode::Security, 10),
-                    (HoldCode::Other, 10),
-                ],
-                &key,
-            )),
-            Lazy::Fail => ReferralCommand::Fail(data::reason(
-                rng,
-                &[
-                    (FailCode::ClientUnreachable, 30),
-                    (FailCode::ClientDeclined, 20),
-                    (FailCode::ClientRelocated, 15),
-                    (FailCode::ServiceUnavailable, 15),
-                    (FailCode::Security, 10),
-                    (FailCode::Other, 10),
-                ],
-                &key,
-            )),
-            Lazy::FollowUp => ReferralCommand::RecordFollowUp(follow_up(rng, &key)),
+            Lazy::Hold => ReferralCommand::Hold(data::reason(rng, outcomes::HOLDS, &key)),
+            Lazy::Fail => ReferralCommand::Fail(data::reason(rng, outcomes::FAILS, &key)),
+            Lazy::FollowUp => {
+                let completed = state.status == ReferralStatus::Completed;
+                ReferralCommand::RecordFollowUp(follow_up(rng, completed, &key))
+            }
         })
     }
 
@@ -1503,6 +1418,11 @@ impl Generator {
             ReferralCommand::Complete | ReferralCommand::Fail(_) => {
                 if let Some(track) = self.referral_tracks.get_mut(&referral_id) {
                     track.ended_at = Some(now);
+                }
+                if matches!(command, ReferralCommand::Complete)
+                    && let Some(track) = self.case_tracks.get_mut(&case_id)
+                {
+                    track.served = true;
                 }
             }
             ReferralCommand::Reject(Decline {
@@ -1547,27 +1467,32 @@ impl Iterator for Generator {
     }
 }
 
-/// Follow-up as a caseworker records it.
-fn follow_up(rng: &mut Rng, key: &KeyId) -> FollowUp {
-    let client_reached = rng.chance_per_mille(800);
-    let service_received = if client_reached {
-        *rng.weighted(&[
-            (ServiceReceived::Yes, 55),
-            (ServiceReceived::Partly, 20),
-            (ServiceReceived::No, 15),
-            (ServiceReceived::Unknown, 10),
-        ])
-    } else {
-        *rng.weighted(&[(ServiceReceived::Unknown, 70), (ServiceReceived::No, 30)])
-    };
-    let satisfaction = (client_reached && rng.chance_per_mille(800))
-        .then(|| Satisfaction::new(*rng.weighted(&[(1, 5), (2, 8), (3, 20), (4, 37), (5, 30)])).ok())
-        .flatten();
+/// How the generator carries out a step of the outcome weights.
+fn referral_move(step: Step) -> ReferralMove {
+    let receiving = |command| ReferralMove::Do(command, Who::Receiving);
+    match step {
+        Step::Receive => receiving(ReferralCommand::Receive),
+        Step::Accept => receiving(ReferralCommand::Accept),
+        Step::Decline => ReferralMove::Build(Lazy::Reject, Who::Receiving),
+        Step::Cancel => ReferralMove::Build(Lazy::Cancel, Who::Referring),
+        Step::Start => receiving(ReferralCommand::Start),
+        Step::Hold => ReferralMove::Build(Lazy::Hold, Who::Receiving),
+        Step::Resume => receiving(ReferralCommand::Resume),
+        Step::Complete => receiving(ReferralCommand::Complete),
+        Step::Fail => ReferralMove::Build(Lazy::Fail, Who::Receiving),
+        Step::FollowUp => ReferralMove::Build(Lazy::FollowUp, Who::Referring),
+        Step::NoFollowUp => ReferralMove::Finish,
+    }
+}
+
+/// Follow-up as a caseworker records it, with a sealed note sometimes.
+fn follow_up(rng: &mut Rng, completed: bool, key: &KeyId) -> FollowUp {
+    let draw = outcomes::follow_up(rng, completed);
     FollowUp {
-        client_reached,
-        service_received,
-        satisfaction,
-        note: rng.chance_per_mille(300).then(|| data::text(rng, key)),
+        client_reached: draw.client_reached,
+        service_received: draw.service_received,
+        satisfaction: draw.satisfaction.and_then(|s| Satisfaction::new(s).ok()),
+        note: draw.with_note.then(|| data::text(rng, key)),
     }
 }
 

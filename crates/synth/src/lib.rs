@@ -16,6 +16,8 @@
 
 mod data;
 mod generator;
+pub mod outcomes;
+pub mod profile;
 mod publish;
 mod rng;
 
