@@ -1,5 +1,6 @@
-//! Deterministic ids and randomness: everything follows from the seed, so a second run asks for
-//! the same commands under the same ids, and the store recognises them.
+//! Deterministic ids: every id follows from the seed and a label, so a second run asks for the
+//! same commands under the same ids, and the store recognises them. (The randomness of the plan
+//! comes from `wasl_synth::Rng`, seeded with the same seed.)
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -39,60 +40,6 @@ pub(crate) fn password(seed: u64) -> String {
     let digest = hash.finalize();
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("demo-{hex}")
-}
-
-/// A small deterministic generator (splitmix64). Not for secrets: it only has to make the same
-/// network from the same seed on every machine.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5741_534c_4445_4d4f)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// A number in `lo..=hi`.
-    pub(crate) fn between(&mut self, lo: i64, hi: i64) -> i64 {
-        let span = u64::try_from(hi - lo + 1).unwrap_or(1);
-        lo + i64::try_from(self.below(span)).unwrap_or(0)
-    }
-
-    /// True with probability `percent` / 100.
-    pub(crate) fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// An index into `len` items.
-    pub(crate) fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.below(len as u64)).unwrap_or(0)
-    }
-
-    /// One of `items`, with probability proportional to its weight.
-    pub(crate) fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
-        let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
-        let mut r = self.below(total);
-        for (item, w) in items {
-            let w = u64::from(*w);
-            if r < w {
-                return *item;
-            }
-            r -= w;
-        }
-        items[items.len() - 1].0
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! services, local logins for every role, and `days` (90 by default) of cases and referrals
 //! ending at the first load, with a realistic mix of outcomes.
 //!
+//! The network and its plan are the demo's own; what it is made of is `wasl-synth`'s, shared
+//! with the synthetic histories: the random source (`wasl_synth::Rng`, seeded with the demo's
+//! seed), the clients' profiles (`wasl_synth::profile`) and how referrals and cases turn out
+//! (`wasl_synth::outcomes`).
+//!
 //! Everything goes through Wasl's own command path: accounts through
 //! [`Accounts`](wasl_api::auth::accounts::Accounts), personal data sealed by the
 //! [`Vault`](wasl_vault::Vault) exactly as the API seals it, and every command decided by the

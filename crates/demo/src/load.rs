@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use wasl_api::auth::accounts::{AccountError, User};
 use wasl_domain::case::{Case, CaseCommand, CloseCase, OpenCase, Scope};
-use wasl_domain::catalogue::{Decline, Reason};
+use wasl_domain::catalogue::{Decline, Reason, ReasonCode};
 use wasl_domain::client::Sex;
 use wasl_domain::directory::{DisplayName, Eligibility, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::ids::{CaseId, CommandId, EventId};
@@ -191,6 +191,8 @@ struct Loader<'a, 'p, M: MasterKey> {
 }
 
 const NOTES: &str = "Synthetic demo case: not a real person.";
+/// The explanation of every `other` reason.
+const REASON: &str = "Synthetic demo reason: not about a real person.";
 
 impl<M: MasterKey> Loader<'_, '_, M> {
     fn actor(&self, org: usize, role: Role) -> Actor {
@@ -228,6 +230,18 @@ impl<M: MasterKey> Loader<'_, '_, M> {
 
     async fn seal(&self, case: CaseId, event: EventId, field: PiiField, text: &str) -> Result<EncryptedPii, DemoError> {
         Ok(self.parts.vault.seal(case, event, field, text).await?)
+    }
+
+    /// A coded reason; `other` comes with the explanation the domain requires, sealed like any
+    /// reason text. (Check first that the command is not in the log yet: a second run must not
+    /// seal again.)
+    async fn reason<C: ReasonCode>(&self, case: CaseId, event: EventId, code: C) -> Result<Reason<C>, DemoError> {
+        let text = if code.needs_text() {
+            Some(self.seal(case, event, PiiField::REASON_TEXT, REASON).await?)
+        } else {
+            None
+        };
+        Ok(Reason { code, text })
     }
 
     async fn run(&mut self, step: &Step) -> Result<(), DemoError> {
@@ -341,8 +355,12 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                 by_supervisor,
             } => {
                 let c = &plan.cases[case];
+                if code.needs_text() && self.present::<Case>(c.id, command_id).await? {
+                    self.present += 1;
+                    return Ok(());
+                }
                 let command = CaseCommand::Close(CloseCase {
-                    reason: Reason::coded(code),
+                    reason: self.reason(c.id, event, code).await?,
                     open_referrals: Vec::new(),
                     cancel_open_referrals: false,
                 });
@@ -391,19 +409,24 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                 let meta = meta(self.actor(c.org, Role::Caseworker));
                 self.execute::<Referral>(r.id, &command, &meta, label).await
             }
-            Action::Respond { referral, step: mv } => {
+            Action::Respond { referral, step: mv, .. } => {
                 let r = &plan.referrals[referral];
                 let to_org = plan.services[r.service].org;
+                if mv.needs_text() && self.present::<Referral>(r.id, command_id).await? {
+                    self.present += 1;
+                    return Ok(());
+                }
+                let case = plan.cases[r.case].id;
                 let command = match mv {
                     Move::Receive => ReferralCommand::Receive,
                     Move::Accept => ReferralCommand::Accept,
                     Move::Start => ReferralCommand::Start,
-                    Move::Hold(code) => ReferralCommand::Hold(Reason::coded(code)),
+                    Move::Hold(code) => ReferralCommand::Hold(self.reason(case, event, code).await?),
                     Move::Resume => ReferralCommand::Resume,
                     Move::Complete => ReferralCommand::Complete,
-                    Move::Fail(code) => ReferralCommand::Fail(Reason::coded(code)),
+                    Move::Fail(code) => ReferralCommand::Fail(self.reason(case, event, code).await?),
                     Move::Reject(code, suggested) => ReferralCommand::Reject(Decline {
-                        reason: Reason::coded(code),
+                        reason: self.reason(case, event, code).await?,
                         suggested_org: suggested.map(|s| plan.orgs[plan.services[s].org]),
                     }),
                 };
@@ -412,7 +435,12 @@ impl<M: MasterKey> Loader<'_, '_, M> {
             }
             Action::Cancel { referral, code } => {
                 let r = &plan.referrals[referral];
-                let command = ReferralCommand::Cancel(Reason::coded(code));
+                if code.needs_text() && self.present::<Referral>(r.id, command_id).await? {
+                    self.present += 1;
+                    return Ok(());
+                }
+                let reason = self.reason(plan.cases[r.case].id, event, code).await?;
+                let command = ReferralCommand::Cancel(reason);
                 let meta = meta(self.actor(plan.cases[r.case].org, Role::Caseworker));
                 self.execute::<Referral>(r.id, &command, &meta, label).await
             }
@@ -433,8 +461,8 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                     None
                 };
                 let command = ReferralCommand::RecordFollowUp(FollowUp {
-                    client_reached: f.reached,
-                    service_received: f.received,
+                    client_reached: f.client_reached,
+                    service_received: f.service_received,
                     satisfaction: f.satisfaction.and_then(|s| Satisfaction::new(s).ok()),
                     note,
                 });

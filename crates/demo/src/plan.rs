@@ -2,18 +2,20 @@
 //! is sent. Times are kept relative to the start of the window (midnight UTC, `days` before the
 //! anchor's day) while planning, so the plan is a pure function of seed, days and anchor.
 
-use crate::ids::{self, Rng};
+use crate::ids;
 use crate::network::{ORGS, OrgDef, ServiceDef};
 use std::collections::BTreeSet;
 use wasl_domain::case::{ConsentScope, Scope};
-use wasl_domain::catalogue::{CancelCode, CloseCode, DeclineCode, FailCode, HoldCode, Priority, ServiceCategory};
-use wasl_domain::client::{
-    Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+use wasl_domain::catalogue::{
+    CancelCode, CloseCode, DeclineCode, FailCode, HoldCode, Priority, ReasonCode, ServiceCategory,
 };
+use wasl_domain::client::{ClientProfile, Language, SurvivorCode, Vulnerability};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
-use wasl_domain::referral::{ReferralStatus, ServiceReceived};
+use wasl_domain::referral::ReferralStatus;
 use wasl_domain::time::Timestamp;
+use wasl_synth::Rng;
+use wasl_synth::outcomes::{self, FollowUpDraw};
 
 pub(crate) const MINUTE: i64 = 60_000;
 pub(crate) const HOUR: i64 = 60 * MINUTE;
@@ -61,15 +63,6 @@ pub(crate) struct ReferralPlan {
     pub followed_up: bool,
 }
 
-/// Follow-up as the caseworker records it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FollowUpPlan {
-    pub reached: bool,
-    pub received: ServiceReceived,
-    pub satisfaction: Option<u8>,
-    pub with_note: bool,
-}
-
 /// A receiving-side step.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Move {
@@ -94,6 +87,16 @@ impl Move {
             Self::Complete => "complete",
             Self::Fail(_) => "fail",
             Self::Reject(..) => "reject",
+        }
+    }
+
+    /// Its reason is `other`, which needs a (sealed) text.
+    pub(crate) fn needs_text(self) -> bool {
+        match self {
+            Self::Hold(code) => code.needs_text(),
+            Self::Fail(code) => code.needs_text(),
+            Self::Reject(code, _) => code.needs_text(),
+            _ => false,
         }
     }
 
@@ -137,6 +140,9 @@ pub(crate) enum Action {
     Respond {
         referral: usize,
         step: Move,
+        /// How many times the referral took this step so far, this one included (a referral can
+        /// be put on hold and resumed more than once).
+        round: u8,
     },
     Cancel {
         referral: usize,
@@ -144,7 +150,7 @@ pub(crate) enum Action {
     },
     FollowUp {
         referral: usize,
-        plan: FollowUpPlan,
+        plan: FollowUpDraw,
     },
     CloseCase {
         case: usize,
@@ -163,7 +169,13 @@ impl Action {
             Self::OpenCase { case } => format!("cmd/case/{case}/open"),
             Self::GiveConsent { case } => format!("cmd/case/{case}/consent"),
             Self::Request { referral } => format!("cmd/referral/{referral}/request"),
-            Self::Respond { referral, step } => format!("cmd/referral/{referral}/{}", step.label()),
+            Self::Respond {
+                referral,
+                step,
+                round: 1,
+                ..
+            } => format!("cmd/referral/{referral}/{}", step.label()),
+            Self::Respond { referral, step, round } => format!("cmd/referral/{referral}/{}/{round}", step.label()),
             Self::Cancel { referral, .. } => format!("cmd/referral/{referral}/cancel"),
             Self::FollowUp { referral, .. } => format!("cmd/referral/{referral}/follow-up"),
             Self::CloseCase { case, .. } => format!("cmd/case/{case}/close"),
@@ -231,6 +243,21 @@ struct Planner {
     raw: Vec<(i64, usize, Action)>,
 }
 
+/// The client's age in years, as a range: one year when known exactly, else the band.
+fn age_range(profile: &ClientProfile) -> (u8, u8) {
+    match profile.age.exact_years() {
+        Some(years) => (years, years),
+        None => profile.age.group().bounds(),
+    }
+}
+
+/// A span of `lo..=hi` milliseconds (both at least 0).
+fn millis(rng: &mut Rng, lo: i64, hi: i64) -> i64 {
+    let lo = u64::try_from(lo).unwrap_or(0);
+    let hi = u64::try_from(hi).unwrap_or(0).max(lo);
+    i64::try_from(rng.between(lo, hi)).unwrap_or(i64::MAX)
+}
+
 /// Moves `t` into working hours (08:00–17:00 in Iraq, UTC+3) unless `urgent`.
 fn office_hours(t: i64, rng: &mut Rng, urgent: bool) -> i64 {
     if urgent {
@@ -239,9 +266,9 @@ fn office_hours(t: i64, rng: &mut Rng, urgent: bool) -> i64 {
     let day = t.div_euclid(DAY) * DAY;
     let hour = t - day;
     if hour < 5 * HOUR {
-        day + 5 * HOUR + rng.between(0, 3 * HOUR)
+        day + 5 * HOUR + millis(rng, 0, 3 * HOUR)
     } else if hour >= 14 * HOUR {
-        day + DAY + 5 * HOUR + rng.between(0, 3 * HOUR)
+        day + DAY + 5 * HOUR + millis(rng, 0, 3 * HOUR)
     } else {
         t
     }
@@ -254,8 +281,15 @@ impl Planner {
     }
 
     fn later(&mut self, t: i64, lo: i64, hi: i64, urgent: bool) -> i64 {
-        let t = t + self.rng.between(lo, hi).max(MINUTE);
+        let t = t + millis(&mut self.rng, lo, hi).max(MINUTE);
         office_hours(t, &mut self.rng, urgent)
+    }
+
+    /// When the receiving organisation answers something sent at `t`: eight times sooner for an
+    /// urgent or emergency referral, and then at any hour.
+    fn respond(&mut self, t: i64, lo: i64, hi: i64, urgent: bool) -> i64 {
+        let (lo, hi) = if urgent { (lo / 8, hi / 8) } else { (lo, hi) };
+        self.later(t, lo, hi, urgent)
     }
 
     fn directory(&mut self) {
@@ -286,12 +320,12 @@ impl Planner {
             let def = self.plan.services[service].def;
             let mut capacity = def.capacity;
             for change in 1..=2u8 {
-                if !self.rng.chance(40) {
+                if !self.rng.chance_per_mille(400) {
                     continue;
                 }
                 let third = (self.end - self.start) / 3;
                 let at = office_hours(
-                    self.start + i64::from(change) * third + self.rng.between(0, 5 * DAY),
+                    self.start + i64::from(change) * third + millis(&mut self.rng, 0, 5 * DAY),
                     &mut self.rng,
                     false,
                 );
@@ -300,7 +334,7 @@ impl Planner {
                 }
                 let spread = u64::from(def.capacity / 3 + 1);
                 let delta = u32::try_from(self.rng.below(spread)).unwrap_or(0) + 1;
-                let next = if self.rng.chance(50) {
+                let next = if self.rng.chance_per_mille(500) {
                     capacity.saturating_sub(delta)
                 } else {
                     capacity + delta
@@ -339,127 +373,55 @@ impl Planner {
         u32::try_from((self.end - self.start) / DAY).unwrap_or(0)
     }
 
+    /// A client of `org`'s caseworkers: living in one of its client areas, the rest drawn by
+    /// synth's profile model.
     fn profile(&mut self, org: &OrgDef, number: u32) -> (ClientProfile, &'static str) {
         let Some(referring) = org.referring else {
             unreachable!("only referring organisations open cases")
         };
         let areas: Vec<((&str, &str), u32)> = referring.client_areas.iter().map(|(g, d, w)| ((*g, *d), *w)).collect();
-        let (gov, district) = self.rng.weighted(&areas);
-        let loc = location(gov, Some(district));
-        let place = loc.district().map_or("Iraq", |d| d.name_en());
-        let sex = self
-            .rng
-            .weighted(&[(Sex::Female, 65), (Sex::Male, 33), (Sex::Undisclosed, 2)]);
-        let years = match self.rng.weighted(&[(0u8, 20), (1, 70), (2, 10)]) {
-            0 => self.rng.between(3, 17),
-            1 => self.rng.between(18, 59),
-            _ => self.rng.between(60, 82),
-        };
-        let years = u8::try_from(years).unwrap_or(30);
-        let group = match gov {
-            "IQ-DA" | "IQ-AR" => self.rng.weighted(&[
-                (PopulationGroup::Idp, 45),
-                (PopulationGroup::Refugee, 20),
-                (PopulationGroup::Returnee, 10),
-                (PopulationGroup::HostCommunity, 20),
-                (PopulationGroup::Migrant, 5),
-            ]),
-            "IQ-NI" | "IQ-AN" => self.rng.weighted(&[
-                (PopulationGroup::Returnee, 50),
-                (PopulationGroup::Idp, 30),
-                (PopulationGroup::HostCommunity, 20),
-            ]),
-            "IQ-KI" => self.rng.weighted(&[
-                (PopulationGroup::Idp, 40),
-                (PopulationGroup::Returnee, 35),
-                (PopulationGroup::HostCommunity, 25),
-            ]),
-            _ => self.rng.weighted(&[
-                (PopulationGroup::HostCommunity, 40),
-                (PopulationGroup::Idp, 25),
-                (PopulationGroup::Returnee, 20),
-                (PopulationGroup::Migrant, 15),
-            ]),
-        };
-        let nationality = match group {
-            PopulationGroup::Refugee => "SY",
-            PopulationGroup::Migrant => self.rng.weighted(&[("IR", 3), ("TR", 1), ("SY", 2), ("XX", 1)]),
-            _ => "IQ",
-        };
-        let tag = match (gov, district, nationality) {
-            (_, _, "SY") => self.rng.weighted(&[("kmr", 1), ("ar", 1)]),
-            (_, _, "IR") => "fa",
-            (_, "sinjar", _) => self.rng.weighted(&[("kmr", 7), ("ar", 3)]),
-            ("IQ-DA", _, _) => self.rng.weighted(&[("kmr", 6), ("ar", 4)]),
-            ("IQ-AR", _, _) => self.rng.weighted(&[("ckb", 4), ("ar", 5), ("kmr", 1)]),
-            ("IQ-KI", _, _) => self.rng.weighted(&[("ar", 5), ("ckb", 3), ("tr", 2)]),
-            _ => "ar",
-        };
-        let mut vulnerabilities = Vec::new();
-        let adult_woman = sex == Sex::Female && years >= 18;
-        if sex == Sex::Female && years >= 12 && self.rng.chance(40) {
-            vulnerabilities.push(Vulnerability::GbvSurvivor);
-        }
-        if adult_woman && self.rng.chance(25) {
-            vulnerabilities.push(Vulnerability::FemaleHeadedHousehold);
-        }
-        if adult_woman && years < 45 && self.rng.chance(10) {
-            vulnerabilities.push(Vulnerability::PregnantOrLactating);
-        }
-        if years < 18 && self.rng.chance(15) {
-            vulnerabilities.push(Vulnerability::SeparatedChild);
-        }
-        if years >= 60 && self.rng.chance(50) {
-            vulnerabilities.push(Vulnerability::OlderPersonAtRisk);
-        }
-        if self.rng.chance(25) {
-            vulnerabilities.push(Vulnerability::MissingDocumentation);
-        }
-        if self.rng.chance(10) {
-            vulnerabilities.push(Vulnerability::ChronicIllness);
-        }
-        if self.rng.chance(8) {
-            vulnerabilities.push(Vulnerability::Disability);
-        }
-        let profile = ClientProfile {
-            survivor_code: parse(SurvivorCode::parse(&format!("DEMO-{number:06}")), "survivor code"),
-            sex,
-            age: parse(Age::years(years), "age"),
-            population_group: group,
-            nationality: parse(Nationality::parse(nationality), "nationality"),
-            location: loc,
-            language: language(tag),
-            vulnerabilities,
-        }
-        .normalised();
-        (profile, place)
+        let (gov, district) = *self.rng.weighted(&areas);
+        let home = location(gov, Some(district));
+        let place = home.district().map_or("Iraq", |d| d.name_en());
+        let survivor_code = parse(SurvivorCode::parse(&format!("DEMO-{number:06}")), "survivor code");
+        (
+            wasl_synth::profile::client_profile(&mut self.rng, survivor_code, home),
+            place,
+        )
     }
 
     /// The categories a client needs, most pressing first (at most three).
     fn needs(&mut self, profile: &ClientProfile) -> Vec<ServiceCategory> {
         let has = |v| profile.vulnerabilities.contains(&v);
-        let years = profile.age.exact_years().unwrap_or(30);
+        let (youngest, oldest) = age_range(profile);
         let mut needs = Vec::new();
         if has(Vulnerability::GbvSurvivor) {
-            if self.rng.chance(45) {
+            if self.rng.chance_per_mille(450) {
                 needs.push(ServiceCategory::Health);
             }
             needs.push(ServiceCategory::Psychosocial);
-            if self.rng.chance(25) {
+            if self.rng.chance_per_mille(250) {
                 needs.push(ServiceCategory::Shelter);
             }
-            if self.rng.chance(20) {
+            if self.rng.chance_per_mille(200) {
                 needs.push(ServiceCategory::Legal);
             }
         }
-        if years < 18 && self.rng.chance(50) {
+        if has(Vulnerability::UnaccompaniedChild) || (oldest < 18 && self.rng.chance_per_mille(500)) {
             needs.push(ServiceCategory::ChildProtection);
         }
-        if (6..18).contains(&years) && self.rng.chance(35) {
+        if youngest >= 6 && oldest < 18 && self.rng.chance_per_mille(350) {
             needs.push(ServiceCategory::Education);
         }
+        if has(Vulnerability::TraffickingSurvivor) || has(Vulnerability::DetentionSurvivor) {
+            needs.push(ServiceCategory::Psychosocial);
+            needs.push(ServiceCategory::Legal);
+        }
+        if has(Vulnerability::PerceivedAffiliation) {
+            needs.push(ServiceCategory::Legal);
+        }
         if has(Vulnerability::MissingDocumentation) {
-            needs.push(if self.rng.chance(70) {
+            needs.push(if self.rng.chance_per_mille(700) {
                 ServiceCategory::CivilDocumentation
             } else {
                 ServiceCategory::Legal
@@ -473,14 +435,14 @@ impl Planner {
             needs.push(ServiceCategory::Health);
         }
         if has(Vulnerability::FemaleHeadedHousehold) {
-            needs.push(if self.rng.chance(65) {
+            needs.push(if self.rng.chance_per_mille(650) {
                 ServiceCategory::Cash
             } else {
                 ServiceCategory::Livelihoods
             });
         }
         if needs.is_empty() {
-            needs.push(self.rng.weighted(&[
+            needs.push(*self.rng.weighted(&[
                 (ServiceCategory::Cash, 3),
                 (ServiceCategory::Livelihoods, 2),
                 (ServiceCategory::Health, 3),
@@ -495,11 +457,13 @@ impl Planner {
         needs
     }
 
+    /// Whether the service is for the client: for a client whose age is known only by its
+    /// band, for everyone in the band.
     fn admits(def: &ServiceDef, profile: &ClientProfile) -> bool {
-        let years = profile.age.exact_years().unwrap_or(30);
+        let (youngest, oldest) = age_range(profile);
         (def.sexes.is_empty() || def.sexes.contains(&profile.sex.code()))
-            && def.min_age <= years
-            && years <= def.max_age
+            && def.min_age <= youngest
+            && oldest <= def.max_age
     }
 
     fn covers(def: &ServiceDef, profile: &ClientProfile) -> bool {
@@ -507,16 +471,16 @@ impl Planner {
         def.areas.iter().any(|(g, _)| *g == gov)
     }
 
-    /// A service of `category` for the client, from another organisation than `not`: one that
-    /// works where the client lives if there is one.
-    fn choose_service(
-        &mut self,
+    /// The services of `category` for the client, from other organisations than `not`, that
+    /// take it at `at`: those that work where the client lives if there are any.
+    fn services_for(
+        &self,
         category: ServiceCategory,
         profile: &ClientProfile,
         not: &[usize],
         at: i64,
         emergency: bool,
-    ) -> Option<usize> {
+    ) -> Vec<usize> {
         let open = |s: &ServicePlan| emergency || s.closed_from.is_none_or(|from| at < from);
         let eligible: Vec<usize> = (0..self.plan.services.len())
             .filter(|i| {
@@ -529,12 +493,20 @@ impl Planner {
             .copied()
             .filter(|i| Self::covers(&self.plan.services[*i].def, profile))
             .collect();
-        let pool = if near.is_empty() { eligible } else { near };
-        if pool.is_empty() {
-            None
-        } else {
-            Some(pool[self.rng.index(pool.len())])
-        }
+        if near.is_empty() { eligible } else { near }
+    }
+
+    /// One of [`Self::services_for`].
+    fn choose_service(
+        &mut self,
+        category: ServiceCategory,
+        profile: &ClientProfile,
+        not: &[usize],
+        at: i64,
+        emergency: bool,
+    ) -> Option<usize> {
+        let pool = self.services_for(category, profile, not, at, emergency);
+        (!pool.is_empty()).then(|| pool[self.rng.index(pool.len())])
     }
 
     fn cases(&mut self) {
@@ -544,7 +516,11 @@ impl Planner {
             let Some(referring) = def.referring else { continue };
             let count = i64::from(referring.cases_per_100_days) * i64::from(self.days()) / 100;
             for _ in 0..count {
-                let at = office_hours(self.start + self.rng.between(0, span - 2 * HOUR), &mut self.rng, false);
+                let at = office_hours(
+                    self.start + millis(&mut self.rng, 0, span - 2 * HOUR),
+                    &mut self.rng,
+                    false,
+                );
                 if at < self.end - HOUR {
                     openings.push((at, org));
                 }
@@ -560,9 +536,9 @@ impl Planner {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let (profile, place) = self.profile(&ORGS[org], number);
         let needs = self.needs(&profile);
-        let consent_at = opened + self.rng.between(3, 15) * MINUTE;
+        let consent_at = opened + millis(&mut self.rng, 3 * MINUTE, 15 * MINUTE);
         let case_index = self.plan.cases.len();
-        let categories = if self.rng.chance(70) {
+        let categories = if self.rng.chance_per_mille(700) {
             Scope::Any
         } else {
             Scope::Only(needs.iter().copied().collect())
@@ -593,14 +569,14 @@ impl Planner {
             };
             let emergency_need = category == ServiceCategory::Health
                 && profile.vulnerabilities.contains(&Vulnerability::GbvSurvivor)
-                && self.rng.chance(50);
+                && self.rng.chance_per_mille(500);
             t = self.later(t, gap.0, gap.1, emergency_need);
             if t >= self.end - 10 * MINUTE {
                 break;
             }
             let priority = if emergency_need {
                 Priority::Emergency
-            } else if self.rng.chance(20) {
+            } else if self.rng.chance_per_mille(200) {
                 Priority::Urgent
             } else {
                 Priority::Routine
@@ -622,21 +598,12 @@ impl Planner {
                     && (plan.followed_up || !matches!(plan.status, ReferralStatus::Completed | ReferralStatus::Failed))
             });
         let close_at = self.later(last, 3 * DAY, 20 * DAY, false);
-        if done && close_at < self.end - 10 * MINUTE && self.rng.chance(65) {
+        if done && close_at < self.end - 10 * MINUTE && self.rng.chance_per_mille(650) {
             let any_completed = all
                 .iter()
                 .any(|r| self.plan.referrals[*r].status == ReferralStatus::Completed);
-            let code = if any_completed {
-                self.rng
-                    .weighted(&[(CloseCode::NeedsMet, 85), (CloseCode::ClientRelocated, 15)])
-            } else {
-                self.rng.weighted(&[
-                    (CloseCode::LostContact, 5),
-                    (CloseCode::ClientRequest, 3),
-                    (CloseCode::Transferred, 2),
-                ])
-            };
-            let by_supervisor = ORGS[org].referring.is_some_and(|r| r.supervisor) && self.rng.chance(30);
+            let code = *self.rng.weighted(outcomes::closes(any_completed));
+            let by_supervisor = ORGS[org].referring.is_some_and(|r| r.supervisor) && self.rng.chance_per_mille(300);
             self.plan.cases[case_index].closed = true;
             self.push(
                 close_at,
@@ -682,203 +649,86 @@ impl Planner {
             service,
             priority,
             redirected_from,
-            with_notes: self.rng.chance(60),
+            with_notes: self.rng.chance_per_mille(600),
             status: ReferralStatus::Requested,
             decline: None,
             followed_up: false,
         });
         self.push(t, Action::Request { referral: index });
-        let age = self.end - t;
         let urgent = priority != Priority::Routine;
-        let small = self.plan.services[service].def.capacity <= 8;
         let category = self.plan.services[service].category;
-        let outcome = self.outcome(age, small, redirected_from.is_some());
+        let duration = match category {
+            ServiceCategory::Health => (HOUR, 5 * DAY),
+            ServiceCategory::Cash => (2 * DAY, 10 * DAY),
+            ServiceCategory::Shelter => (DAY, 10 * DAY),
+            _ => (2 * DAY, 14 * DAY),
+        };
 
-        // Steps of the whole lifecycle; those at or after the anchor are not sent.
+        // The referral's life, step by step from synth's outcome weights, until it ends or
+        // passes the anchor; the steps at or after the anchor are not sent.
         let mut steps: Vec<(i64, Action)> = Vec::new();
         let mut now = t;
-        let respond = |planner: &mut Self, now: &mut i64, lo: i64, hi: i64| {
-            let (lo, hi) = if urgent { (lo / 8, hi / 8) } else { (lo, hi) };
-            *now = planner.later(*now, lo, hi, urgent);
-            *now
-        };
-        let receive =
-            outcome == Outcome::WaitReceived || !matches!(outcome, Outcome::WaitRequested) && self.rng.chance(80);
-        if receive {
-            let at = respond(self, &mut now, 20 * MINUTE, 26 * HOUR);
+        let mut status = ReferralStatus::Requested;
+        while now < self.end {
+            let next = outcomes::next_steps(status, false);
+            if next.is_empty() {
+                break;
+            }
+            let step = *self.rng.weighted(next);
+            let (at, action) = match step {
+                outcomes::Step::Receive => (self.respond(now, HOUR, 48 * HOUR, urgent), Move::Receive),
+                outcomes::Step::Accept => (self.respond(now, 2 * HOUR, 72 * HOUR, urgent), Move::Accept),
+                outcomes::Step::Start => (self.respond(now, HOUR, 4 * DAY, urgent), Move::Start),
+                outcomes::Step::Decline => {
+                    let at = self.respond(now, 2 * HOUR, 72 * HOUR, urgent);
+                    // A redirect names another organisation's service that takes the client; the
+                    // follow-on referral comes within three days, so it must still take it then.
+                    let (from_org, to_org) = (self.plan.cases[case].org, self.plan.services[service].org);
+                    let emergency = priority == Priority::Emergency;
+                    let elsewhere = self.services_for(category, profile, &[from_org, to_org], at + 3 * DAY, emergency);
+                    let code = outcomes::decline(&mut self.rng, !elsewhere.is_empty());
+                    let suggested =
+                        (code == DeclineCode::Redirected).then(|| elsewhere[self.rng.index(elsewhere.len())]);
+                    (at, Move::Reject(code, suggested))
+                }
+                outcomes::Step::Cancel => {
+                    let code = *self.rng.weighted(outcomes::CANCELS);
+                    let at = self.later(now, 6 * HOUR, 6 * DAY, false);
+                    steps.push((at, Action::Cancel { referral: index, code }));
+                    break;
+                }
+                outcomes::Step::Hold => {
+                    let code = *self.rng.weighted(outcomes::HOLDS);
+                    (self.later(now, DAY, 7 * DAY, false), Move::Hold(code))
+                }
+                outcomes::Step::Resume => (self.later(now, 2 * DAY, 10 * DAY, false), Move::Resume),
+                outcomes::Step::Complete => (self.later(now, duration.0, duration.1, urgent), Move::Complete),
+                outcomes::Step::Fail => {
+                    let code = *self.rng.weighted(outcomes::FAILS);
+                    (self.later(now, 2 * DAY, 14 * DAY, false), Move::Fail(code))
+                }
+                outcomes::Step::FollowUp => {
+                    let plan = outcomes::follow_up(&mut self.rng, status == ReferralStatus::Completed);
+                    let at = self.later(now, 2 * DAY, 10 * DAY, false);
+                    steps.push((at, Action::FollowUp { referral: index, plan }));
+                    break;
+                }
+                outcomes::Step::NoFollowUp => break,
+            };
+            now = at;
+            let round = steps
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::Respond { step, .. } if step.label() == action.label()))
+                .count();
             steps.push((
                 at,
                 Action::Respond {
                     referral: index,
-                    step: Move::Receive,
+                    step: action,
+                    round: u8::try_from(round + 1).unwrap_or(u8::MAX),
                 },
             ));
-        }
-        let duration = match category {
-            ServiceCategory::Health => (HOUR, 5 * DAY),
-            ServiceCategory::Cash => (3 * DAY, 15 * DAY),
-            ServiceCategory::Shelter => (5 * DAY, 30 * DAY),
-            _ => (10 * DAY, 45 * DAY),
-        };
-        let follow_up = |planner: &mut Self, completed: bool| {
-            let reached = planner.rng.chance(88);
-            FollowUpPlan {
-                reached,
-                received: match (reached, completed) {
-                    (false, _) => ServiceReceived::Unknown,
-                    (true, true) => planner
-                        .rng
-                        .weighted(&[(ServiceReceived::Yes, 85), (ServiceReceived::Partly, 15)]),
-                    (true, false) => ServiceReceived::No,
-                },
-                satisfaction: reached.then(|| {
-                    if completed {
-                        planner.rng.weighted(&[(5u8, 4), (4, 4), (3, 2), (2, 1)])
-                    } else {
-                        planner.rng.weighted(&[(3u8, 2), (2, 2), (1, 1)])
-                    }
-                }),
-                with_note: planner.rng.chance(30),
-            }
-        };
-        match outcome {
-            Outcome::WaitRequested | Outcome::WaitReceived => {}
-            Outcome::Declined(code) => {
-                let at = respond(self, &mut now, HOUR, 48 * HOUR);
-                steps.push((
-                    at,
-                    Action::Respond {
-                        referral: index,
-                        step: Move::Reject(code, None),
-                    },
-                ));
-            }
-            Outcome::Redirected => {
-                let from_org = self.plan.cases[case].org;
-                let to_org = self.plan.services[service].org;
-                let at = respond(self, &mut now, HOUR, 48 * HOUR);
-                // The follow-on referral comes within three days: the service must still take it.
-                let emergency = priority == Priority::Emergency;
-                let alternative = self.choose_service(category, profile, &[from_org, to_org], at + 3 * DAY, emergency);
-                let step = match alternative {
-                    Some(alt) => Move::Reject(DeclineCode::Redirected, Some(alt)),
-                    None => Move::Reject(DeclineCode::NoCapacity, None),
-                };
-                steps.push((at, Action::Respond { referral: index, step }));
-            }
-            Outcome::Cancelled => {
-                if self.rng.chance(50) {
-                    let at = respond(self, &mut now, HOUR, 48 * HOUR);
-                    steps.push((
-                        at,
-                        Action::Respond {
-                            referral: index,
-                            step: Move::Accept,
-                        },
-                    ));
-                }
-                let code = self.rng.weighted(&[
-                    (CancelCode::ClientRequest, 4),
-                    (CancelCode::NoLongerNeeded, 3),
-                    (CancelCode::ReferredElsewhere, 2),
-                    (CancelCode::Duplicate, 1),
-                ]);
-                let at = self.later(now, 6 * HOUR, 6 * DAY, false);
-                steps.push((at, Action::Cancel { referral: index, code }));
-            }
-            Outcome::Accepted | Outcome::InProgress | Outcome::OnHold | Outcome::Completed { .. } | Outcome::Failed => {
-                let at = respond(self, &mut now, HOUR, 48 * HOUR);
-                steps.push((
-                    at,
-                    Action::Respond {
-                        referral: index,
-                        step: Move::Accept,
-                    },
-                ));
-                if outcome == Outcome::Accepted {
-                    // Waits for a free slot.
-                } else {
-                    let at = respond(self, &mut now, HOUR, 4 * DAY);
-                    steps.push((
-                        at,
-                        Action::Respond {
-                            referral: index,
-                            step: Move::Start,
-                        },
-                    ));
-                    let hold = matches!(outcome, Outcome::OnHold | Outcome::Completed { hold: true, .. });
-                    if hold {
-                        let code = self.rng.weighted(&[
-                            (HoldCode::AwaitingDocuments, 3),
-                            (HoldCode::ClientUnavailable, 3),
-                            (HoldCode::AwaitingCapacity, 2),
-                            (HoldCode::Security, 1),
-                        ]);
-                        let at = self.later(now, DAY, 7 * DAY, false);
-                        now = at;
-                        steps.push((
-                            at,
-                            Action::Respond {
-                                referral: index,
-                                step: Move::Hold(code),
-                            },
-                        ));
-                    }
-                    match outcome {
-                        Outcome::Completed {
-                            hold,
-                            follow_up: follow,
-                        } => {
-                            if hold {
-                                let at = self.later(now, 2 * DAY, 10 * DAY, false);
-                                now = at;
-                                steps.push((
-                                    at,
-                                    Action::Respond {
-                                        referral: index,
-                                        step: Move::Resume,
-                                    },
-                                ));
-                            }
-                            let at = self.later(now, duration.0, duration.1, urgent);
-                            now = at;
-                            steps.push((
-                                at,
-                                Action::Respond {
-                                    referral: index,
-                                    step: Move::Complete,
-                                },
-                            ));
-                            if follow {
-                                let plan = follow_up(self, true);
-                                let at = self.later(now, 2 * DAY, 10 * DAY, false);
-                                steps.push((at, Action::FollowUp { referral: index, plan }));
-                            }
-                        }
-                        Outcome::Failed => {
-                            let code = self.rng.weighted(&[
-                                (FailCode::ClientUnreachable, 4),
-                                (FailCode::ClientRelocated, 2),
-                                (FailCode::ClientDeclined, 2),
-                                (FailCode::ServiceUnavailable, 1),
-                            ]);
-                            let at = self.later(now, 2 * DAY, 14 * DAY, false);
-                            now = at;
-                            steps.push((
-                                at,
-                                Action::Respond {
-                                    referral: index,
-                                    step: Move::Fail(code),
-                                },
-                            ));
-                            let plan = follow_up(self, false);
-                            let at = self.later(now, 2 * DAY, 10 * DAY, false);
-                            steps.push((at, Action::FollowUp { referral: index, plan }));
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            status = action.status();
         }
 
         for (at, action) in steps {
@@ -911,66 +761,6 @@ impl Planner {
             }
         }
     }
-
-    fn outcome(&mut self, age: i64, small: bool, redirected: bool) -> Outcome {
-        let no_capacity = if small { 18 } else { 6 };
-        let redirect = if redirected { 0 } else { 7 };
-        let mut table = vec![
-            (
-                Outcome::Completed {
-                    hold: false,
-                    follow_up: true,
-                },
-                48,
-            ),
-            (
-                Outcome::Completed {
-                    hold: false,
-                    follow_up: false,
-                },
-                5,
-            ),
-            (
-                Outcome::Completed {
-                    hold: true,
-                    follow_up: true,
-                },
-                5,
-            ),
-            (Outcome::Declined(DeclineCode::NoCapacity), no_capacity),
-            (Outcome::Declined(DeclineCode::NotEligible), 2),
-            (Outcome::Declined(DeclineCode::ClientUnreachable), 1),
-            (Outcome::Redirected, redirect),
-            (Outcome::Failed, 5),
-            (Outcome::Cancelled, 5),
-        ];
-        if age < 60 * DAY {
-            table.push((Outcome::InProgress, 6));
-            table.push((Outcome::OnHold, 4));
-        }
-        if age < 12 * DAY {
-            table.push((Outcome::Accepted, 14));
-        }
-        if age < 4 * DAY {
-            table.push((Outcome::WaitRequested, 30));
-            table.push((Outcome::WaitReceived, 30));
-        }
-        self.rng.weighted(&table)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    WaitRequested,
-    WaitReceived,
-    Accepted,
-    InProgress,
-    OnHold,
-    Completed { hold: bool, follow_up: bool },
-    Declined(DeclineCode),
-    Redirected,
-    Failed,
-    Cancelled,
 }
 
 /// Plans the demo for `seed`, `days` and the anchor (the end of the window).

@@ -1,83 +1,46 @@
-//! Synthetic values: names, places, client profiles, sealed personal data, reasons. Every name
-//! says "Synthetic", every survivor code starts with `SYN-`, and every sealed value is random
-//! bytes of the right shape that no key opens.
+//! Synthetic values: names, places, sealed personal data, reasons, and the histories' client
+//! profiles (by way of [`crate::profile`]). Every name says "Synthetic", every survivor code
+//! starts with `SYN-`, and every sealed value is random bytes of the right shape that no key
+//! opens.
 
 use crate::rng::Rng;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{Reason, ReasonCode, ServiceCategory};
-use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
-};
+use wasl_domain::client::{ClientProfile, Language, Sex, SurvivorCode, Vulnerability};
 use wasl_domain::directory::{DisplayName, Eligibility, ServiceSpec};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::OrgId;
 use wasl_domain::pii::{Cipher, EncryptedPii, KeyId, PersonalData};
 use wasl_domain::time::Timestamp;
 
-/// BCP 47 tags of the languages clients speak and services work in, with how often clients
-/// prefer each.
-const LANGUAGES: &[(&str, u32)] = &[("ar", 55), ("kmr", 18), ("ckb", 14), ("en", 4), ("tr", 4), ("fa", 5)];
+/// BCP 47 tags of the languages services work in, Arabic first. (Which language a client
+/// prefers is [`crate::profile`]'s business.)
+const SERVICE_LANGUAGES: &[&str] = &["ar", "kmr", "ckb", "en", "tr", "fa"];
 
-/// Nationalities of clients, with weights (`XX`: stateless or unknown).
-const NATIONALITIES: &[(&str, u32)] = &[("IQ", 75), ("SY", 12), ("IR", 4), ("TR", 3), ("XX", 6)];
-
-/// Values parsed once: the vocabularies that come from text.
+/// Values parsed once: the languages services work in.
 #[derive(Debug, Clone)]
 pub(crate) struct Vocabulary {
-    languages: Vec<(Language, u32)>,
-    nationalities: Vec<(Nationality, u32)>,
+    languages: Vec<Language>,
 }
 
 impl Vocabulary {
     pub(crate) fn new() -> Self {
         Self {
-            languages: LANGUAGES
+            languages: SERVICE_LANGUAGES
                 .iter()
-                .filter_map(|(tag, w)| Language::parse(tag).ok().map(|l| (l, *w)))
-                .collect(),
-            nationalities: NATIONALITIES
-                .iter()
-                .filter_map(|(code, w)| Nationality::parse(code).ok().map(|n| (n, *w)))
+                .filter_map(|tag| Language::parse(tag).ok())
                 .collect(),
         }
     }
 
-    /// Arabic, the language every service works in.
-    pub(crate) fn arabic(&self) -> Language {
-        self.languages[0].0.clone()
-    }
-
-    /// A language, weighted by how often clients prefer it.
-    pub(crate) fn language(&self, rng: &mut Rng) -> Language {
-        weighted(rng, &self.languages).clone()
-    }
-
-    fn nationality(&self, rng: &mut Rng) -> Nationality {
-        *weighted(rng, &self.nationalities)
-    }
-
-    /// A service's languages: Arabic and up to two more.
+    /// A service's languages: Arabic, which every service works in, and up to two more.
     fn service_languages(&self, rng: &mut Rng) -> Vec<Language> {
-        let mut languages = vec![self.arabic()];
+        let mut languages = vec![self.languages[0].clone()];
         for _ in 0..rng.below(3) {
-            languages.push(self.languages[rng.index(self.languages.len())].0.clone());
+            languages.push(self.languages[rng.index(self.languages.len())].clone());
         }
         languages
     }
-}
-
-/// One item of `(item, weight)` pairs, with probability proportional to its weight.
-pub(crate) fn weighted<'a, T>(rng: &mut Rng, items: &'a [(T, u32)]) -> &'a T {
-    let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
-    let mut r = rng.below(total);
-    for (item, w) in items {
-        let w = u64::from(*w);
-        if r < w {
-            return item;
-        }
-        r -= w;
-    }
-    &items[items.len() - 1].0
 }
 
 /// A display name; the texts here are always valid.
@@ -89,7 +52,7 @@ pub(crate) fn name(text: &str) -> DisplayName {
 /// districts.
 pub(crate) fn location_in(rng: &mut Rng, governorate: Governorate, district_per_mille: u64) -> Location {
     let districts: Vec<District> = District::of(governorate).collect();
-    if !districts.is_empty() && rng.chance(district_per_mille) {
+    if !districts.is_empty() && rng.chance_per_mille(district_per_mille) {
         let district = *rng.pick(&districts);
         Location::new(governorate, Some(district)).unwrap_or(Location::governorate_only(governorate))
     } else {
@@ -168,61 +131,22 @@ pub(crate) fn service_spec(
     }
 }
 
-/// A client's profile: survivor code `SYN-<number>`, random facts; `places` are the governorates
-/// where services work, where most clients live.
-pub(crate) fn profile(rng: &mut Rng, vocabulary: &Vocabulary, number: u64, places: &[Governorate]) -> ClientProfile {
+/// A client's profile: survivor code `SYN-<number>`, living where services work (`places`)
+/// mostly, else anywhere in Iraq; the rest is [`crate::profile`]'s model.
+pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate]) -> ClientProfile {
     let survivor_code = SurvivorCode::parse(&format!("SYN-{number:06}"))
         .unwrap_or_else(|_| unreachable!("SYN- and six or more digits is a valid survivor code"));
-    let sex = *weighted(
-        rng,
-        &[
-            (Sex::Female, 55),
-            (Sex::Male, 35),
-            (Sex::Other, 3),
-            (Sex::Undisclosed, 7),
-        ],
-    );
-    let governorate = if places.is_empty() || rng.chance(250) {
+    let governorate = if places.is_empty() || rng.chance_per_mille(250) {
         *rng.pick(Governorate::ALL)
     } else {
         *rng.pick(places)
     };
-    let mut vulnerabilities: Vec<Vulnerability> = (0..rng.below(4)).map(|_| *rng.pick(Vulnerability::ALL)).collect();
-    vulnerabilities.sort();
-    vulnerabilities.dedup();
-    ClientProfile {
-        survivor_code,
-        sex,
-        age: age(rng),
-        population_group: *rng.pick(PopulationGroup::ALL),
-        nationality: vocabulary.nationality(rng),
-        location: location_in(rng, governorate, 600),
-        language: vocabulary.language(rng),
-        vulnerabilities,
-    }
-}
-
-fn age(rng: &mut Rng) -> Age {
-    // Mostly adults; a quarter children.
-    let years = match rng.below(100) {
-        0..25 => rng.below(18),
-        25..90 => rng.between(18, 59),
-        _ => rng.between(60, 95),
-    } as u8;
-    if rng.chance(700) {
-        Age::years(years).unwrap_or(Age::group_only(AgeGroup::of_years(years)))
-    } else {
-        Age::group_only(AgeGroup::of_years(years))
-    }
+    let home = location_in(rng, governorate, 600);
+    crate::profile::client_profile(rng, survivor_code, home)
 }
 
 /// The same profile with one thing changed (a move, an age, a vulnerability, the language).
-pub(crate) fn changed_profile(
-    rng: &mut Rng,
-    vocabulary: &Vocabulary,
-    profile: &ClientProfile,
-    places: &[Governorate],
-) -> ClientProfile {
+pub(crate) fn changed_profile(rng: &mut Rng, profile: &ClientProfile, places: &[Governorate]) -> ClientProfile {
     let mut profile = profile.clone();
     match rng.below(4) {
         0 => {
@@ -233,9 +157,9 @@ pub(crate) fn changed_profile(
             };
             profile.location = location_in(rng, governorate, 600);
         }
-        1 => profile.age = age(rng),
+        1 => profile.age = crate::profile::corrected_age(rng),
         2 => profile.vulnerabilities.push(*rng.pick(Vulnerability::ALL)),
-        _ => profile.language = vocabulary.language(rng),
+        _ => profile.language = crate::profile::language(rng, profile.location, profile.nationality),
     }
     profile.normalised()
 }
@@ -249,7 +173,7 @@ pub(crate) fn case_key(case: impl std::fmt::Display) -> KeyId {
 /// A sealed value of `len` plaintext bytes: a random nonce of the cipher's length and random
 /// ciphertext plus tag. It stands for personal data and is never opened.
 pub(crate) fn sealed(rng: &mut Rng, key: &KeyId, len: usize) -> EncryptedPii {
-    let cipher = if rng.chance(850) {
+    let cipher = if rng.chance_per_mille(850) {
         Cipher::XChaCha20Poly1305
     } else {
         Cipher::Aes256Gcm
@@ -269,7 +193,7 @@ pub(crate) fn text(rng: &mut Rng, key: &KeyId) -> EncryptedPii {
 /// Personal data with some fields set, each sealed on its own.
 pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
     let mut field = |per_mille: u64, lo: u64, hi: u64| {
-        rng.chance(per_mille).then(|| {
+        rng.chance_per_mille(per_mille).then(|| {
             let len = rng.between(lo, hi) as usize;
             sealed(rng, key, len)
         })
@@ -284,27 +208,34 @@ pub(crate) fn personal_data(rng: &mut Rng, key: &KeyId) -> PersonalData {
 
 /// A coded reason from `codes`; `other` always comes with a sealed text, the others sometimes.
 pub(crate) fn reason<C: ReasonCode>(rng: &mut Rng, codes: &[(C, u32)], key: &KeyId) -> Reason<C> {
-    let code = *weighted(rng, codes);
-    let text = (code.needs_text() || rng.chance(120)).then(|| self::text(rng, key));
+    let code = *rng.weighted(codes);
+    coded(rng, code, key)
+}
+
+/// `code` as a reason: with a sealed text for `other`, sometimes for the others.
+pub(crate) fn coded<C: ReasonCode>(rng: &mut Rng, code: C, key: &KeyId) -> Reason<C> {
+    let text = (code.needs_text() || rng.chance_per_mille(120)).then(|| self::text(rng, key));
     Reason { code, text }
 }
 
 /// A consent scope: mostly anything in the pathway; sometimes only some categories or some
 /// organisations; sometimes with an expiry.
 pub(crate) fn consent_scope(rng: &mut Rng, orgs: &[OrgId], now: Timestamp) -> ConsentScope {
-    let categories = if rng.chance(150) {
+    let categories = if rng.chance_per_mille(150) {
         let picked = (0..rng.between(3, 6)).map(|_| *rng.pick(ServiceCategory::ALL));
         Scope::Only(picked.collect())
     } else {
         Scope::Any
     };
-    let organisations = if rng.chance(100) && orgs.len() > 2 {
+    let organisations = if rng.chance_per_mille(100) && orgs.len() > 2 {
         let picked = (0..rng.between(3, 8)).map(|_| *rng.pick(orgs));
         Scope::Only(picked.collect())
     } else {
         Scope::Any
     };
-    let expires_at = rng.chance(80).then(|| now.plus_hours(24 * rng.between(20, 180) as i64));
+    let expires_at = rng
+        .chance_per_mille(80)
+        .then(|| now.plus_hours(24 * rng.between(20, 180) as i64));
     ConsentScope {
         categories,
         organisations,
@@ -376,9 +307,8 @@ mod tests {
 
     #[test]
     fn survivor_codes_are_synthetic_and_valid() {
-        let vocabulary = Vocabulary::new();
         let mut rng = Rng::new(3);
-        let profile = profile(&mut rng, &vocabulary, 123, &[Governorate::Ninawa]);
+        let profile = profile(&mut rng, 123, &[Governorate::Ninawa]);
         assert_eq!(profile.survivor_code.as_str(), "SYN-000123");
     }
 

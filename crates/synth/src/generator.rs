@@ -12,13 +12,13 @@
 //! looked at about twice a day however large the history is, and deadlines pass as they would.
 
 use crate::data::{self, Vocabulary};
+use crate::outcomes::{self, Step};
 use crate::rng::Rng;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use uuid::Uuid;
 use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, OpenCase};
 use wasl_domain::catalogue::{
-    CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode, OverrideCode, Priority,
-    Reason, ServiceCategory,
+    CancelCode, Decline, DeclineCode, EraseCode, ErrorCode, OverrideCode, Priority, Reason, ServiceCategory,
 };
 use wasl_domain::directory::{OrgKind, Organisation, OrganisationCommand};
 use wasl_domain::geo::Governorate;
@@ -26,7 +26,6 @@ use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceI
 use wasl_domain::pii::KeyId;
 use wasl_domain::referral::{
     ConsentBasis, FollowUp, OverdueKind, Referral, ReferralCommand, ReferralStatus, RequestReferral, Satisfaction,
-    ServiceReceived,
 };
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, DomainError, Role, ValidationError};
@@ -147,6 +146,8 @@ struct CaseTrack {
     /// Referrals of the case still in the active set.
     active_referrals: usize,
     will_close: bool,
+    /// One of its referrals was completed.
+    served: bool,
     reopened: bool,
     failures: u32,
 }
@@ -277,15 +278,12 @@ impl Generator {
                     kind: if n == 0 {
                         OrgKind::UnAgency
                     } else {
-                        *data::weighted(
-                            &mut rng,
-                            &[
-                                (OrgKind::InternationalNgo, 35),
-                                (OrgKind::NationalNgo, 45),
-                                (OrgKind::Government, 15),
-                                (OrgKind::Other, 5),
-                            ],
-                        )
+                        *rng.weighted(&[
+                            (OrgKind::InternationalNgo, 35),
+                            (OrgKind::NationalNgo, 45),
+                            (OrgKind::Government, 15),
+                            (OrgKind::Other, 5),
+                        ])
                     },
                     renamed: 0,
                     governorates: {
@@ -295,7 +293,7 @@ impl Generator {
                     caseworkers,
                     supervisor: user(id_at(&mut rng)),
                     focal_point: user(id_at(&mut rng)),
-                    partner_system: rng.chance(400).then(|| user(id_at(&mut rng))),
+                    partner_system: rng.chance_per_mille(400).then(|| user(id_at(&mut rng))),
                 }
             })
             .collect();
@@ -384,7 +382,7 @@ impl Generator {
         let mut next_category = 0;
         for (i, &n) in services.iter().enumerate() {
             let info = self.orgs[i].clone();
-            let actor = if self.rng.chance(500) {
+            let actor = if self.rng.chance_per_mille(500) {
                 self.coordinator.clone()
             } else {
                 self.admin.clone()
@@ -499,22 +497,19 @@ impl Generator {
             self.maintain(kind);
             return;
         }
-        if self.rng.chance(3) {
-            let kind = *data::weighted(
-                &mut self.rng,
-                &[
-                    (Maintenance::Availability, 75),
-                    (Maintenance::UpdateService, 12),
-                    (Maintenance::UpdateOrganisation, 5),
-                    (Maintenance::AddService, 5),
-                    (Maintenance::Retire, 3),
-                ],
-            );
+        if self.rng.chance_per_mille(3) {
+            let kind = *self.rng.weighted(&[
+                (Maintenance::Availability, 75),
+                (Maintenance::UpdateService, 12),
+                (Maintenance::UpdateOrganisation, 5),
+                (Maintenance::AddService, 5),
+                (Maintenance::Retire, 3),
+            ]);
             self.maintain(kind);
             return;
         }
         if self.unplanned > 0
-            && (self.active.is_empty() || (self.active.len() < self.target_active && self.rng.chance(300)))
+            && (self.active.is_empty() || (self.active.len() < self.target_active && self.rng.chance_per_mille(300)))
         {
             self.open_case();
             return;
@@ -581,8 +576,8 @@ impl Generator {
                 })
             })
             .collect();
-        if own.is_empty() || self.rng.chance(250) {
-            if self.rng.chance(700) {
+        if own.is_empty() || self.rng.chance_per_mille(250) {
+            if self.rng.chance_per_mille(700) {
                 self.coordinator.clone()
             } else {
                 self.admin.clone()
@@ -603,19 +598,19 @@ impl Generator {
                 // Reopen a closed service first; close one only when its category stays open
                 // elsewhere; otherwise publish new capacity.
                 let closed: Vec<_> = live.iter().filter(|s| !s.3).collect();
-                let (org, service_id, accepting, capacity) = if !closed.is_empty() && self.rng.chance(600) {
+                let (org, service_id, accepting, capacity) = if !closed.is_empty() && self.rng.chance_per_mille(600) {
                     let s = *self.rng.pick(&closed);
                     (
                         s.0,
                         s.1,
                         true,
-                        self.rng.chance(600).then(|| self.rng.between(1, 40) as u32),
+                        self.rng.chance_per_mille(600).then(|| self.rng.between(1, 40) as u32),
                     )
                 } else {
                     let s = *self.rng.pick(&live);
                     let others_open = live.iter().any(|o| o.1 != s.1 && o.2 == s.2 && o.3);
-                    if s.3 && others_open && self.rng.chance(450) {
-                        (s.0, s.1, false, self.rng.chance(500).then_some(0))
+                    if s.3 && others_open && self.rng.chance_per_mille(450) {
+                        (s.0, s.1, false, self.rng.chance_per_mille(500).then_some(0))
                     } else {
                         (s.0, s.1, true, Some(self.rng.between(0, 60) as u32))
                     }
@@ -652,7 +647,7 @@ impl Generator {
                     "Synthetic Partner {:02} (renamed {})",
                     info.number, info.renamed
                 ));
-                let kind = if self.rng.chance(300) && org != 0 {
+                let kind = if self.rng.chance_per_mille(300) && org != 0 {
                     *self
                         .rng
                         .pick(&[OrgKind::NationalNgo, OrgKind::InternationalNgo, OrgKind::Other])
@@ -714,10 +709,10 @@ impl Generator {
         let case_id: CaseId = typed(new_uuid(&mut self.rng, now));
         let key = data::case_key(case_id);
         self.cases_opened += 1;
-        let profile = data::profile(&mut self.rng, &self.vocabulary, self.cases_opened, &self.places);
+        let profile = data::profile(&mut self.rng, self.cases_opened, &self.places);
         let personal = data::personal_data(&mut self.rng, &key);
         let info = &self.orgs[org];
-        let (actor, caseworker) = if self.rng.chance(800) {
+        let (actor, caseworker) = if self.rng.chance_per_mille(800) {
             let user = *self.rng.pick(&info.caseworkers);
             (actor(user, info.id, Role::Caseworker), None)
         } else {
@@ -732,7 +727,7 @@ impl Generator {
         });
         if self.record::<Case>(case_id, &command, &actor, now).is_ok() {
             self.unplanned -= planned;
-            let will_close = self.rng.chance(750);
+            let will_close = self.rng.chance_per_mille(750);
             self.case_tracks.insert(
                 case_id,
                 CaseTrack {
@@ -743,6 +738,7 @@ impl Generator {
                     redirects: Vec::new(),
                     active_referrals: 0,
                     will_close,
+                    served: false,
                     reopened: false,
                     failures: 0,
                 },
@@ -755,7 +751,7 @@ impl Generator {
     fn case_actor(&mut self, case_id: CaseId, supervisor_per_mille: u64) -> Option<Actor> {
         let state = self.cases.get(&case_id)?.state()?;
         let info = &self.orgs[self.case_tracks.get(&case_id)?.org];
-        Some(if self.rng.chance(supervisor_per_mille) {
+        Some(if self.rng.chance_per_mille(supervisor_per_mille) {
             actor(info.supervisor, info.id, Role::Supervisor)
         } else {
             actor(state.caseworker, info.id, Role::Caseworker)
@@ -778,59 +774,57 @@ impl Generator {
             .count();
         let erased = state.personal_data_erased;
         let settled = track.planned == 0 && track.redirects.is_empty() && track.active_referrals == 0;
-        let mut moves: Vec<(u32, CaseMove)> = Vec::new();
+        let mut moves: Vec<(CaseMove, u32)> = Vec::new();
         match state.status {
             CaseStatus::Open => {
                 let wants = track.planned > 0 || !track.redirects.is_empty();
                 if active_consents == 0 {
-                    moves.push((if wants { 400 } else { 2 }, CaseMove::GiveConsent));
+                    moves.push((CaseMove::GiveConsent, if wants { 400 } else { 2 }));
                     if track.planned > 0 {
-                        moves.push((10, CaseMove::Request));
+                        moves.push((CaseMove::Request, 10));
                     }
                 } else {
-                    moves.push((2, CaseMove::GiveConsent));
-                    moves.push((3, CaseMove::Narrow));
-                    moves.push((1, CaseMove::Withdraw));
+                    moves.push((CaseMove::GiveConsent, 2));
+                    moves.push((CaseMove::Narrow, 3));
+                    moves.push((CaseMove::Withdraw, 1));
                     if track.planned > 0 {
-                        moves.push((150, CaseMove::Request));
+                        moves.push((CaseMove::Request, 150));
                     }
                 }
                 if !track.redirects.is_empty() {
-                    moves.push((150, CaseMove::FollowOn));
+                    moves.push((CaseMove::FollowOn, 150));
                 }
-                moves.push((2, CaseMove::UpdateProfile));
+                moves.push((CaseMove::UpdateProfile, 2));
                 if !erased {
-                    moves.push((2, CaseMove::UpdatePersonalData));
+                    moves.push((CaseMove::UpdatePersonalData, 2));
                 }
                 if self.orgs[track.org].caseworkers.len() > 1 {
-                    moves.push((2, CaseMove::Assign));
+                    moves.push((CaseMove::Assign, 2));
                 }
                 if track.active_referrals > 0 {
-                    moves.push((1, CaseMove::CloseEarly));
+                    moves.push((CaseMove::CloseEarly, 1));
                 }
                 if settled {
-                    moves.push((
-                        200,
-                        if track.will_close {
-                            CaseMove::Close
-                        } else {
-                            CaseMove::LeaveOpen
-                        },
-                    ));
+                    let close = if track.will_close {
+                        CaseMove::Close
+                    } else {
+                        CaseMove::LeaveOpen
+                    };
+                    moves.push((close, 200));
                 }
-                moves.push((200, CaseMove::Wait));
+                moves.push((CaseMove::Wait, 200));
             }
             CaseStatus::Closed => {
                 if !track.reopened {
-                    moves.push((3, CaseMove::Reopen));
+                    moves.push((CaseMove::Reopen, 3));
                 }
                 if !erased {
-                    moves.push((5, CaseMove::Erase));
+                    moves.push((CaseMove::Erase, 5));
                 }
                 if track.active_referrals == 0 {
-                    moves.push((80, CaseMove::Finish));
+                    moves.push((CaseMove::Finish, 80));
                 }
-                moves.push((12, CaseMove::Wait));
+                moves.push((CaseMove::Wait, 12));
             }
         }
         while let Some(choice) = self.rng.take_weighted(&mut moves) {
@@ -912,12 +906,7 @@ impl Generator {
                 )
             }
             CaseMove::UpdateProfile => (
-                CaseCommand::UpdateProfile(data::changed_profile(
-                    &mut self.rng,
-                    &self.vocabulary,
-                    &profile,
-                    &self.places,
-                )),
+                CaseCommand::UpdateProfile(data::changed_profile(&mut self.rng, &profile, &self.places)),
                 self.case_actor(case_id, 150),
             ),
             CaseMove::UpdatePersonalData => (
@@ -938,22 +927,10 @@ impl Generator {
                 (CaseCommand::Assign { caseworker }, self.case_actor(case_id, 500))
             }
             CaseMove::Close | CaseMove::CloseEarly => {
-                let codes: &[(CloseCode, u32)] = if choice == CaseMove::Close {
-                    &[
-                        (CloseCode::NeedsMet, 70),
-                        (CloseCode::ClientRequest, 10),
-                        (CloseCode::Transferred, 8),
-                        (CloseCode::LostContact, 6),
-                        (CloseCode::Other, 6),
-                    ]
+                let codes = if choice == CaseMove::Close {
+                    outcomes::closes(track.served)
                 } else {
-                    &[
-                        (CloseCode::ClientRelocated, 35),
-                        (CloseCode::LostContact, 25),
-                        (CloseCode::ClientRequest, 20),
-                        (CloseCode::Duplicate, 10),
-                        (CloseCode::Other, 10),
-                    ]
+                    outcomes::EARLY_CLOSES
                 };
                 let reason = data::reason(&mut self.rng, codes, &key);
                 let close = CloseCase {
@@ -964,11 +941,11 @@ impl Generator {
                 (CaseCommand::Close(close), self.case_actor(case_id, 200))
             }
             CaseMove::Reopen => {
-                let reason = self.rng.chance(500).then(|| data::text(&mut self.rng, &key));
+                let reason = self.rng.chance_per_mille(500).then(|| data::text(&mut self.rng, &key));
                 (CaseCommand::Reopen { reason }, self.case_actor(case_id, 300))
             }
             CaseMove::Erase => {
-                let by_system = self.rng.chance(300);
+                let by_system = self.rng.chance_per_mille(300);
                 let codes: &[(EraseCode, u32)] = if by_system {
                     &[(EraseCode::RetentionExpired, 1)]
                 } else {
@@ -1079,15 +1056,12 @@ impl Generator {
             return false;
         };
         let owner = track.org;
-        let priority = *data::weighted(
-            &mut self.rng,
-            &[
-                (Priority::Routine, 60),
-                (Priority::Urgent, 30),
-                (Priority::Emergency, 10),
-            ],
-        );
-        let own_too = self.orgs.len() == 1 || self.rng.chance(50);
+        let priority = *self.rng.weighted(&[
+            (Priority::Routine, 60),
+            (Priority::Urgent, 30),
+            (Priority::Emergency, 10),
+        ]);
+        let own_too = self.orgs.len() == 1 || self.rng.chance_per_mille(50);
         let (sex, age) = (state.profile.sex, state.profile.age.group());
         let mut candidates: Vec<(usize, ServiceId, ServiceCategory)> = Vec::new();
         for (org_id, org) in &self.organisations {
@@ -1119,7 +1093,7 @@ impl Generator {
                     .is_some_and(|s| s.spec.eligibility.admits(sex, age))
             })
             .collect();
-        if !eligible.is_empty() && self.rng.chance(900) {
+        if !eligible.is_empty() && self.rng.chance_per_mille(900) {
             candidates = eligible;
         }
         let covered: Vec<_> = candidates
@@ -1130,7 +1104,7 @@ impl Generator {
         let key = track.key.clone();
         let (choice, consent_override) = if !covered.is_empty() {
             (*self.rng.pick(&covered), None)
-        } else if !candidates.is_empty() && self.rng.chance(400) {
+        } else if !candidates.is_empty() && self.rng.chance_per_mille(400) {
             let codes = [
                 (OverrideCode::LifeThreatening, 40),
                 (OverrideCode::ChildBestInterest, 30),
@@ -1155,7 +1129,7 @@ impl Generator {
             return false;
         };
         let referral_id: ReferralId = typed(new_uuid(&mut self.rng, now));
-        let notes = self.rng.chance(400).then(|| data::text(&mut self.rng, &key));
+        let notes = self.rng.chance_per_mille(400).then(|| data::text(&mut self.rng, &key));
         let redirected_from = match follow {
             Some((earlier, _)) => self.referrals.get(&earlier).cloned(),
             None => None,
@@ -1254,8 +1228,8 @@ impl Generator {
             Priority::Routine => (72, 168),
         };
 
-        let mut moves: Vec<(u32, ReferralMove)> = Vec::with_capacity(12);
-        let mut add = |w: u32, command: ReferralCommand, who: Who| moves.push((w, ReferralMove::Do(command, who)));
+        let mut moves: Vec<(ReferralMove, u32)> = Vec::with_capacity(12);
+        let mut add = |w: u32, command: ReferralCommand, who: Who| moves.push((ReferralMove::Do(command, who), w));
         use ReferralStatus as S;
         // Deadlines passed and their escalation (the followup service's part).
         let ack_due = track.requested_at.plus_hours(ack_hours);
@@ -1302,61 +1276,35 @@ impl Generator {
                 );
             }
         }
-        let receiving = |command| ReferralMove::Do(command, Who::Receiving);
-        let build = |lazy, who| ReferralMove::Build(lazy, who);
         // Marking entered-in-error is rare: a few in a hundred referrals.
-        let error = self.rng.chance(300);
-        let mut choices: Vec<(u32, ReferralMove)> = match status {
-            S::Requested => vec![
-                (45, receiving(ReferralCommand::Receive)),
-                (12, receiving(ReferralCommand::Accept)),
-                (5, build(Lazy::Reject, Who::Receiving)),
-                (1, build(Lazy::Cancel, Who::Referring)),
-                (25, ReferralMove::Wait),
-                (2, ReferralMove::Stall),
-            ],
-            S::Received => vec![
-                (45, receiving(ReferralCommand::Accept)),
-                (8, build(Lazy::Reject, Who::Receiving)),
-                (1, build(Lazy::Cancel, Who::Referring)),
-                (20, ReferralMove::Wait),
-                (2, ReferralMove::Stall),
-            ],
-            S::Accepted => vec![
-                (50, receiving(ReferralCommand::Start)),
-                (6, build(Lazy::Hold, Who::Receiving)),
-                (6, receiving(ReferralCommand::Complete)),
-                (4, build(Lazy::Fail, Who::Receiving)),
-                (1, build(Lazy::Cancel, Who::Referring)),
-                (10, ReferralMove::Wait),
-                (2, ReferralMove::Stall),
-            ],
-            S::InProgress => vec![
-                (40, receiving(ReferralCommand::Complete)),
-                (8, build(Lazy::Fail, Who::Receiving)),
-                (10, build(Lazy::Hold, Who::Receiving)),
-                (1, build(Lazy::Cancel, Who::Referring)),
-                (15, ReferralMove::Wait),
-                (2, ReferralMove::Stall),
-            ],
-            S::OnHold => vec![
-                (35, receiving(ReferralCommand::Resume)),
-                (6, receiving(ReferralCommand::Complete)),
-                (8, build(Lazy::Fail, Who::Receiving)),
-                (2, build(Lazy::Cancel, Who::Referring)),
-                (15, ReferralMove::Wait),
-                (3, ReferralMove::Stall),
-            ],
-            S::Completed | S::Failed if !followed_up => vec![
-                (20, build(Lazy::FollowUp, Who::Referring)),
-                (35, ReferralMove::Wait),
-                (2, ReferralMove::Finish),
-            ],
-            S::Completed | S::Failed | S::Rejected | S::Cancelled => vec![(100, ReferralMove::Finish)],
-            S::EnteredInError => vec![(60, ReferralMove::Finish)],
+        let error = self.rng.chance_per_mille(300);
+        // What the parties do next, from the outcome weights every synthetic referral follows,
+        // and how often nothing happens yet (or ever: a stall leaves the referral open).
+        let mut choices: Vec<(ReferralMove, u32)> = outcomes::next_steps(status, followed_up)
+            .iter()
+            .map(|(step, w)| (referral_move(*step), *w))
+            .collect();
+        let (wait, stall) = match status {
+            S::Requested => (25, 2),
+            S::Received => (20, 2),
+            S::Accepted => (10, 2),
+            S::InProgress => (15, 2),
+            S::OnHold => (15, 3),
+            S::Completed | S::Failed if !followed_up => (35, 0),
+            _ => (0, 0),
         };
+        if wait > 0 {
+            choices.push((ReferralMove::Wait, wait));
+        }
+        if stall > 0 {
+            choices.push((ReferralMove::Stall, stall));
+        }
+        if choices.is_empty() {
+            let weight = if status == S::EnteredInError { 60 } else { 100 };
+            choices.push((ReferralMove::Finish, weight));
+        }
         if error && status != S::EnteredInError {
-            choices.push((1, build(Lazy::EnteredInError, Who::ReferringSupervisor)));
+            choices.push((ReferralMove::Build(Lazy::EnteredInError, Who::ReferringSupervisor), 1));
         }
         moves.append(&mut choices);
 
@@ -1409,41 +1357,15 @@ impl Generator {
                     })
                     .map(|(id, _)| *id)
                     .collect();
-                let decline = if !elsewhere.is_empty() && rng.chance(300) {
-                    Decline {
-                        reason: data::reason(rng, &[(DeclineCode::Redirected, 1)], &key),
-                        suggested_org: Some(*rng.pick(&elsewhere)),
-                    }
-                } else {
-                    Decline {
-                        reason: data::reason(
-                            rng,
-                            &[
-                                (DeclineCode::NoCapacity, 30),
-                                (DeclineCode::NotEligible, 20),
-                                (DeclineCode::ServiceNotOffered, 8),
-                                (DeclineCode::ClientUnreachable, 15),
-                                (DeclineCode::ClientDeclined, 15),
-                                (DeclineCode::Other, 12),
-                            ],
-                            &key,
-                        ),
-                        suggested_org: None,
-                    }
+                let code = outcomes::decline(rng, !elsewhere.is_empty());
+                let suggested_org = (code == DeclineCode::Redirected).then(|| *rng.pick(&elsewhere));
+                let decline = Decline {
+                    reason: data::coded(rng, code, &key),
+                    suggested_org,
                 };
                 ReferralCommand::Reject(decline)
             }
-            Lazy::Cancel => ReferralCommand::Cancel(data::reason(
-                rng,
-                &[
-                    (CancelCode::ClientRequest, 30),
-                    (CancelCode::NoLongerNeeded, 30),
-                    (CancelCode::ReferredElsewhere, 20),
-                    (CancelCode::Duplicate, 10),
-                    (CancelCode::Other, 10),
-                ],
-                &key,
-            )),
+            Lazy::Cancel => ReferralCommand::Cancel(data::reason(rng, outcomes::CANCELS, &key)),
             Lazy::EnteredInError => ReferralCommand::MarkEnteredInError(data::reason(
                 rng,
                 &[
@@ -1455,30 +1377,12 @@ impl Generator {
                 ],
                 &key,
             )),
-            Lazy::Hold => ReferralCommand::Hold(data::reason(
-                rng,
-                &[
-                    (HoldCode::ClientUnavailable, 35),
-                    (HoldCode::AwaitingDocuments, 25),
-                    (HoldCode::AwaitingCapacity, 20),
-                    (HoldCode::Security, 10),
-                    (HoldCode::Other, 10),
-                ],
-                &key,
-            )),
-            Lazy::Fail => ReferralCommand::Fail(data::reason(
-                rng,
-                &[
-                    (FailCode::ClientUnreachable, 30),
-                    (FailCode::ClientDeclined, 20),
-                    (FailCode::ClientRelocated, 15),
-                    (FailCode::ServiceUnavailable, 15),
-                    (FailCode::Security, 10),
-                    (FailCode::Other, 10),
-                ],
-                &key,
-            )),
-            Lazy::FollowUp => ReferralCommand::RecordFollowUp(follow_up(rng, &key)),
+            Lazy::Hold => ReferralCommand::Hold(data::reason(rng, outcomes::HOLDS, &key)),
+            Lazy::Fail => ReferralCommand::Fail(data::reason(rng, outcomes::FAILS, &key)),
+            Lazy::FollowUp => {
+                let completed = state.status == ReferralStatus::Completed;
+                ReferralCommand::RecordFollowUp(follow_up(rng, completed, &key))
+            }
         })
     }
 
@@ -1494,7 +1398,7 @@ impl Generator {
                 if let Some(machine) = info.partner_system {
                     people.push((actor(machine, info.id, Role::PartnerSystem), 40));
                 }
-                data::weighted(&mut self.rng, &people).clone()
+                self.rng.weighted(&people).clone()
             }
             Who::Referring => self.case_actor(case_id, 150)?,
             Who::ReferringSupervisor => self.case_actor(case_id, 1000)?,
@@ -1514,6 +1418,11 @@ impl Generator {
             ReferralCommand::Complete | ReferralCommand::Fail(_) => {
                 if let Some(track) = self.referral_tracks.get_mut(&referral_id) {
                     track.ended_at = Some(now);
+                }
+                if matches!(command, ReferralCommand::Complete)
+                    && let Some(track) = self.case_tracks.get_mut(&case_id)
+                {
+                    track.served = true;
                 }
             }
             ReferralCommand::Reject(Decline {
@@ -1535,7 +1444,7 @@ impl Generator {
         if let Some(track) = self.case_tracks.get_mut(&case_id) {
             track.active_referrals = track.active_referrals.saturating_sub(1);
             // A referral left hanging usually belongs to a case nobody closes.
-            if stalled && self.rng.chance(600) {
+            if stalled && self.rng.chance_per_mille(600) {
                 track.will_close = false;
             }
         }
@@ -1558,30 +1467,32 @@ impl Iterator for Generator {
     }
 }
 
-/// Follow-up as a caseworker records it.
-fn follow_up(rng: &mut Rng, key: &KeyId) -> FollowUp {
-    let client_reached = rng.chance(800);
-    let service_received = if client_reached {
-        *data::weighted(
-            rng,
-            &[
-                (ServiceReceived::Yes, 55),
-                (ServiceReceived::Partly, 20),
-                (ServiceReceived::No, 15),
-                (ServiceReceived::Unknown, 10),
-            ],
-        )
-    } else {
-        *data::weighted(rng, &[(ServiceReceived::Unknown, 70), (ServiceReceived::No, 30)])
-    };
-    let satisfaction = (client_reached && rng.chance(800))
-        .then(|| Satisfaction::new(*data::weighted(rng, &[(1, 5), (2, 8), (3, 20), (4, 37), (5, 30)])).ok())
-        .flatten();
+/// How the generator carries out a step of the outcome weights.
+fn referral_move(step: Step) -> ReferralMove {
+    let receiving = |command| ReferralMove::Do(command, Who::Receiving);
+    match step {
+        Step::Receive => receiving(ReferralCommand::Receive),
+        Step::Accept => receiving(ReferralCommand::Accept),
+        Step::Decline => ReferralMove::Build(Lazy::Reject, Who::Receiving),
+        Step::Cancel => ReferralMove::Build(Lazy::Cancel, Who::Referring),
+        Step::Start => receiving(ReferralCommand::Start),
+        Step::Hold => ReferralMove::Build(Lazy::Hold, Who::Receiving),
+        Step::Resume => receiving(ReferralCommand::Resume),
+        Step::Complete => receiving(ReferralCommand::Complete),
+        Step::Fail => ReferralMove::Build(Lazy::Fail, Who::Receiving),
+        Step::FollowUp => ReferralMove::Build(Lazy::FollowUp, Who::Referring),
+        Step::NoFollowUp => ReferralMove::Finish,
+    }
+}
+
+/// Follow-up as a caseworker records it, with a sealed note sometimes.
+fn follow_up(rng: &mut Rng, completed: bool, key: &KeyId) -> FollowUp {
+    let draw = outcomes::follow_up(rng, completed);
     FollowUp {
-        client_reached,
-        service_received,
-        satisfaction,
-        note: rng.chance(300).then(|| data::text(rng, key)),
+        client_reached: draw.client_reached,
+        service_received: draw.service_received,
+        satisfaction: draw.satisfaction.and_then(|s| Satisfaction::new(s).ok()),
+        note: draw.with_note.then(|| data::text(rng, key)),
     }
 }
 

@@ -1,16 +1,19 @@
-//! A small deterministic PRNG: xoshiro256** seeded through splitmix64. Not for secrets; it only
-//! has to make the same history from the same seed on every machine, so everything here is
-//! integer arithmetic.
+//! The one random source of Wasl's synthetic data (the histories here and the demo network): a
+//! small deterministic PRNG, xoshiro256** seeded through splitmix64. Not for secrets; it only has
+//! to make the same data from the same seed on every machine, so everything here is integer
+//! arithmetic. Chances are in per mille and weights are whole numbers, so no float rounding can
+//! make two machines disagree.
 
-/// xoshiro256** (Blackman and Vigna), seeded with splitmix64.
+/// xoshiro256** (Blackman and Vigna), seeded with splitmix64. The whole sequence follows from the
+/// seed.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct Rng {
     s: [u64; 4],
 }
 
 impl Rng {
     /// A generator whose whole sequence follows from `seed`.
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut splitmix = || {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -25,7 +28,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
@@ -38,32 +41,46 @@ impl Rng {
     }
 
     /// A number in `0..n` (0 when `n` is 0), by Lemire's multiply-shift.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// An index into a collection of `len` items (0 when empty).
-    pub(crate) fn index(&mut self, len: usize) -> usize {
+    pub fn index(&mut self, len: usize) -> usize {
         self.below(len as u64) as usize
     }
 
-    /// A number in `lo..=hi`.
-    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    /// A number in `lo..=hi` (`lo` at most `hi`).
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 
-    /// True with probability `per_mille` / 1000.
-    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
+    /// True with probability `per_mille` / 1000 (never for 0, always for 1000 or more).
+    pub fn chance_per_mille(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
     }
 
     /// One item of a non-empty slice.
-    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.index(items.len())]
     }
 
+    /// One item of non-empty `(item, weight)` pairs, with probability proportional to its weight.
+    pub fn weighted<'a, T>(&mut self, items: &'a [(T, u32)]) -> &'a T {
+        let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut r = self.below(total);
+        for (item, w) in items {
+            let w = u64::from(*w);
+            if r < w {
+                return item;
+            }
+            r -= w;
+        }
+        &items[items.len() - 1].0
+    }
+
     /// Fills `buf` with random bytes.
-    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
+    pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
@@ -71,7 +88,7 @@ impl Rng {
     }
 
     /// `n` random bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut out = vec![0; n];
         self.fill(&mut out);
         out
@@ -79,15 +96,15 @@ impl Rng {
 
     /// Removes and returns one item chosen with probability proportional to its weight; `None`
     /// when no item has weight left.
-    pub(crate) fn take_weighted<T>(&mut self, items: &mut Vec<(u32, T)>) -> Option<T> {
-        let total: u64 = items.iter().map(|(w, _)| u64::from(*w)).sum();
+    pub fn take_weighted<T>(&mut self, items: &mut Vec<(T, u32)>) -> Option<T> {
+        let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
         if total == 0 {
             return None;
         }
         let mut r = self.below(total);
         let at = items
             .iter()
-            .position(|(w, _)| {
+            .position(|(_, w)| {
                 let w = u64::from(*w);
                 if r < w {
                     true
@@ -97,7 +114,7 @@ impl Rng {
                 }
             })
             .unwrap_or(items.len() - 1);
-        Some(items.swap_remove(at).1)
+        Some(items.swap_remove(at).0)
     }
 }
 
@@ -125,9 +142,34 @@ mod tests {
     }
 
     #[test]
+    fn weighted_choices_follow_their_weights_and_never_take_a_zero_weight() {
+        let mut rng = Rng::new(3);
+        let items = [('a', 0), ('b', 3), ('c', 1)];
+        let mut counts = [0u32; 3];
+        for _ in 0..40_000 {
+            match rng.weighted(&items) {
+                'a' => counts[0] += 1,
+                'b' => counts[1] += 1,
+                _ => counts[2] += 1,
+            }
+        }
+        assert_eq!(counts[0], 0);
+        assert!((29_000..31_000).contains(&counts[1]), "{counts:?}");
+    }
+
+    #[test]
+    fn chances_are_in_per_mille() {
+        let mut rng = Rng::new(4);
+        let hits = (0..100_000).filter(|_| rng.chance_per_mille(250)).count();
+        assert!((24_000..26_000).contains(&hits), "{hits} of 100000");
+        assert!(!(0..1_000).any(|_| rng.chance_per_mille(0)));
+        assert!((0..1_000).all(|_| rng.chance_per_mille(1_000)));
+    }
+
+    #[test]
     fn weighted_choice_never_takes_a_zero_weight_and_takes_each_item_once() {
         let mut rng = Rng::new(2);
-        let mut items = vec![(0, 'a'), (5, 'b'), (1, 'c')];
+        let mut items = vec![('a', 0), ('b', 5), ('c', 1)];
         let mut taken = Vec::new();
         while let Some(item) = rng.take_weighted(&mut items) {
             taken.push(item);
