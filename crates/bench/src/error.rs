@@ -5,6 +5,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A benchmark failed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum BenchError {
     /// The options make no sense together.
     #[error("invalid options: {0}")]
@@ -13,20 +14,12 @@ pub enum BenchError {
     /// running server instead.
     #[error("{0} (or pass --nats-url)")]
     Server(#[from] wasl_nats_server::Error),
-    /// The temporary nats-server did not start.
-    #[error("the temporary nats-server did not start: {reason}")]
-    ServerStart {
-        /// What went wrong, with the end of the server's log when there is one.
-        reason: String,
-    },
+    /// The temporary nats-server did not start; the cause quotes the end of its log.
+    #[error("the temporary nats-server did not start")]
+    ServerStart(#[source] wasl_testkit::Error),
     /// NATS could not be reached.
     #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
+    Connect { url: String, reason: String },
     /// A JetStream request of the benchmark itself (stream set-up, raw publish) failed.
     #[error("JetStream: {0}")]
     JetStream(String),
@@ -38,7 +31,6 @@ pub enum BenchError {
     Command {
         /// Which command.
         what: &'static str,
-        /// Why.
         reason: String,
     },
     /// The synthetic data could not be built.
@@ -46,7 +38,6 @@ pub enum BenchError {
     Data {
         /// What was being built.
         what: String,
-        /// Why not.
         #[source]
         source: BoxError,
     },
@@ -55,7 +46,6 @@ pub enum BenchError {
     Io {
         /// What was being done.
         what: &'static str,
-        /// Why not.
         #[source]
         source: std::io::Error,
     },
@@ -64,7 +54,6 @@ pub enum BenchError {
     Http {
         /// What was being done.
         what: &'static str,
-        /// Why not.
         #[source]
         source: reqwest::Error,
     },
@@ -81,7 +70,6 @@ pub enum BenchError {
     Load {
         /// Which task.
         what: &'static str,
-        /// Why.
         #[source]
         source: BoxError,
     },

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Why the server (or its store) cannot be started.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum Error {
     /// No nats-server binary was found in any of the places searched.
     #[error("no nats-server found (searched: {searched}); run ./scripts/install-nats-server")]
@@ -52,7 +53,6 @@ pub enum Error {
         Holder::describe_all(holders)
     )]
     PortInUse {
-        /// The port.
         port: u16,
         /// The processes listening on it (empty if they could not be seen).
         holders: Vec<Holder>,

@@ -16,6 +16,7 @@
 //!   (`sync_interval: always`) unless the caller explicitly asks otherwise.
 
 mod binary;
+mod config;
 mod error;
 mod lock;
 mod procfs;
@@ -24,6 +25,7 @@ mod supervise;
 pub use binary::{
     MIN_VERSION, NATS_SERVER_BIN, NatsBinary, Version, find_nats_server, installed_binary, pinned_version,
 };
+pub use config::{ClusterConfig, NATS_DEFAULT_PORT, NatsConfig, free_ports, info_line, server_name};
 pub use error::Error;
 pub use lock::StoreLock;
 pub use procfs::Holder;

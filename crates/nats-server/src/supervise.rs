@@ -1,11 +1,12 @@
 //! One supervised nats-server: started from a thread of its own with a parent-death signal and
 //! the store's lock, checked to be the server it started, restarted when it dies.
 
+use crate::config::{NatsConfig, server_name};
 use crate::procfs::holders_of_port;
 use crate::{Error, StoreLock};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -61,23 +62,10 @@ impl ServerConfig {
 
     /// The configuration for a start under `server_name`.
     fn render(&self, server_name: &str) -> String {
-        let store = quote(&self.store_dir().to_string_lossy());
-        let sync = if self.sync_always {
-            "  # Every write reaches the disk before it is acknowledged: a power cut loses nothing acknowledged.\n  sync_interval: always\n"
-        } else {
-            "  # UNSAFE (wasl up --unsafe-no-fsync): writes reach the disk up to 2 minutes after they are\n  # acknowledged; a power cut or a crash of the machine can lose them.\n"
-        };
-        format!(
-            "# Written by `wasl up` on every start of the server; edits are overwritten.\n\
-             server_name: {}\nlisten: \"127.0.0.1:{}\"\njetstream {{\n  store_dir: {store}\n{sync}}}\n",
-            quote(server_name),
-            self.port
-        )
+        let mut config = NatsConfig::new("`wasl up`", server_name, self.port, self.store_dir());
+        config.sync_always = self.sync_always;
+        config.render()
     }
-}
-
-fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// A nats-server under supervision. Dropping it (or [`Supervised::stop`]) stops the server.
@@ -309,7 +297,6 @@ fn spawn(config: &ServerConfig, lock: RawFd) -> Result<Child, Error> {
 
 /// Waits until the server accepts clients and its `INFO` names it `name`.
 fn wait_ready(config: &ServerConfig, name: &str, child: &mut Child) -> Result<(), Error> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let began = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -320,7 +307,7 @@ fn wait_ready(config: &ServerConfig, name: &str, child: &mut Child) -> Result<()
                 ),
             });
         }
-        if server_name(address).as_deref() == Some(name) {
+        if server_name(config.port, Duration::from_millis(500)).as_deref() == Some(name) {
             return Ok(());
         }
         if began.elapsed() > config.ready_timeout {
@@ -334,16 +321,6 @@ fn wait_ready(config: &ServerConfig, name: &str, child: &mut Child) -> Result<()
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The `server_name` a NATS server at `address` sends in its `INFO` greeting.
-fn server_name(address: SocketAddr) -> Option<String> {
-    let stream = TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut line = String::new();
-    BufReader::new(stream.take(64 * 1024)).read_line(&mut line).ok()?;
-    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
-    info.get("server_name")?.as_str().map(str::to_owned)
 }
 
 /// SIGTERM (the server finishes its writes and exits), then SIGKILL after 30 s.
@@ -380,10 +357,11 @@ mod tests {
     use super::*;
 
     fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port")
+        crate::free_ports(1).expect("a free port")[0]
+    }
+
+    fn name_at(port: u16) -> Option<String> {
+        server_name(port, Duration::from_millis(500))
     }
 
     fn config(dir: &Path) -> ServerConfig {
@@ -417,10 +395,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let lock = StoreLock::acquire(dir.path(), Duration::ZERO).expect("lock");
         let config = config(dir.path());
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
         let server = Supervised::start(config.clone(), &lock).expect("starts");
         let first = server.pid().expect("running");
-        let name = server_name(address).expect("it answers");
+        let name = name_at(config.port).expect("it answers");
         assert!(name.starts_with("wasl-up-"), "{name}");
         assert!(
             fs::read_to_string(config.config_file())
@@ -448,7 +425,7 @@ mod tests {
             assert!(began.elapsed() < Duration::from_secs(30), "not restarted");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let renamed = server_name(address).expect("it answers again");
+        let renamed = name_at(config.port).expect("it answers again");
         assert_ne!(renamed, name);
 
         server.stop();

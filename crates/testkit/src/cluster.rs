@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::http::string_in_object;
-use crate::node::{ClusterSpec, LOG_TAIL_LINES, Node, Probe, Settings, free_ports};
+use crate::node::{LOG_TAIL_LINES, Node, Probe, Settings, free_ports};
 use crate::server::PORT_ATTEMPTS;
 use crate::{Error, HttpResponse, NatsBinary, Result, find_nats_server};
+use wasl_nats_server::ClusterConfig;
 
 /// The cluster's name in every node's config.
 const CLUSTER_NAME: &str = "wasl-test";
@@ -280,7 +281,7 @@ impl NatsClusterBuilder {
         let mut nodes = Vec::with_capacity(self.size);
         for i in 0..self.size {
             let name = format!("n{i}");
-            let spec = ClusterSpec {
+            let spec = ClusterConfig {
                 name: CLUSTER_NAME.to_owned(),
                 route_port: routes[i],
                 all_route_ports: routes.to_vec(),

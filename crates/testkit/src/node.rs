@@ -1,10 +1,8 @@
 //! One nats-server process: its config file, ports, store, log, and life cycle. Shared by
 //! [`crate::NatsServer`] and [`crate::NatsCluster`].
 
-use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
@@ -12,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::{self, HttpResponse};
 use crate::{Error, NatsBinary, Result, TEST_LOG};
+use wasl_nats_server::{ClusterConfig, NatsConfig};
 
 /// How long one readiness probe (an HTTP GET or a TCP connect) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -19,29 +18,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How many log lines an error quotes.
 pub(crate) const LOG_TAIL_LINES: usize = 40;
-/// The well-known NATS client port: never handed out, another server may own it.
-const NATS_DEFAULT_PORT: u16 = 4222;
-
-/// Picks `n` distinct free loopback ports: binds `127.0.0.1:0` `n` times (all held at once so they
-/// differ), reads the ports and releases them. Another process could take one in the moment
-/// before the server binds it; the builders notice that ("address already in use" in the log)
-/// and retry with fresh ports.
+/// Picks `n` distinct free loopback ports (see [`wasl_nats_server::free_ports`]). Another
+/// process could take one in the moment before the server binds it; the builders notice that
+/// ("address already in use" in the log) and retry with fresh ports.
 pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let mut listeners = Vec::with_capacity(n + 1);
-    let mut ports = Vec::with_capacity(n);
-    while ports.len() < n {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::io("cannot bind a free loopback port"))?;
-        let port = listener
-            .local_addr()
-            .map_err(Error::io("cannot read a bound port"))?
-            .port();
-        if port != NATS_DEFAULT_PORT {
-            ports.push(port);
-        }
-        listeners.push(listener);
-    }
-    Ok(ports)
+    wasl_nats_server::free_ports(n).map_err(Error::io("cannot bind a free loopback port"))
 }
 
 /// The settings every node of one server or cluster shares.
@@ -49,14 +30,6 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
 pub(crate) struct Settings {
     pub(crate) sync_always: bool,
     pub(crate) extra_config: String,
-}
-
-/// A node's cluster membership: the cluster's name and every node's route port.
-#[derive(Debug, Clone)]
-pub(crate) struct ClusterSpec {
-    pub(crate) name: String,
-    pub(crate) route_port: u16,
-    pub(crate) all_route_ports: Vec<u16>,
 }
 
 /// One nats-server process and everything that survives its restarts (config, ports, store, log).
@@ -88,14 +61,24 @@ impl Node {
         dir: &Path,
         client_port: u16,
         http_port: u16,
-        cluster: Option<&ClusterSpec>,
+        cluster: Option<&ClusterConfig>,
         settings: &Settings,
     ) -> Result<Self> {
         let store_dir = dir.join("store");
         fs::create_dir_all(&store_dir).map_err(Error::io(format!("cannot create {}", store_dir.display())))?;
         let config_path = dir.join("nats-server.conf");
-        let config = render_config(name, client_port, http_port, &store_dir, cluster, settings);
-        fs::write(&config_path, config).map_err(Error::io(format!("cannot write {}", config_path.display())))?;
+        let config = NatsConfig {
+            written_by: "wasl-testkit for one test run".to_owned(),
+            server_name: name.to_owned(),
+            port: client_port,
+            http_port: Some(http_port),
+            store_dir: store_dir.clone(),
+            sync_always: settings.sync_always,
+            cluster: cluster.cloned(),
+            extra: settings.extra_config.clone(),
+        };
+        fs::write(&config_path, config.render())
+            .map_err(Error::io(format!("cannot write {}", config_path.display())))?;
         Ok(Self {
             name: name.to_owned(),
             binary: binary.clone(),
@@ -294,12 +277,7 @@ impl Drop for Node {
 
 /// Reads the greeting a NATS server sends on connect (`INFO {...}`), up to the first newline.
 pub(crate) fn read_info_line(port: u16) -> io::Result<String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
-    stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new(stream.take(64 * 1024)).read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
+    wasl_nats_server::info_line(port, PROBE_TIMEOUT)
 }
 
 fn test_log_enabled() -> bool {
@@ -319,83 +297,5 @@ fn forward_log(reader: impl Read, mut log: File, prefix: &str, echo: bool) {
             let _ = err.write_all(&line);
         }
         line.clear();
-    }
-}
-
-/// A quoted string for the nats-server config format.
-fn quoted(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn render_config(
-    name: &str,
-    client_port: u16,
-    http_port: u16,
-    store_dir: &Path,
-    cluster: Option<&ClusterSpec>,
-    settings: &Settings,
-) -> String {
-    let mut c = String::from("# Written by wasl-testkit for one test run.\n");
-    let _ = writeln!(c, "server_name: {}", quoted(name));
-    let _ = writeln!(c, "listen: \"127.0.0.1:{client_port}\"");
-    let _ = writeln!(c, "http: \"127.0.0.1:{http_port}\"");
-    c.push_str("jetstream {\n");
-    let _ = writeln!(c, "  store_dir: {}", quoted(&store_dir.to_string_lossy()));
-    if settings.sync_always {
-        // fsync after every write, so a SIGKILL loses nothing that was acknowledged.
-        c.push_str("  sync_interval: always\n");
-    }
-    c.push_str("}\n");
-    if let Some(cluster) = cluster {
-        let routes: Vec<String> = cluster
-            .all_route_ports
-            .iter()
-            .map(|p| quoted(&format!("nats-route://127.0.0.1:{p}")))
-            .collect();
-        c.push_str("cluster {\n");
-        let _ = writeln!(c, "  name: {}", quoted(&cluster.name));
-        let _ = writeln!(c, "  listen: \"127.0.0.1:{}\"", cluster.route_port);
-        let _ = writeln!(c, "  routes: [{}]", routes.join(", "));
-        c.push_str("}\n");
-    }
-    if !settings.extra_config.is_empty() {
-        c.push_str(&settings.extra_config);
-        c.push('\n');
-    }
-    c
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_ports_are_distinct_and_never_the_default_nats_port() {
-        let ports = free_ports(9).unwrap();
-        let mut unique = ports.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique.len(), 9);
-        assert!(!ports.contains(&NATS_DEFAULT_PORT));
-    }
-
-    #[test]
-    fn the_config_quotes_paths_and_lists_every_route() {
-        let cluster = ClusterSpec {
-            name: "wasl-test".to_owned(),
-            route_port: 7001,
-            all_route_ports: vec![7001, 7002, 7003],
-        };
-        let settings = Settings {
-            sync_always: true,
-            extra_config: "max_payload: 2MB".to_owned(),
-        };
-        let config = render_config("n0", 5000, 5001, Path::new("/tmp/a \"b\""), Some(&cluster), &settings);
-        assert!(config.contains(r#"store_dir: "/tmp/a \"b\"""#), "{config}");
-        assert!(config.contains("sync_interval: always"));
-        assert!(config.contains(r#"listen: "127.0.0.1:5000""#));
-        assert!(config.contains(r#"listen: "127.0.0.1:7001""#));
-        assert!(config.contains(r#""nats-route://127.0.0.1:7003""#));
-        assert!(config.ends_with("max_payload: 2MB\n"));
     }
 }
