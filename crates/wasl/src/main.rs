@@ -1,15 +1,15 @@
 //! The `wasl` command: `wasl up` runs everything on one machine; `wasl api`, `wasl projector` and
 //! `wasl router` run one service each against external NATS and a database; the rest operate
 //! Wasl (users, tokens, read models, NATS credentials, webhooks, retention, demo data) or measure
-//! it (`wasl bench`). Parsing arguments and printing is all this file and its modules do: the
+//! it (`wasl bench`, with the `bench` feature). Parsing arguments and printing is all this file and its modules do: the
 //! logic lives in the library crates.
 
 mod api;
 mod backup;
-mod bench_api;
-mod bench_followup;
-mod bench_partners;
-mod bench_projections;
+// Measuring Wasl is not part of running it: `wasl bench` is built only with the `bench`
+// feature, so the binary `wasl up` runs does not carry the benchmarks (see docs/performance.md).
+#[cfg(feature = "bench")]
+mod bench;
 mod connect;
 mod demo;
 mod followup;
@@ -122,10 +122,12 @@ enum Command {
     /// that each partner reads only its own feed and sends commands only as itself (see
     /// docs/nats-security.md).
     NatsConfig(nats_config::NatsConfigArgs),
-    /// Measure Wasl against a real nats-server (see docs/performance.md).
+    /// Measure Wasl against a real nats-server (see docs/performance.md). Built only with the
+    /// `bench` feature.
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
-        what: BenchTarget,
+        what: bench::BenchTarget,
     },
 }
 
@@ -170,51 +172,6 @@ enum UsersCommand {
 enum TokensCommand {
     /// Issue a token and print its secret once.
     Issue(api::IssueTokenArgs),
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchTarget {
-    /// The event store: raw JetStream publishing vs `EventStore::execute` with the same
-    /// concurrency, and loading by direct gets vs an ordered consumer. Starts its own temporary
-    /// nats-server unless given --nats-url.
-    Store(StoreBenchArgs),
-    /// The projector: raw log read rate, raw batched insert rate and full rebuild rate on
-    /// SQLite and PostgreSQL.
-    Projections(bench_projections::ProjectionsBenchArgs),
-    /// The HTTP API under a realistic load of caseworker and partner-system clients, against
-    /// the store's command rate measured in the same run.
-    Api(bench_api::ApiBenchArgs),
-    /// The router: lag from append to partner message at a steady rate of referral events
-    /// addressed to 100 organisations, and how fast it catches up on a backlog.
-    Partners(bench_partners::PartnersBenchArgs),
-    /// The follow-up service as its own process on a million open referrals: catch-up rate,
-    /// memory, the delay from ten thousand deadlines falling due at once to their overdue
-    /// events, and how long a restart takes.
-    Followup(bench_followup::FollowupBenchArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct StoreBenchArgs {
-    /// Messages published raw, and commands sent through the store (N).
-    #[arg(long, default_value_t = 20_000)]
-    messages: usize,
-    /// Referrals commanded and loaded; also the number of subjects of the raw stream.
-    #[arg(long, default_value_t = 1_000)]
-    aggregates: usize,
-    /// Publishes, commands or loads outstanding at a time (at most --aggregates: never two
-    /// commands on one aggregate at once).
-    #[arg(long, default_value_t = 256)]
-    in_flight: usize,
-    /// Start the temporary nats-server with `sync_interval: always` (fsync before every ack).
-    #[arg(long, conflicts_with = "nats_url")]
-    sync_always: bool,
-    /// Use this nats-server instead of starting one. It must not hold a Wasl event log; the
-    /// benchmark creates and deletes the streams BENCH_RAW and WASL_BENCH.
-    #[arg(long, value_name = "URL")]
-    nats_url: Option<String>,
-    /// Print the report as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// The name the process's traces carry: the service it runs.
@@ -272,31 +229,12 @@ fn run(command: Command) -> ExitCode {
         Command::NatsConfig(args) => print_or_fail(&mut out, nats_config::run(args)),
         Command::Backup(args) => print_or_fail(&mut out, backup::backup(args)),
         Command::Restore(args) => print_or_fail(&mut out, backup::restore(args)),
-        Command::Bench {
-            what: BenchTarget::Projections(args),
-        } => print_or_fail(&mut out, bench_projections::run(args)),
-        Command::Bench {
-            what: BenchTarget::Api(args),
-        } => print_or_fail(&mut out, bench_api::run(args)),
-        Command::Bench {
-            what: BenchTarget::Partners(args),
-        } => print_or_fail(&mut out, bench_partners::run(args)),
-        Command::Bench {
-            what: BenchTarget::Followup(args),
-        } => print_or_fail(&mut out, bench_followup::run(args)),
+        #[cfg(feature = "bench")]
+        Command::Bench { what } => print_or_fail(&mut out, bench::run(what)),
         Command::Retention(args) => match retention(args) {
             Ok(report) => out.write_all(report.as_bytes()),
             Err(err) => {
                 eprintln!("wasl retention: {err}");
-                return ExitCode::FAILURE;
-            }
-        },
-        Command::Bench {
-            what: BenchTarget::Store(args),
-        } => match bench_store(args) {
-            Ok(report) => out.write_all(report.as_bytes()),
-            Err(err) => {
-                eprintln!("wasl bench store: {err}");
                 return ExitCode::FAILURE;
             }
         },
@@ -312,8 +250,6 @@ fn run(command: Command) -> ExitCode {
     }
 }
 
-/// Runs the store benchmark on a fresh runtime and returns the report to print. Ctrl-C stops
-/// it, and with it the temporary nats-server.
 fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
     use wasl_domain::ids::{OrgId, UserId};
     use wasl_domain::{Actor, Role, time::Timestamp};
@@ -398,29 +334,6 @@ fn retention(args: RetentionArgs) -> Result<String, Box<dyn Error>> {
         }
     }
     Ok(text)
-}
-
-fn bench_store(args: StoreBenchArgs) -> Result<String, Box<dyn Error>> {
-    let options = wasl_bench::StoreBenchOptions {
-        messages: args.messages,
-        aggregates: args.aggregates,
-        in_flight: args.in_flight,
-        sync_always: args.sync_always,
-        nats_url: args.nats_url,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let progress = |line: &str| eprintln!("wasl bench store: {line}");
-    let report = runtime.block_on(async {
-        tokio::select! {
-            report = wasl_bench::store::run(&options, &progress) => report.map_err(Box::<dyn Error>::from),
-            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
-        }
-    })?;
-    Ok(if args.json {
-        report.to_json() + "\n"
-    } else {
-        report.to_string()
-    })
 }
 
 fn lifecycle(out: &mut impl Write) -> io::Result<()> {

@@ -24,11 +24,11 @@ pub struct WebhooksConnection {
 
 /// What to do with webhooks.
 #[derive(Debug, clap::Subcommand)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum WebhooksCommand {
     /// Set an organisation's endpoint URL (https, or http on loopback) and print its new
     /// signing secret once.
     Set {
-        /// The organisation id.
         org: String,
         /// Where its partner messages are POSTed.
         url: String,
@@ -38,7 +38,6 @@ pub enum WebhooksCommand {
     /// Issue a new signing secret (printed once); the old one keeps signing beside it for
     /// --overlap, so the partner can switch without losing a message.
     Rotate {
-        /// The organisation id.
         org: String,
         /// How long the old secret still signs too (e.g. 24h; 0s: stop at once).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
@@ -48,14 +47,12 @@ pub enum WebhooksCommand {
     },
     /// Stop delivering to an organisation; its messages wait in its feed.
     Disable {
-        /// The organisation id.
         org: String,
         #[command(flatten)]
         connection: WebhooksConnection,
     },
     /// Deliver to an organisation again, starting with what waited.
     Enable {
-        /// The organisation id.
         org: String,
         #[command(flatten)]
         connection: WebhooksConnection,
@@ -70,7 +67,6 @@ pub enum WebhooksCommand {
     },
     /// An organisation's dead letters: messages given up after the retry limit.
     Dead {
-        /// The organisation id.
         org: String,
         #[command(flatten)]
         connection: WebhooksConnection,
@@ -78,7 +74,6 @@ pub enum WebhooksCommand {
     /// Send dead letters again (all of the organisation's, or one by its sequence); each one
     /// delivered is removed.
     Redeliver {
-        /// The organisation id.
         org: String,
         /// Only the dead letter with this sequence (see `wasl webhooks dead`).
         #[arg(long)]

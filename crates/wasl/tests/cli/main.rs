@@ -2,9 +2,13 @@
 
 mod api;
 mod backup;
+#[cfg(feature = "bench")]
 mod bench_api;
+#[cfg(feature = "bench")]
 mod bench_followup;
+#[cfg(feature = "bench")]
 mod bench_partners;
+#[cfg(feature = "bench")]
 mod bench_projections;
 mod cluster;
 mod durability;
@@ -89,6 +93,7 @@ fn an_unknown_subcommand_fails_with_usage() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("Usage"));
 }
 
+#[cfg(feature = "bench")]
 #[test]
 fn bench_store_help_lists_its_options_and_refuses_contradictions() {
     let (ok, out) = wasl(&["bench", "store", "--help"]);
