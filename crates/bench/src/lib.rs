@@ -16,7 +16,9 @@
 //! - [`followup`] runs `wasl followup` as its own process on a log of a million open referrals:
 //!   its catch-up rate and peak memory, the delay from ten thousand deadlines falling due in
 //!   the same minute to their overdue events, and the time a restart takes to be ready.
-//! - [`server`] starts a temporary nats-server for a run (or the run uses one given by URL).
+//! - [`server`] starts a temporary nats-server for a run (the test kit's, or the run uses one
+//!   given by URL); [`probe`] reads CPU time and memory from `/proc`; [`table`] lays out the
+//!   reports' tables.
 //!
 //! See `docs/performance.md` for how to read the numbers and what was measured. The benchmarks
 //! write synthetic data only (`TEST-0001`, "Test Health Partner", `wasl_synth`'s network), into
@@ -33,6 +35,7 @@ pub mod projections;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod table;
 
 pub use api::{ApiBenchOptions, ApiBenchReport};
 pub use error::BenchError;

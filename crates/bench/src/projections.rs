@@ -31,6 +31,7 @@ use crate::error::BenchError;
 use crate::probe::{CpuMeter, PeakRss, peak_rss_bytes, postgres_cpu_seconds};
 use crate::server::{RunServer, TempServer, start_or_connect};
 use crate::store::{ServerReport, delete_stream_if_present, mib, thousands};
+use crate::table::Table;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::{self, stream::Stream};
@@ -1147,69 +1148,57 @@ impl fmt::Display for ProjectionsBenchReport {
             )?;
         }
         writeln!(f)?;
-        writeln!(
-            f,
-            "  {:<52} {:>14} {:>9} {:>20} {:>11}",
-            "phase", "rate", "seconds", "CPU µs/event", "peak RSS"
-        )?;
-        writeln!(
-            f,
-            "  {:<52} {:>14} {:>9} {:>20} {:>11}",
-            "", "", "", "bench / nats / pg", ""
-        )?;
-        let row = |f: &mut fmt::Formatter<'_>, name: &str, r: &Rate, unit: &str| {
-            writeln!(
-                f,
-                "  {name:<52} {:>14} {:>9.1} {:>20} {:>11}",
+        let mut table = Table::new(["phase", "rate", "seconds", "CPU µs/event", "peak RSS"]);
+        table.row(["", "", "", "bench / nats / pg", ""]);
+        let row = |table: &mut Table, name: &str, r: &Rate, unit: &str| {
+            table.row([
+                name.to_owned(),
                 format!("{} {unit}", thousands(r.per_second)),
-                r.seconds,
+                format!("{:.1}", r.seconds),
                 format!(
                     "{} / {} / {}",
                     us(r.bench_cpu_us),
                     us(r.nats_cpu_us),
                     us(r.postgres_cpu_us)
                 ),
-                mib(r.peak_rss_bytes)
-            )
+                mib(r.peak_rss_bytes),
+            ]);
         };
-        row(f, "write: generate + publish (pipelined acks)", &self.write, "ev/s")?;
-        row(f, "(a) raw read, one ordered consumer", &self.read, "ev/s")?;
+        row(
+            &mut table,
+            "write: generate + publish (pipelined acks)",
+            &self.write,
+            "ev/s",
+        );
+        row(&mut table, "(a) raw read, one ordered consumer", &self.read, "ev/s");
         for db in &self.databases {
-            writeln!(f)?;
-            writeln!(f, "  {}", db.backend)?;
+            table.text("").text(db.backend);
             if let Some(why) = &db.not_measured {
-                writeln!(f, "  {:<52} {:>14}  ({why})", "(b) raw batched insert", "not measured")?;
-                writeln!(
-                    f,
-                    "  {:<52} {:>14}",
-                    "(c) full rebuild, all projections", "not measured"
-                )?;
-                writeln!(f, "  {:<52} {:>14}", "(c) / min(a, b)", "not measured")?;
+                table
+                    .row_with_note(["(b) raw batched insert", "not measured"], format!("({why})"))
+                    .row(["(c) full rebuild, all projections", "not measured"])
+                    .row(["(c) / min(a, b)", "not measured"]);
                 continue;
             }
             if let Some(insert) = &db.insert {
-                row(
-                    f,
-                    &format!(
-                        "(b) raw insert of equivalent rows, {} ev/tx",
-                        thousands(self.batch_size as f64)
-                    ),
-                    insert,
-                    "ev/s",
-                )?;
+                let name = format!(
+                    "(b) raw insert of equivalent rows, {} ev/tx",
+                    thousands(self.batch_size as f64)
+                );
+                row(&mut table, &name, insert, "ev/s");
             }
             if let Some(rebuild) = &db.rebuild {
-                row(f, "(c) full rebuild, all projections", rebuild, "ev/s")?;
+                row(&mut table, "(c) full rebuild, all projections", rebuild, "ev/s");
             }
             if let (Some(ratio), Some(passes)) = (db.ratio, db.passes) {
-                writeln!(
-                    f,
-                    "  {:<52} {:>14} (target ≥ {:.2}: {})",
-                    "(c) / min(a, b)",
-                    format!("{ratio:.2}"),
-                    self.target_ratio,
-                    if passes { "PASS" } else { "FAIL" }
-                )?;
+                table.row_with_note(
+                    ["(c) / min(a, b)".to_owned(), format!("{ratio:.2}")],
+                    format!(
+                        "(target ≥ {:.2}: {})",
+                        self.target_ratio,
+                        if passes { "PASS" } else { "FAIL" }
+                    ),
+                );
             }
             let rows: Vec<String> = db
                 .rows
@@ -1217,15 +1206,19 @@ impl fmt::Display for ProjectionsBenchReport {
                 .map(|(t, n)| format!("{t} {}", thousands(*n as f64)))
                 .collect();
             let batches = db.rebuild_batches.unwrap_or_default();
-            writeln!(
-                f,
-                "  rebuild: {} transactions, {:.1} events each; parked {}",
+            table.text(format!(
+                "rebuild: {} transactions, {:.1} events each; parked {}",
                 thousands(batches as f64),
                 self.events as f64 / batches.max(1) as f64,
                 db.parked.unwrap_or_default(),
-            )?;
-            writeln!(f, "  read models: {}; database {}", rows.join(", "), mib(db.size_bytes))?;
+            ));
+            table.text(format!(
+                "read models: {}; database {}",
+                rows.join(", "),
+                mib(db.size_bytes)
+            ));
         }
+        write!(f, "{table}")?;
         writeln!(f)?;
         writeln!(
             f,

@@ -26,6 +26,7 @@ use crate::error::BenchError;
 use crate::probe::{CpuMeter, peak_rss_bytes};
 use crate::server::{RunServer, TempServer, start_or_connect};
 use crate::stats::Throughput;
+use crate::table::Table;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
@@ -159,8 +160,8 @@ pub struct LoadReport {
 
 /// Everything one run measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct StoreBenchReport {
-    /// The server.
     pub server: ServerReport,
     /// `N`, as asked.
     pub messages: usize,
@@ -802,48 +803,54 @@ impl fmt::Display for StoreBenchReport {
             self.message.header_bytes
         )?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "  {:<50} {:>14} {:>10} {:>10} {:>16}",
-            "phase", "rate", "p50", "p99", "CPU µs/op"
-        )?;
-        writeln!(
-            f,
-            "  {:<50} {:>14} {:>10} {:>10} {:>16}",
-            "", "", "", "", "bench / server"
-        )?;
-        let row = |f: &mut fmt::Formatter<'_>, name: &str, t: &Throughput, unit: &str| {
-            writeln!(
-                f,
-                "  {name:<50} {:>14} {:>7.2} ms {:>7.2} ms {:>16}",
+        let latency = |ms: f64| format!("{ms:.2} ms");
+        let mut table = Table::new(["phase", "rate", "p50", "p99", "CPU µs/op"]);
+        table.row(["", "", "", "", "bench / server"]);
+        let row = |table: &mut Table, name: &str, t: &Throughput, unit: &str| {
+            table.row([
+                name.to_owned(),
                 format!("{} {unit}", thousands(t.per_second)),
-                t.p50_ms,
-                t.p99_ms,
-                cpu(t.bench_cpu_us_per_op, t.server_cpu_us_per_op)
-            )
+                latency(t.p50_ms),
+                latency(t.p99_ms),
+                cpu(t.bench_cpu_us_per_op, t.server_cpu_us_per_op),
+            ]);
         };
-        row(f, "(a) raw JetStream publish (publish → ack)", &self.raw, "msg/s")?;
         row(
-            f,
+            &mut table,
+            "(a) raw JetStream publish (publish → ack)",
+            &self.raw,
+            "msg/s",
+        );
+        row(
+            &mut table,
             "(b) Wasl EventStore::execute (one event each)",
             &self.appends,
             "cmd/s",
-        )?;
-        writeln!(
-            f,
-            "  {:<50} {:>14} (target ≥ {:.2}: {})",
-            "(b)/(a)",
-            format!("{:.2}", self.ratio),
-            self.target_ratio,
-            if self.passes { "PASS" } else { "BELOW" }
-        )?;
-        row(f, "set-up of (b): Request (new aggregate)", &self.requests, "cmd/s")?;
+        );
+        table.row_with_note(
+            ["(b)/(a)".to_owned(), format!("{:.2}", self.ratio)],
+            format!(
+                "(target ≥ {:.2}: {})",
+                self.target_ratio,
+                if self.passes { "PASS" } else { "BELOW" }
+            ),
+        );
+        row(
+            &mut table,
+            "set-up of (b): Request (new aggregate)",
+            &self.requests,
+            "cmd/s",
+        );
+        write!(f, "{table}")?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "  {:<50} {:>14} {:>10} {:>10} {:>10} {:>16}",
-            "(c) load, fresh store without cache", "aggregates/s", "events/s", "p50", "p99", "CPU µs/event"
-        )?;
+        let mut loads = Table::new([
+            "(c) load, fresh store without cache",
+            "aggregates/s",
+            "events/s",
+            "p50",
+            "p99",
+            "CPU µs/event",
+        ]);
         for load in &self.loads {
             let name = format!(
                 "{}, {} at a time ({:.1} events each)",
@@ -855,16 +862,16 @@ impl fmt::Display for StoreBenchReport {
                     0.0
                 }
             );
-            writeln!(
-                f,
-                "  {name:<50} {:>14} {:>10} {:>7.2} ms {:>7.2} ms {:>16}",
+            loads.row([
+                name,
                 thousands(load.aggregates_per_second),
                 thousands(load.events_per_second),
-                load.p50_ms,
-                load.p99_ms,
-                cpu(load.bench_cpu_us_per_event, load.server_cpu_us_per_event)
-            )?;
+                latency(load.p50_ms),
+                latency(load.p99_ms),
+                cpu(load.bench_cpu_us_per_event, load.server_cpu_us_per_event),
+            ]);
         }
+        write!(f, "{loads}")?;
         writeln!(
             f,
             "  consumers left on the stream by the ordered loads: {} (removed after 30 s idle)",

@@ -6,6 +6,7 @@ use super::{ApiBenchOptions, TARGET_RATIO};
 use crate::probe::CpuUsed;
 use crate::stats::Throughput;
 use crate::store::{ServerReport, StoreBenchReport, mib, thousands};
+use crate::table::Table;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -45,8 +46,8 @@ pub struct ReferralCounts {
 
 /// CPU time of one group of this process's threads during the load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ThreadGroupCpu {
-    /// The group.
     pub group: &'static str,
     /// CPU seconds.
     pub seconds: f64,
@@ -287,39 +288,40 @@ impl fmt::Display for ApiBenchReport {
             thousands(self.events as f64)
         )?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "  {:<18} {:<38} {:>10} {:>10} {:>10} {:>7} {:>6}",
-            "operation", "route", "req/s", "p50", "p99", "errors", "items"
-        )?;
+        // The route is text: it stands beside the operation, left-aligned, in the first column.
+        let mut table = Table::new([
+            format!("{:<18} {}", "operation", "route").as_str(),
+            "req/s",
+            "p50",
+            "p99",
+            "errors",
+            "items",
+        ]);
         for op in &self.operations {
-            writeln!(
-                f,
-                "  {:<18} {:<38} {:>10} {:>10} {:>10} {:>7} {:>6}",
-                op.name,
-                op.route,
+            table.row([
+                format!("{:<18} {}", op.name, op.route),
                 thousands(op.requests.per_second),
                 ms(op.requests.p50_ms),
                 ms(op.requests.p99_ms),
-                op.errors,
-                op.mean_items.map_or_else(String::new, |m| format!("{m:.1}"))
-            )?;
+                op.errors.to_string(),
+                op.mean_items.map_or_else(String::new, |m| format!("{m:.1}")),
+            ]);
         }
-        let total = |f: &mut fmt::Formatter<'_>, name: &str, t: &Throughput, errors: u64| {
-            writeln!(
-                f,
-                "  {name:<57} {:>10} {:>10} {:>10} {:>7}",
+        let total = |table: &mut Table, name: &str, t: &Throughput, errors: u64| {
+            table.row([
+                name.to_owned(),
                 thousands(t.per_second),
                 ms(t.p50_ms),
                 ms(t.p99_ms),
-                errors
-            )
+                errors.to_string(),
+            ]);
         };
         let command_errors: u64 = self.operations.iter().filter(|o| o.command).map(|o| o.errors).sum();
         let query_errors: u64 = self.operations.iter().filter(|o| !o.command).map(|o| o.errors).sum();
-        total(f, "all commands (8 kinds)", &self.commands, command_errors)?;
-        total(f, "all queries (2 kinds)", &self.queries, query_errors)?;
-        total(f, "all requests", &self.requests, self.errors)?;
+        total(&mut table, "all commands (8 kinds)", &self.commands, command_errors);
+        total(&mut table, "all queries (2 kinds)", &self.queries, query_errors);
+        total(&mut table, "all requests", &self.requests, self.errors);
+        write!(f, "{table}")?;
         writeln!(f)?;
         let b = &self.store.appends;
         writeln!(
