@@ -29,6 +29,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasl_api::CancellationToken;
 use wasl_domain::ids::OrgId;
 use wasl_events::{DomainEvent, StoredEvent};
 use wasl_router::{Router, RouterConfig};
@@ -298,8 +299,8 @@ async fn measure(
             .await
             .map_err(router_error)?,
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = spawn_router(router.clone(), stopped.clone());
+    let stop = CancellationToken::new();
+    let running = spawn_router(router.clone(), stop.clone());
     wait_for(&router, publisher.last_sequence()).await?;
     progress(&format!(
         "{} organisations registered, {} feeds created",
@@ -407,7 +408,7 @@ async fn measure(
     ));
 
     // 3. Backlog.
-    let _ = stop.send(true);
+    stop.cancel();
     running
         .await
         .map_err(|e| BenchError::JetStream(e.to_string()))?
@@ -417,14 +418,14 @@ async fn measure(
     let backlog_events = events.len() as u64;
     publisher.publish(events).await.map_err(data_error)?;
     let router = Arc::new(Router::open(client.clone(), config).await.map_err(router_error)?);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
     let cpu = CpuMeter::start(server_pid);
     let began = Instant::now();
-    let running = spawn_router(router.clone(), stopped);
+    let running = spawn_router(router.clone(), stop.clone());
     wait_for(&router, publisher.last_sequence()).await?;
     let seconds = began.elapsed().as_secs_f64();
     let (bench_cpu, server_cpu) = per_event(cpu.stop(), backlog_referrals);
-    let _ = stop.send(true);
+    stop.cancel();
     running
         .await
         .map_err(|e| BenchError::JetStream(e.to_string()))?
@@ -475,15 +476,9 @@ async fn measure(
 
 fn spawn_router(
     router: Arc<Router>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), wasl_router::RouterError>> {
-    tokio::spawn(async move {
-        router
-            .run(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
+    tokio::spawn(async move { router.run(stop.cancelled_owned()).await })
 }
 
 /// Waits until the router's checkpoint reaches `sequence`.

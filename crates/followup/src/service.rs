@@ -19,7 +19,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use wasl_domain::case::CaseEvent;
 use wasl_domain::catalogue::{CancelCode, Priority, ServiceCategory};
 use wasl_domain::ids::{CommandId, OrgId, ReferralId, UserId};
@@ -258,7 +259,8 @@ impl Followup {
     /// Runs until `shutdown` completes. Errors of the log, the store or the database are logged
     /// and retried; nothing is lost or done twice.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), FollowupError> {
-        let (stop, stopped) = watch::channel(false);
+        // One token for the service's loops: cancelled once `shutdown` completes.
+        let stopped = CancellationToken::new();
         let loops = async {
             tokio::join!(
                 self.follow(stopped.clone()),
@@ -271,7 +273,7 @@ impl Followup {
         tokio::select! {
             _ = &mut loops => {}
             () = shutdown => {
-                let _ = stop.send(true);
+                stopped.cancel();
                 loops.await;
             }
         }
@@ -280,14 +282,14 @@ impl Followup {
 
     // --- follow ----------------------------------------------------------------------------
 
-    async fn follow(&self, mut stopped: watch::Receiver<bool>) {
+    async fn follow(&self, stopped: CancellationToken) {
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let outcome = tokio::select! {
                 outcome = self.follow_once() => outcome,
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             };
             let pause = match outcome {
                 Ok(()) => continue,
@@ -305,7 +307,7 @@ impl Followup {
             };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
         }
     }
@@ -636,11 +638,11 @@ impl Followup {
 
     // --- fire ------------------------------------------------------------------------------
 
-    async fn fire(&self, mut stopped: watch::Receiver<bool>) {
+    async fn fire(&self, stopped: CancellationToken) {
         let inner = &self.inner;
         let mut conn: Option<AnyConnection> = None;
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let now = inner.clock.now();
@@ -662,7 +664,7 @@ impl Followup {
                     tracing::warn!(%error, "cannot fire deadlines now; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(inner.config.retry_delay) => {}
-                        _ = stopped.changed() => return,
+                        () = stopped.cancelled() => return,
                     }
                     continue;
                 }
@@ -689,7 +691,7 @@ impl Followup {
                 // Another instance may have added the deadlines (it won the batches): look at
                 // the table again now and then, not only when this instance's follower says.
                 () = tokio::time::sleep(inner.config.check_interval) => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
         }
     }
@@ -737,13 +739,13 @@ impl Followup {
 
     // --- retention -------------------------------------------------------------------------
 
-    async fn retention(&self, mut stopped: watch::Receiver<bool>) {
+    async fn retention(&self, stopped: CancellationToken) {
         let inner = &self.inner;
         let Some(schedule) = inner.config.retention.clone() else {
             return;
         };
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let last = match self.last_retention().await {
@@ -752,7 +754,7 @@ impl Followup {
                     tracing::warn!(%error, "cannot read when retention last ran; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(inner.config.retry_delay) => {}
-                        _ = stopped.changed() => return,
+                        () = stopped.cancelled() => return,
                     }
                     continue;
                 }
@@ -763,7 +765,7 @@ impl Followup {
             };
             tokio::select! {
                 () = inner.clock.sleep_until(next) => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
             if inner.clock.now() < next {
                 continue;
@@ -772,7 +774,7 @@ impl Followup {
                 tracing::warn!(%error, "scheduled retention failed; it runs again at the next time");
                 tokio::select! {
                     () = tokio::time::sleep(inner.config.retry_delay) => {}
-                    _ = stopped.changed() => return,
+                    () = stopped.cancelled() => return,
                 }
             }
         }
@@ -834,10 +836,10 @@ impl Followup {
 
     // --- send ------------------------------------------------------------------------------
 
-    async fn send(&self, mut stopped: watch::Receiver<bool>) {
+    async fn send(&self, stopped: CancellationToken) {
         let inner = &self.inner;
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let sent = match self.send_due().await {
@@ -865,7 +867,7 @@ impl Followup {
                 () = inner.outbox_changed.notified() => {}
                 // A retry waits on the clock; the store coming back is noticed within a second.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
         }
     }

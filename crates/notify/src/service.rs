@@ -17,7 +17,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use wasl_domain::catalogue::CancelCode;
 use wasl_domain::ids::ReferralId;
 use wasl_domain::referral::ReferralEvent;
@@ -231,13 +232,14 @@ impl NotifyService {
     /// Runs until `shutdown` completes; a delivery under way is finished first. Errors of the
     /// log, the accounts, the database or the mail server are logged and retried.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), NotifyError> {
-        let (stop, stopped) = watch::channel(false);
+        // One token for the service's loops: cancelled once `shutdown` completes.
+        let stopped = CancellationToken::new();
         let loops = async { tokio::join!(self.follow(stopped.clone()), self.send(stopped.clone())) };
         tokio::pin!(loops);
         tokio::select! {
             _ = &mut loops => {}
             () = shutdown => {
-                let _ = stop.send(true);
+                stopped.cancel();
                 loops.await;
             }
         }
@@ -246,14 +248,14 @@ impl NotifyService {
 
     // --- follow ----------------------------------------------------------------------------
 
-    async fn follow(&self, mut stopped: watch::Receiver<bool>) {
+    async fn follow(&self, stopped: CancellationToken) {
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let outcome = tokio::select! {
                 outcome = self.follow_once() => outcome,
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             };
             let pause = match outcome {
                 Ok(()) => continue,
@@ -271,7 +273,7 @@ impl NotifyService {
             };
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
         }
     }
@@ -512,10 +514,10 @@ impl NotifyService {
 
     // --- send ------------------------------------------------------------------------------
 
-    async fn send(&self, mut stopped: watch::Receiver<bool>) {
+    async fn send(&self, stopped: CancellationToken) {
         let inner = &self.inner;
         loop {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 return;
             }
             let handled = match self.send_due(&stopped).await {
@@ -540,13 +542,13 @@ impl NotifyService {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = inner.mail_queued.notified() => {}
-                _ = stopped.changed() => return,
+                () = stopped.cancelled() => return,
             }
         }
     }
 
     /// Sends the mail due now, one at a time; how many rows it handled.
-    async fn send_due(&self, stopped: &watch::Receiver<bool>) -> Result<u64, NotifyError> {
+    async fn send_due(&self, stopped: &CancellationToken) -> Result<u64, NotifyError> {
         let inner = &self.inner;
         let now = now_millis();
         let rows = sqlx::query(
@@ -559,7 +561,7 @@ impl NotifyService {
         .await?;
         let mut handled = 0;
         for row in rows {
-            if *stopped.borrow() {
+            if stopped.is_cancelled() {
                 break;
             }
             let mail = Pending::of(&row)?;

@@ -11,8 +11,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use wasl_api::AppState;
+use wasl_api::CancellationToken;
 use wasl_api::auth::accounts::now_millis;
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
@@ -387,7 +388,7 @@ pub(super) struct Shared {
     pub(super) service: String,
     pub(super) cases: AtomicU64,
     pub(super) errors: AtomicU64,
-    pub(super) stopper: watch::Sender<bool>,
+    pub(super) stopper: CancellationToken,
     pub(super) done: Vec<mpsc::UnboundedSender<Done>>,
 }
 
@@ -396,20 +397,16 @@ impl Shared {
     pub(super) fn count_errors(&self, recorder: &Recorder, before: u64) {
         let now: u64 = recorder.errors.iter().sum();
         if now > before && self.errors.fetch_add(now - before, Ordering::Relaxed) + (now - before) >= MAX_ERRORS {
-            self.stopper.send_replace(true);
+            self.stopper.cancel();
         }
     }
 }
 
-pub(super) fn stopped(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow()
-}
-
 /// `future`'s output, or `None` if the run stops first.
-pub(super) async fn unless_stopped<F: Future>(stop: &mut watch::Receiver<bool>, future: F) -> Option<F::Output> {
+pub(super) async fn unless_stopped<F: Future>(stop: &CancellationToken, future: F) -> Option<F::Output> {
     tokio::select! {
         biased;
-        _ = stop.wait_for(|s| *s) => None,
+        () = stop.cancelled() => None,
         output = future => Some(output),
     }
 }
@@ -464,7 +461,8 @@ pub(super) async fn run_load(plan: LoadPlan, cpu: CpuMeter) -> Result<LoadOutcom
 }
 
 pub(super) async fn drive(plan: LoadPlan) -> Result<(Recorder, Duration), BenchError> {
-    let (stopper, stop) = watch::channel(false);
+    let stopper = CancellationToken::new();
+    let stop = stopper.clone();
     let mut done_senders = Vec::with_capacity(plan.caseworkers);
     let mut done_receivers = Vec::with_capacity(plan.caseworkers);
     for _ in 0..plan.caseworkers {
@@ -520,7 +518,7 @@ pub(super) async fn drive(plan: LoadPlan) -> Result<(Recorder, Duration), BenchE
         let (shared, duration) = (shared.clone(), plan.duration);
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
-            shared.stopper.send_replace(true);
+            shared.stopper.cancel();
         })
     });
     let loops = plan.loops;
@@ -562,7 +560,7 @@ pub(super) struct Caseworker {
     pub(super) shared: Arc<Shared>,
     pub(super) queue: mpsc::Sender<Work>,
     pub(super) done: mpsc::UnboundedReceiver<Done>,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: CancellationToken,
     pub(super) recorder: Recorder,
     pub(super) keys: u64,
 }
@@ -580,14 +578,14 @@ impl Caseworker {
                 if outstanding == 0 {
                     break;
                 }
-                match unless_stopped(&mut self.stop, self.done.recv()).await {
+                match unless_stopped(&self.stop, self.done.recv()).await {
                     Some(Some(done)) => Some(done),
                     _ => break,
                 }
             } else {
                 self.done.try_recv().ok()
             };
-            if stopped(&self.stop) {
+            if self.stop.is_cancelled() {
                 break;
             }
             let errors: u64 = self.recorder.errors.iter().sum();
@@ -600,7 +598,7 @@ impl Caseworker {
                 started += 1;
                 if let Some(work) = self.refer().await {
                     outstanding += 1;
-                    match unless_stopped(&mut self.stop, self.queue.send(work)).await {
+                    match unless_stopped(&self.stop, self.queue.send(work)).await {
                         Some(Ok(())) => {}
                         _ => break,
                     }
@@ -641,7 +639,7 @@ impl Caseworker {
             )
             .await?;
         self.recorder.referrals.cases += 1;
-        if stopped(&self.stop) {
+        if self.stop.is_cancelled() {
             return None;
         }
         let key = self.key();
@@ -656,7 +654,7 @@ impl Caseworker {
                     .json(&json!({})),
             )
             .await?;
-        if stopped(&self.stop) {
+        if self.stop.is_cancelled() {
             return None;
         }
         let key = self.key();
@@ -707,7 +705,7 @@ impl Caseworker {
             self.recorder
                 .fail(Op::Worklist, "the completed referral is not on the worklist".to_owned());
         }
-        if stopped(&self.stop) {
+        if self.stop.is_cancelled() {
             return;
         }
         let key = self.key();
@@ -735,7 +733,7 @@ pub(super) struct Partner {
     pub(super) caller: Caller,
     pub(super) shared: Arc<Shared>,
     pub(super) inbox: Arc<Mutex<mpsc::Receiver<Work>>>,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: CancellationToken,
     pub(super) recorder: Recorder,
     pub(super) keys: u64,
 }
@@ -748,11 +746,11 @@ impl Partner {
 
     pub(super) async fn run(mut self) -> Recorder {
         loop {
-            if stopped(&self.stop) {
+            if self.stop.is_cancelled() {
                 break;
             }
             let inbox = self.inbox.clone();
-            let work = match unless_stopped(&mut self.stop, async move { inbox.lock().await.recv().await }).await {
+            let work = match unless_stopped(&self.stop, async move { inbox.lock().await.recv().await }).await {
                 Some(Some(work)) => work,
                 _ => break,
             };
@@ -790,7 +788,7 @@ impl Partner {
             (Op::Start, "start"),
             (Op::Complete, "complete"),
         ] {
-            if stopped(&self.stop) {
+            if self.stop.is_cancelled() {
                 return None;
             }
             let key = self.key();
