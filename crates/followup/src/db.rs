@@ -2,9 +2,7 @@
 //! up`), migrated under their own migration table so that they never meet the projections'.
 
 use crate::error::FollowupError;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
-use std::time::Duration;
+use sqlx::AnyPool;
 
 /// The name of the service's row in `followup_state`.
 pub(crate) const STATE: &str = "followup";
@@ -20,32 +18,11 @@ pub(crate) fn now_millis() -> i64 {
 /// Opens the database at `url` (`postgres://…` or `sqlite:…`) and applies the service's
 /// migrations.
 pub(crate) async fn open(url: &str) -> Result<AnyPool, FollowupError> {
-    install_default_drivers();
-    let sqlite = url.starts_with("sqlite:");
-    if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-        return Err(FollowupError::Config(format!(
-            "unsupported database URL (use postgres://… or sqlite:…): {}",
-            url.split(['?', '@']).next().unwrap_or_default()
-        )));
-    }
-    let url = if sqlite && !url.contains("mode=") {
-        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-    } else {
-        url.to_owned()
-    };
-    let mut options = AnyPoolOptions::new()
-        .max_connections(if sqlite { 4 } else { 8 })
-        .acquire_timeout(Duration::from_secs(30));
-    if sqlite {
-        options = options.after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;")
-                    .await?;
-                Ok(())
-            })
-        });
-    }
-    let pool = options.connect(&url).await?;
+    let (pool, _) = wasl_projections::connect(url, |backend| match backend {
+        wasl_projections::Backend::Sqlite => 4,
+        wasl_projections::Backend::Postgres => 8,
+    })
+    .await?;
     // One set for both databases: the tables use only the SQL they share (ADR 0005).
     let mut migrator = sqlx::migrate!("./migrations");
     // Beside the projections' `_sqlx_migrations` in the same database.

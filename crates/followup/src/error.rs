@@ -6,6 +6,9 @@ pub enum FollowupError {
     /// The configuration is not usable.
     #[error("{0}")]
     Config(String),
+    /// The database cannot be opened.
+    #[error("cannot open the follow-up database: {0}")]
+    Connect(#[from] wasl_projections::ConnectError),
     /// The database refused or failed a statement.
     #[error("follow-up database error: {0}")]
     Database(#[from] sqlx::Error),

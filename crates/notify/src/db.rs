@@ -3,9 +3,7 @@
 //! the follow-up service's.
 
 use crate::error::NotifyError;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
-use std::time::Duration;
+use sqlx::AnyPool;
 
 /// The name of the service's row in `notify_state`.
 pub(crate) const STATE: &str = "notify";
@@ -22,32 +20,11 @@ pub(crate) fn now_millis() -> i64 {
 /// migrations and, on the very first start, records `mail_from`: the first log position it
 /// mails for.
 pub(crate) async fn open(url: &str, mail_from: u64) -> Result<AnyPool, NotifyError> {
-    install_default_drivers();
-    let sqlite = url.starts_with("sqlite:");
-    if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-        return Err(NotifyError::Config(format!(
-            "unsupported database URL (use postgres://… or sqlite:…): {}",
-            url.split(['?', '@']).next().unwrap_or_default()
-        )));
-    }
-    let url = if sqlite && !url.contains("mode=") {
-        format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-    } else {
-        url.to_owned()
-    };
-    let mut options = AnyPoolOptions::new()
-        .max_connections(if sqlite { 2 } else { 4 })
-        .acquire_timeout(Duration::from_secs(30));
-    if sqlite {
-        options = options.after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;")
-                    .await?;
-                Ok(())
-            })
-        });
-    }
-    let pool = options.connect(&url).await?;
+    let (pool, _) = wasl_projections::connect(url, |backend| match backend {
+        wasl_projections::Backend::Sqlite => 2,
+        wasl_projections::Backend::Postgres => 4,
+    })
+    .await?;
     // One set for both databases: the tables use only the SQL they share (ADR 0005).
     let mut migrator = sqlx::migrate!("./migrations");
     // Beside `_sqlx_migrations` (projections) and `_followup_migrations` in the same database.

@@ -7,6 +7,9 @@ pub enum NotifyError {
     /// The configuration is not usable.
     #[error("{0}")]
     Config(String),
+    /// The database cannot be opened.
+    #[error("cannot open the notification database: {0}")]
+    Connect(#[from] wasl_projections::ConnectError),
     /// The database refused or failed a statement.
     #[error("notification database error: {0}")]
     Database(#[from] sqlx::Error),

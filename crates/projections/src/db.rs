@@ -82,31 +82,63 @@ static DRIVERS: Once = Once::new();
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
 
+/// Why [`connect`] could not open a database.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL names no backend Wasl supports; only its scheme is kept (the rest may hold a
+    /// password).
+    #[error("unsupported database URL (use postgres://… or sqlite:…): {0}")]
+    UnsupportedUrl(String),
+    /// The database refused the connection.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ConnectError> for ProjectionError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::UnsupportedUrl(scheme) => Self::UnsupportedUrl(scheme),
+            ConnectError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
+/// Opens a pool on `url` (`postgres://…` or `sqlite:…`) as every database of Wasl is opened —
+/// the read models and the follow-up and notification services' tables beside them: a SQLite
+/// file is created when missing and every connection gets [`SQLITE_PRAGMAS`]; a connection is
+/// waited for at most 30 s. `max_connections` sizes the pool for the backend.
+pub async fn connect(url: &str, max_connections: impl Fn(Backend) -> u32) -> Result<(AnyPool, Backend), ConnectError> {
+    DRIVERS.call_once(install_default_drivers);
+    let backend = Backend::of_url(url).map_err(|_| {
+        // Only the scheme: the rest may hold a password.
+        ConnectError::UnsupportedUrl(format!("{}:…", url.split(':').next().unwrap_or_default()))
+    })?;
+    let url = match backend {
+        Backend::Sqlite if !url.contains("mode=") => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        }
+        _ => url.to_owned(),
+    };
+    let mut options = AnyPoolOptions::new()
+        .max_connections(max_connections(backend))
+        .acquire_timeout(Duration::from_secs(30));
+    if backend == Backend::Sqlite {
+        options = options.after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        });
+    }
+    Ok((options.connect(&url).await?, backend))
+}
+
 impl ReadModels {
     /// Connects, applies the embedded migrations of the backend and makes sure every
     /// projection has its tables and views.
     pub async fn open(config: &ReadModelsConfig) -> Result<Self, ProjectionError> {
-        DRIVERS.call_once(install_default_drivers);
-        let backend = Backend::of_url(&config.url)?;
-        let url = match backend {
-            Backend::Sqlite if !config.url.contains("mode=") => {
-                let sep = if config.url.contains('?') { '&' } else { '?' };
-                format!("{}{sep}mode=rwc", config.url)
-            }
-            _ => config.url.clone(),
-        };
-        let mut options = AnyPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(&url).await?;
+        let (pool, backend) = connect(&config.url, |_| config.max_connections).await?;
         match backend {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,

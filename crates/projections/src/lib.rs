@@ -34,7 +34,7 @@ mod schema;
 mod sql;
 mod wait;
 
-pub use db::{Backend, ReadModels, ReadModelsConfig};
+pub use db::{Backend, ConnectError, ReadModels, ReadModelsConfig, connect};
 pub use error::ProjectionError;
 pub use projection::Projection;
 pub use projector::{Projector, ProjectorConfig, ProjectorMetrics};
