@@ -6,14 +6,8 @@ use sha2::{Digest, Sha256};
 use wasl_api::auth::accounts::{Accounts, Unapplied};
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
+use wasl_domain::testing::fresh;
 use wasl_testkit::NatsServer;
-
-fn new_id<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(uuid::Uuid::now_v7()).expect("a UUIDv7")
-}
 
 /// The subject the account store claims a login name on.
 fn name_subject(username: &str) -> String {
@@ -29,13 +23,13 @@ async fn records_that_cannot_be_applied_are_passed_over_and_accounts_go_on() {
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client);
     let accounts = Accounts::open(js.clone(), 1).await.expect("accounts");
-    let org: OrgId = new_id();
+    let org: OrgId = fresh();
     let before = accounts
         .create_user(None, org, "test-before", &[Role::Caseworker], "test password 0101")
         .await
         .expect("a user before");
 
-    let nobody: UserId = new_id();
+    let nobody: UserId = fresh();
     let poison: Vec<(String, Option<HeaderMap>, Vec<u8>, Unapplied)> = vec![
         (name_subject("test-garbage"), None, b"\xff\xfe\x00garbage".to_vec(), Unapplied::NotJson),
         ("wasl.acct.token.x".to_owned(), Some(HeaderMap::new()), Vec::new(), Unapplied::NotJson),
@@ -51,7 +45,7 @@ async fn records_that_cannot_be_applied_are_passed_over_and_accounts_go_on() {
             None,
             format!(
                 r#"{{"at":0,"by":null,"event":{{"type":"user_created","user_id":"{}","org":"{org}","username":"test-overlord","roles":["overlord"],"password_hash":"x"}}}}"#,
-                UserId::to_string(&new_id())
+                UserId::to_string(&fresh())
             )
             .into_bytes(),
             Unapplied::InvalidValue,

@@ -6,12 +6,13 @@
 //! here; an operation that gains examples but has no request below fails the test until it
 //! gets one.
 
-use crate::support::{Client, Harness, TestDb, new_id, profile};
+use crate::support::{Client, Harness, TestDb, profile};
 use serde_json::{Map, Value, json};
-use wasl_domain::ids::{CommandId, ReferralId, UserId};
+use wasl_domain::ids::{CommandId, ReferralId};
 use wasl_domain::referral::{OverdueKind, Referral, ReferralCommand};
+use wasl_domain::testing::{actor, fresh};
 use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::{Context, Role};
 use wasl_store::CommandMeta;
 
 /// One example: the operation, where it sits in the request body (a JSON pointer; empty for
@@ -149,14 +150,10 @@ impl Net {
             ReferralCommand::Escalate { kind },
         ] {
             let meta = CommandMeta {
-                command_id: new_id::<CommandId>(),
+                command_id: fresh::<CommandId>(),
                 context: Context {
                     now,
-                    actor: Actor {
-                        user: new_id::<UserId>(),
-                        org: self.h.hub,
-                        roles: vec![Role::System],
-                    },
+                    actor: actor(fresh(), self.h.hub, Role::System),
                 },
                 traceparent: None,
             };

@@ -197,7 +197,7 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
     let h = Harness::start(TestDb::sqlite()).await;
     let (org_a, _) = h.organisation("Test Referring NGO", "psychosocial").await;
     let (org_b, service) = h.organisation("Test Health Partner", "health").await;
-    let org_z: OrgId = crate::support::new_id();
+    let org_z: OrgId = wasl_domain::testing::fresh();
     let caseworker = h.user(org_a, Role::Caseworker).await;
     let opened = caseworker
         .post("/v1/cases", json!({"profile": profile("TEST-3000")}))
@@ -235,7 +235,7 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
         .state
         .accounts()
         .issue_token(
-            crate::support::new_id(),
+            wasl_domain::testing::fresh(),
             org_a,
             Role::PartnerSystem,
             "test target",

@@ -10,13 +10,14 @@
 //! Deadlines come from Wasl's own services in production; here the test plays the follow-up
 //! service and records overdues and escalations through the store with the system role.
 
-use crate::support::{Client, Harness, TestDb, new_id, profile};
+use crate::support::{Client, Harness, TestDb, profile};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wasl_domain::ids::{CaseId, CommandId, OrgId, ReferralId, UserId};
+use wasl_domain::ids::{CaseId, CommandId, OrgId, ReferralId};
 use wasl_domain::referral::{OverdueKind, Referral, ReferralCommand, ReferralEvent};
+use wasl_domain::testing::{actor, fresh};
 use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
+use wasl_domain::{Context, Role};
 use wasl_events::DomainEvent;
 use wasl_store::CommandMeta;
 use wasl_testkit::on_both;
@@ -177,14 +178,10 @@ impl Net {
         let id = ReferralId::parse(referral).expect("a referral id");
         apart().await;
         let meta = CommandMeta {
-            command_id: new_id::<CommandId>(),
+            command_id: fresh::<CommandId>(),
             context: Context {
                 now: now(),
-                actor: Actor {
-                    user: new_id::<UserId>(),
-                    org: self.h.hub,
-                    roles: vec![Role::System],
-                },
+                actor: actor(fresh(), self.h.hub, Role::System),
             },
             traceparent: None,
         };
@@ -503,7 +500,7 @@ async fn the_note_is_optional_and_other_needs_text(db: TestDb) {
         .post(&path, json!({"kind": "decision", "note": {"code": "no_such_code"}}))
         .await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.body);
-    assert_eq!(unknown.body["errors"][0]["field"], "note.code");
+    assert_eq!(unknown.body["errors"][0]["field"], "/note/code");
     let without_note = net.coordinator().post(&path, json!({"kind": "decision"})).await;
     assert_eq!(without_note.status, StatusCode::OK, "{}", without_note.body);
     let with_text = net

@@ -12,6 +12,7 @@ use std::time::Duration;
 use wasl_api::{AppSettings, AppState, Application, CancellationToken, Limits};
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
+use wasl_domain::testing::fresh;
 use wasl_projections::{Projection, Projector, ProjectorConfig, ReadModels};
 use wasl_testkit::NatsServer;
 pub use wasl_testkit::db::TestDb;
@@ -29,13 +30,6 @@ pub struct Harness {
     /// The hub's coordinator, who registers organisations.
     pub coordinator: Client,
     pub hub: OrgId,
-}
-
-pub fn new_id<T: TryFrom<uuid::Uuid>>() -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(uuid::Uuid::now_v7()).expect("a UUIDv7")
 }
 
 const MASTER_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
@@ -77,7 +71,7 @@ impl Harness {
         tasks.push(tokio::spawn(async move {
             app.run(stop).await.expect("the API serves");
         }));
-        let hub: OrgId = new_id();
+        let hub: OrgId = fresh();
         let coordinator = Client::bearer(&base, &token(&state, hub, Role::Coordinator).await);
         Self {
             nats,
@@ -147,7 +141,7 @@ impl Harness {
 }
 
 async fn token(state: &AppState, org: OrgId, role: Role) -> String {
-    let admin: UserId = new_id();
+    let admin: UserId = fresh();
     let expires = wasl_domain::time::Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis()).plus_hours(24);
     state
         .accounts()

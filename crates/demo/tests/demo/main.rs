@@ -17,6 +17,7 @@ use wasl_domain::time::Timestamp;
 use wasl_events::DomainEvent;
 use wasl_store::{EventStore, StoreConfig};
 use wasl_testkit::NatsServer;
+use wasl_testkit::files::contains;
 use wasl_vault::{LocalMasterKey, PiiField, Revealed, Vault, VaultConfig};
 
 const MASTER_KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
@@ -144,10 +145,6 @@ async fn read_log(parts: &Parts) -> Log {
         }
     }
     log
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
