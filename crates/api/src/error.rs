@@ -14,7 +14,9 @@ use wasl_store::CommandError;
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldProblem {
-    /// The field, as named in the request (`profile.sex`, `Idempotency-Key`, …).
+    /// Which field: for a field of the JSON body its JSON pointer (RFC 6901: `/profile/sex`,
+    /// `/reason/code`, `/languages/1`; `""` is the whole body); for a query parameter or a
+    /// header its name (`limit`, `Idempotency-Key`).
     pub field: String,
     /// What is wrong with it.
     pub problem: String,
@@ -49,6 +51,7 @@ pub struct Problem {
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum ApiError {
     /// The request is malformed: unreadable JSON, an unknown field, a bad header.
     #[error("bad request")]
@@ -81,16 +84,10 @@ pub enum ApiError {
     Refused(DomainError),
     /// `If-Match` named another version.
     #[error("precondition failed")]
-    PreconditionFailed {
-        /// The current version.
-        current_version: u64,
-    },
+    PreconditionFailed { current_version: u64 },
     /// The resource changed concurrently and the command was not carried out.
     #[error("conflict")]
-    Conflict {
-        /// The current version.
-        current_version: u64,
-    },
+    Conflict { current_version: u64 },
     /// Too many failed logins: try again later.
     #[error("too many attempts")]
     TooManyAttempts {
@@ -220,7 +217,8 @@ impl ApiError {
                 problem.detail = Some(err.to_string());
                 if let DomainError::Invalid(v) = err {
                     problem.errors = vec![FieldProblem {
-                        field: v.field.to_owned(),
+                        // The domain names a field of the command, a member of the body.
+                        field: format!("/{}", v.field),
                         problem: v.problem.to_owned(),
                     }];
                 }

@@ -63,7 +63,7 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             ApiError::BadRequest {
                 detail: "the body does not match the request schema".to_owned(),
                 errors: vec![FieldProblem {
-                    field: data_error_path(&text),
+                    field: data_error_pointer(&text),
                     problem: data_error_kind(&text).to_owned(),
                 }],
             }
@@ -72,15 +72,46 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
     }
 }
 
-/// The JSON path serde reports (`profile.sex: unknown variant …` → `profile.sex`).
-fn data_error_path(text: &str) -> String {
+/// The JSON pointer (RFC 6901) of the field serde complains about: its path
+/// (`profile.vulnerabilities[2]: invalid type …` → `/profile/vulnerabilities/2`), and for a
+/// missing field the field itself (`profile: missing field `sex`` → `/profile/sex`; our field
+/// names, never the client's). An unknown field is named by the object holding it: its name is
+/// the client's text and is not echoed back.
+fn data_error_pointer(text: &str) -> String {
     let text = text
         .strip_prefix("Failed to deserialize the JSON body into the target type: ")
         .unwrap_or(text);
-    match text.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') => path.to_owned(),
-        _ => "body".to_owned(),
+    let (path, message) = match text.split_once(": ") {
+        Some((path, message)) if !path.contains(' ') => (path, message),
+        _ => ("", text),
+    };
+    let mut pointer = String::new();
+    for segment in path.split('.').filter(|s| !s.is_empty() && *s != "?") {
+        // `name[1][2]`: a member, then indexes.
+        let mut parts = segment.split('[');
+        if let Some(name) = parts.next().filter(|n| !n.is_empty()) {
+            pointer.push('/');
+            pointer.push_str(&escape_pointer(name));
+        }
+        for index in parts {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
     }
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+    {
+        pointer.push('/');
+        pointer.push_str(&escape_pointer(missing));
+    }
+    pointer
+}
+
+/// A member name as a JSON pointer segment: `~` → `~0`, `/` → `~1`.
+fn escape_pointer(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 fn data_error_kind(text: &str) -> &'static str {
@@ -122,7 +153,8 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
             Ok(_) => Err(ApiError::BadRequest {
                 detail: "this action takes no body".to_owned(),
                 errors: vec![FieldProblem {
-                    field: "body".to_owned(),
+                    // The pointer of the whole body.
+                    field: String::new(),
                     problem: "unknown field".to_owned(),
                 }],
             }),
@@ -388,9 +420,27 @@ mod tests {
     }
 
     #[test]
-    fn serde_paths_are_reported_without_values() {
-        let text = "Failed to deserialize the JSON body into the target type: profile.sex: unknown variant `Fatima`, expected one of";
-        assert_eq!(data_error_path(text), "profile.sex");
-        assert_eq!(data_error_kind(text), "not one of the allowed values");
+    fn serde_paths_are_reported_as_json_pointers_without_values() {
+        let prefix = "Failed to deserialize the JSON body into the target type: ";
+        let text = format!("{prefix}profile.sex: unknown variant `Fatima`, expected one of");
+        assert_eq!(data_error_pointer(&text), "/profile/sex");
+        assert_eq!(data_error_kind(&text), "not one of the allowed values");
+        let text = format!("{prefix}profile.vulnerabilities[2]: invalid type: integer `7`, expected a string");
+        assert_eq!(data_error_pointer(&text), "/profile/vulnerabilities/2");
+        assert_eq!(data_error_kind(&text), "has the wrong type");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_and_an_unknown_one_is_not_echoed() {
+        let prefix = "Failed to deserialize the JSON body into the target type: ";
+        let top = format!("{prefix}missing field `reason` at line 1 column 2");
+        assert_eq!(data_error_pointer(&top), "/reason");
+        let nested = format!("{prefix}profile: missing field `sex` at line 1 column 40");
+        assert_eq!(data_error_pointer(&nested), "/profile/sex");
+        let unknown = format!("{prefix}reason: unknown field `Fatima`, expected `code` or `text`");
+        assert_eq!(data_error_pointer(&unknown), "/reason");
+        assert_eq!(data_error_kind(&unknown), "unknown field");
+        let root_unknown = format!("{prefix}unknown field `Fatima`, expected `reason`");
+        assert_eq!(data_error_pointer(&root_unknown), "");
     }
 }

@@ -20,6 +20,7 @@ use wasl_vault::{PiiField, Revealed};
 /// Personal data as a caseworker writes it. Every field is optional; none is ever logged.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PersonalInput {
     /// Full name.
     #[schema(max_length = 500)]
@@ -27,7 +28,6 @@ pub struct PersonalInput {
     /// Phone number.
     #[schema(max_length = 500)]
     pub phone: Option<String>,
-    /// Address.
     #[schema(max_length = 2000)]
     pub address: Option<String>,
     /// Case notes.
@@ -37,6 +37,7 @@ pub struct PersonalInput {
 
 /// Personal data as an authorised reader sees it.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PersonalOutput {
     /// Full name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +45,6 @@ pub struct PersonalOutput {
     /// Phone number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    /// Address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Case notes.
@@ -63,12 +63,13 @@ fn check_len(field: &str, value: Option<&String>, max: usize) -> Result<(), ApiE
 }
 
 impl PersonalInput {
-    /// Checks the lengths.
-    pub fn validate(&self, prefix: &str) -> Result<(), ApiError> {
-        check_len(&format!("{prefix}.name"), self.name.as_ref(), 500)?;
-        check_len(&format!("{prefix}.phone"), self.phone.as_ref(), 500)?;
-        check_len(&format!("{prefix}.address"), self.address.as_ref(), 2000)?;
-        check_len(&format!("{prefix}.notes"), self.notes.as_ref(), 20000)
+    /// Checks the lengths of the personal data found at the JSON pointer `at` of the request
+    /// body (`""` for the whole body).
+    pub fn validate(&self, at: &str) -> Result<(), ApiError> {
+        check_len(&format!("{at}/name"), self.name.as_ref(), 500)?;
+        check_len(&format!("{at}/phone"), self.phone.as_ref(), 500)?;
+        check_len(&format!("{at}/address"), self.address.as_ref(), 2000)?;
+        check_len(&format!("{at}/notes"), self.notes.as_ref(), 20000)
     }
 
     /// Seals every given field under `case`'s key for the event `event`.

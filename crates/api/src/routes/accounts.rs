@@ -36,9 +36,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 impl From<AccountError> for ApiError {
     fn from(err: AccountError) -> Self {
         match err {
-            AccountError::UsernameTaken => ApiError::invalid("username", "is taken"),
+            AccountError::UsernameTaken => ApiError::invalid("/username", "is taken"),
             AccountError::NotFound => ApiError::NotFound,
-            AccountError::InvalidEmail => ApiError::invalid("email", "is not an email address Wasl can send to"),
+            AccountError::InvalidEmail => ApiError::invalid("/email", "is not an email address Wasl can send to"),
             AccountError::Unavailable(reason) => ApiError::Unavailable(reason),
             corrupt @ AccountError::Corrupt { .. } => ApiError::internal(corrupt),
         }
@@ -48,22 +48,21 @@ impl From<AccountError> for ApiError {
 /// Sign in with a local account.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct LoginRequest {
     /// Login name.
     pub username: String,
-    /// Password.
     #[schema(format = Password)]
     pub password: String,
 }
 
 /// Who is signed in.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct MeView {
     /// User id (for a token: the token's id).
     pub user_id: String,
-    /// Organisation id.
     pub org: String,
-    /// Role codes.
     pub roles: Vec<String>,
     /// `session`, `token` or `oidc`.
     pub authenticated_by: String,
@@ -232,13 +231,13 @@ pub async fn set_my_notifications(
     let email = body.email.map(|e| e.trim().to_owned());
     if email.as_deref().is_some_and(|e| !valid_email(e)) {
         return Err(ApiError::invalid(
-            "email",
+            "/email",
             "is not an email address Wasl can send to (local@domain, ASCII, at most 254 characters)",
         ));
     }
     let enabled = body.enabled.unwrap_or(email.is_some());
     if enabled && email.is_none() {
-        return Err(ApiError::invalid("enabled", "needs an email address to mail"));
+        return Err(ApiError::invalid("/enabled", "needs an email address to mail"));
     }
     let settings = state
         .accounts()
@@ -253,16 +252,14 @@ pub async fn set_my_notifications(
 
 /// A user as an admin sees them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct UserView {
     /// User id.
     pub id: String,
     /// Login name.
     pub username: String,
-    /// Organisation id.
     pub org: String,
-    /// Role codes.
     pub roles: Vec<String>,
-    /// Disabled.
     pub disabled: bool,
 }
 
@@ -278,16 +275,19 @@ impl From<User> for UserView {
     }
 }
 
-/// Roles a person or token may be given here: every role but Wasl's own `system`.
-fn assignable_roles(codes: &[String]) -> Result<Vec<Role>, ApiError> {
+/// Roles a person or token may be given here: every role but Wasl's own `system`. `at` is
+/// the JSON pointer of the codes in the request body: an array (`/roles`) when `listed`, else
+/// one code (`/role`).
+fn assignable_roles(codes: &[String], at: &str, listed: bool) -> Result<Vec<Role>, ApiError> {
     if codes.is_empty() {
-        return Err(ApiError::invalid("roles", "must name at least one role"));
+        return Err(ApiError::invalid(at, "must name at least one role"));
     }
     let mut roles = Vec::new();
-    for code in codes {
-        let role = field("roles", code, Role::parse)?;
+    for (i, code) in codes.iter().enumerate() {
+        let pointer = if listed { format!("{at}/{i}") } else { at.to_owned() };
+        let role = field(&pointer, code, Role::parse)?;
         if role == Role::System {
-            return Err(ApiError::invalid("roles", "system is Wasl's own role"));
+            return Err(ApiError::invalid(pointer, "system is Wasl's own role"));
         }
         if !roles.contains(&role) {
             roles.push(role);
@@ -299,13 +299,13 @@ fn assignable_roles(codes: &[String]) -> Result<Vec<Role>, ApiError> {
 /// Create a local account in the admin's organisation.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CreateUserRequest {
     /// Login name (3–64 of a-z, 0-9, '.', '-', '_').
     pub username: String,
     /// Initial password (at least 12 characters).
     #[schema(format = Password)]
     pub password: String,
-    /// Role codes.
     pub roles: Vec<String>,
 }
 
@@ -327,14 +327,14 @@ pub async fn create_user(
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if !valid_name {
         return Err(ApiError::invalid(
-            "username",
+            "/username",
             "must be 3 to 64 of a-z, 0-9, '.', '-', '_'",
         ));
     }
     if body.password.chars().count() < password::MIN_LENGTH {
-        return Err(ApiError::invalid("password", "must be at least 12 characters"));
+        return Err(ApiError::invalid("/password", "must be at least 12 characters"));
     }
-    let roles = assignable_roles(&body.roles)?;
+    let roles = assignable_roles(&body.roles, "/roles", true)?;
     let user = state
         .accounts()
         .create_user(
@@ -367,8 +367,8 @@ pub async fn list_users(State(state): State<AppState>, principal: Principal) -> 
 /// New roles.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct RolesRequest {
-    /// Role codes.
     pub roles: Vec<String>,
 }
 
@@ -392,7 +392,7 @@ pub async fn set_roles(
     Json(body): Json<RolesRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     let user = user_in_scope(&state, &principal, &user_id)?;
-    let roles = assignable_roles(&body.roles)?;
+    let roles = assignable_roles(&body.roles, "/roles", true)?;
     let user = state
         .accounts()
         .set_roles(principal.actor.user, user.id, &roles)
@@ -433,18 +433,15 @@ pub struct TokenRequest {
 
 /// A token (without its secret).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct TokenView {
     /// Token id (also the actor id of what it does).
     pub id: String,
-    /// Organisation id.
     pub org: String,
-    /// Role code.
     pub role: String,
-    /// Label.
     pub label: String,
     /// Expiry (Unix ms).
     pub expires_at: i64,
-    /// Revoked.
     pub revoked: bool,
 }
 
@@ -463,8 +460,8 @@ impl From<Token> for TokenView {
 
 /// A new token with its secret, shown this once.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct IssuedToken {
-    /// The token.
     #[serde(flatten)]
     pub token: TokenView,
     /// The secret to send as `Authorization: Bearer …`. It is not stored and cannot be shown
@@ -486,14 +483,14 @@ pub async fn issue_token(
     require(&principal, Action::TokenAdmin, Resource::Collection)?;
     let label = body.label.trim();
     if label.is_empty() || label.chars().count() > 200 {
-        return Err(ApiError::invalid("label", "must be 1 to 200 characters"));
+        return Err(ApiError::invalid("/label", "must be 1 to 200 characters"));
     }
     if !(1..=730).contains(&body.expires_in_days) {
-        return Err(ApiError::invalid("expires_in_days", "must be 1 to 730"));
+        return Err(ApiError::invalid("/expires_in_days", "must be 1 to 730"));
     }
-    let role = assignable_roles(std::slice::from_ref(&body.role))?[0];
+    let role = assignable_roles(std::slice::from_ref(&body.role), "/role", false)?[0];
     if role == Role::Admin {
-        return Err(ApiError::invalid("role", "a token cannot administer"));
+        return Err(ApiError::invalid("/role", "a token cannot administer"));
     }
     let expires_at = now().plus_hours(24 * i64::from(body.expires_in_days));
     let (token, secret) = state

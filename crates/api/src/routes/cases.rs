@@ -81,8 +81,10 @@ pub struct ProfileInput {
 }
 
 impl ProfileInput {
-    fn parse(&self, prefix: &str) -> Result<ClientProfile, ApiError> {
-        let f = |name: &str| format!("{prefix}.{name}");
+    /// Parses the profile found at the JSON pointer `at` of the request body (`""` for the whole
+    /// body), naming its fields by their pointers.
+    fn parse(&self, at: &str) -> Result<ClientProfile, ApiError> {
+        let f = |name: &str| format!("{at}/{name}");
         let group = opt_field(&f("age_group"), self.age_group.as_deref(), AgeGroup::parse)?;
         let age = match (group, self.age_years) {
             (Some(group), years) => Age::new(group, years).map_err(|e| ApiError::invalid_field(&f("age_years"), &e))?,
@@ -131,10 +133,9 @@ pub struct OpenCaseRequest {
 
 /// A client's profile as stored.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ProfileOutput {
-    /// Survivor code.
     pub survivor_code: String,
-    /// Sex code.
     pub sex: String,
     /// Age group code.
     pub age_group: String,
@@ -143,11 +144,8 @@ pub struct ProfileOutput {
     pub age_years: Option<i64>,
     /// Population group code.
     pub population_group: String,
-    /// Nationality.
     pub nationality: String,
-    /// Governorate code.
     pub governorate: String,
-    /// District code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
     /// Language tag.
@@ -158,6 +156,7 @@ pub struct ProfileOutput {
 
 /// One consent of a case.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ConsentOutput {
     /// Consent id.
     pub id: String,
@@ -170,7 +169,6 @@ pub struct ConsentOutput {
     /// When it lapses (Unix ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// Withdrawn.
     pub withdrawn: bool,
 }
 
@@ -188,6 +186,7 @@ impl From<ConsentEntry> for ConsentOutput {
 
 /// A case in a list: no personal data.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CaseSummary {
     /// Case id.
     pub id: String,
@@ -202,7 +201,6 @@ pub struct CaseSummary {
     /// Closed (Unix ms), while closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<i64>,
-    /// The profile.
     pub profile: ProfileOutput,
     /// Consents that are not withdrawn.
     pub consents_active: i64,
@@ -300,18 +298,23 @@ pub struct ReasonInput {
     pub text: Option<String>,
 }
 
-/// Parses and seals a reason.
+/// Parses and seals the reason found at the JSON pointer `at` of the request body (`/reason`,
+/// `/consent_override`, `/note`), naming its fields by their pointers.
 pub async fn reason<C: ReasonCode>(
     state: &AppState,
+    at: &str,
     input: &ReasonInput,
     parse: impl Fn(&str) -> Result<C, wasl_domain::ValidationError>,
     case: CaseId,
     event: EventId,
 ) -> Result<Reason<C>, ApiError> {
-    let code = field("reason.code", &input.code, parse)?;
+    let code = field(&format!("{at}/code"), &input.code, parse)?;
     let text = match input.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) if text.chars().count() > 2000 => {
-            return Err(ApiError::invalid("reason.text", "is longer than 2000 characters"));
+            return Err(ApiError::invalid(
+                format!("{at}/text"),
+                "is longer than 2000 characters",
+            ));
         }
         Some(text) => Some(state.vault().seal(case, event, PiiField::REASON_TEXT, text).await?),
         None => None,
@@ -332,10 +335,10 @@ pub async fn open_case(
     Json(body): Json<OpenCaseRequest>,
 ) -> Result<Response, ApiError> {
     require(&request.principal, Action::CaseOpen, Resource::Collection)?;
-    let profile = body.profile.parse("profile")?;
-    let caseworker = opt_field("caseworker", body.caseworker.as_deref(), UserId::parse)?;
+    let profile = body.profile.parse("/profile")?;
+    let caseworker = opt_field("/caseworker", body.caseworker.as_deref(), UserId::parse)?;
     if let Some(personal) = &body.personal {
-        personal.validate("personal")?;
+        personal.validate("/personal")?;
     }
     let id = request.new_id(CaseId::from_uuid)?;
     let personal = match &body.personal {
@@ -360,12 +363,12 @@ pub async fn open_case(
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CaseQuery {
     /// `open` or `closed`.
     pub status: Option<String>,
     /// Responsible caseworker (user id).
     pub caseworker: Option<String>,
-    /// Governorate code.
     pub governorate: Option<String>,
     /// Exact survivor code.
     pub survivor_code: Option<String>,
@@ -469,7 +472,7 @@ pub async fn update_profile(
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
-    let profile = body.parse("profile")?;
+    let profile = body.parse("")?;
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::UpdateProfile(profile))
         .await?;
@@ -491,7 +494,7 @@ pub async fn update_personal_data(
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
-    body.validate("personal")?;
+    body.validate("")?;
     let personal = body.seal(&state, id, request.event(0)).await?;
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::UpdatePersonalData(personal))
@@ -522,7 +525,7 @@ pub async fn assign_case(
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
-    let caseworker = field("caseworker", &body.caseworker, UserId::parse)?;
+    let caseworker = field("/caseworker", &body.caseworker, UserId::parse)?;
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::Assign { caseworker })
         .await?;
@@ -548,9 +551,10 @@ impl ConsentRequest {
             Some(codes) => {
                 let parsed = codes
                     .iter()
-                    .map(|c| field("categories", c, ServiceCategory::parse))
+                    .enumerate()
+                    .map(|(i, c)| field(&format!("/categories/{i}"), c, ServiceCategory::parse))
                     .collect::<Result<Vec<_>, _>>()?;
-                Scope::only(parsed, "categories").map_err(|e| ApiError::invalid_field("categories", &e))?
+                Scope::only(parsed, "categories").map_err(|e| ApiError::invalid_field("/categories", &e))?
             }
         };
         let organisations = match &self.organisations {
@@ -558,9 +562,10 @@ impl ConsentRequest {
             Some(ids) => {
                 let parsed = ids
                     .iter()
-                    .map(|o| field("organisations", o, OrgId::parse))
+                    .enumerate()
+                    .map(|(i, o)| field(&format!("/organisations/{i}"), o, OrgId::parse))
                     .collect::<Result<Vec<_>, _>>()?;
-                Scope::only(parsed, "organisations").map_err(|e| ApiError::invalid_field("organisations", &e))?
+                Scope::only(parsed, "organisations").map_err(|e| ApiError::invalid_field("/organisations", &e))?
             }
         };
         Ok(ConsentScope {
@@ -657,8 +662,8 @@ pub async fn withdraw_consent(
 /// Close a case.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CloseRequest {
-    /// Why.
     pub reason: ReasonInput,
     /// Cancel the case's open referrals with the close, instead of refusing to close.
     #[serde(default)]
@@ -686,7 +691,7 @@ pub async fn close_case(
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
-    let reason = reason(&state, &body.reason, CloseCode::parse, id, request.event(0)).await?;
+    let reason = reason(&state, "/reason", &body.reason, CloseCode::parse, id, request.event(0)).await?;
     let open_referrals = open_referrals_of(&state, id).await?;
     let command = CaseCommand::Close(CloseCase {
         reason,
@@ -756,7 +761,7 @@ pub async fn reopen_case(
     changeable_case(&state, &request.principal, id).await?;
     let reason = match body.reason.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) if text.chars().count() > 2000 => {
-            return Err(ApiError::invalid("reason", "is longer than 2000 characters"));
+            return Err(ApiError::invalid("/reason", "is longer than 2000 characters"));
         }
         Some(text) => Some(
             state

@@ -39,14 +39,12 @@ const READS: &[Projection] = &[Projection::Directory];
 
 /// A service as the directory lists it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceView {
     /// Service id.
     pub id: String,
-    /// Organisation id.
     pub org_id: String,
-    /// Name.
     pub name: String,
-    /// Category code.
     pub category: String,
     /// Areas served: governorate codes, or `governorate/district`.
     pub areas: Vec<String>,
@@ -63,7 +61,6 @@ pub struct ServiceView {
     /// Places free, when the organisation says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<i64>,
-    /// Retired.
     pub retired: bool,
 }
 
@@ -94,8 +91,8 @@ fn service_view(row: &ServiceRow) -> ServiceView {
 
 /// A service found by a search, with its organisation.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceListingView {
-    /// The service.
     pub service: ServiceView,
     /// The organisation's name.
     pub org_name: String,
@@ -107,10 +104,9 @@ pub struct ServiceListingView {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceQuery {
-    /// Category code.
     pub category: Option<String>,
-    /// Governorate code.
     pub governorate: Option<String>,
     /// Language tag.
     pub language: Option<String>,
@@ -177,12 +173,10 @@ pub async fn search_services(
 
 /// An organisation in the directory.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct OrganisationView {
-    /// Id.
     pub id: String,
-    /// Name.
     pub name: String,
-    /// Kind code.
     pub kind: String,
     /// Registered (Unix ms).
     pub registered_at: i64,
@@ -222,11 +216,10 @@ pub async fn list_organisations(
 
 /// An organisation with its services.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct OrganisationDetail {
-    /// The organisation.
     #[serde(flatten)]
     pub organisation: OrganisationView,
-    /// Its services.
     pub services: Vec<ServiceView>,
 }
 
@@ -281,7 +274,7 @@ pub async fn register_organisation(
 ) -> Result<Response, ApiError> {
     require(&request.principal, Action::DirectoryMaintain, Resource::Collection)?;
     let id = match &body.id {
-        Some(text) => field("id", text, OrgId::parse)?,
+        Some(text) => field("/id", text, OrgId::parse)?,
         None => request.new_id(OrgId::from_uuid)?,
     };
     require(
@@ -291,8 +284,8 @@ pub async fn register_organisation(
     )?;
     let command = OrganisationCommand::Register {
         org_id: id,
-        name: field("name", &body.name, DisplayName::parse)?,
-        kind: field("kind", &body.kind, OrgKind::parse)?,
+        name: field("/name", &body.name, DisplayName::parse)?,
+        kind: field("/kind", &body.kind, OrgKind::parse)?,
     };
     // A new organisation has no version to match.
     let outcome = state
@@ -309,11 +302,10 @@ pub async fn register_organisation(
 /// A service's description.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceRequest {
-    /// Name.
     #[schema(example = "Test clinical management of rape")]
     pub name: String,
-    /// Category code.
     #[schema(example = "health")]
     pub category: String,
     /// Areas served: governorate codes (`IQ-NI`) or district codes.
@@ -333,33 +325,36 @@ impl ServiceRequest {
         let areas = self
             .areas
             .iter()
-            .map(|a| match Governorate::parse(a) {
+            .enumerate()
+            .map(|(i, a)| match Governorate::parse(a) {
                 Ok(g) => Ok(Location::governorate_only(g)),
                 Err(_) => {
-                    let district = field("areas", a, District::parse)?;
-                    Location::new(district.governorate(), Some(district))
-                        .map_err(|e| ApiError::invalid_field("areas", &e))
+                    let at = format!("/areas/{i}");
+                    let district = field(&at, a, District::parse)?;
+                    Location::new(district.governorate(), Some(district)).map_err(|e| ApiError::invalid_field(&at, &e))
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let languages = self
             .languages
             .iter()
-            .map(|l| field("languages", l, Language::parse))
+            .enumerate()
+            .map(|(i, l)| field(&format!("/languages/{i}"), l, Language::parse))
             .collect::<Result<Vec<_>, _>>()?;
         let sexes = match &self.sexes {
             None => Scope::Any,
             Some(codes) => {
                 let parsed = codes
                     .iter()
-                    .map(|s| field("sexes", s, Sex::parse))
+                    .enumerate()
+                    .map(|(i, s)| field(&format!("/sexes/{i}"), s, Sex::parse))
                     .collect::<Result<Vec<_>, _>>()?;
-                Scope::only(parsed, "sexes").map_err(|e| ApiError::invalid_field("sexes", &e))?
+                Scope::only(parsed, "sexes").map_err(|e| ApiError::invalid_field("/sexes", &e))?
             }
         };
         Ok(ServiceSpec {
-            name: field("name", &self.name, DisplayName::parse)?,
-            category: field("category", &self.category, ServiceCategory::parse)?,
+            name: field("/name", &self.name, DisplayName::parse)?,
+            category: field("/category", &self.category, ServiceCategory::parse)?,
             areas,
             languages,
             eligibility: Eligibility {

@@ -103,12 +103,13 @@ pub fn path_id<T: std::fmt::Display>(
     }
 }
 
-/// Parses a field of a request body.
+/// Parses a field of the request: `name` is its JSON pointer in the body (`/to_org`) or the
+/// name of a query parameter (`category`), as the error will name it.
 pub fn field<T>(name: &str, text: &str, parse: impl Fn(&str) -> Result<T, ValidationError>) -> Result<T, ApiError> {
     parse(text).map_err(|err| ApiError::invalid_field(name, &err))
 }
 
-/// Parses an optional field of a request body.
+/// Parses an optional field of the request; `name` as for [`field`].
 pub fn opt_field<T>(
     name: &str,
     text: Option<&str>,
@@ -148,8 +149,8 @@ impl PageParams {
 
 /// A page of items.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PageOf<T: ToSchema> {
-    /// The items.
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -59,8 +59,8 @@ const READS: &[Projection] = &[Projection::Referrals];
 /// Make a referral.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralRequest {
-    /// The case.
     pub case_id: String,
     /// The receiving organisation (see `GET /v1/referrals/candidates`).
     pub to_org: String,
@@ -91,13 +91,13 @@ pub async fn request_referral(
     request: CommandRequest,
     Json(body): Json<ReferralRequest>,
 ) -> Result<Response, ApiError> {
-    let case_id = field("case_id", &body.case_id, CaseId::parse)?;
-    let to_org = field("to_org", &body.to_org, OrgId::parse)?;
-    let service_id = field("service_id", &body.service_id, ServiceId::parse)?;
-    let priority = field("priority", &body.priority, Priority::parse)?;
-    let redirected_from = opt_field("redirected_from", body.redirected_from.as_deref(), ReferralId::parse)?;
+    let case_id = field("/case_id", &body.case_id, CaseId::parse)?;
+    let to_org = field("/to_org", &body.to_org, OrgId::parse)?;
+    let service_id = field("/service_id", &body.service_id, ServiceId::parse)?;
+    let priority = field("/priority", &body.priority, Priority::parse)?;
+    let redirected_from = opt_field("/redirected_from", body.redirected_from.as_deref(), ReferralId::parse)?;
     if body.notes.as_ref().is_some_and(|n| n.chars().count() > 20000) {
-        return Err(ApiError::invalid("notes", "is longer than 20000 characters"));
+        return Err(ApiError::invalid("/notes", "is longer than 20000 characters"));
     }
     let case = state.store().load::<Case>(case_id).await?;
     let owner_org = case.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
@@ -108,7 +108,7 @@ pub async fn request_referral(
     )?;
     let provider = state.store().load::<Organisation>(to_org).await?;
     if provider.state.state().is_none() {
-        return Err(ApiError::invalid("to_org", "is not an organisation in the directory"));
+        return Err(ApiError::invalid("/to_org", "is not an organisation in the directory"));
     }
     let redirected_from = match redirected_from {
         Some(id) => Some(state.store().load::<Referral>(id).await?.state),
@@ -116,7 +116,17 @@ pub async fn request_referral(
     };
     let id = request.new_id(ReferralId::from_uuid)?;
     let consent_override = match &body.consent_override {
-        Some(input) => Some(reason(&state, input, OverrideCode::parse, case_id, request.event(0)).await?),
+        Some(input) => Some(
+            reason(
+                &state,
+                "/consent_override",
+                input,
+                OverrideCode::parse,
+                case_id,
+                request.event(0),
+            )
+            .await?,
+        ),
         None => None,
     };
     let notes = seal_referral_notes(&state, case_id, request.event(0), body.notes.as_ref()).await?;
@@ -142,6 +152,7 @@ pub async fn request_referral(
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralQuery {
     /// `sent` (made by the caller's organisation) or `received` (addressed to it); by default
     /// the side the caller's role works on.
@@ -152,7 +163,6 @@ pub struct ReferralQuery {
     pub case_id: Option<String>,
     /// Service category code.
     pub category: Option<String>,
-    /// Priority code.
     pub priority: Option<String>,
     /// Most items (1–500).
     #[param(minimum = 1, maximum = 500)]
@@ -163,6 +173,7 @@ pub struct ReferralQuery {
 
 /// A referral as the caller may see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralView {
     /// Referral id.
     pub id: String,
@@ -176,11 +187,9 @@ pub struct ReferralView {
     pub from_user: Option<String>,
     /// Receiving organisation.
     pub to_org: String,
-    /// Service.
     pub service_id: String,
     /// Service category code.
     pub category: String,
-    /// Priority code.
     pub priority: String,
     /// Current status code.
     pub status: String,
@@ -229,8 +238,8 @@ pub struct ReferralView {
 
 /// The client as a partner sees them: no name, no code.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ClientView {
-    /// Sex code.
     pub sex: String,
     /// Age group code.
     pub age_group: String,
@@ -238,9 +247,7 @@ pub struct ClientView {
     pub population_group: String,
     /// Language tag.
     pub language: String,
-    /// Governorate code.
     pub governorate: String,
-    /// District code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
 }
@@ -276,31 +283,23 @@ impl Deadlines {
 
 /// When each status was first reached (Unix ms).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct StatusTimes {
-    /// Requested.
     pub requested: i64,
-    /// Received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub received: Option<i64>,
-    /// Accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<i64>,
-    /// Rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<i64>,
-    /// In progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<i64>,
-    /// On hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_hold: Option<i64>,
-    /// Completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed: Option<i64>,
-    /// Failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<i64>,
-    /// Cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled: Option<i64>,
     /// Entered in error.
@@ -447,14 +446,12 @@ pub struct CandidateQuery {
 
 /// A service that could take the referral.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Candidate {
-    /// Organisation id.
     pub org_id: String,
     /// Organisation name.
     pub org_name: String,
-    /// Service id.
     pub service_id: String,
-    /// Service name.
     pub service_name: String,
     /// Free places the organisation published, if it did.
     pub capacity: Option<i64>,
@@ -527,8 +524,8 @@ fn referring(principal: &Principal, row: &ReferralRow) -> bool {
 
 /// A referral with its notes.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralDetail {
-    /// The referral.
     #[serde(flatten)]
     pub referral: ReferralView,
     /// The notes for the receiving organisation, opened (the read is audited); absent when
@@ -574,10 +571,10 @@ pub async fn get_referral(
 
 /// One step of a referral's timeline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct HistoryEntry {
     /// The referral's version after this step.
     pub version: i64,
-    /// Event type.
     pub event_type: String,
     /// When (Unix ms).
     pub at: i64,
@@ -590,7 +587,6 @@ pub struct HistoryEntry {
     pub from_status: Option<String>,
     /// Status after.
     pub to_status: String,
-    /// Reason code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
 }
@@ -677,7 +673,7 @@ async fn with_reason<C: ReasonCode>(
 ) -> Result<Response, ApiError> {
     let id = path_id(referral_id, ReferralId::parse)?;
     let referral = authorised(state, &request.principal, id, action).await?;
-    let reason = reason(state, input, parse, referral.case_id, request.event(0)).await?;
+    let reason = reason(state, "/reason", input, parse, referral.case_id, request.event(0)).await?;
     act(state, request, id, command(reason)).await
 }
 
@@ -765,8 +761,8 @@ pub async fn complete_referral(
 /// The referral a route acts on, for its OpenAPI `params(...)`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralPath {
-    /// Referral id.
     pub referral_id: String,
 }
 
@@ -784,8 +780,8 @@ pub struct RejectRequest {
 /// A reason, for hold, fail, cancel and entered-in-error.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReasonRequest {
-    /// Why.
     pub reason: ReasonInput,
 }
 
@@ -803,9 +799,10 @@ pub async fn reject_referral(
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     let referral = authorised(&state, &request.principal, id, Action::ReferralRespond).await?;
-    let suggested_org = opt_field("suggested_org", body.suggested_org.as_deref(), OrgId::parse)?;
+    let suggested_org = opt_field("/suggested_org", body.suggested_org.as_deref(), OrgId::parse)?;
     let reason = reason(
         &state,
+        "/reason",
         &body.reason,
         DeclineCode::parse,
         referral.case_id,
@@ -946,15 +943,15 @@ pub async fn record_follow_up(
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     let referral = authorised(&state, &request.principal, id, Action::ReferralManage).await?;
-    let service_received = field("service_received", &body.service_received, ServiceReceived::parse)?;
+    let service_received = field("/service_received", &body.service_received, ServiceReceived::parse)?;
     let satisfaction = body
         .satisfaction
         .map(Satisfaction::new)
         .transpose()
-        .map_err(|e| ApiError::invalid_field("satisfaction", &e))?;
+        .map_err(|e| ApiError::invalid_field("/satisfaction", &e))?;
     let note = match body.note.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) if text.chars().count() > 2000 => {
-            return Err(ApiError::invalid("note", "is longer than 2000 characters"));
+            return Err(ApiError::invalid("/note", "is longer than 2000 characters"));
         }
         Some(text) => Some(
             state
@@ -971,21 +968,6 @@ pub async fn record_follow_up(
         note,
     };
     act(&state, &request, id, ReferralCommand::RecordFollowUp(follow_up)).await
-}
-
-/// A reason's field problems named as the acknowledgement's `note`.
-fn as_note(err: ApiError) -> ApiError {
-    match err {
-        ApiError::Invalid(mut problems) => {
-            for p in &mut problems {
-                if let Some(rest) = p.field.strip_prefix("reason.") {
-                    p.field = format!("note.{rest}");
-                }
-            }
-            ApiError::Invalid(problems)
-        }
-        other => other,
-    }
 }
 
 /// Which escalation, and optionally what the coordinator did about it.
@@ -1021,20 +1003,20 @@ pub async fn acknowledge_escalation(
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
     let referral = authorised(&state, &request.principal, id, Action::ReferralAcknowledgeEscalation).await?;
-    let kind = field("kind", &body.kind, OverdueKind::parse)?;
+    let kind = field("/kind", &body.kind, OverdueKind::parse)?;
     // Free text about a client's referral: sealed under the case's key (ADR 0002), although the
     // coordinator does not hold the case, so that erasing the case erases it too.
     let note = match &body.note {
         Some(input) => Some(
             reason(
                 &state,
+                "/note",
                 input,
                 AcknowledgeCode::parse,
                 referral.case_id,
                 request.event(0),
             )
-            .await
-            .map_err(as_note)?,
+            .await?,
         ),
         None => None,
     };

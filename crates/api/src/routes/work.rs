@@ -80,8 +80,8 @@ pub async fn inbox(
 
 /// How many referrals addressed to the organisation are in a status.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct StatusCount {
-    /// Status code.
     pub status: String,
     /// How many.
     pub count: u64,
@@ -113,6 +113,7 @@ pub async fn inbox_counts(
 
 /// A referral on the worklist, with what it needs.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct WorkItemView {
     /// What the caseworker is to do: `declined` (read the reason, refer elsewhere),
     /// `suggested_referral` (the receiving organisation named another; see `suggestion`),
@@ -127,7 +128,6 @@ pub struct WorkItemView {
     /// For `suggested_referral`: the follow-on referral the caseworker may make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
-    /// The referral.
     pub referral: ReferralView,
 }
 
@@ -237,6 +237,7 @@ pub struct MissedDeadline {
 
 /// An escalated referral as a coordinator sees it: ids and codes, never a client.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct EscalationView {
     /// Referral id (for `POST /v1/referrals/{id}/acknowledge-escalation`).
     pub referral_id: String,
@@ -246,7 +247,6 @@ pub struct EscalationView {
     pub from_org: String,
     /// Service category code.
     pub category: String,
-    /// Priority code.
     pub priority: String,
     /// The client's governorate code.
     pub governorate: String,

@@ -26,7 +26,7 @@ async fn an_admin_creates_a_user_who_signs_in_and_out() {
         )
         .await;
     assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(taken.body["errors"][0]["field"], "username");
+    assert_eq!(taken.body["errors"][0]["field"], "/username");
 
     let user = Client::login(&h.base, "test-caseworker-1", "test password 0004").await;
     let me = user.get("/v1/me").await;

@@ -325,7 +325,7 @@ async fn every_error_is_a_problem_document_with_a_request_id() {
         )
         .await;
     check(&invalid, StatusCode::UNPROCESSABLE_ENTITY, "validation");
-    assert_eq!(invalid.body["errors"][0]["field"], "profile.governorate");
+    assert_eq!(invalid.body["errors"][0]["field"], "/profile/governorate");
     let big = caseworker
         .post(
             "/v1/cases",
@@ -371,6 +371,98 @@ async fn every_error_is_a_problem_document_with_a_request_id() {
 }
 
 // --- Readiness follows the read models' lag -------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_error_names_the_field_by_its_json_pointer() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0021")}))
+        .await;
+    let case = opened.id();
+    let mut no_sex = profile("TEST-0022");
+    no_sex.as_object_mut().expect("an object").remove("sex");
+    let mut numbered = profile("TEST-0023");
+    numbered["vulnerabilities"] = json!(["gbv_survivor", 7]);
+    let mut bad_district = profile("TEST-0024");
+    bad_district["district"] = json!("IQ-XX-99");
+    let close = format!("/v1/cases/{case}/close");
+    let consent = format!("/v1/cases/{case}/consents");
+    let cases = [
+        // Missing fields (400): the pointer of the field that is missing, at any depth.
+        (
+            "/v1/cases",
+            json!({"profile": no_sex}),
+            StatusCode::BAD_REQUEST,
+            "/profile/sex",
+        ),
+        ("/v1/cases", json!({}), StatusCode::BAD_REQUEST, "/profile"),
+        (close.as_str(), json!({}), StatusCode::BAD_REQUEST, "/reason"),
+        (
+            close.as_str(),
+            json!({"reason": {}}),
+            StatusCode::BAD_REQUEST,
+            "/reason/code",
+        ),
+        // A wrong type inside an array: its index.
+        (
+            "/v1/cases",
+            json!({"profile": numbered}),
+            StatusCode::BAD_REQUEST,
+            "/profile/vulnerabilities/1",
+        ),
+        // An unknown field: the object holding it, never its name (the client's text).
+        (
+            close.as_str(),
+            json!({"reason": {"code": "needs_met", "Test Name": 1}}),
+            StatusCode::BAD_REQUEST,
+            "/reason",
+        ),
+        // Invalid values (422): the pointer of the value.
+        (
+            "/v1/cases",
+            json!({"profile": bad_district}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/profile/district",
+        ),
+        (
+            close.as_str(),
+            json!({"reason": {"code": "no_such_code"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/reason/code",
+        ),
+        (
+            consent.as_str(),
+            json!({"categories": ["health", "no_such_category"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/categories/1",
+        ),
+    ];
+    for (path, body, status, pointer) in cases {
+        let answer = caseworker.post(path, body.clone()).await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        assert_eq!(answer.body["errors"][0]["field"], pointer, "{body}: {}", answer.body);
+        assert!(!answer.body.to_string().contains("Test Name"), "{}", answer.body);
+    }
+    // A body that is the profile itself names its fields from the root.
+    let mut bad_governorate = profile("TEST-0021");
+    bad_governorate["governorate"] = json!("IQ-XX");
+    let answer = caseworker
+        .send(
+            Method::PUT,
+            &format!("/v1/cases/{case}/profile"),
+            Some(bad_governorate),
+            &[],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.body["errors"][0]["field"], "/governorate", "{}", answer.body);
+    // A reason whose code needs a text and has none: the domain's refusal, 422 with its code.
+    let answer = caseworker.post(&close, json!({"reason": {"code": "other"}})).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.body["code"], "reason_required", "{}", answer.body);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_each_read_models_lag_behind_the_log() {
