@@ -65,8 +65,8 @@ pub struct AccessRecord {
 /// A record as stored: the body and the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Chained {
-    /// The record.
     pub record: AccessRecord,
     /// The previous record's `hash` ([`GENESIS`] for the first).
     pub prev_hash: String,

@@ -70,13 +70,13 @@ pub struct ApiConfig {
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum StartError {
     /// A dependency failed.
     #[error("{what}: {cause}")]
     Dependency {
         /// Which.
         what: &'static str,
-        /// Why.
         cause: String,
     },
     /// A dependency did not answer (refused, timed out, no stream leader yet): worth trying
@@ -85,7 +85,6 @@ pub enum StartError {
     Unavailable {
         /// Which.
         what: &'static str,
-        /// Why.
         cause: String,
     },
 }

@@ -41,6 +41,7 @@ pub struct StreamReport {
 
 /// What a backup did.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct BackupReport {
     /// The backup directory.
     pub dir: PathBuf,
@@ -50,7 +51,6 @@ pub struct BackupReport {
     pub skipped: Vec<(String, String)>,
     /// Whether the data keys are in it.
     pub with_keys: bool,
-    /// Time taken.
     pub elapsed: Duration,
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Why a backup or a restore stopped.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum BackupError {
     /// NATS cannot be reached or refused a request that concerns no single stream.
     #[error("NATS is unavailable: {0}")]
@@ -12,7 +13,6 @@ pub enum BackupError {
     /// Reading or writing one stream failed.
     #[error("stream {stream}{}: {reason}", at(.sequence))]
     Stream {
-        /// The stream.
         stream: String,
         /// The message's sequence, when the failure concerns one message.
         sequence: Option<u64>,
@@ -34,7 +34,6 @@ pub enum BackupError {
     /// Found before anything is written to the server: nothing was restored.
     #[error("{} is not usable: {reason}; nothing was restored", .file.display())]
     Corrupt {
-        /// The file.
         file: PathBuf,
         /// What is wrong with it.
         reason: String,

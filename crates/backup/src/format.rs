@@ -68,10 +68,10 @@ pub struct StreamEntry {
 /// One line of a stream's file: a stored message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Record {
     /// Its stream sequence.
     pub seq: u64,
-    /// Its subject.
     pub subject: String,
     /// Its headers as stored, `[name, value]` in order (a name given twice appears twice).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

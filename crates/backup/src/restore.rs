@@ -48,6 +48,7 @@ pub struct ErasureReport {
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct RestoreReport {
     /// The backup directory.
     pub dir: PathBuf,
@@ -57,7 +58,6 @@ pub struct RestoreReport {
     pub erasures: Option<ErasureReport>,
     /// When the backup was taken (from its manifest).
     pub backup_created_at: String,
-    /// Time taken.
     pub elapsed: Duration,
 }
 

@@ -151,6 +151,7 @@ impl FollowupBenchOptions {
 
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct FollowupBenchReport {
     /// The nats-server used.
     pub server: ServerReport,
@@ -168,7 +169,6 @@ pub struct FollowupBenchReport {
     pub catch_up: CatchUpReport,
     /// The deadlines falling due.
     pub deadlines: DeadlinesReport,
-    /// The restart.
     pub restart: RestartReport,
     /// Peak memory.
     pub memory: MemoryReport,

@@ -94,6 +94,7 @@ impl fmt::Debug for DemoConfig {
 
 /// Why the demo could not be loaded. Messages name commands and logins, never personal data.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum DemoError {
     /// A demo login name exists for another organisation or role (not made by the demo, or by
     /// a run with another seed).
@@ -120,7 +121,6 @@ pub enum DemoError {
     Command {
         /// The command's label in the plan (`cmd/referral/12/accept`).
         label: String,
-        /// Why.
         #[source]
         source: CommandError,
     },

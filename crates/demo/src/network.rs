@@ -6,10 +6,10 @@ use wasl_domain::directory::OrgKind;
 
 /// A service an organisation offers.
 #[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub(crate) struct ServiceDef {
     /// Its name in the directory.
     pub name: &'static str,
-    /// Its category code.
     pub category: &'static str,
     /// Where it works: governorate code and optional district code.
     pub areas: &'static [(&'static str, Option<&'static str>)],
@@ -42,14 +42,13 @@ pub(crate) struct ReferringDef {
 
 /// An organisation of the demo network.
 #[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub(crate) struct OrgDef {
     /// Short key, used in focal point login names and in derived ids.
     pub key: &'static str,
     /// Its name in the directory.
     pub name: &'static str,
-    /// Its kind.
     pub kind: OrgKind,
-    /// Its services.
     pub services: &'static [ServiceDef],
     /// Whether (and where) it refers clients.
     pub referring: Option<ReferringDef>,
@@ -441,10 +440,10 @@ pub(crate) const ORGS: &[OrgDef] = &[
 
 /// One login of the demo network.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub(crate) struct LoginDef {
     /// Login name.
     pub username: String,
-    /// Its role.
     pub role: Role,
     /// Its organisation (index into [`ORGS`]).
     pub org: usize,

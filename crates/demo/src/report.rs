@@ -10,10 +10,10 @@ use wasl_domain::time::Timestamp;
 
 /// A demo login.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct DemoLogin {
     /// Login name, e.g. `demo.caseworker.erbil`.
     pub username: String,
-    /// Its role.
     pub role: Role,
     /// Its organisation's id.
     pub org_id: OrgId,
@@ -23,8 +23,8 @@ pub struct DemoLogin {
 
 /// What the demo holds and what this run added.
 #[derive(Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct DemoReport {
-    /// The seed.
     pub seed: u64,
     /// Days of history.
     pub days: u32,
@@ -34,13 +34,10 @@ pub struct DemoReport {
     pub anchor_reused: bool,
     /// Organisations in the directory.
     pub organisations: usize,
-    /// Their services.
     pub services: usize,
-    /// Cases.
     pub cases: usize,
     /// Of which closed.
     pub closed_cases: usize,
-    /// Referrals.
     pub referrals: usize,
     /// Referrals made after a redirect.
     pub redirects: usize,

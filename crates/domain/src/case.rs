@@ -120,8 +120,8 @@ pub enum CaseStatus {
 
 /// The state of an existing case.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CaseState {
-    /// Its id.
     pub id: CaseId,
     /// The organisation that owns the case.
     pub owner_org: OrgId,
@@ -175,8 +175,8 @@ pub struct OpenCase {
 
 /// Close a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct CloseCase {
-    /// Why.
     pub reason: Reason<CloseCode>,
     /// The case's referrals that are still open, as the command handler found them.
     pub open_referrals: Vec<ReferralId>,
@@ -186,6 +186,7 @@ pub struct CloseCase {
 
 /// What can be asked of a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum CaseCommand {
     /// Open the case.
     Open(OpenCase),
@@ -194,10 +195,7 @@ pub enum CaseCommand {
     /// Replace the personal data.
     UpdatePersonalData(PersonalData),
     /// Make another caseworker responsible.
-    Assign {
-        /// The caseworker.
-        caseworker: UserId,
-    },
+    Assign { caseworker: UserId },
     /// Record a consent.
     GiveConsent {
         /// The consent's id.
@@ -207,16 +205,12 @@ pub enum CaseCommand {
     },
     /// Narrow a consent.
     NarrowConsent {
-        /// The consent.
         consent_id: ConsentId,
         /// The narrower scope.
         scope: ConsentScope,
     },
     /// Withdraw a consent; the referrals it covered are then cancelled by the process manager.
-    WithdrawConsent {
-        /// The consent.
-        consent_id: ConsentId,
-    },
+    WithdrawConsent { consent_id: ConsentId },
     /// Close the case.
     Close(CloseCase),
     /// Reopen a closed case.
@@ -226,18 +220,15 @@ pub enum CaseCommand {
     },
     /// Erase the case's personal data for good: its data key is destroyed after this is
     /// recorded, so every copy of the log reads "erased" from then on. Counts stay.
-    ErasePersonalData {
-        /// Why.
-        reason: Reason<EraseCode>,
-    },
+    ErasePersonalData { reason: Reason<EraseCode> },
 }
 
 /// What a case records.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum CaseEvent {
     /// A case was opened by `owner_org`.
     Opened {
-        /// The case id.
         case_id: CaseId,
         /// The owning organisation.
         owner_org: OrgId,
@@ -259,32 +250,19 @@ pub enum CaseEvent {
         personal: PersonalData,
     },
     /// Another caseworker became responsible.
-    Assigned {
-        /// The caseworker.
-        caseworker: UserId,
-    },
+    Assigned { caseworker: UserId },
     /// The client gave consent.
-    ConsentGiven {
-        /// Consent id.
-        consent_id: ConsentId,
-        /// Scope.
-        scope: ConsentScope,
-    },
+    ConsentGiven { consent_id: ConsentId, scope: ConsentScope },
     /// The client narrowed a consent.
     ConsentNarrowed {
-        /// Consent id.
         consent_id: ConsentId,
         /// The new, narrower scope.
         scope: ConsentScope,
     },
     /// The client withdrew a consent.
-    ConsentWithdrawn {
-        /// Consent id.
-        consent_id: ConsentId,
-    },
+    ConsentWithdrawn { consent_id: ConsentId },
     /// The case was closed; `cancelled_referrals` are to be cancelled with it.
     Closed {
-        /// Why.
         reason: Reason<CloseCode>,
         /// Open referrals cancelled by the close.
         cancelled_referrals: Vec<ReferralId>,
@@ -296,10 +274,7 @@ pub enum CaseEvent {
     },
     /// The case's personal data was erased: its key is destroyed, every sealed value of the case
     /// reads "erased" from now on.
-    PersonalDataErased {
-        /// Why.
-        reason: Reason<EraseCode>,
-    },
+    PersonalDataErased { reason: Reason<EraseCode> },
 }
 
 const CASE_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor];

@@ -50,8 +50,8 @@ pub trait ReasonCode: Copy {
 
 /// A coded reason with optional (encrypted) explanatory text. Text is required for `other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Reason<C> {
-    /// The code.
     pub code: C,
     /// Explanation; free text may hold personal data, so it is always encrypted.
     pub text: Option<EncryptedPii>,
@@ -107,8 +107,8 @@ reason_codes!(
 
 /// A decline: coded reason, the suggested organisation for `redirected`, optional text.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Decline {
-    /// Reason.
     pub reason: Reason<DeclineCode>,
     /// The organisation suggested instead; required exactly when the code is `redirected`.
     pub suggested_org: Option<OrgId>,

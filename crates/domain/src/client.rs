@@ -269,16 +269,14 @@ impl Language {
 
 /// The non-identifying facts about a client that the case holds in plain form.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ClientProfile {
     /// The survivor code used instead of a name.
     pub survivor_code: SurvivorCode,
-    /// Sex.
     pub sex: Sex,
     /// Age group and optional years.
     pub age: Age,
-    /// Population group.
     pub population_group: PopulationGroup,
-    /// Nationality.
     pub nationality: Nationality,
     /// Where the client lives now.
     pub location: Location,

@@ -82,10 +82,10 @@ impl Eligibility {
 
 /// What a service is: category, area, languages, eligibility.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceSpec {
     /// The service's name.
     pub name: DisplayName,
-    /// Its category.
     pub category: ServiceCategory,
     /// Where it works (at least one place).
     pub areas: Vec<Location>,
@@ -129,14 +129,11 @@ pub struct Service {
 
 /// The state of a registered organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct OrganisationState {
-    /// Its id.
     pub id: OrgId,
-    /// Its name.
     pub name: DisplayName,
-    /// Its kind.
     pub kind: OrgKind,
-    /// Its services.
     pub services: BTreeMap<ServiceId, Service>,
 }
 
@@ -153,23 +150,17 @@ impl Organisation {
 
 /// What can be asked of an organisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum OrganisationCommand {
     /// Register it in the directory.
     Register {
         /// Its id.
         org_id: OrgId,
-        /// Its name.
         name: DisplayName,
-        /// Its kind.
         kind: OrgKind,
     },
     /// Change name or kind.
-    Update {
-        /// Name.
-        name: DisplayName,
-        /// Kind.
-        kind: OrgKind,
-    },
+    Update { name: DisplayName, kind: OrgKind },
     /// Add a service.
     AddService {
         /// The new service's id.
@@ -179,14 +170,12 @@ pub enum OrganisationCommand {
     },
     /// Change what a service is.
     UpdateService {
-        /// The service.
         service_id: ServiceId,
         /// What it is now.
         spec: ServiceSpec,
     },
     /// Open or close a service to referrals, and publish its free places.
     SetAvailability {
-        /// The service.
         service_id: ServiceId,
         /// Takes referrals.
         accepting: bool,
@@ -194,31 +183,22 @@ pub enum OrganisationCommand {
         capacity: Option<u32>,
     },
     /// Retire a service.
-    RetireService {
-        /// The service.
-        service_id: ServiceId,
-    },
+    RetireService { service_id: ServiceId },
 }
 
 /// What an organisation records.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum OrganisationEvent {
     /// Registered in the directory.
     Registered {
         /// Its id.
         org_id: OrgId,
-        /// Name.
         name: DisplayName,
-        /// Kind.
         kind: OrgKind,
     },
     /// Name or kind changed.
-    Updated {
-        /// Name.
-        name: DisplayName,
-        /// Kind.
-        kind: OrgKind,
-    },
+    Updated { name: DisplayName, kind: OrgKind },
     /// A service was added; it accepts referrals from the start.
     ServiceAdded {
         /// Its id.

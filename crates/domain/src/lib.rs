@@ -52,10 +52,9 @@ codes::code_enum!(
 
 /// Who is acting: a user of an organisation, with the roles they act under.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Actor {
-    /// The user.
     pub user: UserId,
-    /// Their organisation.
     pub org: OrgId,
     /// Their roles in that organisation.
     pub roles: Vec<Role>,

@@ -217,12 +217,10 @@ pub enum ConsentBasis {
 /// The minimum, non-identifying facts about the client that travel with a referral to the
 /// receiving organisation. No name, no survivor code, no free text.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ClientSummary {
-    /// Sex.
     pub sex: Sex,
-    /// Age group.
     pub age_group: AgeGroup,
-    /// Population group.
     pub population_group: PopulationGroup,
     /// Preferred language.
     pub language: Language,
@@ -232,8 +230,8 @@ pub struct ClientSummary {
 
 /// The state of an existing referral.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralState {
-    /// Its id.
     pub id: ReferralId,
     /// The case it belongs to.
     pub case_id: CaseId,
@@ -245,9 +243,7 @@ pub struct ReferralState {
     pub to_org: OrgId,
     /// The service asked for.
     pub service_id: ServiceId,
-    /// Its category.
     pub category: ServiceCategory,
-    /// Priority.
     pub priority: Priority,
     /// Current status.
     pub status: ReferralStatus,
@@ -299,6 +295,7 @@ impl Referral {
 /// Make a referral. The command handler loads the case and the receiving organisation and
 /// passes their current state, so that consent and the directory are checked here.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct RequestReferral {
     /// The new referral's id.
     pub referral_id: ReferralId,
@@ -308,7 +305,6 @@ pub struct RequestReferral {
     pub provider: Organisation,
     /// The service asked for.
     pub service_id: ServiceId,
-    /// Priority.
     pub priority: Priority,
     /// The referral this one replaces, as loaded: it must belong to the same case and have been
     /// declined as `redirected`.
@@ -399,10 +395,10 @@ impl ReferralCommand {
 
 /// The facts of a new referral.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ReferralRequested {
     /// Its id.
     pub referral_id: ReferralId,
-    /// The case.
     pub case_id: CaseId,
     /// The referring organisation.
     pub from_org: OrgId,
@@ -410,11 +406,8 @@ pub struct ReferralRequested {
     pub from_user: UserId,
     /// The receiving organisation.
     pub to_org: OrgId,
-    /// The service.
     pub service_id: ServiceId,
-    /// Its category.
     pub category: ServiceCategory,
-    /// Priority.
     pub priority: Priority,
     /// Minimum facts about the client.
     pub client: ClientSummary,

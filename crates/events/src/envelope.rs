@@ -47,10 +47,10 @@ pub enum DomainEvent {
 
 /// An event as the log stores it: metadata and the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct StoredEvent {
     /// Metadata.
     pub meta: EventMeta,
-    /// The event.
     pub event: DomainEvent,
 }
 

@@ -10,6 +10,7 @@ use wasl_domain::ValidationError;
 /// Fields are named `<Message>.<field>` after the protobuf schema, e.g. `Event.occurred_at` or
 /// `Location.governorate`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum DecodeError {
     /// The bytes are not a protobuf `wasl.v1.Event` at all (truncated, wrong wire type, bad
     /// UTF-8 in a string field).
@@ -17,14 +18,10 @@ pub enum DecodeError {
     Protobuf(#[from] prost::DecodeError),
     /// A required field is absent (a message field or a oneof that must be set).
     #[error("required field {field} is missing")]
-    MissingField {
-        /// The field.
-        field: &'static str,
-    },
+    MissingField { field: &'static str },
     /// An enum field holds `UNSPECIFIED` (0) or a number this version does not know.
     #[error("field {field} holds unknown or unspecified enum number {number}")]
     UnknownEnumValue {
-        /// The field.
         field: &'static str,
         /// The number found; 0 is `UNSPECIFIED`.
         number: i32,
@@ -33,7 +30,6 @@ pub enum DecodeError {
     /// timestamp with sub-millisecond precision, …).
     #[error("field {field} is invalid: {}", .source.problem)]
     Invalid {
-        /// The field.
         field: &'static str,
         /// What the domain found wrong with it (never the value).
         source: ValidationError,

@@ -48,10 +48,10 @@ const MAX_RFC3339_MILLIS: i64 = 253_402_300_799_999;
 
 /// The aggregate an event belongs to, as in `ce-subject`: `<kind>/<id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct AggregateRef {
     /// Which kind of aggregate.
     pub kind: AggregateKind,
-    /// Its id.
     pub id: Uuid,
 }
 

@@ -11,17 +11,16 @@ use wasl_domain::time::Timestamp;
 /// A command the service decided on, as stored in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum Action {
     /// Cancel on the client's behalf (`consent_withdrawn`, `case_closed`, `expired`).
     Cancel {
-        /// The referral.
         referral: String,
         /// The cancel code.
         reason: String,
     },
     /// Record a missed deadline (`acknowledgement`, `decision`, `follow_up`).
     MarkOverdue {
-        /// The referral.
         referral: String,
         /// The overdue kind.
         kind: String,
@@ -30,7 +29,6 @@ pub enum Action {
     },
     /// Escalate a missed deadline to the coordinators.
     Escalate {
-        /// The referral.
         referral: String,
         /// The overdue kind.
         kind: String,

@@ -95,8 +95,8 @@ pub struct Credential {
 
 /// One partner organisation's generated files.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PartnerCredential {
-    /// The organisation.
     pub org: PartnerOrg,
     /// Its user's credential.
     pub credential: Credential,

@@ -53,10 +53,10 @@ impl Entry {
 
 /// An entry a projection could not apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Parked {
     /// Stream sequence.
     pub seq: u64,
-    /// Subject.
     pub subject: String,
     /// Event type, when known.
     pub event_type: Option<String>,

@@ -3,6 +3,7 @@
 
 /// Something went wrong reading or writing the read models.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum ProjectionError {
     /// The database refused or failed a statement.
     #[error("read-model database error: {0}")]
@@ -22,7 +23,6 @@ pub enum ProjectionError {
     /// A projection's bookkeeping row is missing or inconsistent.
     #[error("projection {projection}: {reason}")]
     State {
-        /// The projection.
         projection: &'static str,
         /// What is wrong.
         reason: String,
@@ -30,7 +30,6 @@ pub enum ProjectionError {
     /// A stored row cannot be read back (a column holds a value Wasl never writes).
     #[error("table {table}: a stored row is unreadable: {reason}")]
     Corrupt {
-        /// The table.
         table: &'static str,
         /// Why (column and problem, never the value).
         reason: String,

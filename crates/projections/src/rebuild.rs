@@ -30,6 +30,7 @@ pub struct Progress {
 
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct RebuildReport {
     /// The projections rebuilt.
     pub projections: Vec<Projection>,
@@ -41,7 +42,6 @@ pub struct RebuildReport {
     pub events: u64,
     /// Events parked in the new generation.
     pub parked: u64,
-    /// Time taken.
     pub elapsed: Duration,
 }
 

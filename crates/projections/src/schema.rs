@@ -210,8 +210,8 @@ pub async fn live_state(models: &ReadModels, projection: Projection) -> Result<L
 /// A projection's checkpoint as recorded, with the identity of the event it points at and why
 /// the projector stopped, if it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Standing {
-    /// The projection.
     pub projection: Projection,
     /// Its live generation.
     pub generation: i64,

@@ -55,6 +55,7 @@ macro_rules! row {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq)]
+        #[allow(missing_docs)] // rows are plain data: their columns say what they hold
         pub struct $name {
             $($(#[$fdoc])* pub $field: $ty,)*
         }

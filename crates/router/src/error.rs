@@ -2,6 +2,7 @@
 
 /// Why the router or the command service stopped (or paused and resumed).
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum RouterError {
     /// A stored message is not a readable event. The router parks it (see `crate::parked`).
     #[error("the message at sequence {sequence} of the event log cannot be read: {reason}")]
@@ -17,7 +18,6 @@ pub enum RouterError {
     Unroutable {
         /// Its sequence in the event log.
         sequence: u64,
-        /// Why.
         reason: String,
     },
     /// The event log no longer holds the event at the router's checkpoint (it was replaced or
@@ -31,7 +31,6 @@ pub enum RouterError {
     /// router rereads its position and resumes from the checkpoint.
     #[error("stream {stream} moved: {reason}")]
     OutStreamMoved {
-        /// The stream.
         stream: String,
         /// What was seen.
         reason: String,

@@ -44,6 +44,7 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// One partner message (`wasl.partner.referral.v1`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PartnerMessage {
     /// Always [`SCHEMA`].
     pub schema: String,
@@ -51,7 +52,6 @@ pub struct PartnerMessage {
     pub event_id: String,
     /// What happened: the source event's type, e.g. `wasl.referral.accepted.v1`.
     pub event_type: String,
-    /// The referral.
     pub referral_id: String,
     /// The referral's version after this event (how many events it has).
     pub version: u64,
@@ -63,7 +63,6 @@ pub struct PartnerMessage {
     pub category: String,
     /// The service asked for (one of the receiving organisation's).
     pub service_id: String,
-    /// Priority code.
     pub priority: String,
     /// The client, as little as the partner needs to decide.
     pub client: PartnerClient,
@@ -81,8 +80,8 @@ pub struct PartnerMessage {
 /// The client in a partner message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct PartnerClient {
-    /// Sex code.
     pub sex: String,
     /// Age group code.
     pub age_group: String,

@@ -4,11 +4,11 @@ use wasl_domain::DomainError;
 
 /// Something went wrong talking to JetStream or reading what it stores.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum StoreError {
     /// The stream exists with settings the store cannot work with.
     #[error("stream {stream} exists with an incompatible configuration: {differences}")]
     IncompatibleStream {
-        /// The stream.
         stream: String,
         /// Each difference as `field: expected X, found Y`.
         differences: String,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// One message of the log, as a checkpointed reader takes it.
 #[derive(Debug)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum Entry {
     /// A readable event.
     Event(Box<Recorded>),
@@ -26,7 +27,6 @@ pub enum Entry {
     Unreadable {
         /// Its stream sequence.
         sequence: u64,
-        /// Its subject.
         subject: String,
         /// Why it cannot be read.
         reason: String,

@@ -44,8 +44,8 @@ pub struct CommandOutcome {
 
 /// An aggregate as loaded from the log.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Loaded<A> {
-    /// Its state.
     pub state: A,
     /// How many events it has.
     pub version: u64,

@@ -22,10 +22,10 @@ pub enum LoadStrategy {
 
 /// A stored event with its stream sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Recorded {
     /// The stream sequence (the event's position in the log).
     pub sequence: u64,
-    /// The event.
     pub event: StoredEvent,
     /// The W3C trace context it was appended in (`traceparent` header), when well-formed.
     pub traceparent: Option<String>,

@@ -72,12 +72,12 @@ pub struct Network {
 
 /// A referral to make: which case, to which service, how urgent, with what notes.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Ask {
     /// The case referred.
     pub case: CaseId,
     /// The receiving organisation.
     pub org: OrgId,
-    /// Its service.
     pub service: ServiceId,
     /// How urgent.
     pub priority: Priority,

@@ -126,8 +126,8 @@ impl UnreadableEvent {
 
 /// A case whose personal data is due for erasure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Due {
-    /// The case.
     pub case: CaseId,
     /// When it was closed.
     pub closed_at: Timestamp,

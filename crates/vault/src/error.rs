@@ -2,6 +2,7 @@
 
 /// What went wrong in the vault.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum VaultError {
     /// The master key is malformed (not 64 hex characters) or cannot be read.
     #[error("the master key is unusable: {0}")]
@@ -10,7 +11,6 @@ pub enum VaultError {
     /// the wrapped key was altered).
     #[error("the data key of case {case} does not open with master key {master_key_id}")]
     WrongMasterKey {
-        /// The case.
         case: String,
         /// The master key tried.
         master_key_id: String,
@@ -18,7 +18,6 @@ pub enum VaultError {
     /// A sealed value does not open: it was altered, or moved from another case, event or field.
     #[error("a sealed value of case {case} does not open in this place (field {field})")]
     Tampered {
-        /// The case.
         case: String,
         /// The field it was opened as.
         field: &'static str,
@@ -38,12 +37,7 @@ pub enum VaultError {
     Unavailable(String),
     /// A stored wrapped key cannot be read.
     #[error("the stored key of case {case} is unreadable: {reason}")]
-    Corrupt {
-        /// The case.
-        case: String,
-        /// Why.
-        reason: String,
-    },
+    Corrupt { case: String, reason: String },
 }
 
 impl VaultError {

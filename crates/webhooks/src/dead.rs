@@ -38,10 +38,10 @@ pub fn dead_subject(org: OrgId) -> String {
 
 /// A dead letter as listed to administrators (its payload is not shown).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct DeadLetter {
     /// Its sequence in the dead-letter stream: what [`crate::Webhooks::redeliver`] takes.
     pub sequence: u64,
-    /// The organisation.
     pub org: OrgId,
     /// The webhook id (the partner message's source event id).
     pub webhook_id: String,
@@ -49,7 +49,6 @@ pub struct DeadLetter {
     pub subject: String,
     /// Attempts made before giving up.
     pub attempts: u32,
-    /// The last failure.
     pub last_failure: Option<Failure>,
     /// When the worker gave up.
     pub dead_at: Option<SystemTime>,

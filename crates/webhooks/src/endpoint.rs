@@ -26,8 +26,8 @@ pub enum Change {
 
 /// An endpoint as shown to administrators: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct EndpointInfo {
-    /// The organisation.
     pub org: OrgId,
     /// Where messages are POSTed.
     pub url: String,

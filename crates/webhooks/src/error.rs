@@ -5,6 +5,7 @@ use wasl_domain::ids::OrgId;
 
 /// What can go wrong administering or running webhooks.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum WebhookError {
     /// The endpoint URL is refused (not https, or http to a host other than loopback, or not a URL).
     #[error("invalid endpoint URL: {0}")]
@@ -18,7 +19,6 @@ pub enum WebhookError {
     /// No dead letter of this organisation at this sequence.
     #[error("no dead letter {sequence} for organisation {org}")]
     NoDeadLetter {
-        /// The organisation.
         org: OrgId,
         /// The dead-letter stream sequence asked for.
         sequence: u64,

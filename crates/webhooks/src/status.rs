@@ -10,8 +10,8 @@ use wasl_domain::ids::OrgId;
 
 /// An organisation's webhook delivery, as shown to administrators (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct DeliveryStatus {
-    /// The organisation.
     pub org: OrgId,
     /// The endpoint URL; `None` when the organisation has no endpoint.
     pub url: Option<String>,

@@ -122,12 +122,12 @@ fn unavailable(err: impl std::fmt::Display) -> AccountError {
 /// A change to accounts, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum AccountEvent {
     /// A local user was created.
     UserCreated {
         /// Their id.
         user_id: String,
-        /// Their organisation.
         org: String,
         /// Their login name (lower-case).
         username: String,
@@ -138,23 +138,18 @@ pub enum AccountEvent {
     },
     /// A user's roles were replaced.
     RolesChanged {
-        /// The user.
         user_id: String,
         /// The new roles' codes.
         roles: Vec<String>,
     },
     /// A user's password was replaced.
     PasswordChanged {
-        /// The user.
         user_id: String,
         /// Argon2id PHC string.
         password_hash: String,
     },
     /// A user may no longer sign in.
-    UserDisabled {
-        /// The user.
-        user_id: String,
-    },
+    UserDisabled { user_id: String },
     /// A partner API token was issued.
     TokenIssued {
         /// The token's id (also the actor id its commands are recorded under).
@@ -171,10 +166,7 @@ pub enum AccountEvent {
         expires_at: i64,
     },
     /// A token was revoked.
-    TokenRevoked {
-        /// The token.
-        token_id: String,
-    },
+    TokenRevoked { token_id: String },
     /// A person set where Wasl mails them notifications, and whether it may. Recorded on
     /// `wasl.acct.notify.<user id>` for local and OIDC users alike; the organisation and roles
     /// are those the person had when they set it, so that the notification service can find
@@ -207,14 +199,12 @@ pub struct AccountRecord {
 
 /// A local user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct User {
-    /// Id.
     pub id: UserId,
-    /// Organisation.
     pub org: OrgId,
     /// Login name.
     pub username: String,
-    /// Roles.
     pub roles: Vec<Role>,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -235,8 +225,8 @@ impl User {
 
 /// A partner API token (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Token {
-    /// Id.
     pub id: UserId,
     /// Organisation it acts for.
     pub org: OrgId,

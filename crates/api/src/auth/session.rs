@@ -19,8 +19,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// A signed-in session.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct Session {
-    /// Who.
     pub user: UserId,
     /// The token that state-changing requests must echo.
     pub csrf: String,

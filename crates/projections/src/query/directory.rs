@@ -29,8 +29,8 @@ pub struct DirectorySearch {
 
 /// A service found in the directory, with the organisation offering it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ServiceListing {
-    /// The service.
     pub service: ServiceRow,
     /// The organisation's name.
     pub org_name: String,

@@ -95,8 +95,8 @@ pub struct EscalationFilter {
 
 /// A referral on a caseworker's worklist, with what it needs.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct WorkItem {
-    /// The referral.
     pub referral: ReferralRow,
     /// What it needs.
     pub need: WorkNeed,

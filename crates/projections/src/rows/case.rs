@@ -28,7 +28,6 @@ row!(
         close_code: Option<String>,
         /// The survivor code (pseudonym, see docs/data-protection.md).
         survivor_code: String,
-        /// Sex code.
         sex: String,
         /// Age group code.
         age_group: String,
@@ -38,9 +37,7 @@ row!(
         population_group: String,
         /// Nationality (ISO 3166 alpha-2, `XX` stateless/unknown).
         nationality: String,
-        /// Governorate code.
         governorate: String,
-        /// District code.
         district: Option<String>,
         /// Preferred language.
         language: String,

@@ -10,9 +10,7 @@ row!(
     OrganisationRow {
         /// Organisation id.
         id: String,
-        /// Name.
         name: String,
-        /// Kind code.
         kind: String,
         /// When registered (Unix ms).
         registered_at: i64,
@@ -30,11 +28,8 @@ row!(
     ServiceRow {
         /// Service id.
         id: String,
-        /// Its organisation.
         org_id: String,
-        /// Name.
         name: String,
-        /// Category code.
         category: String,
         /// Areas served: `IQ-BG` for a whole governorate, `IQ-BG/<district>` for a district.
         areas: String,

@@ -13,7 +13,6 @@ row!(
     ReferralRow {
         /// Referral id.
         id: String,
-        /// Case id.
         case_id: String,
         /// Referring organisation.
         from_org: String,
@@ -25,7 +24,6 @@ row!(
         service_id: String,
         /// Service category code.
         category: String,
-        /// Priority code.
         priority: String,
         /// Current status code.
         status: String,
@@ -128,9 +126,7 @@ row!(
     HistoryRow {
         /// Stream sequence of the event.
         seq: i64,
-        /// Referral id.
         referral_id: String,
-        /// Case id.
         case_id: String,
         /// The referral's version after the event.
         version: i64,
