@@ -29,6 +29,7 @@ use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Context, Role};
 use wasl_events::DomainEvent;
 use wasl_store::continuity::Mark;
+use wasl_store::continuity::{FollowLoop, Interruption};
 use wasl_store::follow::{Entry, Follower, Step};
 use wasl_store::{CommandError, CommandMeta, EventStore};
 
@@ -283,33 +284,23 @@ impl Followup {
     // --- follow ----------------------------------------------------------------------------
 
     async fn follow(&self, stopped: CancellationToken) {
-        loop {
-            if stopped.is_cancelled() {
-                return;
-            }
-            let outcome = tokio::select! {
-                outcome = self.follow_once() => outcome,
-                () = stopped.cancelled() => return,
-            };
-            let pause = match outcome {
-                Ok(()) => continue,
-                Err(FollowupError::Diverged(reason)) => {
-                    if self.inner.metrics.set_diverged(Some(reason.clone())) {
-                        wasl_telemetry::metrics::log_diverged("followup");
-                        tracing::error!(%reason, "the event log is behind the follow-up service's checkpoint or was replaced; it stopped (see docs/operations.md)");
-                    }
-                    self.inner.config.check_interval
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "follow-up service interrupted; resuming from its checkpoint");
-                    self.inner.config.retry_delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stopped.cancelled() => return,
-            }
-        }
+        let follower = FollowLoop {
+            reader: "followup",
+            service: "the follow-up service",
+            check_interval: self.inner.config.check_interval,
+            retry_delay: self.inner.config.retry_delay,
+        };
+        let attempt = || async {
+            self.follow_once().await.map_err(|error| match error {
+                FollowupError::Diverged(reason) => Interruption::Diverged(reason),
+                other => Interruption::Failed(other),
+            })
+        };
+        follower
+            .run(&stopped, attempt, |reason| {
+                self.inner.metrics.set_diverged(Some(reason.to_owned()))
+            })
+            .await;
     }
 
     async fn mark(&self) -> Result<Mark, FollowupError> {

@@ -26,6 +26,7 @@ use wasl_domain::time::Timestamp;
 use wasl_events::DomainEvent;
 use wasl_store::EventStore;
 use wasl_store::continuity::Mark;
+use wasl_store::continuity::{FollowLoop, Interruption};
 use wasl_store::follow::{Entry, Follower, Step};
 
 /// The path of a referral under the base URL (the API's; the web page's once it exists).
@@ -249,33 +250,23 @@ impl NotifyService {
     // --- follow ----------------------------------------------------------------------------
 
     async fn follow(&self, stopped: CancellationToken) {
-        loop {
-            if stopped.is_cancelled() {
-                return;
-            }
-            let outcome = tokio::select! {
-                outcome = self.follow_once() => outcome,
-                () = stopped.cancelled() => return,
-            };
-            let pause = match outcome {
-                Ok(()) => continue,
-                Err(NotifyError::Diverged(reason)) => {
-                    if self.inner.metrics.set_diverged(Some(reason.clone())) {
-                        wasl_telemetry::metrics::log_diverged("notify");
-                        tracing::error!(%reason, "the event log is behind the notification service's checkpoint or was replaced; it stopped (see docs/operations.md)");
-                    }
-                    self.inner.config.check_interval
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "notification service interrupted; resuming from its checkpoint");
-                    self.inner.config.retry_delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stopped.cancelled() => return,
-            }
-        }
+        let follower = FollowLoop {
+            reader: "notify",
+            service: "the notification service",
+            check_interval: self.inner.config.check_interval,
+            retry_delay: self.inner.config.retry_delay,
+        };
+        let attempt = || async {
+            self.follow_once().await.map_err(|error| match error {
+                NotifyError::Diverged(reason) => Interruption::Diverged(reason),
+                other => Interruption::Failed(other),
+            })
+        };
+        follower
+            .run(&stopped, attempt, |reason| {
+                self.inner.metrics.set_diverged(Some(reason.to_owned()))
+            })
+            .await;
     }
 
     async fn mark(&self) -> Result<(Mark, u64), NotifyError> {

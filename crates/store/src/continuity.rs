@@ -4,11 +4,14 @@
 //! it follows the log, it asks [`check`] whether the log still holds that message. If the log ends
 //! before it (a wiped store recreated empty, an older backup restored under live read models) or
 //! another event sits there (a different log), the reader must stop and say so: carrying on would
-//! skip every new event up to its old checkpoint, or mix two histories.
+//! skip every new event up to its old checkpoint, or mix two histories. [`FollowLoop`] is the loop
+//! of a service that follows the log this way: stop on a divergence, resume after an error.
 
 use crate::error::StoreError;
 use async_nats::HeaderMap;
 use async_nats::jetstream::stream::Stream;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// What a reader recorded about the last message it processed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,6 +52,70 @@ pub fn identity(headers: Option<&HeaderMap>) -> Option<String> {
     headers
         .and_then(|h| h.get(wasl_events::headers::CE_ID))
         .map(|v| v.as_str().chars().take(64).collect())
+}
+
+/// A service that follows the event log from a checkpoint of its own (the follow-up and
+/// notification services): how it is named and how long it waits before trying again.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowLoop<'a> {
+    /// Its label in `wasl_log_diverged_total{reader}`.
+    pub reader: &'static str,
+    /// Its name in log lines ("the follow-up service").
+    pub service: &'a str,
+    /// How long it waits, while stopped on a diverged log, before looking again.
+    pub check_interval: Duration,
+    /// How long it waits after any other error before resubscribing.
+    pub retry_delay: Duration,
+}
+
+/// How one attempt at following the log ended, when it ended with an error.
+#[derive(Debug)]
+pub enum Interruption<E> {
+    /// The log went backwards or was replaced: the follower stays stopped until it matches again.
+    Diverged(String),
+    /// Anything else (the log, the database): resume from the checkpoint.
+    Failed(E),
+}
+
+impl FollowLoop<'_> {
+    /// Runs `attempt` (one subscription from the checkpoint) again and again until `stopped` is
+    /// cancelled: at once after it returns `Ok` (to reload), after [`FollowLoop::retry_delay`]
+    /// when it fails, after [`FollowLoop::check_interval`] when the log diverged. A divergence is
+    /// logged and counted once, when `newly_diverged` says it is news (the service records the
+    /// reason it reports, e.g. in `/readyz`).
+    pub async fn run<E: std::fmt::Display, Fut>(
+        &self,
+        stopped: &CancellationToken,
+        mut attempt: impl FnMut() -> Fut,
+        mut newly_diverged: impl FnMut(&str) -> bool,
+    ) where
+        Fut: Future<Output = Result<(), Interruption<E>>>,
+    {
+        while !stopped.is_cancelled() {
+            let outcome = tokio::select! {
+                outcome = attempt() => outcome,
+                () = stopped.cancelled() => return,
+            };
+            let pause = match outcome {
+                Ok(()) => continue,
+                Err(Interruption::Diverged(reason)) => {
+                    if newly_diverged(&reason) {
+                        wasl_telemetry::metrics::log_diverged(self.reader);
+                        tracing::error!(%reason, service = self.service, "the event log is behind the service's checkpoint or was replaced; it stopped (see docs/operations.md)");
+                    }
+                    self.check_interval
+                }
+                Err(Interruption::Failed(error)) => {
+                    tracing::warn!(%error, service = self.service, "interrupted; resuming from its checkpoint");
+                    self.retry_delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stopped.cancelled() => return,
+            }
+        }
+    }
 }
 
 /// Whether `stream` still holds the message `mark` names: `None` when it does (or when the mark
