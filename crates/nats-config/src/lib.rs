@@ -153,6 +153,12 @@ impl Error {
     }
 }
 
+/// The NKey user seed in `path`, created there (mode 0600) when missing and tightened to 0600
+/// when looser: its public key (`U…`, what a server config names) and whether it was created now.
+pub fn user_seed(path: &Path) -> Result<(String, bool), Error> {
+    files::load_or_create(path)
+}
+
 /// The seed file of `org` inside `out_dir`.
 pub fn partner_seed_file(out_dir: &Path, org: OrgId) -> PathBuf {
     partner_dir(out_dir, org).join(format!("{org}.nk"))

@@ -28,6 +28,9 @@ pub struct NatsConfig {
     /// Fsync every write before acknowledging it (`sync_interval: always`). Without it a power
     /// cut loses writes acknowledged in the last two minutes.
     pub sync_always: bool,
+    /// The public NKeys (`U…`) of the only users who may connect; empty lets anyone on the host
+    /// connect (the test kit's throw-away servers). `wasl up` always names its services' key.
+    pub nkey_users: Vec<String>,
     /// Cluster membership, for a node of a loopback cluster.
     pub cluster: Option<ClusterConfig>,
     /// Configuration text appended as it is (accounts, limits).
@@ -55,6 +58,7 @@ impl NatsConfig {
             http_port: None,
             store_dir,
             sync_always: true,
+            nkey_users: Vec::new(),
             cluster: None,
             extra: String::new(),
         }
@@ -83,6 +87,13 @@ impl NatsConfig {
             );
         }
         c.push_str("}\n");
+        if !self.nkey_users.is_empty() {
+            c.push_str("# Only these users may connect, each proving it holds its NKey seed: anonymous clients are refused.\nauthorization {\n  users = [\n");
+            for key in &self.nkey_users {
+                let _ = writeln!(c, "    {{ nkey: {} }}", quote(key));
+            }
+            c.push_str("  ]\n}\n");
+        }
         if let Some(cluster) = &self.cluster {
             let routes: Vec<String> = cluster
                 .all_route_ports
@@ -160,6 +171,17 @@ mod tests {
         });
         config.extra = "max_payload: 2MB".to_owned();
         let text = config.render();
+        assert!(
+            !text.contains("authorization"),
+            "anyone may connect unless users are named: {text}"
+        );
+        config.nkey_users = vec!["UABC".to_owned(), "UDEF".to_owned()];
+        let text = config.render();
+        assert!(text.contains("authorization {"), "{text}");
+        assert!(
+            text.contains(r#"{ nkey: "UABC" }"#) && text.contains(r#"{ nkey: "UDEF" }"#),
+            "{text}"
+        );
         assert!(text.contains(r#"store_dir: "/tmp/a \"b\"/store""#), "{text}");
         assert!(text.contains("server_name: \"n0\""), "{text}");
         assert!(text.contains("sync_interval: always"), "{text}");

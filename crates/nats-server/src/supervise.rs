@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub sync_always: bool,
     /// How long a start may take until the server answers.
     pub ready_timeout: Duration,
+    /// The public NKeys of the only users who may connect (see [`crate::NatsConfig::nkey_users`]).
+    pub nkey_users: Vec<String>,
 }
 
 impl ServerConfig {
@@ -42,6 +44,7 @@ impl ServerConfig {
             port,
             sync_always: true,
             ready_timeout: Duration::from_secs(30),
+            nkey_users: Vec::new(),
         }
     }
 
@@ -64,6 +67,7 @@ impl ServerConfig {
     fn render(&self, server_name: &str) -> String {
         let mut config = NatsConfig::new("`wasl up`", server_name, self.port, self.store_dir());
         config.sync_always = self.sync_always;
+        config.nkey_users.clone_from(&self.nkey_users);
         config.render()
     }
 }

@@ -74,6 +74,7 @@ impl Node {
             http_port: Some(http_port),
             store_dir: store_dir.clone(),
             sync_always: settings.sync_always,
+            nkey_users: Vec::new(),
             cluster: cluster.cloned(),
             extra: settings.extra_config.clone(),
         };

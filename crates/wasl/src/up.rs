@@ -4,7 +4,9 @@
 //! it is acknowledged, restarted if it dies, stopped cleanly on exit, and never outliving
 //! `wasl up`; see [`wasl_nats_server`]) and the SQLite read models in `<data>/wasl.db`. The data
 //! directory is locked (`<data>/wasl.lock`) for as long as `wasl up` or its server runs, so a
-//! second `wasl up` on it is refused. The master key is created once in `<data>/master.key`.
+//! second `wasl up` on it is refused. The master key is created once in `<data>/master.key`, and
+//! the NKey seed of its services in `<data>/nats.nk`: the server refuses every other client.
+//! The data directory is owner-only (0700) and its files 0600.
 //! Ctrl-C stops the services first, then NATS: what was acknowledged stays.
 //!
 //! A service that comes later joins by adding one entry to [`services`].
@@ -52,6 +54,10 @@ pub struct UpArgs {
 /// (it receives SIGTERM when its parent dies) before refusing.
 const ORPHAN_WAIT: Duration = Duration::from_secs(20);
 
+/// The NKey seed of `wasl up`'s services, in the data directory: the one credential its
+/// nats-server accepts.
+pub const NKEY_FILE: &str = "nats.nk";
+
 /// The id of the master key `wasl up` creates.
 const MASTER_KEY_ID: &str = "local-1";
 
@@ -62,24 +68,31 @@ pub fn up(args: UpArgs) -> Result<String, Box<dyn Error>> {
 }
 
 async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
-    std::fs::create_dir_all(args.data.join("nats"))?;
+    private_dir(&args.data)?;
+    private_dir(&args.data.join("nats"))?;
     let data = args.data.canonicalize()?;
     let lock = {
         let data = data.clone();
         tokio::task::spawn_blocking(move || wasl_nats_server::StoreLock::acquire(&data, ORPHAN_WAIT)).await??
     };
     let master_key = ensure_master_key(&data.join("master.key"))?;
+    // The only NATS user: the services of this `wasl up`. Its seed never leaves the data
+    // directory; the server refuses every client that cannot prove it holds it.
+    let nkey = data.join(NKEY_FILE);
+    let (nkey_public, _) = wasl_nats_config::user_seed(&nkey)?;
+    private_file(&data.join("wasl.db"))?;
     let mut server = wasl_nats_server::ServerConfig::new(
         wasl_nats_server::find_nats_server()?.path,
         data.join("nats"),
         args.nats_port,
     );
     server.sync_always = !args.unsafe_no_fsync;
+    server.nkey_users = vec![nkey_public];
     let nats =
         tokio::task::spawn_blocking(move || wasl_nats_server::Supervised::start(server, &lock).map(|n| (n, lock)))
             .await??;
     let url = nats.0.url().to_owned();
-    let result = services(&args, &data, &url, &master_key).await;
+    let result = services(&args, &data, &url, &nkey, &master_key).await;
     // The server first, then the lock (dropped with it).
     tokio::task::spawn_blocking(move || {
         let (server, lock) = nats;
@@ -93,9 +106,15 @@ async fn run(args: UpArgs) -> Result<String, Box<dyn Error>> {
 
 /// Starts the services, prints where they are, and runs them until a signal; a service that
 /// fails stops the others.
-async fn services(args: &UpArgs, data: &Path, nats_url: &str, master_key: &Path) -> Result<(), Box<dyn Error>> {
+async fn services(
+    args: &UpArgs,
+    data: &Path,
+    nats_url: &str,
+    nkey: &Path,
+    master_key: &Path,
+) -> Result<(), Box<dyn Error>> {
     let database_url = format!("sqlite:{}", data.join("wasl.db").display());
-    let client = crate::connect::connect_with(nats_url, None, None).await?;
+    let client = crate::connect::connect_with(nats_url, Some(nkey), None).await?;
     let master = wasl_vault::LocalMasterKey::from_file(MASTER_KEY_ID, master_key)?;
     let app = wasl_api::Application::build(
         client.clone(),
@@ -247,19 +266,22 @@ fn followup_check(metrics: Arc<wasl_followup::FollowupMetrics>) -> wasl_api::Ser
 }
 
 fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::DemoReport>) -> String {
+    let nkey = data.join(NKEY_FILE);
     let mut out = format!(
-        "\nWasl {} is up\n  HTTP API   http://{}  (OpenAPI: /openapi.json, health: /healthz, /readyz)\n  NATS       {nats_url} (loopback only; log: {})\n  data       {} (NATS store, read models wasl.db, master.key)\n",
+        "\nWasl {} is up\n  HTTP API   http://{}  (OpenAPI: /openapi.json, health: /healthz, /readyz)\n  NATS       {nats_url} (loopback only, no anonymous clients; log: {})\n  NATS key   {} (the services' NKey seed: --nats-nkey or WASL_NATS_NKEY for wasl commands)\n  data       {} (owner-only: NATS store, read models wasl.db, master.key)\n",
         env!("CARGO_PKG_VERSION"),
         args.listen,
         data.join("nats").join("nats.log").display(),
+        nkey.display(),
         data.display()
     );
     out.push_str(&crate::notify::describe(&args.mail));
     match demo {
         Some(loaded) => out.push_str(&loaded.to_string()),
-        None => out.push_str(
-            "  no demo data: run `wasl up --demo`, or create the first admin with\n    wasl users add --nats-url NATS --username admin --org <org id> --role admin   (password on stdin)\n",
-        ),
+        None => out.push_str(&format!(
+            "  no demo data: run `wasl up --demo`, or create the first admin with\n    wasl users add --nats-url {nats_url} --nats-nkey {} --username admin --org <org id> --role admin   (password on stdin)\n",
+            nkey.display()
+        )),
     }
     if args.unsafe_no_fsync {
         out.push_str(
@@ -270,6 +292,35 @@ fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::D
         out.push_str("  Ctrl-C stops everything; nothing acknowledged is lost (every write is fsynced).\n");
     }
     out
+}
+
+/// Creates `dir` readable by its owner only (0700), or tightens an existing one that is looser:
+/// it holds the event log, the read models, the master key and the NATS credential.
+fn private_dir(dir: &Path) -> Result<(), Box<dyn Error>> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Creates `path` empty and owner-only (0600) when missing, or tightens it: SQLite keeps the
+/// mode of the database file for its journal files, which hold the same rows.
+fn private_file(path: &Path) -> Result<(), Box<dyn Error>> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// The master key file, created with a random key (mode 0600) when missing.

@@ -2,7 +2,7 @@
 //! under load (`wasl up` alone, its nats-server alone, both at once), started twice on the same
 //! data, and a power cut simulated by copying the store as it is on disk at one instant.
 
-use crate::up::{Up, free_port};
+use crate::up::{Up, free_port, nats_client, seed};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,12 +35,12 @@ struct Ledger {
 
 /// Registers organisations (one event per command, a new aggregate each) with `workers`
 /// commands in flight until `stop`; records every command sent and every one acknowledged.
-async fn load(url: String, workers: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
-    let Ok(client) = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(url.as_str())
-        .await
-    else {
+async fn load(url: String, seed: Option<PathBuf>, workers: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    if let Some(seed) = seed {
+        options = options.nkey(std::fs::read_to_string(seed).expect("seed").trim().to_owned());
+    }
+    let Ok(client) = options.connect(url.as_str()).await else {
         return;
     };
     // Short time-outs: a command in flight when its server dies gives up (its outcome unknown,
@@ -138,8 +138,8 @@ impl ServerCensus {
 }
 
 /// The event log's last sequence.
-async fn log_end(url: &str) -> u64 {
-    let client = async_nats::connect(url).await.expect("connect");
+async fn log_end(url: &str, seed: &Path) -> u64 {
+    let client = nats_client(url, Some(seed)).await;
     let store = EventStore::open_existing(client, StoreConfig::default())
         .await
         .expect("store")
@@ -148,8 +148,8 @@ async fn log_end(url: &str) -> u64 {
 }
 
 /// How many events each command id has in the log.
-async fn events_per_command(url: &str) -> HashMap<CommandId, usize> {
-    let client = async_nats::connect(url).await.expect("connect");
+async fn events_per_command(url: &str, seed: Option<&Path>) -> HashMap<CommandId, usize> {
+    let client = nats_client(url, seed).await;
     let store = EventStore::open_existing(client, StoreConfig::default())
         .await
         .expect("store")
@@ -194,9 +194,9 @@ fn killing_wasl_up_under_load_twenty_times_loses_and_doubles_nothing() {
         let began = Instant::now();
         let (up, _) = Up::start(&data, api, nats, &[]);
         let started = began.elapsed();
-        log_ends.push(runtime.block_on(log_end(&url)));
+        log_ends.push(runtime.block_on(log_end(&url, &seed(&data))));
         let stop = Arc::new(AtomicBool::new(false));
-        let load = runtime.spawn(load(url.clone(), 8, stop.clone(), ledger.clone()));
+        let load = runtime.spawn(load(url.clone(), Some(seed(&data)), 8, stop.clone(), ledger.clone()));
         std::thread::sleep(Duration::from_millis(600));
         match round % 4 {
             // The nats-server alone: wasl up starts it again on the same store, load goes on.
@@ -235,8 +235,8 @@ fn killing_wasl_up_under_load_twenty_times_loses_and_doubles_nothing() {
         );
     }
     let (up, _) = Up::start(&data, api, nats, &[]);
-    log_ends.push(runtime.block_on(log_end(&url)));
-    let counts = runtime.block_on(events_per_command(&url));
+    log_ends.push(runtime.block_on(log_end(&url, &seed(&data))));
+    let counts = runtime.block_on(events_per_command(&url, Some(&seed(&data))));
     let status = up.interrupt();
     let most = census.most();
 
@@ -472,7 +472,7 @@ async fn power_cut(dir: &Path, sync_always: bool) -> (HashSet<CommandId>, HashSe
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Ledger::default())),
     );
-    let load_task = tokio::spawn(load(url, 8, stop.clone(), ledger.clone()));
+    let load_task = tokio::spawn(load(url, None, 8, stop.clone(), ledger.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The instant of the power cut.
@@ -519,20 +519,26 @@ async fn power_cut(dir: &Path, sync_always: bool) -> (HashSet<CommandId>, HashSe
 
 /// The command ids in the log at `url` (none when the log itself was lost).
 async fn recovered_commands(url: &str) -> HashSet<CommandId> {
-    let client = async_nats::connect(url).await.expect("connect");
+    let client = nats_client(url, None).await;
     match EventStore::open_existing(client, StoreConfig::default()).await {
-        Ok(Some(_)) => events_per_command(url).await.into_keys().collect(),
+        Ok(Some(_)) => events_per_command(url, None).await.into_keys().collect(),
         _ => HashSet::new(),
     }
 }
 
 /// Registers organisations for a moment against the NATS at `url`.
-fn some_load(runtime: &tokio::runtime::Runtime, url: &str) -> usize {
+fn some_load(runtime: &tokio::runtime::Runtime, url: &str, seed: &Path) -> usize {
     let (stop, ledger) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Ledger::default())),
     );
-    let task = runtime.spawn(load(url.to_owned(), 4, stop.clone(), ledger.clone()));
+    let task = runtime.spawn(load(
+        url.to_owned(),
+        Some(seed.to_owned()),
+        4,
+        stop.clone(),
+        ledger.clone(),
+    ));
     std::thread::sleep(Duration::from_millis(400));
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(task).expect("load");
@@ -555,12 +561,21 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
     let (api, nats) = (free_port(), free_port());
     let url = format!("nats://127.0.0.1:{nats}");
     let (up, _) = Up::start(&data, api, nats, &[]);
-    some_load(&runtime, &url);
+    let key = seed(&data);
+    let key_arg = key.to_str().expect("utf-8").to_owned();
+    some_load(&runtime, &url, &key);
     let older = crate::up::settled_log_position(api);
     let backup = dir.path().join("backup");
-    let (ok, _, err) = crate::run(&["backup", backup.to_str().expect("utf-8"), "--nats-url", &url]);
+    let (ok, _, err) = crate::run(&[
+        "backup",
+        backup.to_str().expect("utf-8"),
+        "--nats-url",
+        &url,
+        "--nats-nkey",
+        &key_arg,
+    ]);
     assert!(ok, "{err}");
-    some_load(&runtime, &url);
+    some_load(&runtime, &url, &key);
     let newer = crate::up::settled_log_position(api);
     assert!(newer > older);
     assert!(up.interrupt().success());
@@ -576,7 +591,14 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
             nats,
         );
         let server = wasl_nats_server::Supervised::start(config, &lock).expect("a bare server on the store");
-        let (ok, _, err) = crate::run(&["restore", backup.to_str().expect("utf-8"), "--nats-url", &url]);
+        let (ok, _, err) = crate::run(&[
+            "restore",
+            backup.to_str().expect("utf-8"),
+            "--nats-url",
+            &url,
+            "--nats-nkey",
+            &key_arg,
+        ]);
         assert!(ok, "{err}");
         server.stop();
     }
@@ -599,7 +621,16 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
     assert!(detail.contains(&format!("ends at sequence {older}")), "{detail}");
 
     let database = format!("sqlite:{}", data.join("wasl.db").display());
-    let (ok, status, err) = crate::run(&["projections", "status", "--nats-url", &url, "--database-url", &database]);
+    let (ok, status, err) = crate::run(&[
+        "projections",
+        "status",
+        "--nats-url",
+        &url,
+        "--nats-nkey",
+        &key_arg,
+        "--database-url",
+        &database,
+    ]);
     assert!(ok, "{err}");
     assert!(status.contains("STOPPED"), "{status}");
     assert!(
@@ -614,6 +645,8 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
         "rebuild",
         "--nats-url",
         &url,
+        "--nats-nkey",
+        &key_arg,
         "--database-url",
         &database,
     ]);
@@ -636,7 +669,7 @@ fn an_older_backup_restored_under_live_read_models_stops_the_projector_until_reb
     }
     assert_eq!(crate::up::settled_log_position(api), older);
     // New commands are projected again.
-    some_load(&runtime, &url);
+    some_load(&runtime, &url, &key);
     assert!(crate::up::settled_log_position(api) > older);
     assert!(up.interrupt().success());
 }

@@ -180,9 +180,11 @@ fn withdrawing_consent_cancels_the_referrals_it_covered_and_both_partners_are_to
         &format!("http://127.0.0.1:{hook_port}/wasl"),
         "--nats-url",
         &url,
+        "--nats-nkey",
+        crate::up::seed(&data).to_str().expect("utf-8"),
     ]);
     assert!(ok, "{err}");
-    let client = runtime.block_on(async_nats::connect(url.as_str())).expect("connect");
+    let client = runtime.block_on(crate::up::nats_client(&url, Some(&crate::up::seed(&data))));
     let began = Instant::now();
     while hooked
         .lock()

@@ -236,7 +236,8 @@ fn one_trace_runs_from_the_request_to_the_partner_and_back_and_metrics_count_it(
     // The partner's message carries the router's span as its parent.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let client = async_nats::ConnectOptions::new()
+        let seed = std::fs::read_to_string(crate::up::seed(&data)).expect("wasl up's NKey seed");
+        let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
             .custom_inbox_prefix(format!("_INBOX_{org}"))
             .connect(format!("nats://127.0.0.1:{nats}"))
             .await

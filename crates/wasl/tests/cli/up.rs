@@ -16,6 +16,22 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The NKey seed of `wasl up`'s services in `data`: the only credential its NATS accepts.
+pub(crate) fn seed(data: &Path) -> std::path::PathBuf {
+    data.join("nats.nk")
+}
+
+/// A client of the NATS at `url`, with the NKey seed in `seed` when given (`wasl up`'s; the
+/// bare servers some tests start take anyone).
+pub(crate) async fn nats_client(url: &str, seed: Option<&Path>) -> async_nats::Client {
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    if let Some(seed) = seed {
+        let text = std::fs::read_to_string(seed).expect("the NKey seed wasl up wrote");
+        options = options.nkey(text.trim().to_owned());
+    }
+    options.connect(url).await.expect("connect")
+}
+
 pub(crate) struct Up {
     child: Child,
     stdout: std::sync::mpsc::Receiver<String>,
@@ -159,14 +175,16 @@ fn signs_in(api: u16, username: &str, password: &str) -> bool {
     status == 200
 }
 
-/// `wasl users add` against up's NATS; whether it succeeded.
-fn add_user(nats: u16, username: &str, password: &str) -> bool {
+/// `wasl users add` against up's NATS with its services' key; whether it succeeded.
+fn add_user(data: &Path, nats: u16, username: &str, password: &str) -> bool {
     let mut add = Command::new(env!("CARGO_BIN_EXE_wasl"))
         .args([
             "users",
             "add",
             "--nats-url",
             &format!("nats://127.0.0.1:{nats}"),
+            "--nats-nkey",
+            seed(data).to_str().expect("utf-8"),
             "--username",
             username,
             "--org",
@@ -202,13 +220,65 @@ fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
     let (status, _, document) = http(api, "GET", "/openapi.json", &[], "");
     assert_eq!(status, 200);
     assert!(document.contains("\"openapi\""));
-    for part in ["nats/store", "wasl.db", "master.key"] {
+    for part in ["nats/store", "wasl.db", "master.key", "nats.nk"] {
         assert!(data.join(part).exists(), "{part} under the data folder");
     }
     let key = std::fs::read_to_string(data.join("master.key")).expect("master key");
+    // Owner-only, as another user of the machine must not read any of it.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |part: &str| std::fs::metadata(data.join(part)).expect("there").permissions().mode() & 0o777;
+        assert_eq!(mode(""), 0o700, "the data folder");
+        assert_eq!(mode("nats"), 0o700, "the NATS folder");
+        for file in ["wasl.db", "master.key", "nats.nk"] {
+            assert_eq!(mode(file), 0o600, "{file}");
+        }
+    }
+    // Its NATS takes no anonymous client, and no client with another key.
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = format!("nats://127.0.0.1:{nats}");
+        let anonymous = runtime.block_on(
+            async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(2))
+                .max_reconnects(Some(1))
+                .connect(url.as_str()),
+        );
+        assert!(anonymous.is_err(), "an anonymous client was let in");
+        let stranger = nkeys::KeyPair::new_user().seed().expect("a seed");
+        let other = runtime.block_on(
+            async_nats::ConnectOptions::with_nkey(stranger)
+                .connection_timeout(Duration::from_secs(2))
+                .max_reconnects(Some(1))
+                .connect(url.as_str()),
+        );
+        assert!(other.is_err(), "a client with another NKey was let in");
+        let (ok, _, err) = crate::run(&["log", "skipped", "--nats-url", &url]);
+        assert!(!ok, "a wasl command without the key read the log");
+        assert!(err.contains("cannot connect to NATS"), "{err}");
+        let key = seed(&data);
+        let (ok, _, err) = crate::run(&[
+            "log",
+            "skipped",
+            "--nats-url",
+            &url,
+            "--nats-nkey",
+            key.to_str().expect("utf-8"),
+        ]);
+        assert!(ok, "with the key it does: {err}");
+        // With the key, as the banner says, a client reads the log.
+        assert!(
+            banner.contains(&seed(&data.canonicalize().expect("data")).display().to_string()),
+            "{banner}"
+        );
+        runtime.block_on(nats_client(&url, Some(&seed(&data))));
+    }
 
     // The first admin, made as the banner says, against up's own NATS.
-    assert!(add_user(nats, "test.admin", "test-password-not-real-1"));
+    assert!(add_user(&data, nats, "test.admin", "test-password-not-real-1"));
     assert!(signs_in(api, "test.admin", "test-password-not-real-1"));
 
     // NATS dies: the supervisor starts it again on the same store, and writes work again.
@@ -221,7 +291,7 @@ fn up_serves_everything_stops_on_ctrl_c_and_comes_back_with_the_same_data() {
     let began = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        if add_user(nats, "test.second", "test-password-not-real-2") {
+        if add_user(&data, nats, "test.second", "test-password-not-real-2") {
             break;
         }
         assert!(began.elapsed() < Duration::from_secs(30), "NATS did not come back");
@@ -286,16 +356,14 @@ pub(crate) fn sign_in(api: u16, username: &str, password: &str) -> (String, Stri
 }
 
 /// The events in the log of a running `wasl up` not made by the follow-up service.
-fn people_events(nats: u16) -> usize {
+fn people_events(data: &Path, nats: u16) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         use futures_util::StreamExt;
-        let client = async_nats::connect(format!("nats://127.0.0.1:{nats}"))
-            .await
-            .expect("connect");
+        let client = nats_client(&format!("nats://127.0.0.1:{nats}"), Some(&seed(data))).await;
         let store = wasl_store::EventStore::open_existing(client, wasl_store::StoreConfig::default())
             .await
             .expect("store")
@@ -352,7 +420,7 @@ fn up_with_demo_data_twice_adds_nothing() {
     );
     let cases = caseworker_cases(api, &password);
     assert!(!cases.is_empty(), "the demo caseworker has cases");
-    let demo = people_events(nats);
+    let demo = people_events(&data, nats);
     assert!(up.interrupt().success());
 
     let (up, banner) = start();
@@ -361,7 +429,7 @@ fn up_with_demo_data_twice_adds_nothing() {
     // The follow-up service marks the demo's old open referrals overdue (its own events); the
     // demo itself adds nothing.
     assert_eq!(
-        people_events(nats),
+        people_events(&data, nats),
         demo,
         "nothing of the demo was appended the second time"
     );

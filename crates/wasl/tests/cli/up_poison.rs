@@ -5,6 +5,7 @@
 
 use crate::http::http;
 use crate::up::{Up, free_port, settled_log_position, sign_in};
+use std::path::Path;
 use wasl_domain::ids::{OrgId, ReferralId};
 use wasl_store::testing::Poison;
 
@@ -51,6 +52,8 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
     let (api, nats) = (free_port(), free_port());
     let url = format!("nats://127.0.0.1:{nats}");
     let (up, banner) = Up::start(&data, api, nats, &["--demo"]);
+    // wasl up's NATS takes its services' key only; a tool that writes there holds it.
+    let key = crate::up::seed(&data).to_str().expect("utf-8").to_owned();
     let password = password(&banner);
     settled_log_position(api);
     let session = sign_in(api, "demo.caseworker.erbil", &password);
@@ -66,7 +69,7 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
     assert!(cases.len() >= 2, "the demo caseworker has open cases");
     let (victim, bystander) = (&cases[0], &cases[1]);
 
-    let client = runtime.block_on(async_nats::connect(url.as_str())).expect("connect");
+    let client = runtime.block_on(crate::up::nats_client(&url, Some(Path::new(&key))));
     let partner: OrgId = runtime.block_on(async {
         let js = async_nats::jetstream::new(client.clone());
         let mut names = js.stream_names();
@@ -121,7 +124,8 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
             }
         }
         // Partner commands: garbage as a request is answered, not fatal.
-        let as_partner = async_nats::ConnectOptions::new()
+        let seed = std::fs::read_to_string(&key).expect("seed");
+        let as_partner = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
             .custom_inbox_prefix(wasl_events::partner::inbox_prefix(partner))
             .connect(url.as_str())
             .await
@@ -159,20 +163,40 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
     assert_eq!((status, kind.as_str()), (503, "urn:wasl:problem:unreadable-history"));
 
     // The operator sees it…
-    let (ok, parked, err) = crate::run(&["router", "parked", "--nats-url", &url]);
+    let (ok, parked, err) = crate::run(&["router", "parked", "--nats-url", &url, "--nats-nkey", &key]);
     assert!(ok, "{err}");
     assert!(
         parked.starts_with(&format!("{0} parked event(s), {0} not resolved", in_log.len())),
         "{parked}"
     );
-    let (ok, shown, err) = crate::run(&["log", "show", "--seq", &on_victim[0].to_string(), "--nats-url", &url]);
+    let (ok, shown, err) = crate::run(&[
+        "log",
+        "show",
+        "--seq",
+        &on_victim[0].to_string(),
+        "--nats-url",
+        &url,
+        "--nats-nkey",
+        &key,
+    ]);
     assert!(ok, "{err}");
     assert!(
         shown.contains(&format!("wasl.evt.case.{victim}")) && shown.contains("readable no"),
         "{shown}"
     );
     // …cannot skip a real event…
-    let (ok, _, err) = crate::run(&["log", "skip", "--seq", "1", "--reason", "test", "--nats-url", &url]);
+    let (ok, _, err) = crate::run(&[
+        "log",
+        "skip",
+        "--seq",
+        "1",
+        "--reason",
+        "test",
+        "--nats-url",
+        &url,
+        "--nats-nkey",
+        &key,
+    ]);
     assert!(!ok && err.contains("readable Wasl event"), "{err}");
     // …and skips the poison on the case, with a reason.
     for seq in &on_victim {
@@ -185,16 +209,18 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
             "test: stray bytes from a broken tool",
             "--nats-url",
             &url,
+            "--nats-nkey",
+            &key,
         ]);
         assert!(ok, "{err}");
     }
     assert_eq!(give_consent(api, &session, victim, "poison-victim-2").0, 201);
-    let (ok, skipped, _) = crate::run(&["log", "skipped", "--nats-url", &url]);
+    let (ok, skipped, _) = crate::run(&["log", "skipped", "--nats-url", &url, "--nats-nkey", &key]);
     assert!(
         ok && skipped.starts_with(&format!("{} skipped", on_victim.len())),
         "{skipped}"
     );
-    let (_, parked, _) = crate::run(&["router", "parked", "--nats-url", &url]);
+    let (_, parked, _) = crate::run(&["router", "parked", "--nats-url", &url, "--nats-nkey", &key]);
     assert!(
         parked.contains(&format!("{} not resolved", in_log.len() - on_victim.len())),
         "{parked}"
@@ -206,6 +232,8 @@ fn poison_on_every_subject_family_is_parked_reported_and_repairable_while_up_ser
         "cases",
         "--nats-url",
         &url,
+        "--nats-nkey",
+        &key,
         "--database-url",
         &database,
     ]);
