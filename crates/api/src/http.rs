@@ -35,10 +35,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        // JSON first (content type, syntax), then the request type, with the path of what did
+        // not fit kept as a path rather than as text that could quote the client's keys.
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(|rejection| json_rejection(&rejection))?;
+        serde_path_to_error::deserialize(value)
+            .map(Self)
+            .map_err(|error| ApiError::BadRequest {
+                detail: "the body does not match the request schema".to_owned(),
+                errors: vec![data_error(&error)],
+            })
     }
 }
 
@@ -56,49 +63,37 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         JsonRejection::BytesRejection(_) => ApiError::bad_request("the body could not be read"),
         JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("the body is not valid JSON"),
-        JsonRejection::JsonDataError(err) => {
-            // serde's message names the field and what it expected; it quotes a value only for
-            // unknown enum variants, which we keep out by not forwarding the text at all.
-            let text = err.body_text();
-            ApiError::BadRequest {
-                detail: "the body does not match the request schema".to_owned(),
-                errors: vec![FieldProblem {
-                    field: data_error_pointer(&text),
-                    problem: data_error_kind(&text).to_owned(),
-                }],
-            }
-        }
+        // Only when reading into a type other than a JSON value, which `Json` never asks for.
+        JsonRejection::JsonDataError(_) => ApiError::bad_request("the body does not match the request schema"),
         _ => ApiError::bad_request("the body could not be read"),
     }
 }
 
-/// The JSON pointer (RFC 6901) of the field serde complains about: its path
-/// (`profile.vulnerabilities[2]: invalid type …` → `/profile/vulnerabilities/2`), and for a
-/// missing field the field itself (`profile: missing field `sex`` → `/profile/sex`; our field
-/// names, never the client's). An unknown field is named by the object holding it: its name is
-/// the client's text and is not echoed back.
-fn data_error_pointer(text: &str) -> String {
-    let text = text
-        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text);
-    let (path, message) = match text.split_once(": ") {
-        Some((path, message)) if !path.contains(' ') => (path, message),
-        _ => ("", text),
-    };
+/// What did not fit the request type, as a field problem: the JSON pointer (RFC 6901) of the
+/// field (`/profile/vulnerabilities/2`), for a missing field the field itself (`/profile/sex`,
+/// our field name, never the client's), and for an unknown field the object holding it — its
+/// name is the client's text and is not echoed back. Values are never quoted.
+fn data_error(error: &serde_path_to_error::Error<serde_json::Error>) -> FieldProblem {
+    use serde_path_to_error::Segment;
+    let text = error.inner().to_string();
+    let kind = data_error_kind(&text);
+    let mut segments: Vec<&Segment> = error.path().iter().collect();
+    if kind == "unknown field" {
+        // The path ends at the unknown key itself.
+        segments.pop();
+    }
     let mut pointer = String::new();
-    for segment in path.split('.').filter(|s| !s.is_empty() && *s != "?") {
-        // `name[1][2]`: a member, then indexes.
-        let mut parts = segment.split('[');
-        if let Some(name) = parts.next().filter(|n| !n.is_empty()) {
-            pointer.push('/');
-            pointer.push_str(&escape_pointer(name));
-        }
-        for index in parts {
-            pointer.push('/');
-            pointer.push_str(index.trim_end_matches(']'));
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push('/');
+                pointer.push_str(&escape_pointer(key));
+            }
+            Segment::Unknown => break,
         }
     }
-    if let Some(missing) = message
+    if let Some(missing) = text
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split_once('`'))
         .map(|(name, _)| name)
@@ -106,7 +101,10 @@ fn data_error_pointer(text: &str) -> String {
         pointer.push('/');
         pointer.push_str(&escape_pointer(missing));
     }
-    pointer
+    FieldProblem {
+        field: pointer,
+        problem: kind.to_owned(),
+    }
 }
 
 /// A member name as a JSON pointer segment: `~` → `~0`, `/` → `~1`.
@@ -419,28 +417,56 @@ mod tests {
         assert_ne!(none.command_id(u, b"a"), none.command_id(u, b"a"));
     }
 
-    #[test]
-    fn serde_paths_are_reported_as_json_pointers_without_values() {
-        let prefix = "Failed to deserialize the JSON body into the target type: ";
-        let text = format!("{prefix}profile.sex: unknown variant `Fatima`, expected one of");
-        assert_eq!(data_error_pointer(&text), "/profile/sex");
-        assert_eq!(data_error_kind(&text), "not one of the allowed values");
-        let text = format!("{prefix}profile.vulnerabilities[2]: invalid type: integer `7`, expected a string");
-        assert_eq!(data_error_pointer(&text), "/profile/vulnerabilities/2");
-        assert_eq!(data_error_kind(&text), "has the wrong type");
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        reason: Reason,
+        profile: Option<Profile>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Reason {
+        code: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Profile {
+        sex: String,
+        vulnerabilities: Vec<String>,
+    }
+
+    /// The field problem a body gives, read as the `Json` extractor reads it.
+    fn problem(body: serde_json::Value) -> FieldProblem {
+        let error = serde_path_to_error::deserialize::<_, Body>(body).expect_err("does not fit");
+        data_error(&error)
     }
 
     #[test]
-    fn a_missing_field_is_named_and_an_unknown_one_is_not_echoed() {
-        let prefix = "Failed to deserialize the JSON body into the target type: ";
-        let top = format!("{prefix}missing field `reason` at line 1 column 2");
-        assert_eq!(data_error_pointer(&top), "/reason");
-        let nested = format!("{prefix}profile: missing field `sex` at line 1 column 40");
-        assert_eq!(data_error_pointer(&nested), "/profile/sex");
-        let unknown = format!("{prefix}reason: unknown field `Fatima`, expected `code` or `text`");
-        assert_eq!(data_error_pointer(&unknown), "/reason");
-        assert_eq!(data_error_kind(&unknown), "unknown field");
-        let root_unknown = format!("{prefix}unknown field `Fatima`, expected `reason`");
-        assert_eq!(data_error_pointer(&root_unknown), "");
+    fn what_does_not_fit_is_named_by_its_json_pointer_without_values() {
+        let wrong_type = problem(serde_json::json!({"reason": {"code": "a"},
+            "profile": {"sex": "female", "vulnerabilities": ["a", "b", 7]}}));
+        assert_eq!(wrong_type.field, "/profile/vulnerabilities/2");
+        assert_eq!(wrong_type.problem, "has the wrong type");
+        let missing = problem(serde_json::json!({}));
+        assert_eq!(missing.field, "/reason");
+        assert_eq!(missing.problem, "a required field is missing");
+        let nested = problem(serde_json::json!({"reason": {"code": "a"}, "profile": {"vulnerabilities": []}}));
+        assert_eq!(nested.field, "/profile/sex");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_by_the_object_holding_it_and_never_echoed() {
+        for key in ["Fatima", "Test Name: missing field `x`", "a.b[1]", "x/y~z"] {
+            let nested = problem(serde_json::json!({"reason": {"code": "a", key: 1}}));
+            assert_eq!(nested.field, "/reason", "{key}");
+            assert_eq!(nested.problem, "unknown field");
+            let top = problem(serde_json::json!({"reason": {"code": "a"}, key: 1}));
+            assert_eq!(top.field, "", "{key}");
+        }
     }
 }
