@@ -118,9 +118,36 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(problem_request_id))
+        .layer(middleware::from_fn(security_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // The request id is the server's own: a client's `X-Request-Id` (any length, any text)
+        // is dropped before a fresh one is made, so logs and the audit never store it.
+        .layer(middleware::map_request(|mut request: Request| async move {
+            request.headers_mut().remove(REQUEST_ID);
+            request
+        }))
         .with_state(state)
+}
+
+/// Headers on every answer: nothing is sniffed, framed, sent on as a referrer or run as a
+/// script (the API serves JSON only), and no `/v1` answer — they carry personal data — is kept
+/// by a browser or a proxy.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let personal = request.uri().path().starts_with("/v1/") || request.uri().path() == "/v1";
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if personal {
+        headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// `GET /metrics`: the process's metrics in the Prometheus text format (counts, latencies and

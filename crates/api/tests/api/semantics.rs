@@ -465,6 +465,59 @@ async fn a_field_error_names_the_field_by_its_json_pointer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_not_cached_sniffed_or_framed_and_request_ids_are_the_servers() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-0031")}))
+        .await;
+    let case = caseworker
+        .get_at(&format!("/v1/cases/{}", opened.id()), opened.position())
+        .await;
+    let missing = caseworker.get("/v1/no-such-route").await;
+    for answer in [&case, &missing] {
+        let header = |name: &str| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("cache-control").as_deref(),
+            Some("no-store"),
+            "{:?}",
+            answer.headers
+        );
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        assert_eq!(header("referrer-policy").as_deref(), Some("no-referrer"));
+        let csp = header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+    }
+    // A client's request id is never taken over: the answer carries one the server made.
+    let sent = "Test-Name-In-A-Request-Id ".repeat(40);
+    let answer = caseworker
+        .send(
+            Method::GET,
+            "/v1/no-such-route",
+            None,
+            &[("x-request-id", sent.clone())],
+        )
+        .await;
+    let id = answer.body["request_id"].as_str().expect("a request id").to_owned();
+    assert!(!id.contains("Test-Name"), "{id}");
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    assert_eq!(
+        answer.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(id.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_each_read_models_lag_behind_the_log() {
     let h = Harness::start(TestDb::sqlite()).await;
     h.organisation("Test Health Partner", "health").await;
