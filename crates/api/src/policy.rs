@@ -148,16 +148,23 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
         (A::ReferralManage, R::Referral { from_org, .. }) => scoped(roles_allow(CASEWORK), from_org == org),
         (A::ReferralMarkError, R::Referral { from_org, .. }) => scoped(actor.has(Role::Supervisor), from_org == org),
         (A::ReferralAcknowledgeEscalation, R::Referral { .. }) => scoped(actor.has(Role::Coordinator), true),
-        (A::DirectoryMaintain, R::Collection | R::Organisation(_)) => scoped(roles_allow(MAINTAINERS), true),
+        // The coordination hub keeps the directory; an organisation's admin only its own entry.
+        (A::DirectoryMaintain, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
+        (A::DirectoryMaintain, R::Organisation(target)) => scoped(
+            actor.has(Role::Coordinator) || (actor.has(Role::Admin) && target == org),
+            true,
+        ),
         (A::ServiceChange | A::AvailabilityChange, R::Organisation(target)) => {
             let own_roles: &[Role] = if action == A::ServiceChange {
                 &[Role::Supervisor, Role::FocalPoint]
             } else {
                 &[Role::Supervisor, Role::FocalPoint, Role::PartnerSystem]
             };
-            // The directory is public: another organisation's entry is refused openly.
+            // The directory is public: another organisation's entry is refused openly. Only the
+            // organisation itself and the coordination hub change its services: another
+            // organisation's admin cannot close a safe house's intake.
             scoped(
-                roles_allow(MAINTAINERS) || (target == org && roles_allow(own_roles)),
+                actor.has(Role::Coordinator) || (target == org && (roles_allow(own_roles) || actor.has(Role::Admin))),
                 true,
             )
         }

@@ -379,7 +379,7 @@ fn user_in_scope(state: &AppState, principal: &Principal, id: &str) -> Result<Us
     Ok(user)
 }
 
-/// Replace a user's roles (an admin of their organisation).
+/// Replace a user's roles (an admin of their organisation, never their own: 403).
 #[utoipa::path(put, path = "/v1/users/{user_id}/roles", tag = "accounts", operation_id = "set_user_roles",
     request_body = RolesRequest,
     params(("user_id" = String, Path, description = "User id")),
@@ -392,6 +392,10 @@ pub async fn set_roles(
     Json(body): Json<RolesRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     let user = user_in_scope(&state, &principal, &user_id)?;
+    if user.id == principal.actor.user {
+        // An admin who could give itself `supervisor` could read every case file.
+        return Err(ApiError::Forbidden);
+    }
     let roles = assignable_roles(&body.roles, "/roles", true)?;
     let user = state
         .accounts()
@@ -423,11 +427,12 @@ pub struct TokenRequest {
     /// What it is for (a system's name).
     #[schema(max_length = 200)]
     pub label: String,
-    /// The role it acts under (usually `partner_system`).
+    /// The role it acts under: `partner_system`, the only role a token may have — people sign
+    /// in, they do not carry tokens.
     #[schema(example = "partner_system")]
     pub role: String,
-    /// Days until it expires (1–730).
-    #[schema(minimum = 1, maximum = 730)]
+    /// Days until it expires (1–90).
+    #[schema(minimum = 1, maximum = 90, example = 30)]
     pub expires_in_days: u32,
 }
 
@@ -469,8 +474,11 @@ pub struct IssuedToken {
     pub secret: String,
 }
 
-/// Issue an API token for the caller's organisation (an admin). The secret is in this answer
-/// only.
+/// The longest a token issued over the API lives.
+const MAX_TOKEN_DAYS: u32 = 90;
+
+/// Issue an API token for the caller's organisation (an admin): for a partner system only
+/// (`partner_system`), for at most 90 days. The secret is in this answer only.
 #[utoipa::path(post, path = "/v1/tokens", tag = "accounts", operation_id = "issue_token",
     request_body = TokenRequest,
     responses((status = 201, description = "Issued", body = IssuedToken), Problems),
@@ -485,12 +493,17 @@ pub async fn issue_token(
     if label.is_empty() || label.chars().count() > 200 {
         return Err(ApiError::invalid("/label", "must be 1 to 200 characters"));
     }
-    if !(1..=730).contains(&body.expires_in_days) {
-        return Err(ApiError::invalid("/expires_in_days", "must be 1 to 730"));
+    if !(1..=MAX_TOKEN_DAYS).contains(&body.expires_in_days) {
+        return Err(ApiError::invalid("/expires_in_days", "must be 1 to 90"));
     }
     let role = assignable_roles(std::slice::from_ref(&body.role), "/role", false)?[0];
-    if role == Role::Admin {
-        return Err(ApiError::invalid("/role", "a token cannot administer"));
+    if role != Role::PartnerSystem {
+        // A bearer token with a casework or admin role would read case files for months
+        // without a sign-in, a password or a session to end.
+        return Err(ApiError::invalid(
+            "/role",
+            "a token acts for a partner system only (partner_system)",
+        ));
     }
     let expires_at = now().plus_hours(24 * i64::from(body.expires_in_days));
     let (token, secret) = state

@@ -287,6 +287,35 @@ fn case_path(id: &str) -> Result<CaseId, ApiError> {
     path_id(id, CaseId::parse)
 }
 
+/// Refuses to make `caseworker` responsible for a case of the caller's organisation unless
+/// they can work on it: a local account of another organisation, without a casework role or
+/// disabled is refused, and so is an id no account has unless users also sign in through OIDC
+/// (whose users Wasl learns only when they sign in). The pointer `at` names the field.
+fn assignable_caseworker(
+    state: &AppState,
+    principal: &Principal,
+    caseworker: UserId,
+    at: &str,
+) -> Result<(), ApiError> {
+    match state.accounts().user(caseworker) {
+        Some(user) if user.org != principal.actor.org => {
+            Err(ApiError::invalid(at, "is not a user of your organisation"))
+        }
+        Some(user) if user.disabled => Err(ApiError::invalid(at, "is disabled")),
+        Some(user)
+            if !user
+                .roles
+                .iter()
+                .any(|r| matches!(r, wasl_domain::Role::Caseworker | wasl_domain::Role::Supervisor)) =>
+        {
+            Err(ApiError::invalid(at, "is not a caseworker or supervisor"))
+        }
+        Some(_) => Ok(()),
+        None if caseworker == principal.actor.user || state.oidc().is_some() => Ok(()),
+        None => Err(ApiError::invalid(at, "is not a user of your organisation")),
+    }
+}
+
 /// A reason as a client writes it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -337,6 +366,9 @@ pub async fn open_case(
     require(&request.principal, Action::CaseOpen, Resource::Collection)?;
     let profile = body.profile.parse("/profile")?;
     let caseworker = opt_field("/caseworker", body.caseworker.as_deref(), UserId::parse)?;
+    if let Some(caseworker) = caseworker {
+        assignable_caseworker(&state, &request.principal, caseworker, "/caseworker")?;
+    }
     if let Some(personal) = &body.personal {
         personal.validate("/personal")?;
     }
@@ -526,6 +558,7 @@ pub async fn assign_case(
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
     let caseworker = field("/caseworker", &body.caseworker, UserId::parse)?;
+    assignable_caseworker(&state, &request.principal, caseworker, "/caseworker")?;
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::Assign { caseworker })
         .await?;

@@ -989,7 +989,9 @@ pub struct AcknowledgeRequest {
 /// - The note's code is shown in the escalation list; its text is sealed under the case's key
 ///   before it is stored and is never shown to coordinators.
 /// - The note is optional; `other` needs a text (without one: 422, code `reason_required`).
-/// - Acknowledging twice, or what was never escalated, is refused (422).
+/// - A referral that was never escalated is not found (404), as for a referral that does not
+///   exist: coordinators see escalated referrals only.
+/// - Acknowledging twice, or a kind that was not escalated, is refused (422).
 #[utoipa::path(post, path = "/v1/referrals/{referral_id}/acknowledge-escalation", tag = "referral actions", operation_id = "acknowledge_escalation",
     request_body = AcknowledgeRequest,
     params(ReferralPath, CommandHeaders),
@@ -1002,7 +1004,17 @@ pub async fn acknowledge_escalation(
     Json(body): Json<AcknowledgeRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&referral_id, ReferralId::parse)?;
-    let referral = authorised(&state, &request.principal, id, Action::ReferralAcknowledgeEscalation).await?;
+    let mut referral = authorised(&state, &request.principal, id, Action::ReferralAcknowledgeEscalation).await?;
+    if referral.escalated.is_empty() {
+        // The cached state may predate an escalation: look at the log before saying no.
+        let loaded = state.store().load::<Referral>(id).await?;
+        referral = loaded.state.state().cloned().ok_or(ApiError::NotFound)?;
+    }
+    if referral.escalated.is_empty() {
+        // Coordinators see the escalated referrals of the network, no others: one never
+        // escalated is answered as missing, whatever the request says.
+        return Err(ApiError::NotFound);
+    }
     let kind = field("/kind", &body.kind, OverdueKind::parse)?;
     // Free text about a client's referral: sealed under the case's key (ADR 0002), although the
     // coordinator does not hold the case, so that erasing the case erases it too.

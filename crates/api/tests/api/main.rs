@@ -12,5 +12,6 @@ mod matrix;
 mod notifications;
 mod oidc;
 mod openapi;
+mod privilege;
 mod promises;
 mod semantics;

@@ -84,17 +84,23 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         | "resume_referral" | "complete_referral" | "fail_referral" => pick(partner && org == Org::B, changed, hidden),
         "cancel_referral" | "record_follow_up" => pick(casework && org == Org::A, changed, hidden),
         "mark_referral_entered_in_error" => pick(role == Supervisor && org == Org::A, changed, hidden),
-        "acknowledge_escalation" => pick(role == Coordinator, changed, hidden),
+        // The world's referral was never escalated: not even a coordinator sees it (an
+        // escalated one: promises.rs).
+        "acknowledge_escalation" => hidden,
         "inbox" | "inbox_counts" => pick(partner, ok, forbidden),
         "list_escalations" => pick(maintainer, ok, forbidden),
-        "register_organisation" => pick(maintainer, created, forbidden),
+        // A new organisation is the coordination hub's to register (an admin registers only
+        // its own organisation's id, which the matrix's body does not name).
+        "register_organisation" => pick(role == Coordinator, created, forbidden),
+        // An organisation's services are its own and the hub's to change: never another
+        // organisation's admin.
         "add_service" | "update_service" => pick(
-            maintainer || (org == Org::B && matches!(role, Supervisor | FocalPoint)),
+            role == Coordinator || (org == Org::B && matches!(role, Supervisor | FocalPoint | Admin)),
             changed,
             forbidden,
         ),
         "set_service_availability" => pick(
-            maintainer || (org == Org::B && (partner || role == Supervisor)),
+            role == Coordinator || (org == Org::B && (partner || matches!(role, Supervisor | Admin))),
             changed,
             forbidden,
         ),

@@ -43,6 +43,7 @@ promises! {
     "acknowledge_escalation", "The note's code is shown" => the_note_is_coded_and_its_text_sealed;
     "acknowledge_escalation", "The note is optional" => the_note_is_optional_and_other_needs_text;
     "acknowledge_escalation", "Acknowledging twice" => acknowledging_twice_or_nothing_is_refused;
+    "acknowledge_escalation", "A referral that was never escalated" => a_referral_never_escalated_is_not_found;
     "inbox", "Overdue first" => the_inbox_puts_overdue_first_then_newest;
     "inbox", "Only referrals addressed to the caller's organisation" => the_inbox_holds_only_the_minimum;
     "worklist", "Every decline, with its coded reason" => declines_with_their_reasons;
@@ -514,14 +515,56 @@ async fn the_note_is_optional_and_other_needs_text(db: TestDb) {
     net.stop().await;
 }
 
+async fn a_referral_never_escalated_is_not_found(db: TestDb) {
+    let net = Net::start(db).await;
+    let (referral, _) = net.refer().await;
+    let path = format!("/v1/referrals/{referral}/acknowledge-escalation");
+    // Never escalated: answered exactly as a referral that does not exist, whatever the
+    // request's version says (coordinators see escalated referrals only).
+    let never = net.coordinator().post(&path, json!({"kind": "decision"})).await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND, "{}", never.body);
+    let stale = net
+        .coordinator()
+        .post_with(
+            &path,
+            json!({"kind": "decision"}),
+            &[("if-match", "\"999\"".to_owned())],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND, "{}", stale.body);
+    let missing = net
+        .coordinator()
+        .post(
+            &format!("/v1/referrals/{}/acknowledge-escalation", uuid::Uuid::now_v7()),
+            json!({"kind": "decision"}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    assert_eq!(never.body["type"], missing.body["type"]);
+    net.stop().await;
+}
+
 async fn acknowledging_twice_or_nothing_is_refused(db: TestDb) {
     let net = Net::start(db).await;
     let (referral, _) = net.refer().await;
     let path = format!("/v1/referrals/{referral}/acknowledge-escalation");
-    let never = net.coordinator().post(&path, json!({"kind": "decision"})).await;
-    assert_eq!(never.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", never.body);
-    assert_eq!(never.body["code"], "nothing_escalated");
+    // Escalated for one kind, acknowledged for another: the domain refuses it.
     net.escalate(&referral, OverdueKind::Decision).await;
+    let other_kind = net
+        .coordinator()
+        .post_with(
+            &path,
+            json!({"kind": "follow_up"}),
+            &[("idempotency-key", "other-kind".to_owned())],
+        )
+        .await;
+    assert_eq!(
+        other_kind.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other_kind.body
+    );
+    assert_eq!(other_kind.body["code"], "nothing_escalated");
     let once = net.coordinator().post(&path, json!({"kind": "decision"})).await;
     assert_eq!(once.status, StatusCode::OK, "{}", once.body);
     let twice = net

@@ -1,0 +1,149 @@
+//! What no one may give themselves, and what no organisation may do to another: the cases the
+//! security review found beside the authorisation matrix.
+
+use crate::support::{Client, Harness, TestDb, profile};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use wasl_domain::Role;
+
+/// The user id behind a client.
+async fn user_id(client: &Client) -> String {
+    client.get("/v1/me").await.body["user_id"]
+        .as_str()
+        .expect("a user id")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_one_changes_their_own_roles_and_tokens_are_for_partner_systems_for_90_days_at_most() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let admin = h.user(org, Role::Admin).await;
+    let me = user_id(&admin).await;
+    let roles = |id: &str| format!("/v1/users/{id}/roles");
+    let selfish = admin
+        .send(
+            Method::PUT,
+            &roles(&me),
+            Some(json!({"roles": ["admin", "supervisor"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(selfish.status, StatusCode::FORBIDDEN, "{}", selfish.body);
+    assert_eq!(admin.get("/v1/me").await.body["roles"], json!(["admin"]));
+    // A second admin may.
+    let second = h.user(org, Role::Admin).await;
+    let granted = second
+        .send(
+            Method::PUT,
+            &roles(&me),
+            Some(json!({"roles": ["admin", "supervisor"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+
+    for (body, field) in [
+        (
+            json!({"label": "test", "role": "supervisor", "expires_in_days": 30}),
+            "/role",
+        ),
+        (
+            json!({"label": "test", "role": "caseworker", "expires_in_days": 30}),
+            "/role",
+        ),
+        (
+            json!({"label": "test", "role": "partner_system", "expires_in_days": 91}),
+            "/expires_in_days",
+        ),
+        (
+            json!({"label": "test", "role": "partner_system", "expires_in_days": 730}),
+            "/expires_in_days",
+        ),
+    ] {
+        let refused = admin.post("/v1/tokens", body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
+    }
+    let issued = admin
+        .post(
+            "/v1/tokens",
+            json!({"label": "test", "role": "partner_system", "expires_in_days": 90}),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_is_assigned_only_to_a_caseworker_of_its_organisation() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let (other, _) = h.organisation("Test Other NGO", "legal").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let colleague = user_id(&h.user(org, Role::Caseworker).await).await;
+    let stranger = user_id(&h.user(other, Role::Caseworker).await).await;
+    let admin = user_id(&h.user(org, Role::Admin).await).await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-4001")}))
+        .await;
+    let assign = format!("/v1/cases/{}/assign", opened.id());
+    for who in [&stranger, &admin, &nobody] {
+        let refused = caseworker.post(&assign, json!({"caseworker": who})).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+        assert_eq!(refused.body["errors"][0]["field"], "/caseworker");
+        let refused = caseworker
+            .post("/v1/cases", json!({"profile": profile("TEST-4002"), "caseworker": who}))
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    }
+    let assigned = caseworker.post(&assign, json!({"caseworker": colleague})).await;
+    assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organisations_admin_cannot_touch_its_services_or_register_organisations() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (shelter, service) = h.organisation("Test Safe House", "shelter").await;
+    let (other, _) = h.organisation("Test Other NGO", "legal").await;
+    let outsider = h.user(other, Role::Admin).await;
+    let closed = outsider
+        .send(
+            Method::PUT,
+            &format!("/v1/organisations/{shelter}/services/{service}/availability"),
+            Some(json!({"accepting": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::FORBIDDEN, "{}", closed.body);
+    let added = outsider
+        .post(
+            &format!("/v1/organisations/{shelter}/services"),
+            json!({"name": "Test fake service", "category": "health", "areas": ["IQ-NI"], "languages": ["ar"]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::FORBIDDEN, "{}", added.body);
+    let registered = outsider
+        .post(
+            "/v1/organisations",
+            json!({"name": "Test Rogue NGO", "kind": "national_ngo"}),
+        )
+        .await;
+    assert_eq!(registered.status, StatusCode::FORBIDDEN, "{}", registered.body);
+    // The organisation's own admin may.
+    let own = h.user(shelter, Role::Admin).await;
+    let changed = own
+        .send(
+            Method::PUT,
+            &format!("/v1/organisations/{shelter}/services/{service}/availability"),
+            Some(json!({"accepting": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+}
