@@ -105,7 +105,7 @@ impl Application {
             models,
             vault,
             accounts,
-            sessions: Sessions::new(session_lifetime),
+            sessions: Sessions::new(session_lifetime, limits.concurrent_password_checks),
             oidc: oidc.map(Oidc::new),
             audit,
             limits,

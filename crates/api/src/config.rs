@@ -144,6 +144,7 @@ impl ApiConfig {
                 body_limit: self.body_limit,
                 secure_cookies: self.secure_cookies,
                 ready_max_lag: self.ready_max_lag,
+                ..Limits::default()
             },
             ..AppSettings::new(self.database_url.clone(), master)
         };

@@ -26,6 +26,7 @@ pub mod http;
 pub mod personal;
 pub mod policy;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use app::{AppSettings, Application, CancellationToken};
@@ -241,7 +242,6 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits().server;
+    serve::serve(listener, router(state), limits, shutdown).await
 }

@@ -22,6 +22,11 @@ pub struct Limits {
     pub secure_cookies: bool,
     /// `/readyz` answers 503 while a projection is more than this many events behind the log.
     pub ready_max_lag: u64,
+    /// The HTTP server's timeouts, header limit and connection cap.
+    pub server: crate::serve::ServerLimits,
+    /// Passwords checked at once (argon2id takes 19 MiB and tens of milliseconds each); more
+    /// sign-ins wait, and after a few seconds are answered 429.
+    pub concurrent_password_checks: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +36,8 @@ impl Default for Limits {
             body_limit: 1024 * 1024,
             secure_cookies: false,
             ready_max_lag: 10_000,
+            server: crate::serve::ServerLimits::default(),
+            concurrent_password_checks: 2,
         }
     }
 }

@@ -44,6 +44,11 @@ pub const FOLLOWUP_DELAY: &str = "wasl_followup_delay_seconds";
 pub const HTTP_REQUESTS: &str = "wasl_http_requests_total";
 /// Histogram: seconds to answer an HTTP request, by method and route template.
 pub const HTTP_SECONDS: &str = "wasl_http_request_duration_seconds";
+/// Counter: connections closed at once because the API had its most connections open.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "wasl_http_connections_refused_total";
+/// Counter: sign-ins refused before the password was checked, by why (`name`, `client`,
+/// `everyone`: a back-off; `busy`: too many passwords being checked).
+pub const SIGN_IN_THROTTLED: &str = "wasl_sign_in_throttled_total";
 
 /// Every metric with its help text, for the exporter's `# HELP` lines.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -96,6 +101,14 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     (HTTP_REQUESTS, "HTTP requests, by method, route and status."),
     (HTTP_SECONDS, "Seconds to answer an HTTP request, by method and route."),
+    (
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections closed at once because the API had its most connections open.",
+    ),
+    (
+        SIGN_IN_THROTTLED,
+        "Sign-ins refused before the password was checked, by reason.",
+    ),
 ];
 
 /// A command carried out (or refused) by the event store.
@@ -176,6 +189,17 @@ pub fn http_request(method: String, route: String, status: u16, took: Duration) 
 /// Counter: times a reader with a checkpoint found the event log behind it or replaced, and
 /// stopped (`projector`, `router`).
 pub const LOG_DIVERGED: &str = "wasl_log_diverged_total";
+
+/// A connection was closed at once: the API had its most connections open.
+pub fn http_connection_refused() {
+    metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+/// A sign-in was refused before its password was checked (`name`, `client`, `everyone`,
+/// `busy`).
+pub fn sign_in_throttled(why: &'static str) {
+    metrics::counter!(SIGN_IN_THROTTLED, "why" => why).increment(1);
+}
 
 /// A reader stopped because the log went backwards under it.
 pub fn log_diverged(reader: &'static str) {

@@ -75,15 +75,29 @@ fn roles_of(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.code().to_owned()).collect()
 }
 
+/// How long a sign-in waits for its turn to have its password checked.
+const PASSWORD_CHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Signs in: sets the session cookie and answers with the CSRF token. After five failures in
-/// a row a login name must wait, doubling from 1 s up to 15 min.
+/// a row a login name must wait, doubling from 1 s up to 15 min; after twenty failures from one
+/// client address (whatever the names) so must that address; after 300 failed sign-ins across
+/// everyone within a minute, every sign-in waits for the minute to pass. While the server
+/// checks its most passwords at once, a sign-in that gets no turn within 5 s is answered 429.
 #[utoipa::path(post, path = "/v1/login", tag = "accounts", operation_id = "login",
     request_body = LoginRequest,
     responses((status = 200, description = "Signed in; the session cookie is set", body = MeView), Problems))]
-pub async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    connection: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Json(body): Json<LoginRequest>,
+) -> Result<Response, ApiError> {
     let username = normalise_username(&body.username);
-    if let Some(retry_after) = state.sessions().locked_for(&username) {
-        return Err(ApiError::TooManyAttempts { retry_after });
+    let client = connection.map(|c| c.0.0.ip());
+    if let Some(throttled) = state.sessions().locked_for(&username, client) {
+        wasl_telemetry::metrics::sign_in_throttled(throttled.why);
+        return Err(ApiError::TooManyAttempts {
+            retry_after: throttled.retry_after,
+        });
     }
     let user = state.accounts().user_by_name(&username).filter(|u| !u.disabled);
     let stored = user
@@ -91,11 +105,18 @@ pub async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>
         .map_or(password::decoy(), |u| u.password_hash.as_str())
         .to_owned();
     let password_text = body.password.clone();
+    // At most a few passwords are checked at once (19 MiB each); a sign-in that cannot get a
+    // turn within a few seconds is asked to come back.
+    let Some(turn) = state.sessions().password_check(PASSWORD_CHECK_PATIENCE).await else {
+        wasl_telemetry::metrics::sign_in_throttled("busy");
+        return Err(ApiError::TooManyAttempts { retry_after: 1 });
+    };
     let matches = tokio::task::spawn_blocking(move || password::verify(&password_text, &stored))
         .await
         .map_err(ApiError::internal)?;
+    drop(turn);
     let Some(user) = user.filter(|_| matches) else {
-        state.sessions().failed(&username);
+        state.sessions().failed(&username, client);
         tracing::info!("sign-in refused");
         return Err(ApiError::Unauthenticated);
     };

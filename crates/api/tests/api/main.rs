@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod closed_loop;
 mod examples;
+mod limits;
 mod markers;
 mod matrix;
 mod notifications;
