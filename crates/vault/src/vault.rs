@@ -18,7 +18,8 @@ pub struct VaultConfig {
     pub bucket: String,
     /// Replicas: the same as the event stream.
     pub replicas: usize,
-    /// How long an opened data key stays in memory after its last use.
+    /// How long an opened data key stays in memory after it was fetched (reading it again does
+    /// not extend it). An erasure anywhere evicts it at once, whatever is left of this.
     pub cache_ttl: Duration,
 }
 
@@ -59,7 +60,100 @@ pub struct Vault<M: MasterKey> {
     kv: kv::Store,
     master: M,
     ttl: Duration,
-    cache: Mutex<HashMap<CaseId, (Arc<DataKey>, Instant)>>,
+    cache: Arc<KeyCache>,
+    watcher: tokio::task::AbortHandle,
+}
+
+impl<M: MasterKey> Drop for Vault<M> {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// Opened keys in memory, trusted only while this process watches the bucket for erasures:
+/// an erasure by any process (another API instance, `wasl retention --apply`) evicts the key
+/// here at once, and a case seen erased is never cached again.
+#[derive(Default)]
+struct KeyCache {
+    keys: Mutex<HashMap<CaseId, (Arc<DataKey>, Instant)>>,
+    erased: Mutex<std::collections::HashSet<CaseId>>,
+    /// Whether the watch runs: without it nothing is cached (an erasure could go unseen).
+    watching: std::sync::atomic::AtomicBool,
+}
+
+impl KeyCache {
+    fn evict(&self, case: CaseId) {
+        self.erased
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(case);
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&case);
+    }
+
+    fn forget_all(&self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    fn seen_erased(&self, case: CaseId) -> bool {
+        self.erased
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&case)
+    }
+}
+
+/// Follows the bucket's changes for as long as the vault lives: a deleted or purged key is
+/// evicted from the cache. While the watch is down nothing is cached and the cache is emptied.
+async fn watch_erasures(kv: kv::Store, cache: std::sync::Weak<KeyCache>) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let watch = kv.watch_all().await;
+        let Some(strong) = cache.upgrade() else { return };
+        let mut watch = match watch {
+            Ok(watch) => {
+                strong.watching.store(true, Ordering::SeqCst);
+                watch
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the key bucket for erasures; keys are not cached meanwhile");
+                strong.watching.store(false, Ordering::SeqCst);
+                strong.forget_all();
+                drop(strong);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        drop(strong);
+        while let Some(entry) = watch.next().await {
+            let Some(strong) = cache.upgrade() else { return };
+            match entry {
+                Ok(entry) if entry.operation != kv::Operation::Put => {
+                    if let Some(case) = entry.key.strip_prefix("case.").and_then(|id| CaseId::parse(id).ok()) {
+                        strong.evict(case);
+                    } else {
+                        // A key we cannot name: evict everything rather than keep it.
+                        strong.forget_all();
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the watch of the key bucket failed; starting it again");
+                    break;
+                }
+            }
+        }
+        let Some(strong) = cache.upgrade() else { return };
+        strong.watching.store(false, Ordering::SeqCst);
+        strong.forget_all();
+        drop(strong);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn kv_key(case: CaseId) -> String {
@@ -112,11 +206,14 @@ impl<M: MasterKey> Vault<M> {
                 config.bucket
             )));
         }
+        let cache = Arc::new(KeyCache::default());
+        let watcher = tokio::spawn(watch_erasures(kv.clone(), Arc::downgrade(&cache))).abort_handle();
         Ok(Self {
             kv,
             master,
             ttl: config.cache_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache,
+            watcher,
         })
     }
 
@@ -126,31 +223,42 @@ impl<M: MasterKey> Vault<M> {
     }
 
     fn cached(&self, case: CaseId) -> Option<Arc<DataKey>> {
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        // Expired keys leave memory (and are zeroized once no one holds them).
-        cache.retain(|_, (_, used)| now.duration_since(*used) < self.ttl);
-        cache.get_mut(&case).map(|(key, used)| {
-            *used = now;
-            key.clone()
-        })
+        // Expired keys leave memory (and are zeroized once no one holds them). The time counts
+        // from the fetch: reading a key does not keep it.
+        cache.retain(|_, (_, fetched)| now.duration_since(*fetched) < self.ttl);
+        cache.get(&case).map(|(key, _)| key.clone())
     }
 
     fn remember(&self, case: CaseId, key: Arc<DataKey>) {
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only while erasures are watched, and never a key of a case seen erased (a fetch that
+        // raced the erasure).
+        if !self.cache.watching.load(std::sync::atomic::Ordering::SeqCst) || self.cache.seen_erased(case) {
+            return;
+        }
+        let mut cache = self
+            .cache
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.insert(case, (key, Instant::now()));
     }
 
     /// Drops every opened key from memory.
     pub fn forget_all(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.cache.forget_all();
     }
 
     /// The case's key, as the bucket has it.
     pub async fn key(&self, case: CaseId) -> Result<KeyState, VaultError> {
+        if self.cache.seen_erased(case) {
+            return Ok(KeyState::Erased);
+        }
         if let Some(key) = self.cached(case) {
             return Ok(KeyState::Active(key));
         }
@@ -233,6 +341,7 @@ impl<M: MasterKey> Vault<M> {
     #[tracing::instrument(skip_all, fields(case = %case), err)]
     pub async fn erase(&self, case: CaseId) -> Result<(), VaultError> {
         self.cache
+            .keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&case);
@@ -247,6 +356,7 @@ impl<M: MasterKey> Vault<M> {
                 .map_err(VaultError::unavailable)?;
         }
         self.kv.purge(kv_key(case)).await.map_err(VaultError::unavailable)?;
+        self.cache.evict(case);
         Ok(())
     }
 

@@ -532,6 +532,10 @@ pub struct ReferralDetail {
     /// there are none or the case's personal data was erased.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// `true` once the personal data of the referral's case was erased (the client asked, the
+    /// retention period ran out, …): nothing personal about it will be shown again, and a
+    /// partner deletes what it holds about the referral.
+    pub personal_data_erased: bool,
 }
 
 /// Read a referral with its notes. The read is recorded in the access audit first.
@@ -561,10 +565,25 @@ pub async fn get_referral(
         )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let notes = referral_notes(&state, id).await?.flatten();
+    // The key's state, not the read model's: an erasure by any process counts at once.
+    let case = CaseId::parse(&row.case_id).map_err(ApiError::internal)?;
+    let personal_data_erased = matches!(
+        state
+            .vault()
+            .key(case)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        wasl_vault::KeyState::Erased
+    );
+    let notes = if personal_data_erased {
+        None
+    } else {
+        referral_notes(&state, id).await?.flatten()
+    };
     let detail = ReferralDetail {
         referral: view(&row, referring(&principal, &row)),
         notes,
+        personal_data_erased,
     };
     Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
 }

@@ -1034,3 +1034,26 @@ async fn closing_with_its_referrals_cancels_them(db: TestDb) {
         assert!(history.to_string().contains("case_closed"), "{history}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_a_case_is_erased_its_referrals_say_so_and_show_nothing_personal() {
+    let net = Net::start(TestDb::sqlite()).await;
+    let (referral, position) = net.refer().await;
+    let path = format!("/v1/referrals/{referral}");
+    for reader in [&net.caseworker, &net.focal] {
+        let before = reader.get_at(&path, position).await;
+        assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+        assert_eq!(before.body["notes"], REFERRAL_NOTE);
+        assert_eq!(before.body["personal_data_erased"], false);
+    }
+    let case = wasl_domain::ids::CaseId::parse(&net.case).expect("a case id");
+    net.h.state.vault().erase(case).await.expect("erased");
+    for reader in [&net.caseworker, &net.focal] {
+        let after = reader.get(&path).await;
+        assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+        assert_eq!(after.body["personal_data_erased"], true, "{}", after.body);
+        assert!(after.body.get("notes").is_none(), "{}", after.body);
+        assert!(!after.body.to_string().contains(REFERRAL_NOTE));
+    }
+    net.stop().await;
+}

@@ -199,3 +199,54 @@ async fn a_sealed_value_whose_key_is_gone_without_an_erasure_is_an_error_not_era
         Err(VaultError::KeyMissing(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_by_another_process_takes_effect_at_once_however_often_the_key_is_read() {
+    const MASTER: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+    let w = World::start().await;
+    let master = || wasl_vault::LocalMasterKey::from_hex("test-master-shared", MASTER).expect("a master key");
+    // Two API instances on the same bucket; the reader keeps keys for an hour.
+    let eraser = Vault::connect(&w.js, master(), &VaultConfig::default())
+        .await
+        .expect("vault");
+    let reader = Vault::connect(
+        &w.js,
+        master(),
+        &VaultConfig {
+            cache_ttl: std::time::Duration::from_secs(3600),
+            ..VaultConfig::default()
+        },
+    )
+    .await
+    .expect("vault");
+    let case = fresh();
+    let event = fresh();
+    let sealed = eraser.seal(case, event, PiiField::NAME, NAME).await.expect("sealed");
+    // Read once so the reader holds the key (its watch of the bucket may still be starting:
+    // read until the key is cached, which is the case the erasure must reach).
+    assert_eq!(
+        reader
+            .open(case, event, PiiField::NAME, &sealed)
+            .await
+            .expect("read")
+            .as_str(),
+        NAME
+    );
+    eraser.erase(case).await.expect("erased");
+    // Read over and over, as a busy caseworker and partner would: the old cache kept the key
+    // alive as long as reads came within its time-to-live of each other.
+    let began = std::time::Instant::now();
+    loop {
+        match reader.open(case, event, PiiField::NAME, &sealed).await.expect("read") {
+            Revealed::Erased => break,
+            Revealed::Plain(_) => {
+                assert!(
+                    began.elapsed() < std::time::Duration::from_secs(30),
+                    "another instance still reads the personal data of an erased case"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+    assert!(matches!(reader.key(case).await.expect("state"), KeyState::Erased));
+}
