@@ -194,6 +194,77 @@ pub async fn referral_notes(state: &AppState, referral: ReferralId) -> Result<Op
     Ok(Some(plain(revealed)))
 }
 
+/// A free text written on a referral — a reason's explanation or a follow-up note — opened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReferralText {
+    /// The referral's version the text was written at (its place in the history).
+    pub version: u64,
+    /// What it explains: `rejected`, `put_on_hold`, `failed`, `cancelled`, `entered_in_error`
+    /// (with the reason's `code`) or `follow_up_recorded`.
+    pub event: String,
+    /// The reason's code; absent for a follow-up note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The text as written.
+    pub text: String,
+}
+
+/// Every free text written on the referral, opened, oldest first: the explanations of its
+/// decline, holds, failure, cancellation or entry in error, and its follow-up notes. Left out:
+/// the notes coordinators write when acknowledging an escalation (written for their
+/// service-gap work, never shown), and everything once the case was erased. The caller has
+/// audited the read.
+pub async fn referral_texts(state: &AppState, referral: ReferralId) -> Result<Vec<ReferralText>, ApiError> {
+    let subject = format!("wasl.evt.referral.{referral}");
+    let recorded = state.store().read_history(&subject, 1).await?;
+    let mut case = None;
+    let mut out = Vec::new();
+    for (index, entry) in recorded.iter().enumerate() {
+        let DomainEvent::Referral(_, event) = &entry.event.event else {
+            continue;
+        };
+        let (what, code, sealed): (&str, Option<&str>, Option<&EncryptedPii>) = match event {
+            ReferralEvent::Requested(requested) => {
+                case = Some(requested.case_id);
+                continue;
+            }
+            ReferralEvent::Rejected(decline) => (
+                "rejected",
+                Some(decline.reason.code.code()),
+                decline.reason.text.as_ref(),
+            ),
+            ReferralEvent::PutOnHold(reason) => ("put_on_hold", Some(reason.code.code()), reason.text.as_ref()),
+            ReferralEvent::Failed(reason) => ("failed", Some(reason.code.code()), reason.text.as_ref()),
+            ReferralEvent::Cancelled(reason) => ("cancelled", Some(reason.code.code()), reason.text.as_ref()),
+            ReferralEvent::EnteredInError(reason) => {
+                ("entered_in_error", Some(reason.code.code()), reason.text.as_ref())
+            }
+            ReferralEvent::FollowUpRecorded(follow_up) => ("follow_up_recorded", None, follow_up.note.as_ref()),
+            _ => continue,
+        };
+        let (Some(case), Some(sealed)) = (case, sealed) else {
+            continue;
+        };
+        let field = if what == "follow_up_recorded" {
+            PiiField::FOLLOW_UP_NOTE
+        } else {
+            PiiField::REASON_TEXT
+        };
+        match open(state, case, entry.event.meta.event_id, field, Some(sealed)).await? {
+            Some(Revealed::Plain(text)) => out.push(ReferralText {
+                version: index as u64 + 1,
+                event: what.to_owned(),
+                code: code.map(str::to_owned),
+                text: text.as_str().to_owned(),
+            }),
+            // Erased: nothing personal is shown, not even that a text existed.
+            Some(Revealed::Erased) => return Ok(Vec::new()),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Seals a referral's notes under the case's key for the referral's first event.
 pub async fn seal_referral_notes(
     state: &AppState,

@@ -532,6 +532,10 @@ pub struct ReferralDetail {
     /// there are none or the case's personal data was erased.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// Every free text written on the referral — the explanation of a decline, a hold, a
+    /// failure, a cancellation or an entry in error, and follow-up notes — oldest first; empty
+    /// once the case was erased. Part of the same audited read.
+    pub texts: Vec<crate::personal::ReferralText>,
     /// `true` once the personal data of the referral's case was erased (the client asked, the
     /// retention period ran out, …): nothing personal about it will be shown again, and a
     /// partner deletes what it holds about the referral.
@@ -575,14 +579,18 @@ pub async fn get_referral(
             .map_err(|e| ApiError::Unavailable(e.to_string()))?,
         wasl_vault::KeyState::Erased
     );
-    let notes = if personal_data_erased {
-        None
+    let (notes, texts) = if personal_data_erased {
+        (None, Vec::new())
     } else {
-        referral_notes(&state, id).await?.flatten()
+        (
+            referral_notes(&state, id).await?.flatten(),
+            crate::personal::referral_texts(&state, id).await?,
+        )
     };
     let detail = ReferralDetail {
         referral: view(&row, referring(&principal, &row)),
         notes,
+        texts,
         personal_data_erased,
     };
     Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))

@@ -1057,3 +1057,34 @@ async fn once_a_case_is_erased_its_referrals_say_so_and_show_nothing_personal() 
     }
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_of_a_reason_is_shown_to_those_who_see_the_referral() {
+    const DECLINE_TEXT: &str = "MarkerDeclineTextEsc9";
+    let net = Net::start(TestDb::sqlite()).await;
+    let (referral, _) = net.refer().await;
+    let declined = net
+        .focal
+        .post(
+            &format!("/v1/referrals/{referral}/reject"),
+            json!({"reason": {"code": "other", "text": DECLINE_TEXT}}),
+        )
+        .await;
+    assert_eq!(declined.status, StatusCode::OK, "{}", declined.body);
+    let path = format!("/v1/referrals/{referral}");
+    for reader in [&net.caseworker, &net.focal] {
+        let read = reader.get_at(&path, declined.position()).await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        let texts = read.body["texts"].as_array().expect("texts");
+        assert_eq!(texts.len(), 1, "{}", read.body);
+        assert_eq!(texts[0]["event"], "rejected");
+        assert_eq!(texts[0]["code"], "other");
+        assert_eq!(texts[0]["text"], DECLINE_TEXT);
+    }
+    // Nobody else learns it: not even that the referral exists.
+    let outsider = net.h.user(net.c, Role::FocalPoint).await;
+    let hidden = outsider.get(&path).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert!(!hidden.body.to_string().contains(DECLINE_TEXT));
+    net.stop().await;
+}
