@@ -420,6 +420,7 @@ pub async fn list_cases(
     State(state): State<AppState>,
     principal: Principal,
     min: MinPosition,
+    headers: HeaderMap,
     Query(query): Query<CaseQuery>,
 ) -> Result<Json<PageOf<CaseSummary>>, ApiError> {
     let owner_org = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
@@ -443,6 +444,29 @@ pub async fn list_cases(
     }
     .request()?;
     let page = state.models().cases(&filter, &page).await?;
+    // A page names clients by survivor code, age, place and vulnerabilities: it is recorded
+    // in the access audit before it is sent, like a single case, and not sent if it cannot be.
+    // A search by survivor code is recorded even when it finds nothing (the code itself is not
+    // written down: it is the client's).
+    if !page.items.is_empty() || filter.survivor_code.is_some() {
+        let ids: Vec<String> = page.items.iter().map(|row| row.id.clone()).collect();
+        let action = if filter.survivor_code.is_some() {
+            "case.lookup"
+        } else {
+            "case.list"
+        };
+        state
+            .audit()
+            .record(
+                &principal.actor,
+                action,
+                format!("cases/{}", ids.join(",")),
+                "GET /v1/cases",
+                &request_id(&headers),
+            )
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    }
     Ok(Json(PageOf {
         items: page.items.iter().map(summary).collect(),
         next: page.next,
