@@ -88,13 +88,14 @@ impl Application {
             .await
             .map_err(|e| failed("read models", e.is_transient(), e))?;
         let js = async_nats::jetstream::new(client);
+        let audit_key = crate::audit::AuditKey::from_master(&master);
         let vault = Vault::connect(&js, master, &vault)
             .await
             .map_err(|e| failed("key vault", matches!(e, VaultError::Unavailable(_)), e))?;
         let accounts = Accounts::open(js.clone(), replicas)
             .await
             .map_err(|e| failed("accounts", matches!(e, AccountError::Unavailable(_)), e))?;
-        let audit = Audit::open(js, replicas)
+        let audit = Audit::open(js, replicas, audit_key)
             .await
             .map_err(|e| failed("access audit", matches!(e, AuditError::Unavailable(_)), e))?;
         let listener = TcpListener::bind(listen)

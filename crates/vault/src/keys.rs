@@ -109,6 +109,20 @@ impl LocalMasterKey {
         Self::from_hex(id, &hex::encode(key.as_ref()))
     }
 
+    /// A key for another purpose than wrapping data keys (the audit chain's HMAC key),
+    /// derived as HMAC-SHA256(master key, "wasl/derived/v1\0" + purpose): it is as secret as
+    /// the master key, lives outside NATS with it, and reveals nothing about it.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256>>::new_from_slice(self.key.as_ref()).expect("HMAC takes a key of any length");
+        mac.update(b"wasl/derived/v1\0");
+        mac.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
     fn aad(&self, case: CaseId) -> Vec<u8> {
         let mut aad = b"wasl/data-key/v1\0".to_vec();
         aad.extend_from_slice(case.as_uuid().as_bytes());

@@ -5,6 +5,7 @@
 //! logic lives in the library crates.
 
 mod api;
+mod audit;
 mod backup;
 // Measuring Wasl is not part of running it: `wasl bench` is built only with the `bench`
 // feature, so the binary `wasl up` runs does not carry the benchmarks (see docs/performance.md).
@@ -106,6 +107,12 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: log::LogCommand,
+    },
+    /// The access audit: verify its keyed chain, export its records (see
+    /// docs/data-protection.md).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// For a partner organisation: listen to your feed, answer referrals over NATS.
     Partner {
@@ -222,6 +229,7 @@ fn run(command: Command) -> ExitCode {
             None => print_or_fail(&mut out, partner::router(args)),
         },
         Command::Log { command } => print_or_fail(&mut out, log::run(command)),
+        Command::Audit { command } => print_or_fail(&mut out, audit::run(command)),
         Command::Followup(args) => print_or_fail(&mut out, followup::run(args)),
         Command::Notify(args) => print_or_fail(&mut out, notify::run(args)),
         Command::Partner { command } => print_or_fail(&mut out, partner::partner(command)),

@@ -73,32 +73,108 @@ async fn a_page_of_cases_and_a_search_by_survivor_code_are_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_slipped_into_the_audit_breaks_the_chain_where_it_was_put() {
+    // Forged as the API chains (claiming the chain key's id), and as records were chained
+    // before the chain was keyed.
+    for claims_the_key in [true, false] {
+        let h = Harness::start(TestDb::sqlite()).await;
+        let (org, _) = h.organisation("Test Referring NGO", "health").await;
+        let caseworker = h.user(org, Role::Caseworker).await;
+        let opened = caseworker
+            .post("/v1/cases", json!({"profile": profile("TEST-5002")}))
+            .await;
+        let case = opened.id();
+        for _ in 0..3 {
+            let read = caseworker.get_at(&format!("/v1/cases/{case}"), opened.position()).await;
+            assert_eq!(read.status, StatusCode::OK);
+        }
+        let stream = h.state.audit().stream();
+        let key = h.state.audit().key();
+        let head = wasl_api::audit::verify(stream, key, None)
+            .await
+            .expect("an intact chain");
+        assert_eq!(head.sequence, 3);
+
+        // Someone with write access to NATS appends a record of their own, chained onto the
+        // head — without the chain key, which is never in NATS.
+        let js = async_nats::jetstream::new(async_nats::connect(h.nats.url()).await.expect("NATS"));
+        let record = json!({"at": 0, "user": "x", "org": "x", "roles": [], "action": "case.read",
+            "resource": "case/x", "route": "x", "request_id": "x"});
+        let guessed = {
+            use sha2::Digest as _;
+            let mut hash = sha2::Sha256::new();
+            hash.update(head.hash.as_bytes());
+            hash.update(b"\n");
+            hash.update(record.to_string().as_bytes());
+            hex::encode(hash.finalize())
+        };
+        let mut forged = json!({"record": record, "prev_hash": head.hash, "hash": guessed});
+        if claims_the_key {
+            forged["key_id"] = json!(key.id());
+        }
+        js.publish("wasl.audit.forged", forged.to_string().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+        match wasl_api::audit::verify(stream, key, None).await {
+            Err(wasl_api::audit::AuditError::Broken { sequence, .. }) => assert_eq!(sequence, 4),
+            other => panic!("the chain should break at the forged record: {other:?}"),
+        }
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_and_restarted_audit_is_detected_against_the_head_verified_before() {
     let h = Harness::start(TestDb::sqlite()).await;
     let (org, _) = h.organisation("Test Referring NGO", "health").await;
     let caseworker = h.user(org, Role::Caseworker).await;
     let opened = caseworker
-        .post("/v1/cases", json!({"profile": profile("TEST-5002")}))
+        .post("/v1/cases", json!({"profile": profile("TEST-5003")}))
         .await;
     let case = opened.id();
-    for _ in 0..3 {
-        let read = caseworker.get_at(&format!("/v1/cases/{case}"), opened.position()).await;
-        assert_eq!(read.status, StatusCode::OK);
-    }
-    let stream = h.state.audit().stream();
-    assert_eq!(wasl_api::audit::verify(stream).await.expect("an intact chain"), 3);
+    let read = caseworker.get_at(&format!("/v1/cases/{case}"), opened.position()).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let key = h.state.audit().key();
+    let seen = wasl_api::audit::verify(h.state.audit().stream(), key, None)
+        .await
+        .expect("an intact chain");
+    assert_eq!(seen.sequence, 1);
+    // Printed and parsed as an operator keeps it.
+    let seen: wasl_api::audit::ChainHead = seen.to_string().parse().expect("a head");
 
-    // Someone with write access to NATS appends a record of their own.
+    // The stream is deleted (a stranger with NATS access, covering their reads) and starts
+    // again from nothing with the next read.
     let js = async_nats::jetstream::new(async_nats::connect(h.nats.url()).await.expect("NATS"));
-    let forged = json!({"record": {"at": 0, "user": "x", "org": "x", "roles": [], "action": "case.read",
-        "resource": "case/x", "route": "x", "request_id": "x"}, "prev_hash": wasl_api::audit::GENESIS, "hash": "00"});
-    js.publish("wasl.audit.forged", forged.to_string().into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
-    match wasl_api::audit::verify(stream).await {
-        Err(wasl_api::audit::AuditError::Broken { sequence, .. }) => assert_eq!(sequence, 4),
-        other => panic!("the chain should break at the forged record: {other:?}"),
+    js.delete_stream(wasl_api::audit::STREAM).await.expect("deleted");
+    let audit = wasl_api::audit::Audit::open(
+        js.clone(),
+        1,
+        wasl_api::audit::AuditKey::from_master(
+            &wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key"),
+        ),
+    )
+    .await
+    .expect("a new audit stream");
+    for _ in 0..2 {
+        audit
+            .record(
+                &wasl_domain::testing::actor(wasl_domain::testing::fresh(), org, Role::Caseworker),
+                "case.read",
+                format!("case/{case}"),
+                "GET /v1/cases/{case_id}",
+                "req",
+            )
+            .await
+            .expect("recorded");
     }
+    // On its own the new chain is intact; against the head seen before it is not the same chain.
+    wasl_api::audit::verify(audit.stream(), audit.key(), None)
+        .await
+        .expect("a chain of its own");
+    assert!(matches!(
+        wasl_api::audit::verify(audit.stream(), audit.key(), Some(&seen)).await,
+        Err(wasl_api::audit::AuditError::Broken { sequence: 1, .. })
+    ));
     h.stop().await;
 }

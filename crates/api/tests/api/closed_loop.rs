@@ -125,9 +125,10 @@ async fn whole_loop(db: TestDb) {
     assert!(actions.contains(&("referral.read", partner_text.as_str())));
     assert!(actions.contains(&("case.read", referrer_text.as_str())));
     assert_eq!(
-        wasl_api::audit::verify(h.state.audit().stream())
+        wasl_api::audit::verify(h.state.audit().stream(), h.state.audit().key(), None)
             .await
-            .expect("the chain holds"),
+            .expect("the chain holds")
+            .sequence,
         records.len() as u64
     );
     h.stop().await;

@@ -160,7 +160,15 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
 
     // The audit chain verifies on B, and the webhook endpoint is there.
     let audit = js_b.get_stream("WASL_AUDIT").await.expect("the audit");
-    assert_eq!(wasl_api::audit::verify(&audit).await.expect("the chain holds"), 3);
+    let key =
+        wasl_api::audit::AuditKey::from_master(&LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("key"));
+    assert_eq!(
+        wasl_api::audit::verify(&audit, &key, None)
+            .await
+            .expect("the chain holds")
+            .sequence,
+        3
+    );
     let webhooks = wasl_webhooks::Webhooks::connect(js_b.clone(), wasl_webhooks::WebhooksConfig::default())
         .await
         .expect("webhooks on B");

@@ -146,7 +146,15 @@ pub async fn fill(server: &NatsServer) -> Filled {
         .set_endpoint(organisations[1], "http://127.0.0.1:9/hook", "test")
         .await
         .expect("an endpoint");
-    let audit = wasl_api::audit::Audit::open(parts.js.clone(), 1).await.expect("audit");
+    let audit = wasl_api::audit::Audit::open(
+        parts.js.clone(),
+        1,
+        wasl_api::audit::AuditKey::from_master(
+            &LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key"),
+        ),
+    )
+    .await
+    .expect("audit");
     let reader = parts.system_meta(0).context.actor;
     for (case, _, _) in opened.iter().take(3) {
         audit

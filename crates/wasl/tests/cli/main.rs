@@ -1,6 +1,7 @@
 //! The `wasl` command as a user runs it.
 
 mod api;
+mod audit;
 mod backup;
 #[cfg(feature = "bench")]
 mod bench_api;
