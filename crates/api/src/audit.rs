@@ -87,7 +87,7 @@ fn unavailable(err: impl std::fmt::Display) -> AuditError {
 }
 
 /// What was read, by whom, when and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRecord {
     /// When (Unix ms).
@@ -389,6 +389,32 @@ impl RecordFilter {
             && self.from_ms.is_none_or(|from| record.at >= from)
             && self.to_ms.is_none_or(|to| record.at < to)
     }
+}
+
+/// The records `filter` wants after stream sequence `after`, at most `limit`, oldest first,
+/// with the sequence to continue after when more may follow.
+pub async fn records_page(
+    stream: &stream::Stream,
+    after: u64,
+    limit: usize,
+    filter: &RecordFilter,
+) -> Result<(Vec<AccessRecord>, Option<u64>), AuditError> {
+    let mut stream = stream.clone();
+    let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+    let mut out = Vec::new();
+    let mut sequence = after;
+    while sequence < last && out.len() < limit {
+        sequence += 1;
+        let message = stream.get_raw_message(sequence).await.map_err(unavailable)?;
+        let chained: Chained = serde_json::from_slice(&message.payload).map_err(|err| AuditError::Broken {
+            sequence,
+            reason: format!("unreadable record: {err}"),
+        })?;
+        if filter.matches(&chained.record) {
+            out.push(chained.record);
+        }
+    }
+    Ok((out, (sequence < last).then_some(sequence)))
 }
 
 /// Reads every record (for tests and an operator's export).

@@ -70,6 +70,8 @@ pub enum Action {
     UserAdmin,
     /// Manage API tokens of the organisation.
     TokenAdmin,
+    /// Read the access audit of the organisation's users (admins).
+    AuditRead,
 }
 
 /// What an action is done to.
@@ -168,7 +170,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
                 true,
             )
         }
-        (A::UserAdmin | A::TokenAdmin, R::Collection) => scoped(actor.has(Role::Admin), true),
+        (A::UserAdmin | A::TokenAdmin | A::AuditRead, R::Collection) => scoped(actor.has(Role::Admin), true),
         (A::UserAdmin | A::TokenAdmin, R::Organisation(target)) => scoped(actor.has(Role::Admin), target == org),
         // An action paired with a resource it is never done to: a route bug, refused.
         _ => Decision::Forbidden,

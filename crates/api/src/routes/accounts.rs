@@ -1,7 +1,7 @@
 //! Signing in and out, `/v1/me` and the caller's notification address, and an admin's users and
 //! partner API tokens.
 
-use super::{Problems, field, now, path_id, require};
+use super::{PageOf, Problems, field, now, path_id, require};
 use crate::auth::accounts::{AccountError, NotificationSettings, Token, User, normalise_username, valid_email};
 use crate::auth::session::COOKIE;
 use crate::auth::{Principal, Via, password};
@@ -31,6 +31,82 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_user))
         .routes(routes!(issue_token, list_tokens))
         .routes(routes!(revoke_token))
+        .routes(routes!(read_audit))
+}
+
+/// Filters of the access audit.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only reads by this user (id).
+    pub user: Option<String>,
+    /// Only reads of records naming this id (a case, a referral).
+    pub record: Option<String>,
+    /// Only from this time on (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Only before this time (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Records to scan at most for this page (1–500, default 50).
+    pub limit: Option<u32>,
+    /// Pass `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The access audit of the organisation (admins): who of its users read which record, when and
+/// why, oldest first. Reading it is audited too (`audit.read`).
+#[utoipa::path(get, path = "/v1/audit", tag = "accounts", operation_id = "read_audit",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of access records", body = PageOf<crate::audit::AccessRecord>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn read_audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    crate::http::Query(query): crate::http::Query<AuditQuery>,
+) -> Result<Json<PageOf<crate::audit::AccessRecord>>, ApiError> {
+    require(&principal, Action::AuditRead, Resource::Collection)?;
+    let limit = match query.limit {
+        None => 50,
+        Some(n @ 1..=500) => n as usize,
+        Some(_) => return Err(ApiError::invalid("limit", "must be 1 to 500")),
+    };
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid("cursor", "is not a cursor this list gave out"))?,
+    };
+    let user = match query.user.as_deref() {
+        Some(text) => Some(field("user", text, UserId::parse)?.to_string()),
+        None => None,
+    };
+    let filter = crate::audit::RecordFilter {
+        user,
+        // An organisation's admin sees the reads of its own users.
+        org: Some(principal.actor.org.to_string()),
+        record: query.record.clone(),
+        from_ms: query.from_ms,
+        to_ms: query.to_ms,
+    };
+    state
+        .audit()
+        .record(
+            &principal.actor,
+            "audit.read",
+            "audit".to_owned(),
+            "GET /v1/audit",
+            &crate::routes::request_id(&headers),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (items, next) = crate::audit::records_page(state.audit().stream(), after, limit, &filter)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(PageOf {
+        items,
+        next: next.map(|n| n.to_string()),
+    }))
 }
 
 impl From<AccountError> for ApiError {

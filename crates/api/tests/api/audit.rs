@@ -178,3 +178,55 @@ async fn a_deleted_and_restarted_audit_is_detected_against_the_head_verified_bef
     ));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reads_who_of_their_organisation_read_which_record() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, _) = h.organisation("Test Referring NGO", "health").await;
+    let (other, _) = h.organisation("Test Other NGO", "legal").await;
+    let caseworker = h.user(org, Role::Caseworker).await;
+    let reader = caseworker.get("/v1/me").await.body["user_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let opened = caseworker
+        .post("/v1/cases", json!({"profile": profile("TEST-5201")}))
+        .await;
+    let case = opened.id();
+    let read = caseworker.get_at(&format!("/v1/cases/{case}"), opened.position()).await;
+    assert_eq!(read.status, StatusCode::OK);
+
+    let admin = h.user(org, Role::Admin).await;
+    let page = admin.get(&format!("/v1/audit?record={case}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let items = page.body["items"].as_array().expect("items");
+    assert!(
+        items.iter().any(|r| r["action"] == "case.read"
+            && r["user"] == reader.as_str()
+            && r["resource"] == format!("case/{case}")),
+        "{}",
+        page.body
+    );
+    let by_user = admin.get(&format!("/v1/audit?user={reader}&limit=500")).await;
+    assert!(
+        by_user.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|r| r["user"] == reader.as_str()),
+        "{}",
+        by_user.body
+    );
+    // Another organisation's admin sees none of it; a caseworker may not look at all.
+    let outsider = h.user(other, Role::Admin).await;
+    let theirs = outsider.get(&format!("/v1/audit?record={case}")).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert_eq!(theirs.body["items"], json!([]));
+    assert_eq!(caseworker.get("/v1/audit").await.status, StatusCode::FORBIDDEN);
+    // Reading the audit is itself recorded.
+    let records = wasl_api::audit::records(h.state.audit().stream())
+        .await
+        .expect("records");
+    assert!(records.iter().any(|r| r.action == "audit.read"));
+    h.stop().await;
+}

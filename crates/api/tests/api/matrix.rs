@@ -53,7 +53,7 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         // Nor a person with a mailbox.
         "get_my_notifications" | "set_my_notifications" => StatusCode::BAD_REQUEST,
         "create_user" | "issue_token" => pick(role == Admin, created, forbidden),
-        "list_users" | "list_tokens" => pick(role == Admin, ok, forbidden),
+        "list_users" | "list_tokens" | "read_audit" => pick(role == Admin, ok, forbidden),
         "set_user_roles" => match (role, org) {
             (Admin, Org::A) => ok,
             (Admin, _) => hidden,
@@ -134,6 +134,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "logout"
         | "list_users"
         | "list_tokens"
+        | "read_audit"
         | "disable_user"
         | "revoke_token"
         | "list_cases"
