@@ -72,6 +72,9 @@ pub enum Action {
     TokenAdmin,
     /// Read the access audit of the organisation's users (admins).
     AuditRead,
+    /// Erase a case's personal data on the person's request (a supervisor of the owning
+    /// organisation).
+    CaseErase,
 }
 
 /// What an action is done to.
@@ -139,6 +142,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
         }
         (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
         (A::EscalationList, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
+        (A::CaseErase, R::Case { owner_org }) => scoped(actor.has(Role::Supervisor), owner_org == org),
         (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org }) => {
             scoped(roles_allow(CASEWORK), owner_org == org)
         }

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
-use wasl_domain::catalogue::{CloseCode, Reason, ReasonCode, ServiceCategory};
+use wasl_domain::catalogue::{CloseCode, EraseCode, Reason, ReasonCode, ServiceCategory};
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
 };
@@ -42,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(withdraw_consent))
         .routes(routes!(close_case))
         .routes(routes!(reopen_case))
+        .routes(routes!(erase_case))
 }
 
 const READS: &[Projection] = &[Projection::Cases];
@@ -756,6 +757,74 @@ pub async fn close_case(
         cancel_open_referrals: body.cancel_open_referrals,
     });
     let outcome = request.execute::<Case>(&state, id, &command).await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Erase a case's personal data.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": {"code": "client_request"}}))]
+pub struct EraseRequest {
+    /// Why: `client_request`, `legal_order`, `recorded_in_error`, `retention_expired` or
+    /// `other` (with text).
+    pub reason: ReasonInput,
+}
+
+/// Erase the case's personal data at the person's request (a supervisor of the owning
+/// organisation): the erasure is recorded in the log, then the case's key is destroyed, so every
+/// sealed value of the case — name, contacts, notes, reason texts — reads "erased" everywhere
+/// from then on, and each organisation that received a referral of the case is told to delete
+/// what it holds. It cannot be undone. Sending it again finishes an erasure whose key could not
+/// be destroyed the first time (503).
+#[utoipa::path(post, path = "/v1/cases/{case_id}/erase", tag = "cases", operation_id = "erase_case",
+    request_body = EraseRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           CommandHeaders),
+    responses((status = 200, description = "Erased", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn erase_case(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(case_id): Path<String>,
+    Json(body): Json<EraseRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    let loaded = state.store().cached::<Case>(id).await?;
+    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
+    require(&request.principal, Action::CaseErase, Resource::Case { owner_org })?;
+    let erased_already = matches!(
+        state
+            .vault()
+            .key(id)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        wasl_vault::KeyState::Erased
+    );
+    let reason = if erased_already {
+        // Nothing can be sealed under a destroyed key: the code alone, for the retry below.
+        Reason::coded(field("/reason/code", &body.reason.code, EraseCode::parse)?)
+    } else {
+        reason(&state, "/reason", &body.reason, EraseCode::parse, id, request.event(0)).await?
+    };
+    let command = CaseCommand::ErasePersonalData { reason };
+    let outcome = match request.execute::<Case>(&state, id, &command).await {
+        Ok(outcome) => outcome,
+        // Recorded before: make sure the key is gone too, and answer as a replay.
+        Err(ApiError::Refused(wasl_domain::DomainError::AlreadyRecorded)) => {
+            let loaded = state.store().load::<Case>(id).await?;
+            wasl_store::CommandOutcome {
+                version: loaded.version,
+                position: loaded.last_sequence,
+                replayed: true,
+            }
+        }
+        Err(error) => return Err(error),
+    };
+    state.vault().erase(id).await.map_err(|e| {
+        ApiError::Unavailable(format!(
+            "the erasure is recorded but the key is not destroyed yet; send the request again: {e}"
+        ))
+    })?;
     Ok(answered(id.to_string(), outcome, None))
 }
 

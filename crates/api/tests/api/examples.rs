@@ -99,6 +99,7 @@ fn with(mut base: Value, pointer: &str, value: Value) -> Value {
 struct Net {
     h: Harness,
     caseworker: Client,
+    supervisor: Client,
     admin: Client,
     org_b: String,
     service_b: String,
@@ -112,6 +113,7 @@ impl Net {
         let (b, service_b) = h.organisation("Test Health Partner", "health").await;
         let caseworker = h.user(a, Role::Caseworker).await;
         let admin = h.user(a, Role::Admin).await;
+        let supervisor = h.user(a, Role::Supervisor).await;
         let opened = caseworker
             .post("/v1/cases", json!({"profile": profile("TEST-4000")}))
             .await;
@@ -122,6 +124,7 @@ impl Net {
         Self {
             h,
             caseworker,
+            supervisor,
             admin,
             org_b: b.to_string(),
             service_b,
@@ -217,6 +220,19 @@ impl Net {
                 e.path.clone(),
                 json!({"label": "test example system", "role": "partner_system", "expires_in_days": 30}),
             ),
+            "erase_case" => {
+                // A case of its own: the example erases it.
+                let opened = self
+                    .caseworker
+                    .post("/v1/cases", json!({"profile": profile("TEST-4101")}))
+                    .await;
+                assert!(opened.status.is_success(), "{}", opened.body);
+                (
+                    &self.supervisor,
+                    e.path.replace("{case_id}", &opened.id()),
+                    json!({"reason": {"code": "client_request"}}),
+                )
+            }
             "acknowledge_escalation" => {
                 // The escalation must be of the kind the example acknowledges.
                 let body = with(json!({"kind": "decision"}), &e.pointer, e.value.clone());

@@ -84,6 +84,7 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         | "resume_referral" | "complete_referral" | "fail_referral" => pick(partner && org == Org::B, changed, hidden),
         "cancel_referral" | "record_follow_up" => pick(casework && org == Org::A, changed, hidden),
         "mark_referral_entered_in_error" => pick(role == Supervisor && org == Org::A, changed, hidden),
+        "erase_case" => pick(role == Supervisor && org == Org::A, changed, hidden),
         // The world's referral was never escalated: not even a coordinator sees it (an
         // escalated one: promises.rs).
         "acknowledge_escalation" => hidden,
@@ -172,6 +173,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         "fail_referral" => Some(reason("client_unreachable")),
         "cancel_referral" => Some(reason("client_request")),
         "mark_referral_entered_in_error" => Some(json!({"reason": {"code": "duplicate"}})),
+        "erase_case" => Some(json!({"reason": {"code": "client_request"}})),
         "record_follow_up" => Some(json!({"client_reached": true, "service_received": "yes"})),
         "acknowledge_escalation" => Some(json!({"kind": "acknowledgement"})),
         "register_organisation" => Some(json!({"name": "Test Registered NGO", "kind": "national_ngo"})),

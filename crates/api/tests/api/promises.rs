@@ -1088,3 +1088,37 @@ async fn the_text_of_a_reason_is_shown_to_those_who_see_the_referral() {
     assert!(!hidden.body.to_string().contains(DECLINE_TEXT));
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_erases_a_case_at_the_persons_request_and_it_reads_erased_everywhere() {
+    let net = Net::start(TestDb::sqlite()).await;
+    let (referral, position) = net.refer().await;
+    let erase = format!("/v1/cases/{}/erase", net.case);
+    let body = json!({"reason": {"code": "client_request"}});
+    // A caseworker may not erase (the case is answered as missing), nor a supervisor elsewhere.
+    assert_eq!(
+        net.caseworker.post(&erase, body.clone()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let elsewhere = net.h.user(net.b, Role::Supervisor).await;
+    assert_eq!(elsewhere.post(&erase, body.clone()).await.status, StatusCode::NOT_FOUND);
+    let supervisor = net.h.user(net.a, Role::Supervisor).await;
+    let erased = supervisor.post(&erase, body.clone()).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    // Sent again (another key, as after a failure), it finishes nothing new and says so.
+    let again = supervisor
+        .post_with(&erase, body, &[("idempotency-key", "erase-again".to_owned())])
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["replayed"], true, "{}", again.body);
+    let case = net
+        .caseworker
+        .get_at(&format!("/v1/cases/{}", net.case), erased.position())
+        .await;
+    assert_eq!(case.status, StatusCode::OK, "{}", case.body);
+    assert!(!case.body.to_string().contains(NAME), "{}", case.body);
+    let read = net.focal.get_at(&format!("/v1/referrals/{referral}"), position).await;
+    assert_eq!(read.body["personal_data_erased"], true, "{}", read.body);
+    assert!(!read.body.to_string().contains(REFERRAL_NOTE));
+    net.stop().await;
+}
