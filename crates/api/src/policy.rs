@@ -75,6 +75,9 @@ pub enum Action {
     /// Erase a case's personal data on the person's request (a supervisor of the owning
     /// organisation).
     CaseErase,
+    /// Export everything Wasl holds about a case for the person (a supervisor of the owning
+    /// organisation).
+    CaseExport,
 }
 
 /// What an action is done to.
@@ -142,7 +145,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
         }
         (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
         (A::EscalationList, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
-        (A::CaseErase, R::Case { owner_org }) => scoped(actor.has(Role::Supervisor), owner_org == org),
+        (A::CaseErase | A::CaseExport, R::Case { owner_org }) => scoped(actor.has(Role::Supervisor), owner_org == org),
         (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org }) => {
             scoped(roles_allow(CASEWORK), owner_org == org)
         }

@@ -43,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(close_case))
         .routes(routes!(reopen_case))
         .routes(routes!(erase_case))
+        .routes(routes!(export_case))
 }
 
 const READS: &[Projection] = &[Projection::Cases];
@@ -512,6 +513,109 @@ pub async fn get_case(
         position: row.position,
     };
     Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
+}
+
+/// Everything Wasl holds about a case, for the person it is about.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseExport {
+    /// The case with its profile, consents and personal data.
+    pub case: CaseDetail,
+    /// Each referral made for the case, with its notes, the texts written on it and its
+    /// timeline.
+    pub referrals: Vec<ExportedReferral>,
+}
+
+/// A referral of an exported case.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportedReferral {
+    /// The referral.
+    #[serde(flatten)]
+    pub referral: super::referrals::ReferralView,
+    /// The notes for the receiving organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The reason texts and follow-up notes written on it.
+    pub texts: Vec<crate::personal::ReferralText>,
+    /// Its timeline.
+    pub history: Vec<super::referrals::HistoryEntry>,
+}
+
+/// Export everything Wasl holds about a case — profile, personal data, consents, every referral
+/// with its notes, texts and timeline — for the person it is about (a supervisor of the owning
+/// organisation). The export is recorded in the access audit first (`case.export`).
+#[utoipa::path(get, path = "/v1/cases/{case_id}/export", tag = "cases", operation_id = "export_case",
+    params(("case_id" = String, Path, description = "Case id"),
+           ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
+    responses((status = 200, description = "The case and its referrals", body = CaseExport), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn export_case(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    headers: HeaderMap,
+    Path(case_id): Path<String>,
+) -> Result<axum::Json<CaseExport>, ApiError> {
+    let id = case_path(&case_id)?;
+    caught_up(&state, min, READS).await?;
+    let row = scoped_case(&state, &principal, id, Action::CaseExport).await?;
+    state
+        .audit()
+        .record(
+            &principal.actor,
+            "case.export",
+            format!("case/{id}"),
+            "GET /v1/cases/{case_id}/export",
+            &request_id(&headers),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let consents: Vec<ConsentEntry> = serde_json::from_str(&row.consents).map_err(ApiError::internal)?;
+    let case = CaseDetail {
+        summary: summary(&row),
+        close_code: row.close_code.clone(),
+        consents: consents.into_iter().map(ConsentOutput::from).collect(),
+        personal: case_personal(&state, id).await?,
+        position: row.position,
+    };
+    let filter = ReferralFilter {
+        from_org: OrgId::parse(&row.owner_org).ok(),
+        case_id: Some(id),
+        ..ReferralFilter::default()
+    };
+    let mut referrals = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .models()
+            .referrals(
+                &filter,
+                &PageRequest {
+                    limit: 500,
+                    after: after.take(),
+                },
+            )
+            .await?;
+        for referral in &page.items {
+            let referral_id = ReferralId::parse(&referral.id).map_err(ApiError::internal)?;
+            referrals.push(ExportedReferral {
+                referral: super::referrals::view(referral, true),
+                notes: crate::personal::referral_notes(&state, referral_id).await?.flatten(),
+                texts: crate::personal::referral_texts(&state, referral_id).await?,
+                history: state
+                    .models()
+                    .history(referral_id)
+                    .await?
+                    .into_iter()
+                    .map(super::referrals::HistoryEntry::from)
+                    .collect(),
+            });
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(axum::Json(CaseExport { case, referrals }))
 }
 
 /// Replace the client's profile.

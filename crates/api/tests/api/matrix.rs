@@ -85,6 +85,7 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         "cancel_referral" | "record_follow_up" => pick(casework && org == Org::A, changed, hidden),
         "mark_referral_entered_in_error" => pick(role == Supervisor && org == Org::A, changed, hidden),
         "erase_case" => pick(role == Supervisor && org == Org::A, changed, hidden),
+        "export_case" => pick(role == Supervisor && org == Org::A, ok, hidden),
         // The world's referral was never escalated: not even a coordinator sees it (an
         // escalated one: promises.rs).
         "acknowledge_escalation" => hidden,
@@ -136,6 +137,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "list_users"
         | "list_tokens"
         | "read_audit"
+        | "export_case"
         | "disable_user"
         | "revoke_token"
         | "list_cases"

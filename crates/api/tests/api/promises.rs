@@ -1122,3 +1122,34 @@ async fn a_supervisor_erases_a_case_at_the_persons_request_and_it_reads_erased_e
     assert!(!read.body.to_string().contains(REFERRAL_NOTE));
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_exports_everything_held_about_a_case_for_the_person() {
+    let net = Net::start(TestDb::sqlite()).await;
+    let (referral, position) = net.refer().await;
+    let export = format!("/v1/cases/{}/export", net.case);
+    assert_eq!(net.caseworker.get(&export).await.status, StatusCode::NOT_FOUND);
+    let supervisor = net.h.user(net.a, Role::Supervisor).await;
+    let exported = supervisor.get_at(&export, position).await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.body);
+    assert_eq!(
+        exported.body["case"]["profile"]["survivor_code"], SURVIVOR_CODE,
+        "{}",
+        exported.body
+    );
+    assert_eq!(exported.body["case"]["personal"]["name"], NAME, "{}", exported.body);
+    let referrals = exported.body["referrals"].as_array().expect("referrals");
+    assert_eq!(referrals.len(), 1);
+    assert_eq!(referrals[0]["id"], referral.as_str());
+    assert_eq!(referrals[0]["notes"], REFERRAL_NOTE);
+    assert!(!referrals[0]["history"].as_array().expect("history").is_empty());
+    let records = wasl_api::audit::records(net.h.state.audit().stream())
+        .await
+        .expect("records");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.action == "case.export" && r.resource == format!("case/{}", net.case))
+    );
+    net.stop().await;
+}
