@@ -180,17 +180,16 @@ pub async fn login(
         .as_ref()
         .map_or(password::decoy(), |u| u.password_hash.as_str())
         .to_owned();
-    let password_text = body.password.clone();
-    // At most a few passwords are checked at once (19 MiB each); a sign-in that cannot get a
-    // turn within a few seconds is asked to come back.
-    let Some(turn) = state.sessions().password_check(PASSWORD_CHECK_PATIENCE).await else {
+    // At most a few passwords are checked at once (19 MiB each), on threads of their own; a
+    // sign-in that cannot get a turn within a few seconds is asked to come back.
+    let Some(matches) = state
+        .sessions()
+        .check_password(body.password.clone(), stored, PASSWORD_CHECK_PATIENCE)
+        .await
+    else {
         wasl_telemetry::metrics::sign_in_throttled("busy");
         return Err(ApiError::TooManyAttempts { retry_after: 1 });
     };
-    let matches = tokio::task::spawn_blocking(move || password::verify(&password_text, &stored))
-        .await
-        .map_err(ApiError::internal)?;
-    drop(turn);
     let Some(user) = user.filter(|_| matches) else {
         state.sessions().failed(&username, client);
         tracing::info!("sign-in refused");
