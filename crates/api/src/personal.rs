@@ -169,31 +169,6 @@ pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOut
     Ok(out)
 }
 
-/// A referral's notes for the receiving organisation, opened: `Ok(None)` when it has none,
-/// `Some(None)` inside when the case was erased.
-pub async fn referral_notes(state: &AppState, referral: ReferralId) -> Result<Option<Option<String>>, ApiError> {
-    let subject = format!("wasl.evt.referral.{referral}");
-    let recorded = state.store().read_history(&subject, 1).await?;
-    let Some(first) = recorded.into_iter().next() else {
-        return Ok(None);
-    };
-    let DomainEvent::Referral(_, ReferralEvent::Requested(requested)) = first.event.event else {
-        return Ok(None);
-    };
-    let Some(notes) = requested.notes.as_ref() else {
-        return Ok(None);
-    };
-    let revealed = open(
-        state,
-        requested.case_id,
-        first.event.meta.event_id,
-        PiiField::REFERRAL_NOTES,
-        Some(notes),
-    )
-    .await?;
-    Ok(Some(plain(revealed)))
-}
-
 /// A free text written on a referral — a reason's explanation or a follow-up note — opened.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReferralText {
@@ -209,15 +184,19 @@ pub struct ReferralText {
     pub text: String,
 }
 
-/// Every free text written on the referral, opened, oldest first: the explanations of its
-/// decline, holds, failure, cancellation or entry in error, and its follow-up notes. Left out:
-/// the notes coordinators write when acknowledging an escalation (written for their
-/// service-gap work, never shown), and everything once the case was erased. The caller has
-/// audited the read.
-pub async fn referral_texts(state: &AppState, referral: ReferralId) -> Result<Vec<ReferralText>, ApiError> {
+/// What was written on the referral, opened, from one read of its history: its notes for the
+/// receiving organisation, and every free text, oldest first — the explanations of its decline,
+/// holds, failure, cancellation or entry in error, and its follow-up notes. Left out: the notes
+/// coordinators write when acknowledging an escalation (written for their service-gap work,
+/// never shown), and everything once the case was erased. The caller has audited the read.
+pub async fn referral_writing(
+    state: &AppState,
+    referral: ReferralId,
+) -> Result<(Option<String>, Vec<ReferralText>), ApiError> {
     let subject = format!("wasl.evt.referral.{referral}");
     let recorded = state.store().read_history(&subject, 1).await?;
     let mut case = None;
+    let mut notes = None;
     let mut out = Vec::new();
     for (index, entry) in recorded.iter().enumerate() {
         let DomainEvent::Referral(_, event) = &entry.event.event else {
@@ -226,6 +205,18 @@ pub async fn referral_texts(state: &AppState, referral: ReferralId) -> Result<Ve
         let (what, code, sealed): (&str, Option<&str>, Option<&EncryptedPii>) = match event {
             ReferralEvent::Requested(requested) => {
                 case = Some(requested.case_id);
+                match open(
+                    state,
+                    requested.case_id,
+                    entry.event.meta.event_id,
+                    PiiField::REFERRAL_NOTES,
+                    requested.notes.as_ref(),
+                )
+                .await?
+                {
+                    Some(Revealed::Erased) => return Ok((None, Vec::new())),
+                    revealed => notes = plain(revealed),
+                }
                 continue;
             }
             ReferralEvent::Rejected(decline) => (
@@ -258,11 +249,11 @@ pub async fn referral_texts(state: &AppState, referral: ReferralId) -> Result<Ve
                 text: text.as_str().to_owned(),
             }),
             // Erased: nothing personal is shown, not even that a text existed.
-            Some(Revealed::Erased) => return Ok(Vec::new()),
+            Some(Revealed::Erased) => return Ok((None, Vec::new())),
             None => {}
         }
     }
-    Ok(out)
+    Ok((notes, out))
 }
 
 /// Seals a referral's notes under the case's key for the referral's first event.

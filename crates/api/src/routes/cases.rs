@@ -597,10 +597,11 @@ pub async fn export_case(
             .await?;
         for referral in &page.items {
             let referral_id = ReferralId::parse(&referral.id).map_err(ApiError::internal)?;
+            let (notes, texts) = crate::personal::referral_writing(&state, referral_id).await?;
             referrals.push(ExportedReferral {
                 referral: super::referrals::view(referral, true),
-                notes: crate::personal::referral_notes(&state, referral_id).await?.flatten(),
-                texts: crate::personal::referral_texts(&state, referral_id).await?,
+                notes,
+                texts,
                 history: state
                     .models()
                     .history(referral_id)

@@ -7,7 +7,7 @@ use crate::auth::Principal;
 use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
 use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
-use crate::personal::{referral_notes, seal_referral_notes};
+use crate::personal::{referral_writing, seal_referral_notes};
 use crate::policy::{Action, ReferralSide, Resource, referral_scope};
 use crate::state::AppState;
 use axum::extract::State;
@@ -582,10 +582,7 @@ pub async fn get_referral(
     let (notes, texts) = if personal_data_erased {
         (None, Vec::new())
     } else {
-        (
-            referral_notes(&state, id).await?.flatten(),
-            crate::personal::referral_texts(&state, id).await?,
-        )
+        referral_writing(&state, id).await?
     };
     let detail = ReferralDetail {
         referral: view(&row, referring(&principal, &row)),
