@@ -503,16 +503,21 @@ pub async fn get_case(
         )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let personal = case_personal(&state, id).await?;
+    let detail = case_detail(&state, &row, id).await?;
+    Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
+}
+
+/// The case as a reader with the right to its personal data sees it; the caller has audited
+/// the read.
+async fn case_detail(state: &AppState, row: &CaseRow, id: CaseId) -> Result<CaseDetail, ApiError> {
     let consents: Vec<ConsentEntry> = serde_json::from_str(&row.consents).map_err(ApiError::internal)?;
-    let detail = CaseDetail {
-        summary: summary(&row),
+    Ok(CaseDetail {
+        summary: summary(row),
         close_code: row.close_code.clone(),
         consents: consents.into_iter().map(ConsentOutput::from).collect(),
-        personal,
+        personal: case_personal(state, id).await?,
         position: row.position,
-    };
-    Ok(with_etag(u64::try_from(row.version).unwrap_or(0), detail))
+    })
 }
 
 /// Everything Wasl holds about a case, for the person it is about.
@@ -569,14 +574,7 @@ pub async fn export_case(
         )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let consents: Vec<ConsentEntry> = serde_json::from_str(&row.consents).map_err(ApiError::internal)?;
-    let case = CaseDetail {
-        summary: summary(&row),
-        close_code: row.close_code.clone(),
-        consents: consents.into_iter().map(ConsentOutput::from).collect(),
-        personal: case_personal(&state, id).await?,
-        position: row.position,
-    };
+    let case = case_detail(&state, &row, id).await?;
     let filter = ReferralFilter {
         from_org: OrgId::parse(&row.owner_org).ok(),
         case_id: Some(id),
