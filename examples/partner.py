@@ -50,7 +50,8 @@ async def connect(server, seed_file, org, ca_file=None):
 async def listen(nc, org, until_idle):
     js = nc.jetstream()
     # Name the stream: looking it up by subject would list streams, which is not allowed.
-    # The durable consumer remembers what was acknowledged: the next run starts after it.
+    # The hub keeps the durable consumer "referrals" on your stream; it remembers what was
+    # acknowledged, so the next run starts after it. Partners cannot create consumers.
     sub = await js.pull_subscribe(f"wasl.out.{org}.>", durable="referrals", stream=f"WASL_OUT_{org}")
     while True:
         try:

@@ -10,7 +10,12 @@ use wasl_domain::ids::{OrgId, ReferralId};
 
 /// The JetStream stream holding what is addressed to `org`.
 pub fn out_stream(org: OrgId) -> String {
-    format!("WASL_OUT_{org}")
+    format!("{}{org}", out_stream_prefix())
+}
+
+/// What every organisation's feed stream's name starts with.
+pub const fn out_stream_prefix() -> &'static str {
+    "WASL_OUT_"
 }
 
 /// Every subject of `org`'s feed, the only subjects of its stream.
@@ -41,6 +46,13 @@ pub const ALL_COMMAND_SUBJECTS: &str = "wasl.cmd.>";
 pub fn command_subject(org: OrgId, referral: ReferralId, verb: &str) -> String {
     format!("wasl.cmd.{org}.referral.{referral}.{verb}")
 }
+
+/// The durable pull consumers the hub keeps on every organisation's feed, for the organisation
+/// to read with: `referrals` for its own systems, `wasl-partner-cli` for `wasl partner listen`.
+/// Partners cannot create consumers (a consumer's deliver subject could point into another
+/// organisation's inbox); each of these remembers its own position, so two systems of one
+/// organisation read the feed independently.
+pub const PARTNER_CONSUMERS: [&str; 2] = ["referrals", "wasl-partner-cli"];
 
 /// The inbox prefix `org`'s clients use (`nats --inbox-prefix`, nats.py `inbox_prefix`,
 /// async-nats `custom_inbox_prefix`): the only subjects they may subscribe to outside JetStream,

@@ -2,9 +2,11 @@
 //! apart.
 //!
 //! One JetStream account ([`ACCOUNT`]) holds the hub's services and every partner organisation.
-//! The hub's user may do everything; each organisation's user, authenticated by an NKey, may only
-//! pull from its own feed `WASL_OUT_<org>`, send commands on `wasl.cmd.<org>.>` and receive replies
-//! on its own inbox prefix `_INBOX_<org>` ([`permissions::partner_permissions`]). The names come
+//! Each hub service has a user of its own with the least it needs, and nobody may delete the
+//! log, the audit or the data keys ([`services::HubUser`]); each organisation's user,
+//! authenticated by an NKey, may only pull from its own feed `WASL_OUT_<org>` through the
+//! consumers the hub keeps there, send commands on `wasl.cmd.<org>.>` and receive replies on its
+//! own inbox prefix `_INBOX_<org>` ([`permissions::partner_permissions`]). The names come
 //! from [`wasl_events::partner`], the same place the router takes them from.
 //!
 //! [`generate`] writes, into one directory:
@@ -12,7 +14,7 @@
 //! | file | what |
 //! |---|---|
 //! | `auth.conf` | the `accounts { … }` block (and `tls { … }` when asked), to `include` from the server's config |
-//! | `hub.nk` | the seed of the hub's user (mode 0600), for the hub's services |
+//! | `hub.nk`, `api.nk`, `store.nk`, `router.nk`, `projector.nk` | the seeds of the hub's users (mode 0600): the operator's and each service's |
 //! | `partners/<org>/<org>.nk` | the seed of the organisation's user (mode 0600), to hand over |
 //! | `partners/<org>/README.md` | what the organisation needs to connect: public key, stream, subjects, inbox prefix |
 //!
@@ -23,6 +25,7 @@
 mod files;
 pub mod permissions;
 mod render;
+pub mod services;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 use wasl_domain::ids::OrgId;
 
 pub use permissions::{Grant, PartnerPermissions, partner_permissions};
+pub use services::{HubPermissions, HubUser};
 
 /// The one account holding the hub's services, every partner and the JetStream streams.
 pub const ACCOUNT: &str = "WASL";
@@ -109,8 +113,10 @@ pub struct PartnerCredential {
 pub struct Generated {
     /// The server configuration fragment to `include`.
     pub auth_conf: PathBuf,
-    /// The hub's credential.
+    /// The operator's credential (`hub.nk`).
     pub hub: Credential,
+    /// Every hub user's credential, the operator's included, in [`HubUser::ALL`]'s order.
+    pub services: Vec<(HubUser, Credential)>,
     /// One entry per organisation, in the order given.
     pub partners: Vec<PartnerCredential>,
     /// The files whose content changed (or were created) in this run.
@@ -182,16 +188,27 @@ pub fn generate(options: &NatsConfigOptions) -> Result<Generated, Error> {
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let mut changed = Vec::new();
 
-    let hub_seed = out.join(HUB_SEED_FILE);
-    let (hub_key, created) = files::load_or_create(&hub_seed)?;
-    if created {
-        changed.push(hub_seed.clone());
+    let mut services = Vec::with_capacity(HubUser::ALL.len());
+    for user in HubUser::ALL {
+        let seed_file = out.join(user.seed_file());
+        let (public_key, created) = files::load_or_create(&seed_file)?;
+        if created {
+            changed.push(seed_file.clone());
+        }
+        services.push((
+            user,
+            Credential {
+                public_key,
+                seed_file,
+                created,
+            },
+        ));
     }
-    let hub = Credential {
-        public_key: hub_key,
-        seed_file: hub_seed,
-        created,
-    };
+    let hub = services
+        .iter()
+        .find(|(user, _)| *user == HubUser::Operator)
+        .map(|(_, credential)| credential.clone())
+        .expect("the operator is one of the hub's users");
 
     let mut partners = Vec::with_capacity(options.orgs.len());
     for org in &options.orgs {
@@ -219,13 +236,14 @@ pub fn generate(options: &NatsConfigOptions) -> Result<Generated, Error> {
     }
 
     let auth_conf = out.join(AUTH_FILE);
-    let text = render::auth_conf(&hub.public_key, &partners, options.tls.as_ref())?;
+    let text = render::auth_conf(&services, &partners, options.tls.as_ref())?;
     if files::write_if_changed(&auth_conf, &text)? {
         changed.push(auth_conf.clone());
     }
     Ok(Generated {
         auth_conf,
         hub,
+        services,
         partners,
         changed,
     })

@@ -28,8 +28,11 @@ fn grant(subject: String, reason: &'static str) -> Grant {
     Grant { subject, reason }
 }
 
-/// The permissions of `org`'s user: read its own stream through a pull consumer, send commands
-/// under its own id, receive replies on its own inbox prefix. Nothing else.
+/// The permissions of `org`'s user: read its own stream through the durable pull consumers the
+/// hub keeps on it ([`wasl_events::partner::PARTNER_CONSUMERS`]), send commands under its own
+/// id, receive replies on its own inbox prefix. Nothing else: in particular it cannot create,
+/// change or delete a consumer, since a push consumer's deliver subject could be another
+/// organisation's inbox (the server does not check it against the creator's permissions).
 pub fn partner_permissions(org: OrgId) -> PartnerPermissions {
     let stream = out_stream(org);
     let api = "$JS.API";
@@ -39,24 +42,8 @@ pub fn partner_permissions(org: OrgId) -> PartnerPermissions {
             "look up its own stream (every client library does before binding a consumer)",
         ),
         grant(
-            format!("{api}.CONSUMER.CREATE.{stream}"),
-            "create a consumer without a name (async-nats, nats.py ephemeral)",
-        ),
-        grant(
-            format!("{api}.CONSUMER.CREATE.{stream}.>"),
-            "create or update a named consumer, optionally with its filter in the subject (server >= 2.9 clients)",
-        ),
-        grant(
-            format!("{api}.CONSUMER.DURABLE.CREATE.{stream}.*"),
-            "create a durable consumer the pre-2.9 way (nats.py durable, older clients)",
-        ),
-        grant(
             format!("{api}.CONSUMER.INFO.{stream}.*"),
-            "look up a consumer of its stream (clients do before fetching)",
-        ),
-        grant(
-            format!("{api}.CONSUMER.DELETE.{stream}.*"),
-            "remove a consumer it no longer needs",
+            "look up a consumer of its stream (clients do before fetching, and bind to the hub's durable when it exists)",
         ),
         grant(
             format!("{api}.CONSUMER.LIST.{stream}"),
@@ -120,6 +107,15 @@ mod tests {
             assert!(!g.subject.starts_with('>') && !g.subject.starts_with('*'));
             assert!(!g.subject.starts_with("_INBOX."), "{}", g.subject);
             assert!(!g.subject.starts_with("$KV"), "{}", g.subject);
+        }
+    }
+
+    #[test]
+    fn the_partner_may_not_create_change_or_delete_a_consumer() {
+        for g in partner_permissions(org(0xa)).publish {
+            for refused in ["CONSUMER.CREATE", "CONSUMER.DURABLE", "CONSUMER.DELETE"] {
+                assert!(!g.subject.contains(refused), "{}", g.subject);
+            }
         }
     }
 

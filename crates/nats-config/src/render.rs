@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use wasl_events::partner::{command_subjects, inbox_prefix, out_stream, out_subjects};
+use wasl_events::partner::{PARTNER_CONSUMERS, command_subjects, inbox_prefix, out_stream, out_subjects};
 
 use crate::permissions::{Grant, partner_permissions};
-use crate::{ACCOUNT, Error, NatsConfigOptions, PartnerCredential, PartnerOrg, TlsOptions};
+use crate::services::{HubPermissions, HubUser};
+use crate::{ACCOUNT, Credential, Error, NatsConfigOptions, PartnerCredential, PartnerOrg, TlsOptions};
 
 /// A double-quoted string in nats-server's config syntax (which also keeps `$JS…` from being
 /// read as a variable).
@@ -25,7 +26,11 @@ fn path_text(path: &Path) -> Result<&str, Error> {
 }
 
 fn grants(c: &mut String, indent: &str, list: &[Grant]) {
-    let _ = writeln!(c, "{indent}allow: [");
+    grant_list(c, indent, "allow", list);
+}
+
+fn grant_list(c: &mut String, indent: &str, kind: &str, list: &[Grant]) {
+    let _ = writeln!(c, "{indent}{kind}: [");
     for g in list {
         let _ = writeln!(c, "{indent}  # {}", g.reason);
         let _ = writeln!(c, "{indent}  {}", quoted(&g.subject));
@@ -35,7 +40,7 @@ fn grants(c: &mut String, indent: &str, list: &[Grant]) {
 
 /// The `accounts { … }` block (and `tls { … }`), to `include` from the server's config.
 pub(crate) fn auth_conf(
-    hub_key: &str,
+    services: &[(HubUser, Credential)],
     partners: &[PartnerCredential],
     tls: Option<&TlsOptions>,
 ) -> Result<String, Error> {
@@ -49,8 +54,26 @@ pub(crate) fn auth_conf(
     let _ = writeln!(c, "  {ACCOUNT} {{");
     c.push_str("    jetstream: enabled\n");
     c.push_str("    users: [\n");
-    c.push_str("      # The hub's services (store, projector, router, api, followup): every subject.\n");
-    let _ = writeln!(c, "      {{ nkey: {} }}", quoted(hub_key));
+    for (user, credential) in services {
+        let _ = writeln!(c, "      # The hub's {} user: {}.", user.name(), user.runs());
+        c.push_str("      {\n");
+        let _ = writeln!(c, "        nkey: {}", quoted(&credential.public_key));
+        c.push_str("        permissions: {\n");
+        let (kind, publish, subscribe) = match user.permissions() {
+            HubPermissions::Deny { publish, subscribe } => ("deny", publish, subscribe),
+            HubPermissions::Allow { publish, subscribe } => ("allow", publish, subscribe),
+        };
+        for (direction, list) in [("publish", publish), ("subscribe", subscribe)] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(c, "          {direction}: {{");
+            grant_list(&mut c, "            ", kind, &list);
+            c.push_str("          }\n");
+        }
+        c.push_str("        }\n");
+        c.push_str("      }\n");
+    }
     for p in partners {
         let perms = partner_permissions(p.org.id);
         let _ = writeln!(c, "      # {} ({})", comment(&p.org.name), p.org.id);
@@ -108,17 +131,21 @@ pub(crate) fn partner_readme(org: &PartnerOrg, public_key: &str, options: &NatsC
     let _ = writeln!(r, "| your stream (pull consumers only) | `{stream}` |");
     let _ = writeln!(r, "| its subjects | `{}` |", out_subjects(id));
     let _ = writeln!(r, "| commands (request/reply) | `{}` |", command_subjects(id));
+    let consumers: Vec<String> = PARTNER_CONSUMERS.iter().map(|c| format!("`{c}`")).collect();
+    let _ = writeln!(
+        r,
+        "| durable pull consumers (kept by the hub) | {} |",
+        consumers.join(", ")
+    );
     let _ = writeln!(r, "| inbox prefix (required) | `{inbox}` |\n");
     r.push_str("Your client must use the inbox prefix above (`--inbox-prefix`, nats.py `inbox_prefix`,\n");
     r.push_str("async-nats `custom_inbox_prefix`): it is the only subject you may subscribe to, and\n");
     r.push_str("the hub answers only requests whose reply subject starts with it. Always name the\n");
-    r.push_str("stream: listing streams is not allowed. Push consumers are not supported.\n\n");
+    r.push_str("stream: listing streams is not allowed. Read through the durable pull consumers the hub\n");
+    r.push_str("keeps on your stream (each remembers its own position); you cannot create, change or\n");
+    r.push_str("delete consumers, so push consumers are not possible.\n\n");
     r.push_str("With the NATS CLI:\n\n```sh\n");
     let base = format!("nats --server {server} --nkey {id}.nk --inbox-prefix {inbox}{tls}");
-    let _ = writeln!(
-        r,
-        "{base} consumer add {stream} referrals --pull --deliver all --ack explicit --defaults"
-    );
     let _ = writeln!(r, "{base} consumer next {stream} referrals --count 10");
     let _ = writeln!(
         r,

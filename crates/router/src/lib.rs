@@ -31,6 +31,6 @@ pub use commands::{CommandMetrics, CommandReply, CommandService, ReplyError, Ver
 pub use config::{CommandServiceConfig, OutStreamConfig, RouterConfig};
 pub use error::RouterError;
 pub use message::{FeedMessage, NotAPartnerMessage, PartnerClient, PartnerDeadline, PartnerMessage, RedactionNotice};
-pub use outs::out_stream_config;
+pub use outs::{keep_partner_consumers, out_stream_config};
 pub use parked::{ParkedEvent, Resolution};
 pub use router::{Router, RouterMetrics, run};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use wasl_domain::ids::OrgId;
-use wasl_events::partner::{out_stream, out_subjects};
+use wasl_events::partner::{PARTNER_CONSUMERS, out_stream, out_subjects};
 
 /// The stream configuration of `org`'s feed.
 pub fn out_stream_config(org: OrgId, config: &OutStreamConfig) -> stream::Config {
@@ -33,6 +33,48 @@ pub fn out_stream_config(org: OrgId, config: &OutStreamConfig) -> stream::Config
         allow_direct: true,
         ..Default::default()
     }
+}
+
+/// The partner's side of a feed, kept by the hub because partners may not create consumers:
+/// the durable pull consumers of [`PARTNER_CONSUMERS`] exist, and no push consumer does (one
+/// could deliver into another organisation's inbox; only an older Wasl, which let partners
+/// create consumers, can have left one). Returns how many push consumers were removed.
+pub async fn keep_partner_consumers(stream: &stream::Stream) -> Result<usize, RouterError> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    use futures_util::TryStreamExt as _;
+    let name = stream.cached_info().config.name.clone();
+    let mut removed = 0;
+    let consumers: Vec<_> = stream
+        .consumers()
+        .try_collect()
+        .await
+        .map_err(RouterError::unavailable)?;
+    for info in consumers {
+        if info.config.deliver_subject.is_some() {
+            stream
+                .delete_consumer(&info.name)
+                .await
+                .map_err(RouterError::unavailable)?;
+            removed += 1;
+            tracing::warn!(stream = %name, consumer = %info.name, "push consumer on a partner feed removed");
+        }
+    }
+    for durable in PARTNER_CONSUMERS {
+        let config = pull::Config {
+            durable_name: Some(durable.to_owned()),
+            description: Some("the organisation's durable pull consumer, kept by the hub".to_owned()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: std::time::Duration::from_secs(30),
+            max_ack_pending: 1000,
+            ..Default::default()
+        };
+        stream
+            .get_or_create_consumer(durable, config)
+            .await
+            .map_err(RouterError::unavailable)?;
+    }
+    Ok(removed)
 }
 
 /// Where an organisation's feed stands.
@@ -87,6 +129,12 @@ impl OutStreams {
     }
 
     async fn open(&mut self, org: OrgId) -> Result<stream::Stream, RouterError> {
+        let stream = self.get_or_create(org).await?;
+        keep_partner_consumers(&stream).await?;
+        Ok(stream)
+    }
+
+    async fn get_or_create(&mut self, org: OrgId) -> Result<stream::Stream, RouterError> {
         let config = out_stream_config(org, &self.config);
         let name = config.name.clone();
         match self.js.get_stream(&name).await {

@@ -136,6 +136,7 @@ impl Router {
                 }
             }
         };
+        keep_every_partner_feeds_consumers(&js).await?;
         Ok(Self {
             skips: Skips::new(js.clone()),
             js,
@@ -744,4 +745,29 @@ impl States {
         }
         Ok(self.entries.get_mut(&id).expect("present"))
     }
+}
+
+/// Gives every existing partner feed the hub's durable consumers and removes any push consumer
+/// on it, so an organisation that joined before the hub kept its consumers reads as a new one
+/// does.
+async fn keep_every_partner_feeds_consumers(js: &jetstream::Context) -> Result<(), RouterError> {
+    use futures_util::TryStreamExt as _;
+    let prefix = wasl_events::partner::out_stream_prefix();
+    let names: Vec<String> = js
+        .stream_names()
+        .try_filter(|name| std::future::ready(name.starts_with(prefix)))
+        .try_collect()
+        .await
+        .map_err(RouterError::unavailable)?;
+    let mut removed = 0;
+    for name in &names {
+        let stream = js.get_stream(name).await.map_err(RouterError::unavailable)?;
+        removed += crate::outs::keep_partner_consumers(&stream).await?;
+    }
+    tracing::info!(
+        feeds = names.len(),
+        push_consumers_removed = removed,
+        "partner consumers kept"
+    );
+    Ok(())
 }

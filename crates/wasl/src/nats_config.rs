@@ -1,4 +1,5 @@
-//! `wasl nats-config`: writes the nats-server authorisation (`auth.conf`), the hub's NKey and
+//! `wasl nats-config`: writes the nats-server authorisation (`auth.conf`), the hub's NKeys (one
+//! per service, `wasl_nats_config::HubUser`) and
 //! one folder of credentials per partner organisation (see docs/nats-security.md). The
 //! organisations come from the event log's directory (`--nats-url`), from `--org`, or both.
 //! The generator lives in `wasl_nats_config`.
@@ -15,7 +16,8 @@ use wasl_store::{EventStore, StoreConfig};
 /// Options of `wasl nats-config`.
 #[derive(Debug, clap::Args)]
 pub struct NatsConfigArgs {
-    /// Folder to write into: auth.conf, hub.nk, partners/<org>/. Seeds already there are kept,
+    /// Folder to write into: auth.conf, the hub's seeds (hub.nk for the operator, api.nk,
+    /// store.nk, router.nk, projector.nk), partners/<org>/. Seeds already there are kept,
     /// so regenerating never invalidates a credential handed out.
     #[arg(long, env = "WASL_NATS_CONFIG_DIR", default_value = "./data/nats-config")]
     pub out: PathBuf,
@@ -105,12 +107,16 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
         generated.auth_conf.display(),
         wasl_nats_config::AUTH_FILE
     )?;
-    writeln!(
-        out,
-        "  hub: {} ({}) — for Wasl's own services (--nats-nkey / WASL_NATS_NKEY)",
-        generated.hub.seed_file.display(),
-        if generated.hub.created { "new" } else { "kept" }
-    )?;
+    for (user, credential) in &generated.services {
+        writeln!(
+            out,
+            "  {}: {} ({}) — for {}",
+            user.name(),
+            credential.seed_file.display(),
+            if credential.created { "new" } else { "kept" },
+            user.runs()
+        )?;
+    }
     for partner in &generated.partners {
         writeln!(
             out,
@@ -136,7 +142,8 @@ pub fn run(args: NatsConfigArgs) -> Result<String, Box<dyn Error>> {
     Ok(out)
 }
 
-/// The hub's seed this run creates, when it is the one to connect with and does not exist yet.
+/// The hub's seed this run creates (the operator's or a service's), when it is the one to
+/// connect with and does not exist yet.
 ///
 /// The services' environment names the hub's seed (`WASL_NATS_URL`, `WASL_NATS_NKEY=<out>/hub.nk`),
 /// and `--nats-url` and `--nats-nkey` read the same variables, so with it exported the first run
@@ -153,14 +160,17 @@ fn hub_seed_to_create(args: &NatsConfigArgs) -> Result<Option<PathBuf>, Box<dyn 
     if !matches!(seed.try_exists(), Ok(false)) {
         return Ok(None);
     }
-    let hub = args.out.join(wasl_nats_config::HUB_SEED_FILE);
-    if !same_file(seed, &hub) {
+    let Some(hub) = wasl_nats_config::HubUser::ALL
+        .iter()
+        .map(|user| args.out.join(user.seed_file()))
+        .find(|file| same_file(seed, file))
+    else {
         return Err(format!(
             "the NKey seed file {} (--nats-nkey or WASL_NATS_NKEY) does not exist",
             seed.display()
         )
         .into());
-    }
+    };
     let auth = args.out.join(wasl_nats_config::AUTH_FILE);
     if auth.exists() {
         return Err(format!(

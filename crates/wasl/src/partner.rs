@@ -24,10 +24,15 @@ pub struct RouterArgs {
     /// The NATS server holding Wasl's event log.
     #[arg(long, env = "WASL_NATS_URL", required = true)]
     pub nats_url: Option<String>,
-    /// NKey seed file of Wasl's own services (hub.nk from `wasl nats-config`), when the server
+    /// NKey seed file of the router (router.nk from `wasl nats-config`), when the server
     /// requires one.
     #[arg(long, env = "WASL_NATS_NKEY")]
     pub nats_nkey: Option<PathBuf>,
+    /// NKey seed file the partner command service connects with (store.nk from `wasl
+    /// nats-config`): it appends the partners' answers to the event log, which the router's own
+    /// user may not. Without it the command service uses the router's connection.
+    #[arg(long, env = "WASL_COMMANDS_NKEY")]
+    pub commands_nkey: Option<PathBuf>,
     /// Base URL of the HTTP API, from which partners fetch a referral's details (the claim
     /// check in every partner message).
     #[arg(long, env = "WASL_API_BASE_URL", default_value = "http://127.0.0.1:8080")]
@@ -110,9 +115,18 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             eprintln!("wasl router: /healthz and /readyz on http://{bound}");
         }
         let commands = if args.commands {
+            let commands_client = match &args.commands_nkey {
+                Some(seed) => {
+                    crate::connect::patiently("the command service", || {
+                        crate::connect::connect_with(&nats_url, Some(seed), None)
+                    })
+                    .await?
+                }
+                None => client.clone(),
+            };
             let store = Arc::new(
                 crate::connect::patiently("the command service", || {
-                    EventStore::open(client.clone(), store_config.clone())
+                    EventStore::open(commands_client.clone(), store_config.clone())
                 })
                 .await?,
             );
@@ -210,8 +224,8 @@ pub struct PartnerConnection {
 pub struct ListenArgs {
     #[command(flatten)]
     pub connection: PartnerConnection,
-    /// The durable consumer that remembers what you have seen; another name starts from the
-    /// beginning of your feed.
+    /// The durable consumer that remembers what you have seen: one the hub keeps on your feed
+    /// (`referrals` or `wasl-partner-cli`; partners cannot create consumers).
     #[arg(long, default_value = "wasl-partner-cli")]
     pub consumer: String,
     /// Print each partner message as one line of JSON, as it arrived.
@@ -292,7 +306,7 @@ async fn partner_client(connection: &PartnerConnection, org: OrgId) -> Result<as
 }
 
 async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
-    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    use async_nats::jetstream::consumer::pull;
     let org = org_of(&args.connection)?;
     let client = partner_client(&args.connection, org).await?;
     let js = async_nats::jetstream::new(client);
@@ -302,17 +316,14 @@ async fn listen(args: &ListenArgs) -> Result<String, Box<dyn Error>> {
             out_stream(org)
         )
     })?;
-    let consumer = stream
-        .get_or_create_consumer(
-            &args.consumer,
-            pull::Config {
-                durable_name: Some(args.consumer.clone()),
-                ack_policy: AckPolicy::Explicit,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| format!("cannot create the consumer {}: {e}", args.consumer))?;
+    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> =
+        stream.get_consumer(&args.consumer).await.map_err(|e| {
+            format!(
+                "cannot open the consumer {} of your feed: {e} (the hub keeps the consumers {} on every feed; partners cannot create their own)",
+                args.consumer,
+                wasl_events::partner::PARTNER_CONSUMERS.join(", ")
+            )
+        })?;
     if !args.json {
         eprintln!("wasl partner: listening to {}; Ctrl-C stops", out_stream(org));
     }

@@ -67,22 +67,15 @@ async fn no_consumer_can_be_made_on_another_feed() {
         r#"{"config":{"durable_name":"spy","ack_policy":"explicit"}}"#,
     )
     .await;
-    // A consumer A made itself is out of reach too.
-    let a = net.partner(net.a).await;
-    a.js.create_consumer_on_stream(
-        pull::Config {
-            durable_name: Some("mine".into()),
-            ..Default::default()
-        },
-        &a_stream,
+    // The consumers the hub keeps on A's feed are out of reach too.
+    b.denied_request(
+        &format!("$JS.API.CONSUMER.MSG.NEXT.{a_stream}.referrals"),
+        r#"{"batch":1}"#,
     )
-    .await
-    .expect("A creates its own consumer");
-    b.denied_request(&format!("$JS.API.CONSUMER.MSG.NEXT.{a_stream}.mine"), r#"{"batch":1}"#)
+    .await;
+    b.denied_request(&format!("$JS.API.CONSUMER.INFO.{a_stream}.referrals"), "")
         .await;
-    b.denied_request(&format!("$JS.API.CONSUMER.INFO.{a_stream}.mine"), "")
-        .await;
-    b.denied_request(&format!("$JS.API.CONSUMER.DELETE.{a_stream}.mine"), "")
+    b.denied_request(&format!("$JS.API.CONSUMER.DELETE.{a_stream}.referrals"), "")
         .await;
     assert_eq!(net.feed_len(net.a).await, MESSAGES_PER_FEED as u64);
 }

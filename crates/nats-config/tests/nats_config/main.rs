@@ -6,4 +6,5 @@ mod attacks;
 mod generate;
 mod isolation;
 mod own_work;
+mod services;
 mod support;

@@ -5,23 +5,21 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream;
 use futures_util::{StreamExt, TryStreamExt};
-use wasl_events::partner::{ALL_COMMAND_SUBJECTS, command_subject, inbox_prefix, out_stream, out_subjects};
+use wasl_events::partner::{
+    ALL_COMMAND_SUBJECTS, PARTNER_CONSUMERS, command_subject, inbox_prefix, out_stream, out_subjects,
+};
 
 use crate::support::*;
 
 #[tokio::test]
-async fn an_organisation_pulls_and_acknowledges_its_own_feed() {
+async fn an_organisation_pulls_and_acknowledges_its_own_feed_through_the_hubs_consumers() {
     let net = Net::start().await;
     let b = net.partner(net.b).await;
     let stream = b.js.get_stream(out_stream(net.b)).await.expect("own stream info");
     let consumer: PullConsumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("referrals".into()),
-            ack_policy: AckPolicy::Explicit,
-            ..Default::default()
-        })
+        .get_consumer("referrals")
         .await
-        .expect("create a durable pull consumer");
+        .expect("the hub's durable consumer");
     let mut messages = consumer
         .fetch()
         .max_messages(MESSAGES_PER_FEED)
@@ -42,22 +40,30 @@ async fn an_organisation_pulls_and_acknowledges_its_own_feed() {
     assert_eq!(info.num_ack_pending, 0);
     assert_eq!(info.ack_floor.stream_sequence, MESSAGES_PER_FEED as u64);
 
-    // An ephemeral consumer (no name), listing, reading by sequence, deleting.
-    let ephemeral: PullConsumer = stream
-        .create_consumer(pull::Config::default())
+    // The CLI's consumer has its own position: it still sees everything.
+    let cli: PullConsumer = stream
+        .get_consumer("wasl-partner-cli")
         .await
-        .expect("create an ephemeral pull consumer");
-    let mut batch = ephemeral.fetch().max_messages(1).messages().await.expect("fetch");
-    batch
-        .next()
+        .expect("the hub's CLI consumer");
+    let mut batch = cli
+        .fetch()
+        .max_messages(MESSAGES_PER_FEED)
+        .expires(Duration::from_secs(2))
+        .messages()
         .await
-        .expect("one message")
-        .expect("message")
-        .ack()
-        .await
-        .expect("ack");
+        .expect("fetch");
+    let mut seen = 0;
+    while let Some(message) = batch.next().await {
+        message.expect("message").ack().await.expect("ack");
+        seen += 1;
+    }
+    assert_eq!(seen, MESSAGES_PER_FEED);
+
+    // Listing, reading by sequence.
     let names: Vec<String> = stream.consumer_names().try_collect().await.expect("consumer names");
-    assert!(names.contains(&"referrals".to_owned()));
+    for name in PARTNER_CONSUMERS {
+        assert!(names.contains(&name.to_owned()), "{name} missing from {names:?}");
+    }
     let listed: Vec<_> = stream.consumers().try_collect().await.expect("consumer list");
     assert_eq!(listed.len(), names.len());
     let first = stream.direct_get(1).await.expect("direct get by sequence");
@@ -66,21 +72,49 @@ async fn an_organisation_pulls_and_acknowledges_its_own_feed() {
         .await
         .expect("direct get of the last message of a subject");
     stream.get_raw_message(1).await.expect("STREAM.MSG.GET");
-    let legacy = b
-        .client
-        .request(
-            format!("$JS.API.CONSUMER.DURABLE.CREATE.{}.legacy", out_stream(net.b)),
-            format!(
-                r#"{{"stream_name":"{}","config":{{"durable_name":"legacy","ack_policy":"explicit"}}}}"#,
-                out_stream(net.b)
-            )
-            .into(),
-        )
-        .await
-        .expect("legacy durable create answered");
-    let legacy = String::from_utf8_lossy(&legacy.payload);
-    assert!(!legacy.contains("\"error\""), "{legacy}");
-    stream.delete_consumer("referrals").await.expect("delete own consumer");
+}
+
+#[tokio::test]
+async fn an_organisation_cannot_create_change_or_delete_a_consumer_even_on_its_own_feed() {
+    let net = Net::start().await;
+    let mut b = net.partner(net.b).await;
+    let own = out_stream(net.b);
+    let stream = b.js.get_stream(&own).await.expect("own stream info");
+    let named = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("mine".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await;
+    assert!(named.is_err(), "B created a consumer");
+    b.expect_violation(&format!("$JS.API.CONSUMER.CREATE.{own}.mine")).await;
+    let ephemeral = stream.create_consumer(pull::Config::default()).await;
+    assert!(ephemeral.is_err(), "B created an ephemeral consumer");
+    b.expect_violation(&format!("$JS.API.CONSUMER.CREATE.{own}")).await;
+    // Changing the hub's consumer (another filter, another start) is a create request too.
+    let changed = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("referrals".into()),
+            filter_subject: format!("wasl.out.{}.redaction.>", net.b),
+            ..Default::default()
+        })
+        .await;
+    assert!(changed.is_err(), "B changed the hub's consumer");
+    b.denied_request(
+        &format!("$JS.API.CONSUMER.DURABLE.CREATE.{own}.legacy"),
+        r#"{"config":{"durable_name":"legacy","ack_policy":"explicit"}}"#,
+    )
+    .await;
+    assert!(stream.delete_consumer("referrals").await.is_err());
+    b.expect_violation(&format!("$JS.API.CONSUMER.DELETE.{own}.referrals"))
+        .await;
+    let names: Vec<String> = stream.consumer_names().try_collect().await.expect("consumer names");
+    let mut expected: Vec<String> = PARTNER_CONSUMERS.iter().map(|c| (*c).to_owned()).collect();
+    let mut names = names;
+    names.sort();
+    expected.sort();
+    assert_eq!(names, expected);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! A nats-server configured by `wasl_nats_config::generate` for two organisations A and B, the
-//! hub's streams `WASL_OUT_<A>` and `WASL_OUT_<B>` with a few messages each, and clients for the
-//! hub and for each organisation.
+//! hub's streams `WASL_OUT_<A>` and `WASL_OUT_<B>` with a few messages each and the consumers the
+//! router keeps on them, and clients for the hub's users and for each organisation.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 use wasl_domain::ids::{OrgId, ReferralId};
 use wasl_events::partner::{inbox_prefix, out_stream, out_subject, out_subjects};
-use wasl_nats_config::{Generated, NatsConfigOptions, PartnerOrg, generate};
+use wasl_nats_config::{Generated, HubUser, NatsConfigOptions, PartnerOrg, generate};
 use wasl_testkit::NatsServer;
 
 pub use wasl_domain::testing::fresh;
@@ -117,7 +117,8 @@ impl Net {
             hub_js,
         };
         for org in [a, b] {
-            net.hub_js
+            let feed = net
+                .hub_js
                 .create_stream(stream::Config {
                     name: out_stream(org),
                     subjects: vec![out_subjects(org)],
@@ -126,6 +127,9 @@ impl Net {
                 })
                 .await
                 .expect("create feed stream");
+            wasl_router::keep_partner_consumers(&feed)
+                .await
+                .expect("the router's consumers");
             for _ in 0..MESSAGES_PER_FEED {
                 net.publish_to_feed(org).await;
             }
@@ -166,6 +170,23 @@ impl Net {
     /// `org`'s connection using another inbox prefix (what a careless or hostile client does).
     pub async fn partner_with_inbox(&self, org: OrgId, inbox: &str) -> Partner {
         let (client, errors) = connect_seed(&self.server.url(), self.seed_of(org), Some(inbox)).await;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(1))
+            .build(client.clone());
+        Partner { client, js, errors }
+    }
+
+    /// A connection as one of the hub's own users, with its seed.
+    pub async fn hub_user(&self, user: HubUser) -> Partner {
+        let seed = &self
+            .generated
+            .services
+            .iter()
+            .find(|(u, _)| *u == user)
+            .expect("generated hub user")
+            .1
+            .seed_file;
+        let (client, errors) = connect_seed(&self.server.url(), seed, None).await;
         let js = jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(1))
             .build(client.clone());

@@ -211,16 +211,21 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    // The services, as deploy/ runs them: R3, the hub's NKey, PostgreSQL.
+    // The services, as deploy/ runs them: R3, each with its own NATS user, PostgreSQL.
     let api = free_port();
     let key = root.join("master.key");
     std::fs::write(&key, "0202020202020202020202020202020202020202020202020202020202020202").expect("key");
-    let env = vec![
+    let common = vec![
         ("WASL_NATS_URL", urls.clone()),
-        ("WASL_NATS_NKEY", hub.display().to_string()),
         ("WASL_DATABASE_URL", db.url.clone()),
         ("WASL_REPLICAS", "3".to_owned()),
     ];
+    let as_user = |seed: &str| {
+        let mut env = common.clone();
+        env.push(("WASL_NATS_NKEY", conf.join(seed).display().to_string()));
+        env
+    };
+    let env = as_user("api.nk");
     let api_service = service(
         &[
             "api",
@@ -241,10 +246,12 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let projector = service(&["projector"], &env, &root.join("projector.log"));
+    let projector = service(&["projector"], &as_user("projector.nk"), &root.join("projector.log"));
+    let mut router_env = as_user("router.nk");
+    router_env.push(("WASL_COMMANDS_NKEY", conf.join("store.nk").display().to_string()));
     let router = service(
         &["router", "--api-base-url", &format!("http://127.0.0.1:{api}")],
-        &env,
+        &router_env,
         &root.join("router.log"),
     );
 

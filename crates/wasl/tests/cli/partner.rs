@@ -155,7 +155,10 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
                 &format!("127.0.0.1:{health}"),
                 "--nats-nkey",
             ])
-            .arg(out.join("hub.nk"))
+            .arg(out.join("router.nk"))
+            // The command service appends the partners' answers with the store's user.
+            .arg("--commands-nkey")
+            .arg(out.join("store.nk"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -568,9 +571,13 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
         .await
         .expect("the hub connects");
     let js = async_nats::jetstream::new(hub);
-    js.create_stream(wasl_router::out_stream_config(org, &Default::default()))
+    let feed = js
+        .create_stream(wasl_router::out_stream_config(org, &Default::default()))
         .await
         .expect("the feed");
+    wasl_router::keep_partner_consumers(&feed)
+        .await
+        .expect("the consumers the router keeps");
 
     // Two partner messages and a redaction notice, and between them what anyone allowed to
     // publish could put there.
@@ -615,7 +622,8 @@ async fn listening_names_what_is_not_a_partner_message_and_goes_on() {
 
     let creds = seed(&out, org);
     for json in [false, true] {
-        let consumer = if json { "test-json" } else { "test-lines" };
+        // The two consumers the hub keeps, each with its own position.
+        let consumer = if json { "referrals" } else { "wasl-partner-cli" };
         let mut args = vec![
             "partner",
             "listen",
