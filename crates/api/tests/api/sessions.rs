@@ -1,5 +1,6 @@
 //! Sessions shared by API instances: signed in on one, used and ended on another, as behind a
-//! load balancer; a session's end; what the session bucket holds.
+//! load balancer; a session's end; what the session bucket holds; the bucket on a three-node
+//! cluster, one instance per node.
 //!
 //! The cookie is sent by hand here (no cookie jar), so that a refusal is the server's doing and
 //! not a jar that dropped the cookie when signing out cleared it.
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 use wasl_api::AppState;
-use wasl_api::auth::session::{BUCKET, COOKIE};
+use wasl_api::auth::session::{BUCKET, COOKIE, Sessions};
 use wasl_domain::Role;
 use wasl_domain::ids::{OrgId, UserId};
 
@@ -247,4 +248,59 @@ async fn the_bucket_holds_the_hash_of_a_session_never_its_secret() {
         }
     }
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_three_node_cluster_a_session_started_or_ended_through_one_node_is_seen_through_all_at_once() {
+    let cluster = wasl_testkit::NatsCluster::start(3).expect("3-node cluster");
+    let mut instances = Vec::new();
+    for node in 0..3 {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(cluster.url(node))
+            .await
+            .expect("connect to a node");
+        let js = async_nats::jetstream::new(client);
+        // The cluster may still be electing its leaders.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let sessions = loop {
+            match Sessions::open(&js, Duration::from_secs(3600), 3, 1).await {
+                Ok(sessions) => break sessions,
+                Err(err) if Instant::now() < deadline => {
+                    eprintln!("not yet: {err}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(err) => panic!("the session bucket: {err}"),
+            }
+        };
+        if node == 0 {
+            let config = js
+                .get_stream(format!("KV_{BUCKET}"))
+                .await
+                .expect("the bucket's stream")
+                .info()
+                .await
+                .expect("info")
+                .config
+                .clone();
+            assert_eq!(config.num_replicas, 3);
+            assert_eq!(config.max_messages_per_subject, 1, "history 1");
+            assert_eq!(config.storage, async_nats::jetstream::stream::StorageType::File);
+            assert_eq!(config.max_age, Duration::from_secs(3600));
+        }
+        instances.push(sessions);
+    }
+    let user: UserId = wasl_domain::testing::fresh();
+    for round in 0..30 {
+        let (secret, _) = instances[round % 3].start(user).await.expect("a session");
+        for (node, sessions) in instances.iter().enumerate() {
+            let seen = sessions.get(&secret).await.expect("a read");
+            assert_eq!(seen.map(|s| s.user), Some(user), "started, seen through node {node}");
+        }
+        instances[(round + 1) % 3].end(&secret).await.expect("signed out");
+        for (node, sessions) in instances.iter().enumerate() {
+            let seen = sessions.get(&secret).await.expect("a read");
+            assert!(seen.is_none(), "ended, refused through node {node}");
+        }
+    }
 }
