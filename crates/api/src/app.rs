@@ -1,5 +1,5 @@
 //! The one place the API is assembled: [`Application::build`] opens the event store, the read
-//! models, the vault, the accounts and the audit from [`AppSettings`] and binds the listener;
+//! models, the vault, the accounts, the sessions and the audit from [`AppSettings`] and binds the listener;
 //! `wasl api`, `wasl up`, the API's tests and `wasl bench api` all call it, so none of them
 //! wires the parts by hand. [`Application::run`] serves until a [`CancellationToken`] is
 //! cancelled — the one shutdown signal every long-running part of Wasl takes.
@@ -7,7 +7,7 @@
 use crate::audit::{Audit, AuditError};
 use crate::auth::accounts::{AccountError, Accounts};
 use crate::auth::oidc::{Oidc, OidcConfig};
-use crate::auth::session::Sessions;
+use crate::auth::session::{SessionError, Sessions};
 use crate::config::StartError;
 use crate::state::{AppState, Limits, Parts};
 use std::net::SocketAddr;
@@ -29,7 +29,8 @@ pub struct AppSettings {
     pub database_url: String,
     /// The master key that wraps the cases' keys.
     pub master: LocalMasterKey,
-    /// Replicas of the accounts and audit streams (3 in a production cluster).
+    /// Replicas of the accounts and audit streams and of the session bucket (3 in a production
+    /// cluster).
     pub replicas: usize,
     /// The OIDC issuer whose tokens are accepted, if any.
     pub oidc: Option<OidcConfig>,
@@ -95,6 +96,9 @@ impl Application {
         let accounts = Accounts::open(js.clone(), replicas)
             .await
             .map_err(|e| failed("accounts", matches!(e, AccountError::Unavailable(_)), e))?;
+        let sessions = Sessions::open(&js, session_lifetime, replicas, limits.concurrent_password_checks)
+            .await
+            .map_err(|e| failed("sessions", matches!(e, SessionError::Unavailable(_)), e))?;
         let audit = Audit::open(js, replicas, audit_key)
             .await
             .map_err(|e| failed("access audit", matches!(e, AuditError::Unavailable(_)), e))?;
@@ -106,7 +110,7 @@ impl Application {
             models,
             vault,
             accounts,
-            sessions: Sessions::new(session_lifetime, limits.concurrent_password_checks),
+            sessions,
             oidc: oidc.map(Oidc::new),
             audit,
             limits,

@@ -52,7 +52,7 @@ pub struct Parts {
     pub vault: Vault<LocalMasterKey>,
     /// Local accounts and tokens.
     pub accounts: Accounts,
-    /// Sessions and login back-off.
+    /// Sessions (in the KV bucket every instance shares) and login back-off.
     pub sessions: Sessions,
     /// The OIDC verifier, when an issuer is configured.
     pub oidc: Option<Oidc>,

@@ -86,7 +86,12 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(Self { actor, via: Via::Oidc });
         }
         let secret = cookie(parts, session::COOKIE).ok_or(ApiError::Unauthenticated)?;
-        let session = state.sessions().get(secret).ok_or(ApiError::Unauthenticated)?;
+        let session = state
+            .sessions()
+            .get(secret)
+            .await
+            .map_err(|err| ApiError::Unavailable(err.to_string()))?
+            .ok_or(ApiError::Unauthenticated)?;
         let user = state
             .accounts()
             .user(session.user)

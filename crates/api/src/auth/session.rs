@@ -4,11 +4,24 @@
 //! each).
 //!
 //! A session is a random 256-bit secret in an `HttpOnly`, `SameSite=Strict` cookie (`Secure`
-//! when Wasl is served over TLS), kept in memory as its SHA-256 with the user, a CSRF token and
-//! an expiry. A state-changing request authenticated by the cookie must repeat the CSRF token in
-//! `X-CSRF-Token`, so another site cannot make a signed-in browser act. Sessions live in the
-//! process: a restart signs everyone out, which loses no data.
+//! when Wasl is served over TLS). It is kept in the JetStream KV bucket [`BUCKET`], shared by
+//! every API instance: the key is the SHA-256 of the secret (hex), the value the user and when
+//! the session started and ends; the secret itself is never stored or logged. Any instance
+//! serves any session, and signing out purges the key, which every instance sees at its next
+//! request: a session is read from the stream's leader on every request (never from a cache or a
+//! replica that may lag). The bucket's maximum age is the session lifetime, so JetStream removes
+//! a session when it ends; the end recorded in the value is checked as well, so a session never
+//! outlives it even before JetStream has removed it. A restart of the API signs no one out.
+//!
+//! A state-changing request authenticated by the cookie must repeat the CSRF token in
+//! `X-CSRF-Token`, so another site cannot make a signed-in browser act. The token is derived
+//! from the secret ([`csrf_token`]), so it is not stored either, and every instance knows it.
+//!
+//! The sign-in back-off and the password checks stay in each process: behind a load balancer,
+//! a name's back-off counts the failures each instance saw.
 
+use async_nats::jetstream::{self, kv};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -17,6 +30,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use wasl_domain::ids::UserId;
 
+/// The KV bucket holding the sessions (its stream is `KV_WASL_SESSIONS`).
+pub const BUCKET: &str = "WASL_SESSIONS";
 /// The session cookie's name.
 pub const COOKIE: &str = "wasl_session";
 /// The header a cookie-authenticated change must carry.
@@ -29,7 +44,30 @@ pub struct Session {
     pub user: UserId,
     /// The token that state-changing requests must echo.
     pub csrf: String,
-    expires: Instant,
+}
+
+/// Why the session store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// NATS cannot serve the request now.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unavailable(err: impl std::fmt::Display) -> SessionError {
+    SessionError::Unavailable(err.to_string())
+}
+
+/// A session as stored in [`BUCKET`], under the SHA-256 of its secret.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    /// The user's id.
+    user: String,
+    /// When it started (Unix ms).
+    started_at: i64,
+    /// When it ends (Unix ms).
+    expires_at: i64,
 }
 
 /// Failed logins of one login name.
@@ -108,14 +146,74 @@ struct Failed {
     everyone: VecDeque<Instant>,
 }
 
-/// The sessions and the failure counters of this process.
-#[derive(Debug)]
+impl Failed {
+    fn new() -> Self {
+        Self {
+            names: Counters::new(FREE_ATTEMPTS),
+            clients: Counters::new(FREE_CLIENT_ATTEMPTS),
+            everyone: VecDeque::new(),
+        }
+    }
+
+    fn locked_for(&mut self, username: &str, client: Option<IpAddr>, now: Instant) -> Option<Throttled> {
+        let throttled = |wait: Duration, why| Throttled {
+            retry_after: wait.as_secs().max(1),
+            why,
+        };
+        if let Some(wait) = self.names.wait(&username.to_owned(), now) {
+            return Some(throttled(wait, "name"));
+        }
+        if let Some(wait) = client.and_then(|c| self.clients.wait(&c, now)) {
+            return Some(throttled(wait, "client"));
+        }
+        while self
+            .everyone
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= EVERYONE_WINDOW)
+        {
+            self.everyone.pop_front();
+        }
+        if self.everyone.len() >= EVERYONE_MAX_FAILURES {
+            let oldest = *self.everyone.front()?;
+            return Some(throttled(
+                EVERYONE_WINDOW.saturating_sub(now.duration_since(oldest)),
+                "everyone",
+            ));
+        }
+        None
+    }
+
+    fn failed(&mut self, username: &str, client: Option<IpAddr>, now: Instant) {
+        self.names.failed(username.to_owned(), now);
+        if let Some(client) = client {
+            self.clients.failed(client, now);
+        }
+        self.everyone.push_back(now);
+        if self.everyone.len() > EVERYONE_MAX_FAILURES {
+            self.everyone.pop_front();
+        }
+    }
+
+    fn succeeded(&mut self, username: &str) {
+        self.names.by_key.remove(username);
+    }
+}
+
+/// The sessions (in [`BUCKET`]), and this process's failure counters and password checks.
 pub struct Sessions {
     lifetime: Duration,
-    sessions: Mutex<HashMap<String, Session>>,
+    bucket: kv::Store,
     failures: Mutex<Failed>,
     checks: tokio::sync::Semaphore,
     checker: PasswordChecker,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A password to check, the stored hash, and where the answer goes.
@@ -157,8 +255,19 @@ impl PasswordChecker {
     }
 }
 
+/// The bucket's key of a session: SHA-256 of its secret, hex.
 fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The CSRF token of a session: SHA-256 of a fixed label and the secret, hex. Only the holder
+/// of the cookie can know it; it reveals nothing of the secret, and it differs from the
+/// bucket's key.
+pub fn csrf_token(secret: &str) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"wasl csrf token\0");
+    digest.update(secret.as_bytes());
+    hex::encode(digest.finalize())
 }
 
 fn random_hex() -> String {
@@ -168,21 +277,63 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
+/// Opens the session bucket, creating it when missing: file storage, `replicas`, one revision
+/// per key, and `lifetime` as its maximum age (changed to it when the bucket has another).
+async fn open_bucket(js: &jetstream::Context, lifetime: Duration, replicas: usize) -> Result<kv::Store, SessionError> {
+    let store = match js.get_key_value(BUCKET).await {
+        Ok(store) => store,
+        Err(_) => {
+            let created = js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.to_owned(),
+                    description: "Wasl sessions: the SHA-256 of a session secret, its user and end".to_owned(),
+                    history: 1,
+                    max_age: lifetime,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(store) => store,
+                // Created meanwhile by another instance.
+                Err(err) => js.get_key_value(BUCKET).await.map_err(|_| unavailable(err))?,
+            }
+        }
+    };
+    let mut stream = js.get_stream(&store.stream_name).await.map_err(unavailable)?;
+    let mut config = stream.info().await.map_err(unavailable)?.config.clone();
+    if config.max_age != lifetime {
+        tracing::info!(
+            bucket = BUCKET,
+            lifetime = %humantime::format_duration(lifetime),
+            "the session bucket's maximum age follows the session lifetime"
+        );
+        config.max_age = lifetime;
+        // JetStream refuses a duplicate window longer than the maximum age.
+        config.duplicate_window = config.duplicate_window.min(lifetime);
+        js.update_stream(config).await.map_err(unavailable)?;
+    }
+    Ok(store)
+}
+
 impl Sessions {
-    /// Sessions that last `lifetime` after sign-in, with at most `concurrent_checks` passwords
-    /// checked at once.
-    pub fn new(lifetime: Duration, concurrent_checks: usize) -> Self {
-        Self {
+    /// Opens the session bucket ([`BUCKET`], created when missing with `replicas`): sessions
+    /// that last `lifetime` after sign-in. At most `concurrent_checks` passwords are checked at
+    /// once.
+    pub async fn open(
+        js: &jetstream::Context,
+        lifetime: Duration,
+        replicas: usize,
+        concurrent_checks: usize,
+    ) -> Result<Self, SessionError> {
+        Ok(Self {
             lifetime,
-            sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failed {
-                names: Counters::new(FREE_ATTEMPTS),
-                clients: Counters::new(FREE_CLIENT_ATTEMPTS),
-                everyone: VecDeque::new(),
-            }),
+            bucket: open_bucket(js, lifetime, replicas).await?,
+            failures: Mutex::new(Failed::new()),
             checks: tokio::sync::Semaphore::new(concurrent_checks.max(1)),
             checker: PasswordChecker::new(concurrent_checks),
-        }
+        })
     }
 
     /// Whether `password` matches the PHC hash `stored`, checked on the password threads when a
@@ -196,82 +347,83 @@ impl Sessions {
         answered.await.ok()
     }
 
-    /// Starts a session: the cookie secret and the session.
-    pub fn start(&self, user: UserId) -> (String, Session) {
+    /// Starts a session, stored before this returns (so every instance knows it): the cookie
+    /// secret and the session.
+    pub async fn start(&self, user: UserId) -> Result<(String, Session), SessionError> {
         let secret = random_hex();
+        let now = super::accounts::now_millis();
+        let lifetime = i64::try_from(self.lifetime.as_millis()).unwrap_or(i64::MAX);
+        let record = Record {
+            user: user.to_string(),
+            started_at: now,
+            expires_at: now.saturating_add(lifetime),
+        };
+        let value = serde_json::to_vec(&record).map_err(unavailable)?;
+        self.bucket
+            .put(hash(&secret), value.into())
+            .await
+            .map_err(unavailable)?;
         let session = Session {
             user,
-            csrf: random_hex(),
-            expires: Instant::now() + self.lifetime,
+            csrf: csrf_token(&secret),
         };
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        sessions.insert(hash(&secret), session.clone());
-        (secret, session)
+        Ok((secret, session))
     }
 
-    /// The live session a cookie secret belongs to.
-    pub fn get(&self, secret: &str) -> Option<Session> {
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions
-            .get(&hash(secret))
-            .filter(|s| s.expires > Instant::now())
-            .cloned()
+    /// The live session a cookie secret belongs to, read from the bucket's stream leader (so a
+    /// session ended on another instance is seen ended at once).
+    pub async fn get(&self, secret: &str) -> Result<Option<Session>, SessionError> {
+        let subject = format!("{}{}", self.bucket.prefix, hash(secret));
+        let message = match self.bucket.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => message,
+            Err(err) if err.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(err) => return Err(unavailable(err)),
+        };
+        // A purge (sign-out) or delete marker carries `KV-Operation`; a session never does.
+        if message.headers.get("KV-Operation").is_some() {
+            return Ok(None);
+        }
+        let Ok(record) = serde_json::from_slice::<Record>(&message.payload) else {
+            // Not a session this code wrote (anyone allowed `$KV.>` could put one): no session.
+            tracing::warn!(sequence = message.sequence, "an unreadable session record; refused");
+            return Ok(None);
+        };
+        if record.expires_at <= super::accounts::now_millis() {
+            return Ok(None);
+        }
+        let Ok(user) = UserId::parse(&record.user) else {
+            tracing::warn!(
+                sequence = message.sequence,
+                "a session record without a valid user; refused"
+            );
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            user,
+            csrf: csrf_token(secret),
+        }))
     }
 
-    /// Ends a session.
-    pub fn end(&self, secret: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&hash(secret));
+    /// Ends a session: its key is purged from the bucket before this returns.
+    pub async fn end(&self, secret: &str) -> Result<(), SessionError> {
+        self.bucket.purge(hash(secret)).await.map_err(unavailable)
     }
 
     /// Whether a sign-in as `username` from `client` must wait first, and why: the name's
     /// back-off, the client's, or everyone's when too many sign-ins failed in the last minute.
     pub fn locked_for(&self, username: &str, client: Option<IpAddr>) -> Option<Throttled> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let throttled = |wait: Duration, why| Throttled {
-            retry_after: wait.as_secs().max(1),
-            why,
-        };
-        if let Some(wait) = failures.names.wait(&username.to_owned(), now) {
-            return Some(throttled(wait, "name"));
-        }
-        if let Some(wait) = client.and_then(|c| failures.clients.wait(&c, now)) {
-            return Some(throttled(wait, "client"));
-        }
-        while failures
-            .everyone
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= EVERYONE_WINDOW)
-        {
-            failures.everyone.pop_front();
-        }
-        if failures.everyone.len() >= EVERYONE_MAX_FAILURES {
-            let oldest = *failures.everyone.front()?;
-            return Some(throttled(
-                EVERYONE_WINDOW.saturating_sub(now.duration_since(oldest)),
-                "everyone",
-            ));
-        }
-        None
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .locked_for(username, client, Instant::now())
     }
 
     /// Records a failed attempt as `username` from `client`.
     pub fn failed(&self, username: &str, client: Option<IpAddr>) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        failures.names.failed(username.to_owned(), now);
-        if let Some(client) = client {
-            failures.clients.failed(client, now);
-        }
-        failures.everyone.push_back(now);
-        if failures.everyone.len() > EVERYONE_MAX_FAILURES {
-            failures.everyone.pop_front();
-        }
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(username, client, Instant::now());
     }
 
     /// Clears the name's failures after a successful sign-in (the client's stay: one good
@@ -280,9 +432,7 @@ impl Sessions {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .names
-            .by_key
-            .remove(username);
+            .succeeded(username);
     }
 }
 
@@ -306,57 +456,64 @@ mod tests {
 
     #[test]
     fn five_failures_lock_the_name_and_success_clears_it() {
-        let sessions = Sessions::new(Duration::from_secs(60), 1);
+        let mut failures = Failed::new();
+        let now = Instant::now();
         for _ in 0..5 {
-            sessions.failed("test-user", None);
+            failures.failed("test-user", None, now);
         }
-        assert_eq!(sessions.locked_for("test-user", None).map(|t| t.why), Some("name"));
-        assert!(sessions.locked_for("someone-else", None).is_none());
-        sessions.succeeded("test-user");
-        assert!(sessions.locked_for("test-user", None).is_none());
+        assert_eq!(failures.locked_for("test-user", None, now).map(|t| t.why), Some("name"));
+        assert!(failures.locked_for("someone-else", None, now).is_none());
+        failures.succeeded("test-user");
+        assert!(failures.locked_for("test-user", None, now).is_none());
     }
 
     #[test]
     fn spraying_many_names_from_one_client_locks_the_client_not_the_others() {
-        let sessions = Sessions::new(Duration::from_secs(60), 1);
+        let mut failures = Failed::new();
+        let now = Instant::now();
         let sprayer: IpAddr = "192.0.2.7".parse().expect("an address");
         let bystander: IpAddr = "192.0.2.8".parse().expect("an address");
         for n in 0..FREE_CLIENT_ATTEMPTS {
-            assert!(sessions.locked_for(&format!("test-name-{n}"), Some(sprayer)).is_none());
-            sessions.failed(&format!("test-name-{n}"), Some(sprayer));
+            assert!(
+                failures
+                    .locked_for(&format!("test-name-{n}"), Some(sprayer), now)
+                    .is_none()
+            );
+            failures.failed(&format!("test-name-{n}"), Some(sprayer), now);
         }
         assert_eq!(
-            sessions.locked_for("test-fresh-name", Some(sprayer)).map(|t| t.why),
+            failures
+                .locked_for("test-fresh-name", Some(sprayer), now)
+                .map(|t| t.why),
             Some("client")
         );
-        assert!(sessions.locked_for("test-fresh-name", Some(bystander)).is_none());
+        assert!(failures.locked_for("test-fresh-name", Some(bystander), now).is_none());
     }
 
     #[test]
     fn too_many_failures_everywhere_slow_everyone_and_memory_stays_bounded() {
-        let sessions = Sessions::new(Duration::from_secs(60), 1);
+        let mut failures = Failed::new();
+        let now = Instant::now();
         for n in 0..(MAX_TRACKED + 500) {
             let client = IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
-            sessions.failed(&format!("test-name-{n}"), Some(client));
+            failures.failed(&format!("test-name-{n}"), Some(client), now);
         }
-        let failures = sessions.failures.lock().expect("lock");
         assert!(failures.names.by_key.len() <= MAX_TRACKED);
         assert!(failures.clients.by_key.len() <= MAX_TRACKED);
         assert!(failures.everyone.len() <= EVERYONE_MAX_FAILURES);
-        drop(failures);
         assert_eq!(
-            sessions.locked_for("test-another-name", None).map(|t| t.why),
+            failures.locked_for("test-another-name", None, now).map(|t| t.why),
             Some("everyone")
         );
     }
 
     #[test]
-    fn an_ended_session_is_gone() {
-        let sessions = Sessions::new(Duration::from_secs(60), 1);
-        let user = UserId::from_uuid(uuid::Uuid::now_v7()).expect("v7");
-        let (secret, _) = sessions.start(user);
-        assert_eq!(sessions.get(&secret).map(|s| s.user), Some(user));
-        sessions.end(&secret);
-        assert!(sessions.get(&secret).is_none());
+    fn the_csrf_token_is_neither_the_secret_nor_its_key() {
+        let secret = random_hex();
+        let csrf = csrf_token(&secret);
+        assert_eq!(csrf, csrf_token(&secret), "every instance derives the same token");
+        assert_ne!(csrf, secret);
+        assert_ne!(csrf, hash(&secret));
+        assert_ne!(csrf, csrf_token(&random_hex()));
     }
 }

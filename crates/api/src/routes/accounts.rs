@@ -196,7 +196,11 @@ pub async fn login(
         return Err(ApiError::Unauthenticated);
     };
     state.sessions().succeeded(&username);
-    let (secret, session) = state.sessions().start(user.id);
+    let (secret, session) = state
+        .sessions()
+        .start(user.id)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.to_string()))?;
     let secure = if state.limits().secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{secure}");
     let mut headers = HeaderMap::new();
@@ -226,7 +230,11 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> Resu
             "only a session can be signed out; revoke a token instead",
         ));
     };
-    state.sessions().end(secret);
+    state
+        .sessions()
+        .end(secret)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.to_string()))?;
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -240,9 +248,9 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> Resu
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", operation_id = "me",
     responses((status = 200, description = "The caller", body = MeView), Problems),
     security(("bearer" = []), ("session" = [])))]
-pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeView>, ApiError> {
+pub async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
     let (by, csrf) = match &principal.via {
-        Via::Session { secret } => ("session", state.sessions().get(secret).map(|s| s.csrf)),
+        Via::Session { secret } => ("session", Some(crate::auth::session::csrf_token(secret))),
         Via::Token => ("token", None),
         Via::Oidc => ("oidc", None),
     };

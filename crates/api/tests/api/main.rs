@@ -16,3 +16,4 @@ mod openapi;
 mod privilege;
 mod promises;
 mod semantics;
+mod sessions;

@@ -30,6 +30,7 @@ pub struct Harness {
     /// The hub's coordinator, who registers organisations.
     pub coordinator: Client,
     pub hub: OrgId,
+    session_lifetime: Duration,
 }
 
 pub const MASTER_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
@@ -41,11 +42,16 @@ impl Harness {
     }
 
     pub async fn start_with(db: TestDb, limits: Limits) -> Self {
+        Self::start_full(db, limits, Duration::from_secs(3600)).await
+    }
+
+    /// Starts everything on `db`, with sessions that last `session_lifetime`.
+    pub async fn start_full(db: TestDb, limits: Limits, session_lifetime: Duration) -> Self {
         let nats = NatsServer::start().expect("a nats-server");
         let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
         let master = LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key");
         let settings = AppSettings {
-            session_lifetime: Duration::from_secs(3600),
+            session_lifetime,
             limits,
             ..AppSettings::new(db.url.clone(), master)
         };
@@ -83,7 +89,29 @@ impl Harness {
             tasks,
             coordinator,
             hub,
+            session_lifetime,
         }
+    }
+
+    /// A second API instance on the same NATS and database, as behind a load balancer: its
+    /// address and state. It stops with the harness.
+    pub async fn another_instance(&mut self) -> (String, AppState) {
+        let client = async_nats::connect(self.nats.url()).await.expect("connect to NATS");
+        let master = LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key");
+        let settings = AppSettings {
+            session_lifetime: self.session_lifetime,
+            ..AppSettings::new(self.db.url.clone(), master)
+        };
+        let app = Application::build(client, settings, ([127, 0, 0, 1], 0).into())
+            .await
+            .expect("another API instance");
+        let state = app.state().clone();
+        let base = format!("http://{}", app.address());
+        let stop = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            app.run(stop).await.expect("the other instance serves");
+        }));
+        (base, state)
     }
 
     /// Registers an organisation with one service of `category` in Ninewa, in Arabic.
@@ -226,6 +254,15 @@ impl Client {
         assert_eq!(r.status, StatusCode::OK, "sign-in: {}", r.body);
         client.csrf = r.body["csrf_token"].as_str().map(str::to_owned);
         client
+    }
+
+    /// The same principal (the same cookies, CSRF token and bearer) against the API at `base`,
+    /// another instance on the same host: cookies are per host, not per port.
+    pub fn at(&self, base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub fn without_csrf(&self) -> Self {

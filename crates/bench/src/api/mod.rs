@@ -180,9 +180,11 @@ pub async fn run(options: &ApiBenchOptions, progress: &(dyn Fn(&str) + Sync)) ->
     if server.is_none() {
         // A given server outlives the run: leave nothing behind.
         let key_stream = format!("KV_{KEY_BUCKET}");
+        let session_stream = format!("KV_{}", wasl_api::auth::session::BUCKET);
         for name in [
             EVENT_STREAM,
             key_stream.as_str(),
+            session_stream.as_str(),
             wasl_api::auth::accounts::STREAM,
             wasl_api::audit::STREAM,
         ] {

@@ -29,7 +29,7 @@ pub struct ApiBenchArgs {
     pub store_aggregates: usize,
     /// Use this nats-server instead of starting temporary ones. It must hold no Wasl; the
     /// benchmark creates and deletes its streams (BENCH_RAW, WASL_BENCH, WASL_BENCH_API,
-    /// KV_WASL_BENCH_API_KEYS, WASL_ACCOUNTS, WASL_AUDIT).
+    /// KV_WASL_BENCH_API_KEYS, KV_WASL_SESSIONS, WASL_ACCOUNTS, WASL_AUDIT).
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
     /// Keep the read models in a scratch database on this PostgreSQL server (created and
