@@ -329,6 +329,11 @@ impl Aggregate for Case {
             CaseCommand::Open(_) => Err(DomainError::AlreadyExists),
             CaseCommand::UpdateProfile(profile) => {
                 require_open()?;
+                // The survivor code, exact age and vulnerabilities are forgotten with the
+                // personal data; writing them again would undo the erasure.
+                if case.personal_data_erased {
+                    return Err(DomainError::PersonalDataErased);
+                }
                 let profile = profile.clone().normalised();
                 if profile == case.profile {
                     return Err(DomainError::NothingToChange);

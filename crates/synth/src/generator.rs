@@ -794,8 +794,8 @@ impl Generator {
                 if !track.redirects.is_empty() {
                     moves.push((CaseMove::FollowOn, 150));
                 }
-                moves.push((CaseMove::UpdateProfile, 2));
                 if !erased {
+                    moves.push((CaseMove::UpdateProfile, 2));
                     moves.push((CaseMove::UpdatePersonalData, 2));
                 }
                 if self.orgs[track.org].caseworkers.len() > 1 {

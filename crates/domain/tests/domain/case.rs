@@ -396,7 +396,7 @@ fn a_supervisor_erases_the_personal_data_once_and_the_case_stays_countable() {
     Given::from_state(case.clone())
         .when(erase(), &supervisor())
         .then_refused(DomainError::AlreadyRecorded);
-    Given::from_state(case)
+    Given::from_state(case.clone())
         .when(
             C::UpdatePersonalData(PersonalData {
                 name: Some(pii(4)),
@@ -404,6 +404,20 @@ fn a_supervisor_erases_the_personal_data_once_and_the_case_stays_countable() {
             }),
             &supervisor(),
         )
+        .then_refused(DomainError::PersonalDataErased);
+}
+
+#[test]
+fn an_erased_case_takes_no_new_profile_so_the_survivor_code_stays_forgotten() {
+    let erased = given(open())
+        .when(erase(), &supervisor())
+        .then(vec![E::PersonalDataErased {
+            reason: Reason::coded(wasl_domain::catalogue::EraseCode::ClientRequest),
+        }]);
+    let mut changed = profile();
+    changed.vulnerabilities = Vec::new();
+    Given::from_state(erased)
+        .when(C::UpdateProfile(changed), &supervisor())
         .then_refused(DomainError::PersonalDataErased);
 }
 

@@ -119,6 +119,16 @@ fn set_profile(row: &mut CaseRow, profile: &ClientProfile) {
     row.vulnerabilities = crate::sql::list(profile.vulnerabilities.iter().map(|v| v.code()));
 }
 
+/// After an erasure the profile keeps only what cannot single the person out: sex, age group,
+/// population group, nationality, place and language stay for the statistics; the survivor code
+/// (a lookup key), the exact age and the vulnerabilities (`gbv_survivor`, …) go. A profile
+/// update recorded after an erasure (the domain refuses new ones) is cut the same way.
+fn forget_identifying_profile(row: &mut CaseRow) {
+    row.survivor_code = String::new();
+    row.age_years = None;
+    row.vulnerabilities = String::new();
+}
+
 fn set_personal(row: &mut CaseRow, personal: &PersonalData) {
     row.name = sealed(personal.name.as_ref());
     row.phone = sealed(personal.phone.as_ref());
@@ -212,7 +222,12 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
     let row = slot.as_mut().ok_or(ApplyError::Missing("the case"))?;
     match event {
         CaseEvent::Opened { .. } => unreachable!("handled above"),
-        CaseEvent::ProfileUpdated { profile } => set_profile(row, profile),
+        CaseEvent::ProfileUpdated { profile } => {
+            set_profile(row, profile);
+            if row.personal_data_erased == 1 {
+                forget_identifying_profile(row);
+            }
+        }
         CaseEvent::PersonalDataUpdated { personal } => set_personal(row, personal),
         CaseEvent::Assigned { caseworker } => row.caseworker = caseworker.to_string(),
         CaseEvent::ConsentGiven { consent_id, scope } => {
@@ -252,6 +267,7 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
         }
         CaseEvent::PersonalDataErased { .. } => {
             set_personal(row, &PersonalData::default());
+            forget_identifying_profile(row);
             row.personal_data_erased = 1;
         }
     }

@@ -171,7 +171,7 @@ async fn ten_thousand_referrals_match_the_domain(db: TestDb) {
         .filter(|c| c.state().is_some_and(|s| s.personal_data_erased))
         .count();
     assert_eq!(
-        count(&models, "SELECT COUNT(*) FROM cases WHERE personal_data_erased = 1 AND name IS NULL AND phone IS NULL AND address IS NULL AND notes IS NULL").await as usize,
+        count(&models, "SELECT COUNT(*) FROM cases WHERE personal_data_erased = 1 AND name IS NULL AND phone IS NULL AND address IS NULL AND notes IS NULL AND survivor_code = '' AND age_years IS NULL AND vulnerabilities = ''").await as usize,
         erased
     );
     let active_consents: usize = cases
