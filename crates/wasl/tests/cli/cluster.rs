@@ -243,7 +243,13 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
     }
     let projector = service(&["projector"], &env, &root.join("projector.log"));
     let router = service(
-        &["router", "--api-base-url", &format!("http://127.0.0.1:{api}")],
+        &[
+            "router",
+            "--api-base-url",
+            &format!("http://127.0.0.1:{api}"),
+            "--master-key-file",
+            key.to_str().expect("utf-8"),
+        ],
         &env,
         &root.join("router.log"),
     );
