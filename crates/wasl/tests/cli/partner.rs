@@ -395,18 +395,7 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     ];
     let (ok, _, _) = run(&set);
     assert!(!ok, "an endpoint on loopback is refused unless loopback is allowed");
-    let (ok, stdout, stderr) = run(&[
-        "webhooks",
-        "set",
-        &partner.to_string(),
-        &receiver.url,
-        "--nats-url",
-        &url,
-        "--master-key-file",
-        master_key,
-        "--webhook-allow-net",
-        "127.0.0.0/8",
-    ]);
+    let (ok, stdout, stderr) = run(&[&set[..], &["--webhook-allow-net", "127.0.0.0/8"]].concat());
     assert!(ok, "wasl webhooks set: {stderr}");
     let secret = stdout
         .split_whitespace()
