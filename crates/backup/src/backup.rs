@@ -129,7 +129,7 @@ impl fmt::Display for BackupReport {
 /// [`format::backup_rank`]), each up to its last sequence when it is reached. Files are written
 /// into a temporary directory beside `out_dir` and renamed at the end, so `out_dir` either holds
 /// a complete backup or nothing; the directory is 0700 and the files 0600 (sealed personal data,
-/// webhook signing secrets).
+/// sealed webhook signing secrets).
 #[tracing::instrument(skip_all, fields(dir = %out_dir.display(), with_keys = options.with_keys), err)]
 pub async fn backup(
     js: &jetstream::Context,

@@ -1,5 +1,5 @@
 //! Backup and restore errors. They name streams, sequences and files, never message contents
-//! (the log holds sealed personal data, the webhook bucket signing secrets).
+//! (the log holds sealed personal data, the webhook bucket sealed signing secrets).
 
 use std::path::PathBuf;
 

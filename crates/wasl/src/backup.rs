@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
     /// The directory to write; it must not exist or be empty. It is made readable by its owner
-    /// only: it holds sealed personal data and the webhook signing secrets.
+    /// only: it holds sealed personal data and the sealed webhook signing secrets.
     pub dir: PathBuf,
     /// The NATS server holding Wasl's streams (or a comma-separated list of a cluster's nodes).
     #[arg(long, env = "WASL_NATS_URL")]

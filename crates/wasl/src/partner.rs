@@ -51,6 +51,15 @@ pub struct RouterArgs {
     /// this process too.
     #[arg(long, env = "WASL_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub webhooks: bool,
+    /// The master key file (64 hex characters), needed to deliver webhooks: their signing
+    /// secrets are stored sealed with a key derived from it.
+    #[arg(long, env = "WASL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key's id.
+    #[arg(long, env = "WASL_MASTER_KEY_ID", default_value = "local-1")]
+    pub master_key_id: String,
+    #[command(flatten)]
+    pub webhook_allow: crate::webhooks::AllowNetArgs,
     #[command(flatten)]
     pub health: crate::health::HealthArgs,
 }
@@ -137,13 +146,21 @@ pub fn router(args: RouterArgs) -> Result<String, Box<dyn Error>> {
             None
         };
         let webhooks = if args.webhooks {
+            let file = args.master_key_file.as_deref().ok_or(
+                "wasl router delivers webhooks and needs the master key to open their signing secrets: \
+                 --master-key-file (or WASL_MASTER_KEY_FILE); or --webhooks false",
+            )?;
+            let config = wasl_webhooks::WebhooksConfig {
+                replicas: args.replicas,
+                destinations: args.webhook_allow.destinations(),
+                ..wasl_webhooks::WebhooksConfig::default()
+            };
+            let key = crate::webhooks::secrets_key(&args.master_key_id, file)?;
             let webhooks = crate::connect::patiently("webhook delivery", || {
                 wasl_webhooks::Webhooks::connect(
                     async_nats::jetstream::new(client.clone()),
-                    wasl_webhooks::WebhooksConfig {
-                        replicas: args.replicas,
-                        ..wasl_webhooks::WebhooksConfig::default()
-                    },
+                    config.clone(),
+                    key.clone(),
                 )
             })
             .await?;

@@ -43,6 +43,8 @@ pub struct UpArgs {
     pub retention: crate::followup::RetentionArgs,
     #[command(flatten)]
     pub mail: crate::notify::MailArgs,
+    #[command(flatten)]
+    pub webhook_allow: crate::webhooks::AllowNetArgs,
     /// UNSAFE, for a throw-away demo only: let NATS acknowledge writes before they reach the
     /// disk. A power cut or a crash of the machine then loses what was acknowledged in the last
     /// two minutes — referrals, consent withdrawals, partners' answers.
@@ -197,9 +199,14 @@ async fn services(
         running.spawn(async move { ("follow-up", followup.run(stopped).await.map_err(|e| e.to_string())) });
     }
     {
+        let master = wasl_vault::LocalMasterKey::from_file(MASTER_KEY_ID, master_key)?;
         let webhooks = wasl_webhooks::Webhooks::connect(
             async_nats::jetstream::new(client.clone()),
-            wasl_webhooks::WebhooksConfig::default(),
+            wasl_webhooks::WebhooksConfig {
+                destinations: args.webhook_allow.destinations(),
+                ..wasl_webhooks::WebhooksConfig::default()
+            },
+            wasl_webhooks::SecretsKey::from_master(&master),
         )
         .await?;
         let stopped = until(&stop);

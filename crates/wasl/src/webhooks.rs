@@ -1,16 +1,49 @@
 //! `wasl webhooks …`: the administrator's view of webhook delivery — set an organisation's
 //! endpoint (the secret is printed once), rotate the secret, disable and enable, see each
 //! organisation's delivery status and dead letters, redeliver them. The worker that delivers
-//! runs in `wasl router`. The logic lives in `wasl_webhooks` (docs/webhooks.md).
+//! runs in `wasl router` (and `wasl up`). The logic lives in `wasl_webhooks` (docs/webhooks.md).
+//!
+//! Every command needs the master key: the signing secrets are stored sealed with a key derived
+//! from it. Endpoints must point to public addresses unless `--webhook-allow-net` allows a range.
 
 use std::error::Error;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use wasl_domain::ids::OrgId;
-use wasl_webhooks::{DeliveryStatus, Webhooks, WebhooksConfig};
+use wasl_webhooks::{DeliveryStatus, Destinations, IpNet, SecretsKey, Webhooks, WebhooksConfig};
 
-/// How `wasl webhooks` reaches NATS.
+/// Where webhooks may go besides public addresses (`wasl webhooks`, `wasl router`, `wasl up`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AllowNetArgs {
+    /// An address range (CIDR, e.g. 10.20.0.0/16, or one address) that webhook endpoints may
+    /// point to although it is not public: a partner inside the hub's own network, or
+    /// 127.0.0.0/8 for a receiver on this machine. Repeatable, or comma-separated in the
+    /// variable. Without it endpoints reach public addresses only: never loopback, private,
+    /// link-local (the cloud metadata service 169.254.169.254) or unique-local ones.
+    #[arg(
+        long = "webhook-allow-net",
+        value_name = "CIDR",
+        env = "WASL_WEBHOOK_ALLOW_NETS",
+        value_delimiter = ','
+    )]
+    pub allow_nets: Vec<IpNet>,
+}
+
+impl AllowNetArgs {
+    /// Public addresses and the ranges given.
+    pub fn destinations(&self) -> Destinations {
+        Destinations::new(self.allow_nets.iter().copied())
+    }
+}
+
+/// The key sealing the signing secrets, derived from the master key in `file`.
+pub fn secrets_key(id: &str, file: &std::path::Path) -> Result<SecretsKey, Box<dyn Error>> {
+    let master = wasl_vault::LocalMasterKey::from_file(id, file)?;
+    Ok(SecretsKey::from_master(&master))
+}
+
+/// How `wasl webhooks` reaches NATS, opens the signing secrets and checks endpoints.
 #[derive(Debug, clap::Args)]
 pub struct WebhooksConnection {
     /// The NATS server holding Wasl's streams.
@@ -20,6 +53,15 @@ pub struct WebhooksConnection {
     /// requires one.
     #[arg(long, env = "WASL_NATS_NKEY")]
     pub nats_nkey: Option<PathBuf>,
+    /// The master key file (64 hex characters): the signing secrets are stored sealed with a
+    /// key derived from it.
+    #[arg(long, env = "WASL_MASTER_KEY_FILE")]
+    pub master_key_file: PathBuf,
+    /// The master key's id.
+    #[arg(long, env = "WASL_MASTER_KEY_ID", default_value = "local-1")]
+    pub master_key_id: String,
+    #[command(flatten)]
+    pub allow: AllowNetArgs,
 }
 
 /// What to do with webhooks.
@@ -27,7 +69,8 @@ pub struct WebhooksConnection {
 #[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum WebhooksCommand {
     /// Set an organisation's endpoint URL (https, or http on loopback) and print its new
-    /// signing secret once.
+    /// signing secret once. The URL's host must be at a public address (or in a range of
+    /// --webhook-allow-net).
     Set {
         org: String,
         /// Where its partner messages are POSTed.
@@ -100,7 +143,12 @@ pub fn run(command: WebhooksCommand) -> Result<String, Box<dyn Error>> {
             | WebhooksCommand::Redeliver { connection, .. } => connection,
         };
         let client = crate::connect::connect_with(&connection.nats_url, connection.nats_nkey.as_deref(), None).await?;
-        let webhooks = Webhooks::connect(async_nats::jetstream::new(client), WebhooksConfig::default()).await?;
+        let key = secrets_key(&connection.master_key_id, &connection.master_key_file)?;
+        let config = WebhooksConfig {
+            destinations: connection.allow.destinations(),
+            ..WebhooksConfig::default()
+        };
+        let webhooks = Webhooks::connect(async_nats::jetstream::new(client), config, key).await?;
         let mut out = String::new();
         match &command {
             WebhooksCommand::Set { org, url, .. } => {

@@ -1,15 +1,15 @@
 //! The settings of the webhook service: where it keeps things in JetStream, how it posts and how
 //! it retries. Plain structs (no clap): the command line maps its flags onto them.
 
+use crate::net::Destinations;
 use std::time::Duration;
 
 /// Where the webhook service keeps its state, and how it delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhooksConfig {
-    /// KV bucket of the endpoints, one key per organisation (`WASL_WEBHOOKS`).
+    /// KV bucket of the endpoints, one key per organisation (`WASL_WEBHOOKS`). It keeps no
+    /// history: an old revision would keep an old signing secret.
     pub endpoints_bucket: String,
-    /// Revisions kept per endpoint, so changes stay on record (1 to 64).
-    pub endpoints_history: i64,
     /// KV bucket of the delivery status, one key per organisation (`WASL_WEBHOOK_STATUS`).
     pub status_bucket: String,
     /// The dead-letter stream (`WASL_WEBHOOK_DEAD`, subjects `wasl.webhook.dead.<org>`).
@@ -33,13 +33,15 @@ pub struct WebhooksConfig {
     pub retry_nats_after: Duration,
     /// On shutdown, how long organisations' tasks get to hand back their message.
     pub shutdown_grace: Duration,
+    /// Where endpoints may point: public addresses only, unless the operator allowed ranges
+    /// (`--webhook-allow-net`). Checked when an endpoint is set and at every delivery.
+    pub destinations: Destinations,
 }
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
         Self {
             endpoints_bucket: "WASL_WEBHOOKS".to_owned(),
-            endpoints_history: 64,
             status_bucket: "WASL_WEBHOOK_STATUS".to_owned(),
             dead_stream: "WASL_WEBHOOK_DEAD".to_owned(),
             replicas: 1,
@@ -50,6 +52,7 @@ impl Default for WebhooksConfig {
             ack_wait: Duration::from_secs(60),
             retry_nats_after: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
+            destinations: Destinations::default(),
         }
     }
 }

@@ -1,9 +1,17 @@
 //! One delivery attempt: the partner message POSTed as `application/json` with the Standard
 //! Webhooks headers, and what counts as success (a 2xx) or which failure it was. Redirects are not
-//! followed (a 3xx is a failure: the endpoint should be updated instead).
+//! followed (a 3xx is a failure: the endpoint should be updated instead), and no proxy from the
+//! environment is used.
+//!
+//! Every attempt resolves the endpoint's host again and connects only to addresses that pass
+//! [`Destinations`]: the client's DNS resolver is the check itself, so the addresses it hands to
+//! the connector are the ones it checked (no second lookup that a rebinding DNS answer could
+//! change), and a host with any address that is not public fails as [`Failure::NotPublic`]
+//! without a connection. An address written in the URL is checked before the request.
 
 use crate::config::WebhooksConfig;
 use crate::endpoint::Endpoint;
+use crate::net::{Destinations, Refused};
 use crate::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_header, unix_seconds};
 use bytes::Bytes;
 use std::fmt;
@@ -20,6 +28,9 @@ pub enum Failure {
     Connect,
     /// Any other transport error (reset, malformed response).
     Request,
+    /// The endpoint's host is, or now resolves to, an address that is not public and not
+    /// allowed: nothing was sent.
+    NotPublic,
     /// The message in the feed is not a partner message: it was dead-lettered at once, without
     /// an attempt, and is never sent (not even by a redelivery).
     Invalid(Invalid),
@@ -33,6 +44,7 @@ impl Failure {
             Self::Timeout => "timeout".to_owned(),
             Self::Connect => "connect".to_owned(),
             Self::Request => "request".to_owned(),
+            Self::NotPublic => "not_public".to_owned(),
             Self::Invalid(invalid) => format!("invalid_{}", invalid.code()),
         }
     }
@@ -43,6 +55,7 @@ impl Failure {
             "timeout" => Some(Self::Timeout),
             "connect" => Some(Self::Connect),
             "request" => Some(Self::Request),
+            "not_public" => Some(Self::NotPublic),
             other => match other.strip_prefix("invalid_") {
                 Some(invalid) => Invalid::from_code(invalid).map(Self::Invalid),
                 None => other.strip_prefix("http_")?.parse().ok().map(Self::Status),
@@ -58,6 +71,7 @@ impl fmt::Display for Failure {
             Self::Timeout => f.write_str("timeout"),
             Self::Connect => f.write_str("connection failed"),
             Self::Request => f.write_str("request failed"),
+            Self::NotPublic => f.write_str("the host is not at a public address"),
             Self::Invalid(invalid) => write!(f, "not a partner message ({invalid})"),
         }
     }
@@ -120,10 +134,29 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// The client's DNS resolver: resolves, and hands over the addresses only if every one is
+/// permitted.
+struct CheckingResolver {
+    destinations: Destinations,
+}
+
+impl reqwest::dns::Resolve for CheckingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let destinations = self.destinations.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port in.
+            let addrs = destinations.resolve(&host, 0).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Posts partner messages.
 #[derive(Debug, Clone)]
 pub(crate) struct Poster {
     client: reqwest::Client,
+    destinations: Destinations,
 }
 
 impl Poster {
@@ -131,10 +164,18 @@ impl Poster {
         let client = reqwest::Client::builder()
             .user_agent(concat!("wasl-webhooks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect on our behalf to wherever the URL points, unchecked.
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(CheckingResolver {
+                destinations: config.destinations.clone(),
+            }))
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .build()?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            destinations: config.destinations.clone(),
+        })
     }
 
     /// One attempt, signed at `now`: the receiver's status on a 2xx, else why it failed.
@@ -145,6 +186,16 @@ impl Poster {
         body: &Bytes,
         now: SystemTime,
     ) -> Result<u16, Failure> {
+        // The resolver is not asked about an address in the URL.
+        let literal = endpoint.url.host_str().and_then(|host| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .ok()
+        });
+        if literal.is_some_and(|ip| !self.destinations.permits(ip)) {
+            return Err(Failure::NotPublic);
+        }
         let timestamp = unix_seconds(now);
         let signature = signature_header(&endpoint.signing_secrets(now), id, timestamp, body);
         let response = self
@@ -170,6 +221,14 @@ impl Poster {
 }
 
 fn classify(err: reqwest::Error) -> Failure {
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        match cause.downcast_ref::<Refused>() {
+            Some(Refused::NotPublic) => return Failure::NotPublic,
+            Some(Refused::Unresolved) => return Failure::Connect,
+            None => source = cause.source(),
+        }
+    }
     if err.is_timeout() {
         Failure::Timeout
     } else if err.is_connect() {
@@ -191,6 +250,7 @@ mod tests {
             Failure::Timeout,
             Failure::Connect,
             Failure::Request,
+            Failure::NotPublic,
         ]
         .into_iter()
         .chain(Invalid::ALL.iter().copied().map(Failure::Invalid))

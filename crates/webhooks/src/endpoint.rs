@@ -1,8 +1,10 @@
 //! Endpoints: one per organisation, a URL and a signing secret, stored as JSON in the KV bucket
-//! `WASL_WEBHOOKS` under the organisation id, with history so every change stays on record
-//! (who, when, what kind of change — never the secret in anything shown).
+//! `WASL_WEBHOOKS` under the organisation id, with the last change (who, when, what kind) and
+//! the secrets sealed ([`crate::seal`]). The bucket keeps no history: an old revision would
+//! keep an old secret readable.
 
 use crate::error::WebhookError;
+use crate::seal::{SecretsKey, Slot, StoredSecret};
 use crate::signature::Secret;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -49,10 +51,10 @@ pub struct EndpointInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredEndpoint {
     pub url: String,
-    /// `whsec_…`.
-    pub secret: String,
+    /// Sealed (or `whsec_…` in a record written before secrets were sealed).
+    pub secret: StoredSecret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_secret: Option<String>,
+    pub previous_secret: Option<StoredSecret>,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_until: Option<String>,
@@ -85,19 +87,37 @@ impl StoredEndpoint {
         }
     }
 
-    /// The endpoint ready to deliver to.
-    pub(crate) fn endpoint(&self, bucket: &str) -> Result<Endpoint, WebhookError> {
+    /// The endpoint ready to deliver to, its secrets opened with `key`.
+    pub(crate) fn endpoint(&self, org: OrgId, key: &SecretsKey, bucket: &str) -> Result<Endpoint, WebhookError> {
         let corrupt = || WebhookError::Corrupt(bucket.to_owned());
         let url = validate_url(&self.url)?;
-        let secret = Secret::parse(&self.secret).map_err(|_| corrupt())?;
+        let secret = key.open(org, Slot::Current, &self.secret, bucket)?;
         let previous = match (&self.previous_secret, &self.previous_until) {
             (Some(secret), Some(until)) => Some((
-                Secret::parse(secret).map_err(|_| corrupt())?,
+                key.open(org, Slot::Previous, secret, bucket)?,
                 parse_time(until).ok_or_else(corrupt)?,
             )),
             _ => None,
         };
         Ok(Endpoint { url, secret, previous })
+    }
+
+    /// Whether a secret is still in plain text (a record from before secrets were sealed).
+    pub(crate) fn has_plain_secret(&self) -> bool {
+        self.secret.is_plain() || self.previous_secret.as_ref().is_some_and(StoredSecret::is_plain)
+    }
+
+    /// Seals any secret still in plain text.
+    pub(crate) fn seal_plain(&mut self, org: OrgId, key: &SecretsKey, bucket: &str) -> Result<(), WebhookError> {
+        if self.secret.is_plain() {
+            let secret = key.open(org, Slot::Current, &self.secret, bucket)?;
+            self.secret = StoredSecret::Sealed(key.seal(org, Slot::Current, &secret)?);
+        }
+        if let Some(previous) = self.previous_secret.as_mut().filter(|p| p.is_plain()) {
+            let secret = key.open(org, Slot::Previous, previous, bucket)?;
+            *previous = StoredSecret::Sealed(key.seal(org, Slot::Previous, &secret)?);
+        }
+        Ok(())
     }
 }
 
@@ -125,7 +145,9 @@ impl Endpoint {
 }
 
 /// Accepts `https://…`, and `http://…` only to a loopback host (`localhost`, 127.0.0.0/8, `::1`)
-/// for tests and development: partner messages leave the hub only encrypted.
+/// for tests and development: partner messages leave the hub only encrypted. This reads the
+/// URL only; where its host points is checked by [`crate::Destinations`] (loopback is refused
+/// there unless allowed).
 pub fn validate_url(text: &str) -> Result<Url, WebhookError> {
     let invalid = |why: &str| WebhookError::InvalidUrl(why.to_owned());
     let url = Url::parse(text.trim()).map_err(|_| invalid("not a URL"))?;

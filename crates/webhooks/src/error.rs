@@ -7,9 +7,26 @@ use wasl_domain::ids::OrgId;
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs)] // plain data: the field names say what they hold
 pub enum WebhookError {
-    /// The endpoint URL is refused (not https, or http to a host other than loopback, or not a URL).
+    /// The endpoint URL is refused (not https, or http to a host other than loopback, or not a
+    /// URL). Where its host points is [`WebhookError::NotPublic`].
     #[error("invalid endpoint URL: {0}")]
     InvalidUrl(String),
+    /// The endpoint's host is, or resolves to, an address that is not public (loopback, private,
+    /// link-local, unique-local, …) and not in a range the operator allowed
+    /// ([`crate::Destinations`]). Neither the host nor the address is in the message: errors
+    /// are logged, URLs are not.
+    #[error(
+        "the endpoint's host is or resolves to an address that is not public (loopback, private, link-local, unique-local, …); an operator may allow a range with --webhook-allow-net"
+    )]
+    NotPublic,
+    /// A signing secret was sealed by another master key than the one given.
+    #[error("the signing secret was sealed by master key {sealed_by:?}, not by {given:?}")]
+    WrongMasterKey {
+        /// The id recorded with the sealed secret.
+        sealed_by: String,
+        /// The id of the key given to this process.
+        given: String,
+    },
     /// The organisation has no endpoint.
     #[error("organisation {0} has no webhook endpoint")]
     NoEndpoint(OrgId),

@@ -6,10 +6,11 @@ use crate::dead::{self, DeadLetter, SUBJECT_PREFIX, dead_subject};
 use crate::delivery::{Failure, Poster};
 use crate::endpoint::{Change, EndpointInfo, StoredEndpoint, format_time, validate_url};
 use crate::error::WebhookError;
+use crate::seal::{SecretsKey, Slot, StoredSecret};
 use crate::signature::Secret;
 use crate::status::{DeliveryStatus, StatusRecord};
 use async_nats::jetstream::{self, kv, stream};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use wasl_domain::ids::OrgId;
@@ -29,6 +30,7 @@ pub(crate) struct Inner {
     pub status: kv::Store,
     pub dead: stream::Stream,
     pub poster: Poster,
+    pub key: SecretsKey,
 }
 
 /// What [`Webhooks::redeliver_all`] did.
@@ -95,14 +97,22 @@ async fn open_bucket(
 
 impl Webhooks {
     /// Opens the endpoint and status buckets and the dead-letter stream, creating them when
-    /// missing.
-    pub async fn connect(js: jetstream::Context, config: WebhooksConfig) -> Result<Self, WebhookError> {
+    /// missing. `key` seals and opens the signing secrets.
+    ///
+    /// An endpoint bucket from before secrets were sealed is brought up to date here: secrets
+    /// still in plain text are sealed, then the bucket is set to keep no history, which drops
+    /// the old revisions (and the old secrets in them). A log line gives the counts.
+    pub async fn connect(
+        js: jetstream::Context,
+        config: WebhooksConfig,
+        key: SecretsKey,
+    ) -> Result<Self, WebhookError> {
         let endpoints = open_bucket(
             &js,
             &config.endpoints_bucket,
-            config.endpoints_history,
+            1,
             config.replicas,
-            "Wasl webhook endpoints, one per organisation (URL, signing secret), with history",
+            "Wasl webhook endpoints, one per organisation (URL, sealed signing secret)",
         )
         .await?;
         let status = open_bucket(
@@ -118,7 +128,7 @@ impl Webhooks {
             .await
             .map_err(WebhookError::unavailable)?;
         let poster = Poster::new(&config).map_err(WebhookError::unavailable)?;
-        Ok(Self {
+        let webhooks = Self {
             inner: Arc::new(Inner {
                 js,
                 config,
@@ -126,8 +136,70 @@ impl Webhooks {
                 status,
                 dead,
                 poster,
+                key,
             }),
-        })
+        };
+        webhooks.seal_plain_secrets().await?;
+        Ok(webhooks)
+    }
+
+    /// Seals every secret still in plain text, then drops the bucket's history (see
+    /// [`Webhooks::connect`]).
+    async fn seal_plain_secrets(&self) -> Result<(), WebhookError> {
+        let bucket = &self.inner.config.endpoints_bucket;
+        let mut sealed = 0u64;
+        for org in self.orgs().await? {
+            // Another process may seal or change it at the same time: read again on a conflict.
+            for _ in 0..5 {
+                // An unreadable record is left as it is: the worker delivers nothing to it
+                // (and says so) until an administrator sets the endpoint again.
+                let (mut record, revision) = match self.stored(org).await {
+                    Ok(Some(stored)) => stored,
+                    Ok(None) | Err(WebhookError::Corrupt(_)) => break,
+                    Err(err) => return Err(err),
+                };
+                if !record.has_plain_secret() {
+                    break;
+                }
+                match record.seal_plain(org, &self.inner.key, &self.corrupt_label(org)) {
+                    Ok(()) => {}
+                    Err(WebhookError::Corrupt(_)) => break,
+                    Err(err) => return Err(err),
+                }
+                match self.write(org, &record, Some(revision)).await {
+                    Ok(()) => {
+                        sealed += 1;
+                        break;
+                    }
+                    Err(WebhookError::Conflict) => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        let mut stream = self.inner.endpoints.stream.clone();
+        let info = stream.info().await.map_err(WebhookError::unavailable)?.clone();
+        let mut dropped = 0u64;
+        if info.config.max_messages_per_subject != 1 {
+            let before = info.state.messages;
+            let mut config = info.config.clone();
+            config.max_messages_per_subject = 1;
+            self.inner
+                .js
+                .update_stream(config)
+                .await
+                .map_err(WebhookError::unavailable)?;
+            let after = stream.info().await.map_err(WebhookError::unavailable)?.state.messages;
+            dropped = before.saturating_sub(after);
+        }
+        if sealed > 0 || dropped > 0 {
+            tracing::info!(
+                bucket = %bucket,
+                endpoints_sealed = sealed,
+                old_revisions_dropped = dropped,
+                "webhook signing secrets sealed and endpoint history dropped"
+            );
+        }
+        Ok(())
     }
 
     /// The settings in use.
@@ -189,13 +261,24 @@ impl Webhooks {
     /// Sets `org`'s endpoint to `url` (https; http only to loopback), enabled, with a new
     /// secret, which is returned — the only time it is shown: hand it to the organisation.
     /// Replaces any previous endpoint and secret at once.
+    ///
+    /// The URL's host must be, or resolve only to, addresses the configuration's
+    /// [`crate::Destinations`] permit (public ones, and the ranges an operator allowed):
+    /// [`WebhookError::NotPublic`] otherwise. A name that does not resolve now is accepted;
+    /// every delivery checks again.
     #[tracing::instrument(skip_all, fields(org = %org), err)]
     pub async fn set_endpoint(&self, org: OrgId, url: &str, by: &str) -> Result<Secret, WebhookError> {
         let url = validate_url(url)?;
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(443);
+        match self.inner.config.destinations.resolve(host, port).await {
+            Ok(_) | Err(crate::net::Refused::Unresolved) => {}
+            Err(crate::net::Refused::NotPublic) => return Err(WebhookError::NotPublic),
+        }
         let secret = Secret::generate().map_err(|_| WebhookError::Random)?;
         let record = StoredEndpoint {
             url: url.to_string(),
-            secret: secret.expose().to_string(),
+            secret: StoredSecret::Sealed(self.inner.key.seal(org, Slot::Current, &secret)?),
             previous_secret: None,
             previous_until: None,
             enabled: true,
@@ -217,14 +300,18 @@ impl Webhooks {
         let (mut record, revision) = self.stored(org).await?.ok_or(WebhookError::NoEndpoint(org))?;
         let secret = Secret::generate().map_err(|_| WebhookError::Random)?;
         let now = SystemTime::now();
+        let sealed = StoredSecret::Sealed(self.inner.key.seal(org, Slot::Current, &secret)?);
+        let old = std::mem::replace(&mut record.secret, sealed);
         if overlap.is_zero() {
             record.previous_secret = None;
             record.previous_until = None;
         } else {
-            record.previous_secret = Some(std::mem::take(&mut record.secret));
+            // Sealed again for its new slot (the slot is part of what the seal binds).
+            let label = self.corrupt_label(org);
+            let old = self.inner.key.open(org, Slot::Current, &old, &label)?;
+            record.previous_secret = Some(StoredSecret::Sealed(self.inner.key.seal(org, Slot::Previous, &old)?));
             record.previous_until = Some(format_time(now + overlap));
         }
-        record.secret = secret.expose().to_string();
         record.updated_at = format_time(now);
         record.updated_by = by.to_owned();
         record.change = Change::Rotate;
@@ -282,23 +369,6 @@ impl Webhooks {
             }
         }
         Ok(all)
-    }
-
-    /// The recorded changes of `org`'s endpoint, oldest first (as many as the bucket keeps).
-    pub async fn history(&self, org: OrgId) -> Result<Vec<EndpointInfo>, WebhookError> {
-        let mut history = match self.inner.endpoints.history(org.to_string()).await {
-            Ok(history) => history,
-            Err(err) => return Err(WebhookError::unavailable(err)),
-        };
-        let mut changes = Vec::new();
-        while let Some(entry) = history.next().await {
-            let entry = entry.map_err(WebhookError::unavailable)?;
-            if entry.operation == kv::Operation::Put {
-                let record = StoredEndpoint::decode(&entry.value, &self.corrupt_label(org))?;
-                changes.push(record.info(org, entry.revision));
-            }
-        }
-        Ok(changes)
     }
 
     pub(crate) async fn status_record(&self, org: OrgId) -> StatusRecord {
@@ -413,7 +483,7 @@ impl Webhooks {
         if !record.enabled {
             return Err(WebhookError::Disabled(org));
         }
-        let endpoint = record.endpoint(&self.inner.config.endpoints_bucket)?;
+        let endpoint = record.endpoint(org, &self.inner.key, &self.corrupt_label(org))?;
         let now = SystemTime::now();
         let outcome = self
             .inner

@@ -197,7 +197,7 @@ impl Webhooks {
         let bucket = &self.inner.config.endpoints_bucket;
         let endpoint = match entry.operation {
             kv::Operation::Put => match StoredEndpoint::decode(&entry.value, bucket) {
-                Ok(record) if record.enabled => match record.endpoint(bucket) {
+                Ok(record) if record.enabled => match record.endpoint(org, &self.inner.key, bucket) {
                     Ok(endpoint) => Some(endpoint),
                     Err(err) => {
                         wasl_telemetry::metrics::poison("webhooks", "endpoint_unusable");

@@ -76,6 +76,16 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
             .map(|s| s.messages),
         Some(parts.last_sequence().await)
     );
+    // The webhook signing secret is in the backup only sealed (the bucket keeps no old
+    // revisions either): the files never hold it in plain text, not even its base64 part.
+    let secret_part = filled.webhook_secret.trim_start_matches("whsec_").as_bytes().to_vec();
+    for (path, bytes) in files_below(&out) {
+        assert!(
+            !contains(&bytes, &secret_part),
+            "{}: a plain signing secret",
+            path.display()
+        );
+    }
     // Private: sealed data and webhook secrets.
     assert_eq!(mode(&out), 0o700);
     for entry in std::fs::read_dir(&out).expect("the backup dir") {
@@ -169,9 +179,13 @@ async fn a_demo_network_comes_back_message_for_message_and_erased_stays_erased()
             .sequence,
         3
     );
-    let webhooks = wasl_webhooks::Webhooks::connect(js_b.clone(), wasl_webhooks::WebhooksConfig::default())
-        .await
-        .expect("webhooks on B");
+    let webhooks = wasl_webhooks::Webhooks::connect(
+        js_b.clone(),
+        crate::support::webhooks_config(),
+        crate::support::webhooks_key(),
+    )
+    .await
+    .expect("webhooks on B");
     assert!(
         webhooks
             .endpoint(filled.organisations[1])

@@ -110,6 +110,8 @@ pub struct Filled {
     pub organisations: Vec<OrgId>,
     /// The router's checkpoint: it routed the log up to here.
     pub routed_to: u64,
+    /// The webhook endpoint's signing secret, `whsec_…` (stored sealed: a backup must not hold it).
+    pub webhook_secret: String,
 }
 
 /// Loads the demo network, routes it to the partner feeds, sets a webhook endpoint and writes
@@ -139,10 +141,10 @@ pub async fn fill(server: &NatsServer) -> Filled {
     route_until(&router, last).await;
 
     // A webhook endpoint (its bucket holds a signing secret) and a few audited reads.
-    let webhooks = wasl_webhooks::Webhooks::connect(parts.js.clone(), wasl_webhooks::WebhooksConfig::default())
+    let webhooks = wasl_webhooks::Webhooks::connect(parts.js.clone(), webhooks_config(), webhooks_key())
         .await
         .expect("webhooks");
-    webhooks
+    let secret = webhooks
         .set_endpoint(organisations[1], "http://127.0.0.1:9/hook", "test")
         .await
         .expect("an endpoint");
@@ -173,7 +175,21 @@ pub async fn fill(server: &NatsServer) -> Filled {
         opened,
         organisations,
         routed_to: last,
+        webhook_secret: secret.expose().to_string(),
     }
+}
+
+/// Loopback allowed explicitly (the endpoint points there; nothing is delivered).
+pub fn webhooks_config() -> wasl_webhooks::WebhooksConfig {
+    wasl_webhooks::WebhooksConfig {
+        destinations: wasl_webhooks::Destinations::with_loopback(),
+        ..wasl_webhooks::WebhooksConfig::default()
+    }
+}
+
+/// The key sealing the webhook signing secrets, from the test master key.
+pub fn webhooks_key() -> wasl_webhooks::SecretsKey {
+    wasl_webhooks::SecretsKey::from_master(&LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key"))
 }
 
 async fn read_log(parts: &Parts) -> (Vec<(CaseId, EventId, PersonalData)>, Vec<OrgId>) {

@@ -250,7 +250,13 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
     let mut router_env = as_user("router.nk");
     router_env.push(("WASL_COMMANDS_NKEY", conf.join("store.nk").display().to_string()));
     let router = service(
-        &["router", "--api-base-url", &format!("http://127.0.0.1:{api}")],
+        &[
+            "router",
+            "--api-base-url",
+            &format!("http://127.0.0.1:{api}"),
+            "--master-key-file",
+            key.to_str().expect("utf-8"),
+        ],
         &router_env,
         &root.join("router.log"),
     );

@@ -88,7 +88,8 @@ fn withdrawing_consent_cancels_the_referrals_it_covered_and_both_partners_are_to
     let data = dir.path().join("data");
     let (api, nats) = (free_port(), free_port());
     let url = format!("nats://127.0.0.1:{nats}");
-    let (up, banner) = Up::start(&data, api, nats, &["--demo"]);
+    // The webhook receiver below is on loopback: allowed explicitly.
+    let (up, banner) = Up::start(&data, api, nats, &["--demo", "--webhook-allow-net", "127.0.0.0/8"]);
     let password = banner
         .split("Password for all: ")
         .nth(1)
@@ -182,6 +183,10 @@ fn withdrawing_consent_cancels_the_referrals_it_covered_and_both_partners_are_to
         &url,
         "--nats-nkey",
         crate::up::seed(&data).to_str().expect("utf-8"),
+        "--master-key-file",
+        data.join("master.key").to_str().expect("utf-8"),
+        "--webhook-allow-net",
+        "127.0.0.0/8",
     ]);
     assert!(ok, "{err}");
     let client = runtime.block_on(crate::up::nats_client(&url, Some(&crate::up::seed(&data))));

@@ -151,6 +151,8 @@ async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
                 "router",
                 "--nats-url",
                 &url,
+                "--webhooks",
+                "false",
                 "--health-listen",
                 &format!("127.0.0.1:{health}"),
                 "--nats-nkey",
@@ -377,15 +379,26 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     let expected = referral_events + notices.len();
 
     // The admin sets the endpoint; the secret is printed once.
+    // The receiver is on loopback, which an operator must allow (public addresses only by
+    // default); the signing secrets are sealed with the master key.
     let receiver = Receiver::start();
-    let (ok, stdout, stderr) = run(&[
+    let keys = tempfile::tempdir().expect("key dir");
+    let master_key = keys.path().join("master.key");
+    std::fs::write(&master_key, "04".repeat(32)).expect("master key");
+    let master_key = master_key.to_str().expect("utf-8");
+    let set = [
         "webhooks",
         "set",
         &partner.to_string(),
         &receiver.url,
         "--nats-url",
         &url,
-    ]);
+        "--master-key-file",
+        master_key,
+    ];
+    let (ok, _, _) = run(&set);
+    assert!(!ok, "an endpoint on loopback is refused unless loopback is allowed");
+    let (ok, stdout, stderr) = run(&[&set[..], &["--webhook-allow-net", "127.0.0.0/8"]].concat());
     assert!(ok, "wasl webhooks set: {stderr}");
     let secret = stdout
         .split_whitespace()
@@ -404,7 +417,15 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
         .expect("published");
     let router = Router(
         Command::new(env!("CARGO_BIN_EXE_wasl"))
-            .args(["router", "--nats-url", &url])
+            .args([
+                "router",
+                "--nats-url",
+                &url,
+                "--master-key-file",
+                master_key,
+                "--webhook-allow-net",
+                "127.0.0.0/8",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -458,7 +479,15 @@ async fn an_organisation_without_nats_gets_its_referrals_by_signed_webhook() {
     assert_eq!(posted_notices, notices, "each notice once, in log order");
 
     // The admin sees it delivered.
-    let (ok, status, stderr) = run(&["webhooks", "status", &partner.to_string(), "--nats-url", &url]);
+    let (ok, status, stderr) = run(&[
+        "webhooks",
+        "status",
+        &partner.to_string(),
+        "--nats-url",
+        &url,
+        "--master-key-file",
+        master_key,
+    ]);
     assert!(ok, "{stderr}");
     assert!(status.contains(&receiver.url) && status.contains("enabled"), "{status}");
     assert!(
@@ -488,6 +517,8 @@ fn a_router_started_before_nats_waits_for_it() {
                 "router",
                 "--nats-url",
                 &format!("nats://127.0.0.1:{nats}"),
+                "--webhooks",
+                "false",
                 "--health-listen",
                 &format!("127.0.0.1:{health}"),
             ])

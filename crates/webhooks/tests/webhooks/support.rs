@@ -14,7 +14,17 @@ use tokio::task::JoinHandle;
 use wasl_domain::ids::OrgId;
 use wasl_events::partner::{out_stream, out_subjects};
 use wasl_testkit::NatsServer;
-use wasl_webhooks::{DEFAULT_TOLERANCE, RetryPolicy, Secret, Webhooks, WebhooksConfig, verify};
+use wasl_webhooks::{
+    DEFAULT_TOLERANCE, Destinations, RetryPolicy, Secret, SecretsKey, Webhooks, WebhooksConfig, verify,
+};
+
+/// The test master key (a fixed pattern, never a real key).
+pub const MASTER_KEY: &str = "0303030303030303030303030303030303030303030303030303030303030303";
+
+/// The key sealing signing secrets, derived from [`MASTER_KEY`].
+pub fn secrets_key() -> SecretsKey {
+    SecretsKey::from_master(&wasl_vault::LocalMasterKey::from_hex("test-master", MASTER_KEY).expect("master key"))
+}
 
 /// An obviously fake organisation id (UUIDv7 layout, counter in the last bytes).
 pub fn fake_org(n: u128) -> OrgId {
@@ -68,7 +78,7 @@ pub fn feed_subject(org: OrgId, n: u128) -> String {
     format!("wasl.out.{org}.referral.{}", fake_referral(n))
 }
 
-/// Quick retries for tests.
+/// Quick retries for tests, and loopback allowed explicitly: the receivers are on 127.0.0.1.
 pub fn test_config(max_attempts: u32) -> WebhooksConfig {
     WebhooksConfig {
         retry: RetryPolicy {
@@ -81,6 +91,7 @@ pub fn test_config(max_attempts: u32) -> WebhooksConfig {
         ack_wait: Duration::from_secs(1),
         retry_nats_after: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(1),
+        destinations: Destinations::with_loopback(),
         ..WebhooksConfig::default()
     }
 }
@@ -96,7 +107,9 @@ impl Hub {
         let server = NatsServer::start().expect("nats-server");
         let client = async_nats::connect(server.url()).await.expect("connect");
         let js = jetstream::new(client);
-        let webhooks = Webhooks::connect(js.clone(), config).await.expect("webhooks");
+        let webhooks = Webhooks::connect(js.clone(), config, secrets_key())
+            .await
+            .expect("webhooks");
         Self {
             _server: server,
             js,
@@ -151,8 +164,12 @@ impl Hub {
 
     /// Runs a worker until the returned guard is stopped or dropped (killed).
     pub fn worker(&self) -> Worker {
+        Self::worker_of(self.webhooks.clone())
+    }
+
+    /// Runs a worker of `webhooks` (another handle, another configuration).
+    pub fn worker_of(webhooks: Webhooks) -> Worker {
         let (stop, stopped) = oneshot::channel::<()>();
-        let webhooks = self.webhooks.clone();
         let task = tokio::spawn(async move {
             webhooks
                 .run(async {
