@@ -10,12 +10,20 @@
 //! walks the chain; a record forged, removed, changed or reordered breaks it, and a chain that
 //! no longer holds a head verified before (the stream deleted and started again) is refused.
 //! If the audit cannot be written, the read fails (503).
+//!
+//! The API keeps the last head it appended or verified outside NATS, in its own table of the
+//! read-model database ([`Checkpoint`]), and [`Audit::anchor`] refuses to start on a stream that
+//! went backwards: deleted, cut short, or holding another record where that head was. The
+//! checkpoint follows the acknowledged appends a moment behind, so a crash leaves it behind the
+//! stream, never ahead of it.
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
 use hmac::{KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use sqlx::{AnyPool, Row as _};
+use std::sync::OnceLock;
+use tokio::sync::{Mutex, watch};
 use wasl_domain::Actor;
 use zeroize::Zeroizing;
 
@@ -78,6 +86,14 @@ pub enum AuditError {
         /// The record's stream sequence.
         sequence: u64,
         /// What does not hold.
+        reason: String,
+    },
+    /// The stream went backwards since the checkpoint: deleted, cut short, or replaced.
+    #[error("the audit stream no longer holds the head {checkpoint} this API last saw: {reason}")]
+    WentBack {
+        /// The head the API last appended or verified.
+        checkpoint: ChainHead,
+        /// What the stream holds instead.
         reason: String,
     },
 }
@@ -147,6 +163,10 @@ pub struct Audit {
     stream: stream::Stream,
     head: Mutex<Option<Head>>,
     key: AuditKey,
+    /// The last acknowledged head, for the checkpoint writer.
+    acked: watch::Sender<Option<ChainHead>>,
+    /// Set by [`Audit::anchor`].
+    checkpoint: OnceLock<Checkpoint>,
 }
 
 impl Audit {
@@ -170,6 +190,184 @@ impl Audit {
             stream,
             head: Mutex::new(None),
             key,
+            acked: watch::Sender::new(None),
+            checkpoint: OnceLock::new(),
+        })
+    }
+
+    /// Checks the stream against `checkpoint` before the API serves, then keeps the checkpoint
+    /// following every acknowledged append (a task that ends with the `Audit`).
+    ///
+    /// With a checkpoint, the stream must still hold its record at its sequence, and the records
+    /// after it must link onto it; otherwise [`AuditError::WentBack`] (or
+    /// [`AuditError::Broken`]). Without one (the first start on this database), the whole chain
+    /// is walked from the start and the checkpoint anchored at its head. `accept_reset` is the
+    /// operator's word that a reset was deliberate (a restore from a backup): the refusal is
+    /// logged and the checkpoint anchored at the stream's current head instead.
+    ///
+    /// The walk checks that every record links onto the one before it, and the HMAC of every
+    /// record keyed with this API's master key (records keyed with an earlier master key, before
+    /// a rotation, are only linked); `wasl audit verify` checks them all.
+    pub async fn anchor(&self, checkpoint: Checkpoint, accept_reset: bool) -> Result<ChainHead, AuditError> {
+        let saved = checkpoint.load().await?;
+        let mut stream = self.stream.clone();
+        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+        let start = match &saved {
+            Some(seen) => self.holds(seen, last).await.map(|()| seen.clone()),
+            None => Ok(ChainHead {
+                sequence: 0,
+                hash: GENESIS.to_owned(),
+            }),
+        };
+        let checked = match start {
+            Ok(from) => self.links(&from, last).await,
+            Err(err) => Err(err),
+        };
+        let head = match checked {
+            Ok(head) => {
+                checkpoint.advance(&head).await?;
+                match &saved {
+                    Some(seen) => {
+                        tracing::info!(checkpoint = %seen, head = %head, "the access audit holds the checkpoint")
+                    }
+                    None => tracing::info!(head = %head, "the access audit's chain is intact; checkpoint anchored"),
+                }
+                head
+            }
+            Err(err @ (AuditError::WentBack { .. } | AuditError::Broken { .. })) if accept_reset => {
+                let head = self.read_head().await?;
+                let head = ChainHead {
+                    sequence: head.sequence,
+                    hash: head.hash,
+                };
+                tracing::error!(
+                    refused = %err,
+                    checkpoint = saved.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    head = %head,
+                    "ACCESS AUDIT RESET ACCEPTED (--accept-audit-reset): the audit is trusted from this head on; \
+                     check the records before it with `wasl audit verify`"
+                );
+                checkpoint.reset(&head).await?;
+                head
+            }
+            Err(err) => return Err(err),
+        };
+        *self.head.lock().await = Some(Head {
+            sequence: head.sequence,
+            hash: head.hash.clone(),
+        });
+        let mut acked = self.acked.subscribe();
+        let writer = checkpoint.clone();
+        tokio::spawn(async move {
+            // The latest head only: appends in between are covered by it.
+            while acked.changed().await.is_ok() {
+                let head = acked.borrow_and_update().clone();
+                if let Some(head) = head
+                    && let Err(error) = writer.advance(&head).await
+                {
+                    tracing::warn!(%error, "cannot move the audit checkpoint; it stays behind");
+                }
+            }
+        });
+        let _ = self.checkpoint.set(checkpoint);
+        Ok(head)
+    }
+
+    /// Writes the last acknowledged head to the checkpoint now (on shutdown).
+    pub async fn flush_checkpoint(&self) -> Result<(), AuditError> {
+        let head = self.acked.borrow().clone();
+        match (self.checkpoint.get(), head) {
+            (Some(checkpoint), Some(head)) => checkpoint.advance(&head).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the stream, `last` records long, still holds `seen` where it was.
+    async fn holds(&self, seen: &ChainHead, last: u64) -> Result<(), AuditError> {
+        let went_back = |reason: String| AuditError::WentBack {
+            checkpoint: seen.clone(),
+            reason,
+        };
+        if last < seen.sequence {
+            return Err(went_back(format!(
+                "the stream ends at sequence {last}: it was deleted (or recreated) or cut short"
+            )));
+        }
+        if seen.sequence == 0 {
+            return Ok(());
+        }
+        let chained = match read_record(&self.stream, seen.sequence).await {
+            Err(AuditError::Broken { reason, .. }) => {
+                return Err(went_back(format!("record {} {reason}", seen.sequence)));
+            }
+            other => other?,
+        };
+        if chained.hash != seen.hash {
+            return Err(went_back(format!(
+                "another record stands at sequence {}: the stream was replaced",
+                seen.sequence
+            )));
+        }
+        Ok(())
+    }
+
+    /// Walks the records after `from` up to `last`: each must link onto the one before it, and
+    /// carry a valid HMAC when keyed with this API's master key. They are read through an
+    /// ordered consumer (a stream of records, not a request per record): 100 000 records take
+    /// seconds, not half a minute (docs/operations.md).
+    async fn links(&self, from: &ChainHead, last: u64) -> Result<ChainHead, AuditError> {
+        use futures_util::StreamExt as _;
+        let mut prev = from.hash.clone();
+        if from.sequence >= last {
+            return Ok(from.clone());
+        }
+        let consumer = self
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.sequence + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut expected_sequence = from.sequence + 1;
+        while expected_sequence <= last {
+            let message = messages
+                .next()
+                .await
+                .ok_or_else(|| unavailable("the audit stream ended while it was read"))?
+                .map_err(unavailable)?;
+            let sequence = message.info().map_err(unavailable)?.stream_sequence;
+            if sequence != expected_sequence {
+                return Err(AuditError::Broken {
+                    sequence: expected_sequence,
+                    reason: "is missing".to_owned(),
+                });
+            }
+            let broken = |reason: String| AuditError::Broken { sequence, reason };
+            let chained: Chained =
+                serde_json::from_slice(&message.payload).map_err(|err| broken(format!("unreadable record: {err}")))?;
+            if chained.prev_hash != prev {
+                return Err(broken("does not point at the record before it".to_owned()));
+            }
+            let expected = match &chained.key_id {
+                Some(id) if id == self.key.id() => Some(self.key.mac(&chained.prev_hash, &chained.record)?),
+                Some(_) => None,
+                None => Some(chain_hash(&chained.prev_hash, &chained.record)?),
+            };
+            if expected.is_some_and(|hash| hash != chained.hash) {
+                return Err(broken(
+                    "its hash does not match its contents and the chain key".to_owned(),
+                ));
+            }
+            prev = chained.hash;
+            expected_sequence += 1;
+        }
+        Ok(ChainHead {
+            sequence: last,
+            hash: prev,
         })
     }
 
@@ -243,6 +441,10 @@ impl Audit {
                 .map_err(unavailable)?;
             match sent.await {
                 Ok(ack) => {
+                    self.acked.send_replace(Some(ChainHead {
+                        sequence: ack.sequence,
+                        hash: hash.clone(),
+                    }));
                     *head = Some(Head {
                         sequence: ack.sequence,
                         hash,
@@ -255,6 +457,100 @@ impl Audit {
             }
         }
         Err(unavailable("the audit head kept moving"))
+    }
+}
+
+/// The record at `sequence`; a record that is missing or unreadable is [`AuditError::Broken`].
+async fn read_record(stream: &stream::Stream, sequence: u64) -> Result<Chained, AuditError> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    let message = stream.get_raw_message(sequence).await.map_err(|err| match err.kind() {
+        RawMessageErrorKind::NoMessageFound => AuditError::Broken {
+            sequence,
+            reason: "is missing".to_owned(),
+        },
+        _ => unavailable(err),
+    })?;
+    serde_json::from_slice(&message.payload).map_err(|err| AuditError::Broken {
+        sequence,
+        reason: format!("unreadable record: {err}"),
+    })
+}
+
+/// Where the API keeps the last audit head it appended or verified: the table
+/// `api_audit_checkpoint` in the read-model database (migrated under `_api_migrations`).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pool: AnyPool,
+}
+
+fn database(err: impl std::fmt::Display) -> AuditError {
+    AuditError::Unavailable(format!("the audit checkpoint: {err}"))
+}
+
+impl Checkpoint {
+    /// Applies the API's migrations to the database behind `pool` (the read models' pool).
+    pub async fn open(pool: AnyPool) -> Result<Self, AuditError> {
+        // One set for both databases: the table uses only the SQL they share (ADR 0005).
+        let mut migrator = sqlx::migrate!("./migrations");
+        // Beside the projections' `_sqlx_migrations` in the same database.
+        migrator.dangerous_set_table_name("_api_migrations");
+        migrator.run(&pool).await.map_err(database)?;
+        Ok(Self { pool })
+    }
+
+    /// The head saved last, if any.
+    pub async fn load(&self) -> Result<Option<ChainHead>, AuditError> {
+        let row = sqlx::query("SELECT sequence, hash FROM api_audit_checkpoint WHERE stream = $1")
+            .bind(STREAM)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database)?;
+        row.map(|row| {
+            let sequence: i64 = row.try_get("sequence").map_err(database)?;
+            Ok(ChainHead {
+                sequence: u64::try_from(sequence).map_err(database)?,
+                hash: row.try_get("hash").map_err(database)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Moves the checkpoint to `head` if it is further on (several instances write it).
+    async fn advance(&self, head: &ChainHead) -> Result<(), AuditError> {
+        self.write(
+            head,
+            concat!(
+                "INSERT INTO api_audit_checkpoint (stream, sequence, hash, updated_at) VALUES ($1, $2, $3, $4) ",
+                "ON CONFLICT (stream) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, ",
+                "updated_at = excluded.updated_at WHERE api_audit_checkpoint.sequence < excluded.sequence"
+            ),
+        )
+        .await
+    }
+
+    /// Sets the checkpoint to `head`, wherever it was (an accepted reset).
+    async fn reset(&self, head: &ChainHead) -> Result<(), AuditError> {
+        self.write(
+            head,
+            concat!(
+                "INSERT INTO api_audit_checkpoint (stream, sequence, hash, updated_at) VALUES ($1, $2, $3, $4) ",
+                "ON CONFLICT (stream) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, ",
+                "updated_at = excluded.updated_at"
+            ),
+        )
+        .await
+    }
+
+    async fn write(&self, head: &ChainHead, sql: &'static str) -> Result<(), AuditError> {
+        sqlx::query(sql)
+            .bind(STREAM)
+            .bind(i64::try_from(head.sequence).map_err(database)?)
+            .bind(&head.hash)
+            .bind(crate::auth::accounts::now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(())
     }
 }
 
