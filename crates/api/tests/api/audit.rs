@@ -238,8 +238,17 @@ async fn build(
     db: &TestDb,
     accept_reset: bool,
 ) -> Result<wasl_api::Application, wasl_api::StartError> {
-    let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
     let master = wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key");
+    build_with(nats, db, accept_reset, master).await
+}
+
+async fn build_with(
+    nats: &wasl_testkit::NatsServer,
+    db: &TestDb,
+    accept_reset: bool,
+    master: wasl_vault::LocalMasterKey,
+) -> Result<wasl_api::Application, wasl_api::StartError> {
+    let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
     let settings = wasl_api::AppSettings {
         accept_audit_reset: accept_reset,
         ..wasl_api::AppSettings::new(db.url.clone(), master)
@@ -372,6 +381,40 @@ async fn a_first_start_refuses_a_chain_with_a_forged_record() {
     refused_as_gone_back(build(&nats, &fresh_db, false).await);
     // So does the API that saw the chain before: the record after its checkpoint is forged.
     refused_as_gone_back(build(&nats, &first, false).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_key_rotation_is_not_taken_for_a_reset() {
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+    let db = TestDb::sqlite();
+    let app = build(&nats, &db, false).await.expect("the first start");
+    read(app.state().audit(), 2).await;
+    stop(app).await;
+    // Dropped without a shutdown, as in a crash: the checkpoint may stay behind the last record,
+    // and the next start walks it.
+    {
+        let app = build(&nats, &db, false).await.expect("a restart");
+        read(app.state().audit(), 1).await;
+        drop(app);
+    }
+    let rotated = || {
+        wasl_vault::LocalMasterKey::from_hex(
+            "test-master-2",
+            "0202020202020202020202020202020202020202020202020202020202020202",
+        )
+        .expect("key")
+    };
+    let app = build_with(&nats, &db, false, rotated())
+        .await
+        .expect("a start with the new master key");
+    read(app.state().audit(), 1).await;
+    stop(app).await;
+    // A first start on a new database walks records of both keys.
+    let fresh_db = TestDb::sqlite();
+    let app = build_with(&nats, &fresh_db, false, rotated())
+        .await
+        .expect("a first start after the rotation");
+    stop(app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
