@@ -384,6 +384,29 @@ async fn a_first_start_refuses_a_chain_with_a_forged_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_database_only_move_the_checkpoint_forward() {
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+    let db = TestDb::sqlite();
+    let first = build(&nats, &db, false).await.expect("one instance");
+    let second = build(&nats, &db, false).await.expect("another");
+    read(first.state().audit(), 1).await;
+    read(second.state().audit(), 2).await;
+    let models = second.state().models().clone();
+    stop(second).await;
+    // The first instance stops last, knowing only the head it appended itself.
+    stop(first).await;
+    let checkpoint = wasl_api::audit::Checkpoint::open(models.pool().clone())
+        .await
+        .expect("the checkpoint table")
+        .load()
+        .await
+        .expect("readable")
+        .expect("written");
+    assert_eq!(checkpoint.sequence, 3, "the furthest head stays");
+    build(&nats, &db, false).await.expect("and the next start holds it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_key_rotation_is_not_taken_for_a_reset() {
     let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
     let db = TestDb::sqlite();
