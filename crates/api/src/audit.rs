@@ -198,64 +198,63 @@ impl Audit {
     /// Checks the stream against `checkpoint` before the API serves, then keeps the checkpoint
     /// following every acknowledged append (a task that ends with the `Audit`).
     ///
-    /// With a checkpoint, the stream must still hold its record at its sequence, and the records
-    /// after it must link onto it; otherwise [`AuditError::WentBack`] (or
-    /// [`AuditError::Broken`]). Without one (the first start on this database), the whole chain
-    /// is walked from the start and the checkpoint anchored at its head. `accept_reset` is the
-    /// operator's word that a reset was deliberate (a restore from a backup): the refusal is
-    /// logged and the checkpoint anchored at the stream's current head instead.
+    /// With a checkpoint, the stream must still hold its record at its sequence; a stream that
+    /// ends before it (deleted, cut short) or holds another record there (replaced) is
+    /// [`AuditError::WentBack`]. The records after it (all of them on the first start on this
+    /// database) are walked: each must link onto the one before it and carry a valid HMAC when
+    /// keyed with this API's master key (records keyed with an earlier master key, before a
+    /// rotation, are only linked). A record that does not is logged as an error, naming it, but
+    /// does not stop the start: whoever can publish on `wasl.audit.>` must not be able to keep
+    /// the API down, and `wasl audit verify` names every such record. The checkpoint moves to the
+    /// last readable record.
     ///
-    /// The walk checks that every record links onto the one before it, and the HMAC of every
-    /// record keyed with this API's master key (records keyed with an earlier master key, before
-    /// a rotation, are only linked); `wasl audit verify` checks them all.
+    /// `accept_reset` is the operator's word that a reset was deliberate (a restore from a
+    /// backup): the refusal is logged and the checkpoint anchored at the stream's current head.
     pub async fn anchor(&self, checkpoint: Checkpoint, accept_reset: bool) -> Result<ChainHead, AuditError> {
         let saved = checkpoint.load().await?;
         let mut stream = self.stream.clone();
         let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
-        let start = match &saved {
+        let genesis = ChainHead {
+            sequence: 0,
+            hash: GENESIS.to_owned(),
+        };
+        let from = match &saved {
             Some(seen) => self.holds(seen, last).await.map(|()| seen.clone()),
-            None => Ok(ChainHead {
-                sequence: 0,
-                hash: GENESIS.to_owned(),
-            }),
+            None => Ok(genesis.clone()),
         };
-        let checked = match start {
-            Ok(from) => self.links(&from, last).await,
-            Err(err) => Err(err),
-        };
-        let head = match checked {
-            Ok(head) => {
+        let (head, intact) = match from {
+            Ok(from) => {
+                let (head, broken) = self.walk(&from, last).await?;
                 checkpoint.advance(&head).await?;
-                match &saved {
-                    Some(seen) => {
-                        tracing::info!(checkpoint = %seen, head = %head, "the access audit holds the checkpoint")
-                    }
-                    None => tracing::info!(head = %head, "the access audit's chain is intact; checkpoint anchored"),
+                match &broken {
+                    Some(err) => tracing::error!(
+                        error = %err,
+                        head = %head,
+                        "the access audit's chain is broken: run `wasl audit verify`, which names every such record"
+                    ),
+                    None => tracing::info!(head = %head, "the access audit's chain holds; checkpoint anchored"),
                 }
-                head
+                (head, broken.is_none())
             }
-            Err(err @ (AuditError::WentBack { .. } | AuditError::Broken { .. })) if accept_reset => {
-                let head = self.read_head().await?;
-                let head = ChainHead {
-                    sequence: head.sequence,
-                    hash: head.hash,
-                };
+            Err(err @ AuditError::WentBack { .. }) if accept_reset => {
+                let (head, broken) = self.walk(&genesis, last).await?;
                 tracing::error!(
                     refused = %err,
-                    checkpoint = saved.as_ref().map(ToString::to_string).unwrap_or_default(),
                     head = %head,
                     "ACCESS AUDIT RESET ACCEPTED (--accept-audit-reset): the audit is trusted from this head on; \
                      check the records before it with `wasl audit verify`"
                 );
                 checkpoint.reset(&head).await?;
-                head
+                (head, broken.is_none())
             }
             Err(err) => return Err(err),
         };
-        *self.head.lock().await = Some(Head {
-            sequence: head.sequence,
-            hash: head.hash.clone(),
-        });
+        if intact {
+            *self.head.lock().await = Some(Head {
+                sequence: head.sequence,
+                hash: head.hash.clone(),
+            });
+        }
         let mut acked = self.acked.subscribe();
         let writer = checkpoint.clone();
         tokio::spawn(async move {
@@ -312,14 +311,16 @@ impl Audit {
     }
 
     /// Walks the records after `from` up to `last`: each must link onto the one before it, and
-    /// carry a valid HMAC when keyed with this API's master key. They are read through an
+    /// carry a valid HMAC when keyed with this API's master key. Returns the last readable
+    /// record (or `from`) and the first break found, if any. The records are read through an
     /// ordered consumer (a stream of records, not a request per record): 100 000 records take
-    /// seconds, not half a minute (docs/operations.md).
-    async fn links(&self, from: &ChainHead, last: u64) -> Result<ChainHead, AuditError> {
+    /// about a second, not half a minute (docs/operations.md).
+    async fn walk(&self, from: &ChainHead, last: u64) -> Result<(ChainHead, Option<AuditError>), AuditError> {
         use futures_util::StreamExt as _;
-        let mut prev = from.hash.clone();
+        let mut readable = from.clone();
+        let mut broken = None;
         if from.sequence >= last {
-            return Ok(from.clone());
+            return Ok((readable, broken));
         }
         let consumer = self
             .stream
@@ -332,6 +333,8 @@ impl Audit {
             .await
             .map_err(unavailable)?;
         let mut messages = consumer.messages().await.map_err(unavailable)?;
+        // The previous record's hash; `None` after a record that could not be read.
+        let mut prev = Some(from.hash.clone());
         let mut expected_sequence = from.sequence + 1;
         while expected_sequence <= last {
             let message = messages
@@ -340,17 +343,24 @@ impl Audit {
                 .ok_or_else(|| unavailable("the audit stream ended while it was read"))?
                 .map_err(unavailable)?;
             let sequence = message.info().map_err(unavailable)?.stream_sequence;
+            let mut note = |sequence: u64, reason: String| {
+                broken.get_or_insert(AuditError::Broken { sequence, reason });
+            };
             if sequence != expected_sequence {
-                return Err(AuditError::Broken {
-                    sequence: expected_sequence,
-                    reason: "is missing".to_owned(),
-                });
+                note(expected_sequence, "is missing".to_owned());
+                prev = None;
             }
-            let broken = |reason: String| AuditError::Broken { sequence, reason };
-            let chained: Chained =
-                serde_json::from_slice(&message.payload).map_err(|err| broken(format!("unreadable record: {err}")))?;
-            if chained.prev_hash != prev {
-                return Err(broken("does not point at the record before it".to_owned()));
+            expected_sequence = sequence + 1;
+            let chained: Chained = match serde_json::from_slice(&message.payload) {
+                Ok(chained) => chained,
+                Err(err) => {
+                    note(sequence, format!("unreadable record: {err}"));
+                    prev = None;
+                    continue;
+                }
+            };
+            if prev.as_ref().is_some_and(|prev| &chained.prev_hash != prev) {
+                note(sequence, "does not point at the record before it".to_owned());
             }
             let expected = match &chained.key_id {
                 Some(id) if id == self.key.id() => Some(self.key.mac(&chained.prev_hash, &chained.record)?),
@@ -358,17 +368,18 @@ impl Audit {
                 None => Some(chain_hash(&chained.prev_hash, &chained.record)?),
             };
             if expected.is_some_and(|hash| hash != chained.hash) {
-                return Err(broken(
+                note(
+                    sequence,
                     "its hash does not match its contents and the chain key".to_owned(),
-                ));
+                );
             }
-            prev = chained.hash;
-            expected_sequence += 1;
+            readable = ChainHead {
+                sequence,
+                hash: chained.hash.clone(),
+            };
+            prev = Some(chained.hash);
         }
-        Ok(ChainHead {
-            sequence: last,
-            hash: prev,
-        })
+        Ok((readable, broken))
     }
 
     /// The key records are chained under.

@@ -91,8 +91,8 @@ pub enum StartError {
         cause: String,
     },
     /// The access audit went backwards since this API last saw it (the stream deleted, cut
-    /// short or replaced), or its chain is broken on the first start: not transient; an
-    /// operator looks (docs/operations.md, "The access audit went backwards").
+    /// short or replaced): not transient; an operator looks (docs/operations.md, "The access
+    /// audit went backwards").
     #[error(
         "the access audit cannot be trusted: {cause}. Check it with `wasl audit verify{}`. Only if the reset was deliberate (a restore from a backup), start once with --accept-audit-reset (WASL_ACCEPT_AUDIT_RESET=true): the audit is then trusted from the stream's current head on",
         since(.checkpoint)
