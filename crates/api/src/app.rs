@@ -1,10 +1,12 @@
 //! The one place the API is assembled: [`Application::build`] opens the event store, the read
-//! models, the vault, the accounts, the sessions and the audit from [`AppSettings`] and binds the listener;
+//! models, the vault, the accounts, the sessions and the audit from [`AppSettings`], checks the
+//! audit against its checkpoint ([`Audit::anchor`]), and binds the listeners (the public one
+//! and, if asked for, the metrics one);
 //! `wasl api`, `wasl up`, the API's tests and `wasl bench api` all call it, so none of them
 //! wires the parts by hand. [`Application::run`] serves until a [`CancellationToken`] is
 //! cancelled — the one shutdown signal every long-running part of Wasl takes.
 
-use crate::audit::{Audit, AuditError};
+use crate::audit::{Audit, AuditError, Checkpoint};
 use crate::auth::accounts::{AccountError, Accounts};
 use crate::auth::oidc::{Oidc, OidcConfig};
 use crate::auth::session::{SessionError, Sessions};
@@ -38,6 +40,12 @@ pub struct AppSettings {
     pub session_lifetime: Duration,
     /// Request limits.
     pub limits: Limits,
+    /// Where `/metrics` is served, apart from the public address; none serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The operator's word that the access audit was reset on purpose (a restore from a
+    /// backup): start even though the stream no longer holds the checkpoint, and anchor it at
+    /// the stream's current head. See [`Audit::anchor`].
+    pub accept_audit_reset: bool,
 }
 
 impl AppSettings {
@@ -53,6 +61,8 @@ impl AppSettings {
             oidc: None,
             session_lifetime: Duration::from_secs(12 * 3600),
             limits: Limits::default(),
+            metrics_listen: None,
+            accept_audit_reset: false,
         }
     }
 }
@@ -61,6 +71,7 @@ impl AppSettings {
 pub struct Application {
     state: AppState,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
@@ -81,6 +92,8 @@ impl Application {
             oidc,
             session_lifetime,
             limits,
+            metrics_listen,
+            accept_audit_reset,
         } = settings;
         let store = EventStore::open(client.clone(), store)
             .await
@@ -102,9 +115,37 @@ impl Application {
         let audit = Audit::open(js, replicas, audit_key)
             .await
             .map_err(|e| failed("access audit", matches!(e, AuditError::Unavailable(_)), e))?;
+        // Before anything is served: a stream that went backwards is refused here.
+        let checkpoint = Checkpoint::open(models.pool().clone())
+            .await
+            .map_err(|e| failed("audit checkpoint", true, e))?;
+        audit
+            .anchor(checkpoint, accept_audit_reset)
+            .await
+            .map_err(|e| match e {
+                AuditError::Unavailable(_) => failed("access audit", true, e),
+                AuditError::WentBack { checkpoint, reason } => StartError::AuditWentBack {
+                    cause: reason,
+                    checkpoint: Some(checkpoint.to_string()),
+                },
+                AuditError::Broken { .. } => StartError::AuditWentBack {
+                    cause: e.to_string(),
+                    checkpoint: None,
+                },
+            })?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| failed("the API's listener", false, format!("cannot listen on {listen}: {e}")))?;
+        let metrics = match metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                failed(
+                    "the metrics listener",
+                    false,
+                    format!("cannot listen on {address}: {e}"),
+                )
+            })?),
+            None => None,
+        };
         let state = AppState::new(Parts {
             store,
             models,
@@ -115,7 +156,11 @@ impl Application {
             audit,
             limits,
         });
-        Ok(Self { state, listener })
+        Ok(Self {
+            state,
+            listener,
+            metrics,
+        })
     }
 
     /// The state the routes work with (for a projector, the demo data or a test beside them).
@@ -130,9 +175,31 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
+    /// Where `/metrics` is served, if anywhere.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound TCP listener has a local address"))
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes the requests in flight and writes
+    /// the audit checkpoint.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        crate::run(self.listener, self.state, shutdown.cancelled_owned()).await
+        let state = self.state.clone();
+        let limits = state.limits().server;
+        let metrics = self.metrics.map(|listener| {
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(crate::serve::serve(listener, crate::metrics_router(), limits, stop))
+        });
+        let served = crate::run(self.listener, self.state, shutdown.cancelled_owned()).await;
+        if let Some(metrics) = metrics {
+            // It stops with the same token; a failure of its own is logged there.
+            let _ = metrics.await;
+        }
+        if let Err(error) = state.audit().flush_checkpoint().await {
+            tracing::warn!(%error, "cannot write the audit checkpoint on shutdown; it stays behind");
+        }
+        served
     }
 }
 

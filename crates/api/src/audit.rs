@@ -10,12 +10,20 @@
 //! walks the chain; a record forged, removed, changed or reordered breaks it, and a chain that
 //! no longer holds a head verified before (the stream deleted and started again) is refused.
 //! If the audit cannot be written, the read fails (503).
+//!
+//! The API keeps the last head it appended or verified outside NATS, in its own table of the
+//! read-model database ([`Checkpoint`]), and [`Audit::anchor`] refuses to start on a stream that
+//! went backwards: deleted, cut short, or holding another record where that head was. The
+//! checkpoint follows the acknowledged appends a moment behind, so a crash leaves it behind the
+//! stream, never ahead of it.
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
 use hmac::{KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use sqlx::{AnyPool, Row as _};
+use std::sync::OnceLock;
+use tokio::sync::{Mutex, watch};
 use wasl_domain::Actor;
 use zeroize::Zeroizing;
 
@@ -78,6 +86,14 @@ pub enum AuditError {
         /// The record's stream sequence.
         sequence: u64,
         /// What does not hold.
+        reason: String,
+    },
+    /// The stream went backwards since the checkpoint: deleted, cut short, or replaced.
+    #[error("the audit stream no longer holds the head {checkpoint} this API last saw: {reason}")]
+    WentBack {
+        /// The head the API last appended or verified.
+        checkpoint: ChainHead,
+        /// What the stream holds instead.
         reason: String,
     },
 }
@@ -147,6 +163,10 @@ pub struct Audit {
     stream: stream::Stream,
     head: Mutex<Option<Head>>,
     key: AuditKey,
+    /// The last acknowledged head, for the checkpoint writer.
+    acked: watch::Sender<Option<ChainHead>>,
+    /// Set by [`Audit::anchor`].
+    checkpoint: OnceLock<Checkpoint>,
 }
 
 impl Audit {
@@ -170,7 +190,196 @@ impl Audit {
             stream,
             head: Mutex::new(None),
             key,
+            acked: watch::Sender::new(None),
+            checkpoint: OnceLock::new(),
         })
+    }
+
+    /// Checks the stream against `checkpoint` before the API serves, then keeps the checkpoint
+    /// following every acknowledged append (a task that ends with the `Audit`).
+    ///
+    /// With a checkpoint, the stream must still hold its record at its sequence; a stream that
+    /// ends before it (deleted, cut short) or holds another record there (replaced) is
+    /// [`AuditError::WentBack`]. The records after it (all of them on the first start on this
+    /// database) are walked: each must link onto the one before it and carry a valid HMAC when
+    /// keyed with this API's master key (records keyed with an earlier master key, before a
+    /// rotation, are only linked). A record that does not is logged as an error, naming it, but
+    /// does not stop the start: whoever can publish on `wasl.audit.>` must not be able to keep
+    /// the API down, and `wasl audit verify` names every such record. The checkpoint moves to the
+    /// last readable record.
+    ///
+    /// `accept_reset` is the operator's word that a reset was deliberate (a restore from a
+    /// backup): the refusal is logged and the checkpoint anchored at the stream's current head.
+    pub async fn anchor(&self, checkpoint: Checkpoint, accept_reset: bool) -> Result<ChainHead, AuditError> {
+        let saved = checkpoint.load().await?;
+        let mut stream = self.stream.clone();
+        let last = stream.info().await.map_err(unavailable)?.state.last_sequence;
+        let genesis = ChainHead {
+            sequence: 0,
+            hash: GENESIS.to_owned(),
+        };
+        let from = match &saved {
+            Some(seen) => self.holds(seen, last).await.map(|()| seen.clone()),
+            None => Ok(genesis.clone()),
+        };
+        let (head, intact) = match from {
+            Ok(from) => {
+                let (head, broken) = self.walk(&from, last).await?;
+                checkpoint.advance(&head).await?;
+                match &broken {
+                    Some(err) => tracing::error!(
+                        error = %err,
+                        head = %head,
+                        "the access audit's chain is broken: run `wasl audit verify`, which names every such record"
+                    ),
+                    None => tracing::info!(head = %head, "the access audit's chain holds; checkpoint anchored"),
+                }
+                (head, broken.is_none())
+            }
+            Err(err @ AuditError::WentBack { .. }) if accept_reset => {
+                let (head, broken) = self.walk(&genesis, last).await?;
+                tracing::error!(
+                    refused = %err,
+                    head = %head,
+                    "ACCESS AUDIT RESET ACCEPTED (--accept-audit-reset): the audit is trusted from this head on; \
+                     check the records before it with `wasl audit verify`"
+                );
+                checkpoint.reset(&head).await?;
+                (head, broken.is_none())
+            }
+            Err(err) => return Err(err),
+        };
+        if intact {
+            *self.head.lock().await = Some(Head {
+                sequence: head.sequence,
+                hash: head.hash.clone(),
+            });
+        }
+        let mut acked = self.acked.subscribe();
+        let writer = checkpoint.clone();
+        tokio::spawn(async move {
+            // The latest head only: appends in between are covered by it.
+            while acked.changed().await.is_ok() {
+                let head = acked.borrow_and_update().clone();
+                if let Some(head) = head
+                    && let Err(error) = writer.advance(&head).await
+                {
+                    tracing::warn!(%error, "cannot move the audit checkpoint; it stays behind");
+                }
+            }
+        });
+        let _ = self.checkpoint.set(checkpoint);
+        Ok(head)
+    }
+
+    /// Writes the last acknowledged head to the checkpoint now (on shutdown).
+    pub async fn flush_checkpoint(&self) -> Result<(), AuditError> {
+        let head = self.acked.borrow().clone();
+        match (self.checkpoint.get(), head) {
+            (Some(checkpoint), Some(head)) => checkpoint.advance(&head).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the stream, `last` records long, still holds `seen` where it was.
+    async fn holds(&self, seen: &ChainHead, last: u64) -> Result<(), AuditError> {
+        let went_back = |reason: String| AuditError::WentBack {
+            checkpoint: seen.clone(),
+            reason,
+        };
+        if last < seen.sequence {
+            return Err(went_back(format!(
+                "the stream ends at sequence {last}: it was deleted (or recreated) or cut short"
+            )));
+        }
+        if seen.sequence == 0 {
+            return Ok(());
+        }
+        let chained = match read_record(&self.stream, seen.sequence).await {
+            Err(AuditError::Broken { reason, .. }) => {
+                return Err(went_back(format!("record {} {reason}", seen.sequence)));
+            }
+            other => other?,
+        };
+        if chained.hash != seen.hash {
+            return Err(went_back(format!(
+                "another record stands at sequence {}: the stream was replaced",
+                seen.sequence
+            )));
+        }
+        Ok(())
+    }
+
+    /// Walks the records after `from` up to `last`: each must link onto the one before it, and
+    /// carry a valid HMAC when keyed with this API's master key. Returns the last readable
+    /// record (or `from`) and the first break found, if any. The records are read through an
+    /// ordered consumer (a stream of records, not a request per record): 100 000 records take
+    /// about a second, not half a minute (docs/operations.md).
+    async fn walk(&self, from: &ChainHead, last: u64) -> Result<(ChainHead, Option<AuditError>), AuditError> {
+        use futures_util::StreamExt as _;
+        let mut readable = from.clone();
+        let mut broken = None;
+        if from.sequence >= last {
+            return Ok((readable, broken));
+        }
+        let consumer = self
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.sequence + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        // The previous record's hash; `None` after a record that could not be read.
+        let mut prev = Some(from.hash.clone());
+        let mut expected_sequence = from.sequence + 1;
+        while expected_sequence <= last {
+            let message = messages
+                .next()
+                .await
+                .ok_or_else(|| unavailable("the audit stream ended while it was read"))?
+                .map_err(unavailable)?;
+            let sequence = message.info().map_err(unavailable)?.stream_sequence;
+            let mut note = |sequence: u64, reason: String| {
+                broken.get_or_insert(AuditError::Broken { sequence, reason });
+            };
+            if sequence != expected_sequence {
+                note(expected_sequence, "is missing".to_owned());
+                prev = None;
+            }
+            expected_sequence = sequence + 1;
+            let chained: Chained = match serde_json::from_slice(&message.payload) {
+                Ok(chained) => chained,
+                Err(err) => {
+                    note(sequence, format!("unreadable record: {err}"));
+                    prev = None;
+                    continue;
+                }
+            };
+            if prev.as_ref().is_some_and(|prev| &chained.prev_hash != prev) {
+                note(sequence, "does not point at the record before it".to_owned());
+            }
+            let expected = match &chained.key_id {
+                Some(id) if id == self.key.id() => Some(self.key.mac(&chained.prev_hash, &chained.record)?),
+                Some(_) => None,
+                None => Some(chain_hash(&chained.prev_hash, &chained.record)?),
+            };
+            if expected.is_some_and(|hash| hash != chained.hash) {
+                note(
+                    sequence,
+                    "its hash does not match its contents and the chain key".to_owned(),
+                );
+            }
+            readable = ChainHead {
+                sequence,
+                hash: chained.hash.clone(),
+            };
+            prev = Some(chained.hash);
+        }
+        Ok((readable, broken))
     }
 
     /// The key records are chained under.
@@ -243,6 +452,10 @@ impl Audit {
                 .map_err(unavailable)?;
             match sent.await {
                 Ok(ack) => {
+                    self.acked.send_replace(Some(ChainHead {
+                        sequence: ack.sequence,
+                        hash: hash.clone(),
+                    }));
                     *head = Some(Head {
                         sequence: ack.sequence,
                         hash,
@@ -255,6 +468,100 @@ impl Audit {
             }
         }
         Err(unavailable("the audit head kept moving"))
+    }
+}
+
+/// The record at `sequence`; a record that is missing or unreadable is [`AuditError::Broken`].
+async fn read_record(stream: &stream::Stream, sequence: u64) -> Result<Chained, AuditError> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    let message = stream.get_raw_message(sequence).await.map_err(|err| match err.kind() {
+        RawMessageErrorKind::NoMessageFound => AuditError::Broken {
+            sequence,
+            reason: "is missing".to_owned(),
+        },
+        _ => unavailable(err),
+    })?;
+    serde_json::from_slice(&message.payload).map_err(|err| AuditError::Broken {
+        sequence,
+        reason: format!("unreadable record: {err}"),
+    })
+}
+
+/// Where the API keeps the last audit head it appended or verified: the table
+/// `api_audit_checkpoint` in the read-model database (migrated under `_api_migrations`).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pool: AnyPool,
+}
+
+fn database(err: impl std::fmt::Display) -> AuditError {
+    AuditError::Unavailable(format!("the audit checkpoint: {err}"))
+}
+
+impl Checkpoint {
+    /// Applies the API's migrations to the database behind `pool` (the read models' pool).
+    pub async fn open(pool: AnyPool) -> Result<Self, AuditError> {
+        // One set for both databases: the table uses only the SQL they share (ADR 0005).
+        let mut migrator = sqlx::migrate!("./migrations");
+        // Beside the projections' `_sqlx_migrations` in the same database.
+        migrator.dangerous_set_table_name("_api_migrations");
+        migrator.run(&pool).await.map_err(database)?;
+        Ok(Self { pool })
+    }
+
+    /// The head saved last, if any.
+    pub async fn load(&self) -> Result<Option<ChainHead>, AuditError> {
+        let row = sqlx::query("SELECT sequence, hash FROM api_audit_checkpoint WHERE stream = $1")
+            .bind(STREAM)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database)?;
+        row.map(|row| {
+            let sequence: i64 = row.try_get("sequence").map_err(database)?;
+            Ok(ChainHead {
+                sequence: u64::try_from(sequence).map_err(database)?,
+                hash: row.try_get("hash").map_err(database)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Moves the checkpoint to `head` if it is further on (several instances write it).
+    async fn advance(&self, head: &ChainHead) -> Result<(), AuditError> {
+        self.write(
+            head,
+            concat!(
+                "INSERT INTO api_audit_checkpoint (stream, sequence, hash, updated_at) VALUES ($1, $2, $3, $4) ",
+                "ON CONFLICT (stream) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, ",
+                "updated_at = excluded.updated_at WHERE api_audit_checkpoint.sequence < excluded.sequence"
+            ),
+        )
+        .await
+    }
+
+    /// Sets the checkpoint to `head`, wherever it was (an accepted reset).
+    async fn reset(&self, head: &ChainHead) -> Result<(), AuditError> {
+        self.write(
+            head,
+            concat!(
+                "INSERT INTO api_audit_checkpoint (stream, sequence, hash, updated_at) VALUES ($1, $2, $3, $4) ",
+                "ON CONFLICT (stream) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, ",
+                "updated_at = excluded.updated_at"
+            ),
+        )
+        .await
+    }
+
+    async fn write(&self, head: &ChainHead, sql: &'static str) -> Result<(), AuditError> {
+        sqlx::query(sql)
+            .bind(STREAM)
+            .bind(i64::try_from(head.sequence).map_err(database)?)
+            .bind(&head.hash)
+            .bind(crate::auth::accounts::now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(database)?;
+        Ok(())
     }
 }
 

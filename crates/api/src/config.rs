@@ -16,6 +16,11 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "WASL_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address to serve Prometheus `/metrics` on, apart from the public address (whose
+    /// `/metrics` is not found): counts of the whole network, for the scraper only. None
+    /// serves no metrics.
+    #[arg(long, env = "WASL_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// NATS server holding the event log, the key bucket, the accounts and the audit (a
     /// comma-separated list for the nodes of a cluster).
     #[arg(long, env = "WASL_NATS_URL")]
@@ -51,7 +56,8 @@ pub struct ApiConfig {
     /// The claim holding the user's roles.
     #[arg(long, env = "WASL_OIDC_ROLES_CLAIM", default_value = "wasl_roles")]
     pub oidc_roles_claim: String,
-    /// Mark the session cookie Secure: set it when Wasl is served over HTTPS.
+    /// Wasl is served over HTTPS (TLS ends at the proxy in front of it): mark the session cookie
+    /// Secure and send `Strict-Transport-Security`.
     #[arg(long, env = "WASL_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// How long a session lasts after sign-in.
@@ -66,6 +72,11 @@ pub struct ApiConfig {
     /// `/readyz` answers 503 while a read model is more than this many events behind the log.
     #[arg(long, env = "WASL_READY_MAX_LAG", default_value_t = 10_000)]
     pub ready_max_lag: u64,
+    /// Start although the access audit went backwards since this API last saw it — only after
+    /// a deliberate reset (a restore from a backup) and `wasl audit verify`: logged as an
+    /// error, and the audit checkpoint is anchored at the stream's current head.
+    #[arg(long, env = "WASL_ACCEPT_AUDIT_RESET")]
+    pub accept_audit_reset: bool,
 }
 
 /// Why the API could not start.
@@ -79,6 +90,18 @@ pub enum StartError {
         what: &'static str,
         cause: String,
     },
+    /// The access audit went backwards since this API last saw it (the stream deleted, cut
+    /// short or replaced): not transient; an operator looks (docs/operations.md, "The access
+    /// audit went backwards").
+    #[error(
+        "the access audit cannot be trusted: {cause}. Check it with `wasl audit verify{}`. Only if the reset was deliberate (a restore from a backup), start once with --accept-audit-reset (WASL_ACCEPT_AUDIT_RESET=true): the audit is then trusted from the stream's current head on",
+        since(.checkpoint)
+    )]
+    AuditWentBack {
+        cause: String,
+        /// The head this API last saw (`SEQ:HASH`), if it had one.
+        checkpoint: Option<String>,
+    },
     /// A dependency did not answer (refused, timed out, no stream leader yet): worth trying
     /// again shortly.
     #[error("{what} is unavailable: {cause}")]
@@ -87,6 +110,13 @@ pub enum StartError {
         what: &'static str,
         cause: String,
     },
+}
+
+fn since(checkpoint: &Option<String>) -> String {
+    checkpoint
+        .as_ref()
+        .map(|head| format!(" --since {head}"))
+        .unwrap_or_default()
 }
 
 impl StartError {
@@ -146,6 +176,8 @@ impl ApiConfig {
                 ready_max_lag: self.ready_max_lag,
                 ..Limits::default()
             },
+            metrics_listen: self.metrics_addr,
+            accept_audit_reset: self.accept_audit_reset,
             ..AppSettings::new(self.database_url.clone(), master)
         };
         Application::build(client, settings, self.listen).await

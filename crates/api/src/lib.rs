@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = api();
     let doc = std::sync::Arc::new(doc);
     let body_limit = state.limits().body_limit;
+    let https = state.limits().secure_cookies;
     let request_id = HeaderName::from_static(REQUEST_ID);
     routes
         .route(
@@ -114,12 +115,13 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/metrics", axum::routing::get(metrics))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(problem_request_id))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            security_headers(request, next, https)
+        }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         // The request id is the server's own: a client's `X-Request-Id` (any length, any text)
@@ -133,8 +135,10 @@ pub fn router(state: AppState) -> Router {
 
 /// Headers on every answer: nothing is sniffed, framed, sent on as a referrer or run as a
 /// script (the API serves JSON only), and no `/v1` answer — they carry personal data — is kept
-/// by a browser or a proxy.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// by a browser or a proxy. When Wasl is served over HTTPS (`--secure-cookies`: TLS ends at the
+/// proxy in front, the API itself speaks plain HTTP), browsers are also told to use nothing but
+/// HTTPS for a year (HSTS), so a session cookie never travels in clear after a downgrade.
+async fn security_headers(request: Request, next: Next, https: bool) -> Response {
     let personal = request.uri().path().starts_with("/v1/") || request.uri().path() == "/v1";
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -148,7 +152,23 @@ async fn security_headers(request: Request, next: Next) -> Response {
     if personal {
         headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    if https {
+        headers.insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     response
+}
+
+/// What the metrics listener (`--metrics-addr`) serves: `GET /metrics` and nothing else. Not on
+/// the public address: the counts are of the whole network (referrals by outcome, partners'
+/// commands), which no caller of the API is to see unsuppressed.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
 /// `GET /metrics`: the process's metrics in the Prometheus text format (counts, latencies and

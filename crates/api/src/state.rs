@@ -18,7 +18,8 @@ pub struct Limits {
     pub max_wait: Duration,
     /// The largest request body, in bytes.
     pub body_limit: usize,
-    /// Mark the session cookie `Secure` (Wasl is served over TLS).
+    /// Wasl is served over TLS (ended in front of it): mark the session cookie `Secure` and
+    /// send `Strict-Transport-Security`.
     pub secure_cookies: bool,
     /// `/readyz` answers 503 while a projection is more than this many events behind the log.
     pub ready_max_lag: u64,

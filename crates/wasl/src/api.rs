@@ -14,6 +14,10 @@ pub fn serve(config: ApiConfig) -> Result<String, Box<dyn Error>> {
         let app = crate::connect::patiently("the API", || config.build()).await?;
         tracing::info!(address = %app.address(), "the API is listening");
         eprintln!("wasl api: listening on http://{}", app.address());
+        if let Some(metrics) = app.metrics_address() {
+            tracing::info!(address = %metrics, "metrics are served");
+            eprintln!("wasl api: metrics on http://{metrics}/metrics");
+        }
         app.run(on_signal()).await?;
         Ok("wasl api: stopped\n".to_owned())
     })

@@ -34,6 +34,15 @@ pub struct UpArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "WASL_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address to serve the API's Prometheus `/metrics` on (the API's own address answers 404
+    /// there); none serves no metrics. Keep it on loopback.
+    #[arg(long, env = "WASL_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Start although the access audit went backwards since the API last saw it (the NATS
+    /// store deleted or restored from a backup while wasl.db stayed): logged as an error, and
+    /// the audit is trusted from its current head on. Run `wasl audit verify` first.
+    #[arg(long, env = "WASL_ACCEPT_AUDIT_RESET")]
+    pub accept_audit_reset: bool,
     /// Port of the local nats-server, on 127.0.0.1 only (not 4222, which another NATS may hold).
     #[arg(long, env = "WASL_UP_NATS_PORT", default_value_t = 4333)]
     pub nats_port: u16,
@@ -120,7 +129,11 @@ async fn services(
     let master = wasl_vault::LocalMasterKey::from_file(MASTER_KEY_ID, master_key)?;
     let app = wasl_api::Application::build(
         client.clone(),
-        wasl_api::AppSettings::new(database_url.clone(), master),
+        wasl_api::AppSettings {
+            metrics_listen: args.metrics_addr,
+            accept_audit_reset: args.accept_audit_reset,
+            ..wasl_api::AppSettings::new(database_url.clone(), master)
+        },
         args.listen,
     )
     .await?;
@@ -282,6 +295,11 @@ fn banner(args: &UpArgs, data: &Path, nats_url: &str, demo: Option<&wasl_demo::D
         nkey.display(),
         data.display()
     );
+    if let Some(metrics) = args.metrics_addr {
+        out.push_str(&format!(
+            "  metrics    http://{metrics}/metrics  (Prometheus; not on the API's address)\n"
+        ));
+    }
     out.push_str(&crate::notify::describe(&args.mail));
     match demo {
         Some(loaded) => out.push_str(&loaded.to_string()),

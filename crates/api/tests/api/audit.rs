@@ -230,3 +230,230 @@ async fn an_admin_reads_who_of_their_organisation_read_which_record() {
     assert!(records.iter().any(|r| r.action == "audit.read"));
     h.stop().await;
 }
+
+/// The API on `nats` and `db`, as `wasl api` builds it (with `--accept-audit-reset` when
+/// `accept_reset`).
+async fn build(
+    nats: &wasl_testkit::NatsServer,
+    db: &TestDb,
+    accept_reset: bool,
+) -> Result<wasl_api::Application, wasl_api::StartError> {
+    let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
+    let master = wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key");
+    let settings = wasl_api::AppSettings {
+        accept_audit_reset: accept_reset,
+        ..wasl_api::AppSettings::new(db.url.clone(), master)
+    };
+    wasl_api::Application::build(client, settings, ([127, 0, 0, 1], 0).into()).await
+}
+
+/// `reads` audited reads of one case.
+async fn read(audit: &wasl_api::audit::Audit, reads: usize) {
+    let org = wasl_domain::testing::fresh();
+    for _ in 0..reads {
+        audit
+            .record(
+                &wasl_domain::testing::actor(wasl_domain::testing::fresh(), org, Role::Caseworker),
+                "case.read",
+                "case/test-case".to_owned(),
+                "GET /v1/cases/{case_id}",
+                "req",
+            )
+            .await
+            .expect("recorded");
+    }
+}
+
+/// Runs `app` and stops it as a signal would.
+async fn stop(app: wasl_api::Application) {
+    let shutdown = wasl_api::CancellationToken::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    shutdown.cancel();
+    running.await.expect("the API task").expect("the API stops cleanly");
+}
+
+/// A new audit stream in place of the old one, holding `records` records of its own.
+async fn replace_the_stream(nats: &wasl_testkit::NatsServer, records: usize) {
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("NATS"));
+    js.delete_stream(wasl_api::audit::STREAM).await.expect("deleted");
+    if records > 0 {
+        let key = wasl_api::audit::AuditKey::from_master(
+            &wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key"),
+        );
+        let audit = wasl_api::audit::Audit::open(js, 1, key).await.expect("a new stream");
+        read(&audit, records).await;
+    }
+}
+
+fn refused_as_gone_back(started: Result<wasl_api::Application, wasl_api::StartError>) {
+    match started {
+        Err(err @ wasl_api::StartError::AuditWentBack { .. }) => {
+            assert!(!err.is_transient(), "an operator must look; retrying cannot help");
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("the API started on an audit that went backwards"),
+    }
+}
+
+async fn restarts_and_refusals_on(db: TestDb) {
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+
+    // The first start anchors the checkpoint; a normal restart finds it and carries on.
+    let app = build(&nats, &db, false).await.expect("the first start");
+    read(app.state().audit(), 3).await;
+    stop(app).await;
+    let app = build(&nats, &db, false).await.expect("a normal restart");
+    read(app.state().audit(), 2).await;
+    let head = wasl_api::audit::verify(app.state().audit().stream(), app.state().audit().key(), None)
+        .await
+        .expect("one chain across the restart");
+    assert_eq!(head.sequence, 5);
+    stop(app).await;
+
+    // The stream is deleted: it is created again empty, and refused on every start.
+    replace_the_stream(&nats, 0).await;
+    refused_as_gone_back(build(&nats, &db, false).await);
+    refused_as_gone_back(build(&nats, &db, false).await);
+    // Deleted and recreated with fewer records than were seen.
+    replace_the_stream(&nats, 2).await;
+    refused_as_gone_back(build(&nats, &db, false).await);
+    // Deleted and recreated with more: another record stands where the checkpoint's was.
+    replace_the_stream(&nats, 7).await;
+    refused_as_gone_back(build(&nats, &db, false).await);
+
+    // The operator's override starts, and anchors at the stream as it is now: the next start
+    // needs no override.
+    let app = build(&nats, &db, true).await.expect("the override starts");
+    read(app.state().audit(), 1).await;
+    stop(app).await;
+    let app = build(&nats, &db, false).await.expect("a normal start after the reset");
+    stop(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_refuses_to_start_on_an_audit_that_went_backwards_on_sqlite() {
+    restarts_and_refusals_on(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_refuses_to_start_on_an_audit_that_went_backwards_on_postgres() {
+    if let Some(db) = TestDb::new(wasl_testkit::db::Kind::Postgres).await {
+        restarts_and_refusals_on(db).await;
+    }
+}
+
+/// The checkpoint `app` keeps in its database.
+async fn checkpoint_in(app: &wasl_api::Application) -> wasl_api::audit::ChainHead {
+    wasl_api::audit::Checkpoint::open(app.state().models().pool().clone())
+        .await
+        .expect("the checkpoint table")
+        .load()
+        .await
+        .expect("readable")
+        .expect("written")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_slipped_into_the_audit_do_not_keep_the_api_down_but_a_deletion_still_does() {
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+    let first = TestDb::sqlite();
+    let app = build(&nats, &first, false).await.expect("the first start");
+    read(app.state().audit(), 2).await;
+    stop(app).await;
+    // A record chained onto the head by someone without the chain key, and bytes that are no
+    // record at all: `wasl audit verify` names them; they must not keep the API from starting.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("NATS"));
+    let stream = js.get_stream(wasl_api::audit::STREAM).await.expect("the audit");
+    let key = wasl_api::audit::AuditKey::from_master(
+        &wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key"),
+    );
+    let head = wasl_api::audit::verify(&stream, &key, None).await.expect("intact");
+    let record = json!({"at": 0, "user": "x", "org": "x", "roles": [], "action": "case.read",
+        "resource": "case/x", "route": "x", "request_id": "x"});
+    let forged_hash = "00".repeat(32);
+    let forged = json!({"record": record, "prev_hash": head.hash, "hash": forged_hash, "key_id": "test-master"});
+    for payload in [forged.to_string(), "not a record".to_owned()] {
+        js.publish("wasl.audit.forged", payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    assert!(matches!(
+        wasl_api::audit::verify(&stream, &key, None).await,
+        Err(wasl_api::audit::AuditError::Broken { sequence: 3, .. })
+    ));
+
+    // The API that saw the chain before starts, and so does one on a new database, which walks
+    // the whole chain; both anchor at the last record they could read.
+    for db in [&first, &TestDb::sqlite()] {
+        let app = build(&nats, db, false).await.expect("a start over the slipped records");
+        let anchored = checkpoint_in(&app).await;
+        assert_eq!((anchored.sequence, anchored.hash.as_str()), (3, forged_hash.as_str()));
+        stop(app).await;
+    }
+    // That anchor still holds the stream to where it was.
+    replace_the_stream(&nats, 0).await;
+    refused_as_gone_back(build(&nats, &first, false).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_database_only_move_the_checkpoint_forward() {
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+    let db = TestDb::sqlite();
+    let first = build(&nats, &db, false).await.expect("one instance");
+    let second = build(&nats, &db, false).await.expect("another");
+    read(first.state().audit(), 1).await;
+    read(second.state().audit(), 2).await;
+    let models = second.state().models().clone();
+    stop(second).await;
+    // The first instance stops last, knowing only the head it appended itself.
+    stop(first).await;
+    let checkpoint = wasl_api::audit::Checkpoint::open(models.pool().clone())
+        .await
+        .expect("the checkpoint table")
+        .load()
+        .await
+        .expect("readable")
+        .expect("written");
+    assert_eq!(checkpoint.sequence, 3, "the furthest head stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_their_own_address_only() {
+    // What a process with a recorder renders (the `wasl` binary installs Prometheus's).
+    wasl_telemetry::set_metrics_renderer(|| "wasl_test_scraped 1\n".to_owned());
+    let nats = wasl_testkit::NatsServer::start().expect("a nats-server");
+    let db = TestDb::sqlite();
+    let client = async_nats::connect(nats.url()).await.expect("connect to NATS");
+    let master = wasl_vault::LocalMasterKey::from_hex("test-master", crate::support::MASTER_KEY).expect("key");
+    let settings = wasl_api::AppSettings {
+        metrics_listen: Some(([127, 0, 0, 1], 0).into()),
+        ..wasl_api::AppSettings::new(db.url.clone(), master)
+    };
+    let app = wasl_api::Application::build(client, settings, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("the API");
+    let public = format!("http://{}", app.address());
+    let metrics = format!("http://{}", app.metrics_address().expect("a metrics address"));
+    let shutdown = wasl_api::CancellationToken::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+    let healthz = http.get(format!("{public}/healthz")).send().await.expect("healthz");
+    assert_eq!(healthz.status(), StatusCode::OK);
+    let hidden = http
+        .get(format!("{public}/metrics"))
+        .send()
+        .await
+        .expect("public /metrics");
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    let scraped = http.get(format!("{metrics}/metrics")).send().await.expect("/metrics");
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let text = scraped.text().await.expect("the text");
+    assert!(text.contains("wasl_test_scraped 1"), "{text}");
+    // The metrics listener serves nothing else.
+    let other = http.get(format!("{metrics}/healthz")).send().await.expect("other path");
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    shutdown.cancel();
+    running.await.expect("the API task").expect("stopped");
+}

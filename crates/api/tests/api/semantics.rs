@@ -518,6 +518,30 @@ async fn answers_are_not_cached_sniffed_or_framed_and_request_ids_are_the_server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_are_told_to_keep_to_https_only_when_wasl_is_served_over_it() {
+    for https in [true, false] {
+        let limits = wasl_api::Limits {
+            secure_cookies: https,
+            ..wasl_api::Limits::default()
+        };
+        let h = Harness::start_with(TestDb::sqlite(), limits).await;
+        for path in ["/healthz", "/v1/no-such-route"] {
+            let answer = h.anonymous().get(path).await;
+            let hsts = answer
+                .headers
+                .get("strict-transport-security")
+                .and_then(|v| v.to_str().ok());
+            if https {
+                assert_eq!(hsts, Some("max-age=31536000; includeSubDomains"), "{path}");
+            } else {
+                assert_eq!(hsts, None, "{path}: plain HTTP (a local wasl up) sends no HSTS");
+            }
+        }
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_each_read_models_lag_behind_the_log() {
     let h = Harness::start(TestDb::sqlite()).await;
     h.organisation("Test Health Partner", "health").await;

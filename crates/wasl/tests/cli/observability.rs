@@ -139,13 +139,14 @@ fn one_trace_runs_from_the_request_to_the_partner_and_back_and_metrics_count_it(
     let (receiver, spans) = otlp_receiver();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let (api, nats) = (free_port(), free_port());
+    let (api, nats, metrics_port) = (free_port(), free_port(), free_port());
     let endpoint = format!("http://127.0.0.1:{receiver}");
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let (up, banner) = Up::start_with_env(
         &data,
         api,
         nats,
-        &["--demo"],
+        &["--demo", "--metrics-addr", &metrics_addr],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
@@ -277,8 +278,15 @@ fn one_trace_runs_from_the_request_to_the_partner_and_back_and_metrics_count_it(
         span(&spans, back, "store.execute", Some(&command.span));
     });
 
-    // The same work, counted.
-    let (status, headers, metrics) = http(api, "GET", "/metrics", &[], "");
+    // The same work, counted — on the metrics address only: the API's own address does not
+    // show the network's counts.
+    assert!(
+        banner.contains(&metrics_addr),
+        "the banner says where metrics are: {banner}"
+    );
+    let (status, _, _) = http(api, "GET", "/metrics", &[], "");
+    assert_eq!(status, 404);
+    let (status, headers, metrics) = http(metrics_port, "GET", "/metrics", &[], "");
     assert_eq!(status, 200);
     assert!(
         headers
@@ -354,7 +362,7 @@ fn one_trace_runs_from_the_request_to_the_partner_and_back_and_metrics_count_it(
         "",
     );
     assert!(status >= 400, "the step taken twice is refused");
-    let (_, _, metrics) = http(api, "GET", "/metrics", &[], "");
+    let (_, _, metrics) = http(metrics_port, "GET", "/metrics", &[], "");
     assert!(
         sample(
             &metrics,

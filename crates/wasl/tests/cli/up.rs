@@ -436,3 +436,41 @@ fn up_with_demo_data_twice_adds_nothing() {
     assert_eq!(caseworker_cases(api, &password), cases);
     assert!(up.interrupt().success());
 }
+
+#[test]
+fn up_refuses_an_audit_that_went_backwards_until_the_operator_accepts_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (api, nats) = (free_port(), free_port());
+    let (up, _) = Up::start(&data, api, nats, &[]);
+    assert!(add_user(&data, nats, "test-auditor", "test password 0001"));
+    let (cookie, _) = sign_in(api, "test-auditor", "test password 0001");
+    // Reading the audit is itself audited: the stream holds a record, the checkpoint its head.
+    let (status, _, body) = http(api, "GET", "/v1/audit", &[("cookie", &cookie)], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(up.interrupt().success());
+
+    // The NATS store is lost (or swapped for an older one); wasl.db, with the checkpoint, stays.
+    std::fs::remove_dir_all(data.join("nats").join("store")).expect("remove the store");
+    let (ok, _, err) = crate::run(&[
+        "up",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--listen",
+        &format!("127.0.0.1:{api}"),
+        "--nats-port",
+        &nats.to_string(),
+    ]);
+    assert!(!ok, "wasl up must not start on an audit that went backwards");
+    // The operator is told how to check and how to accept a deliberate reset.
+    assert!(
+        err.contains("wasl audit verify --since 1:") && err.contains("--accept-audit-reset"),
+        "{err}"
+    );
+
+    // Accepted once, the audit is anchored again: the next start needs nothing.
+    let (up, _) = Up::start(&data, api, nats, &["--accept-audit-reset"]);
+    assert!(up.interrupt().success());
+    let (up, _) = Up::start(&data, api, nats, &[]);
+    assert!(up.interrupt().success());
+}
