@@ -396,15 +396,33 @@ impl Audit {
                 hash: GENESIS.to_owned(),
             });
         }
-        let message = self.stream.get_raw_message(last).await.map_err(unavailable)?;
-        let chained: Chained = serde_json::from_slice(&message.payload).map_err(|err| AuditError::Broken {
-            sequence: last,
-            reason: format!("unreadable record: {err}"),
-        })?;
-        Ok(Head {
-            sequence: last,
-            hash: chained.hash,
-        })
+        // Bytes that are no record (put there by whoever could publish on `wasl.audit.>`) must
+        // not stop every audited read: the next record chains onto the last readable one, and
+        // `wasl audit verify` names what lies between. Its publish still expects the stream's
+        // real last sequence.
+        let mut sequence = last;
+        let mut skipped = 0u64;
+        let hash = loop {
+            if sequence == 0 {
+                break GENESIS.to_owned();
+            }
+            match read_record(&self.stream, sequence).await {
+                Ok(chained) => break chained.hash,
+                Err(AuditError::Broken { .. }) if skipped < MAX_UNREADABLE_AT_HEAD => {
+                    skipped += 1;
+                    sequence -= 1;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        if skipped > 0 {
+            tracing::error!(
+                unreadable = skipped,
+                last,
+                "the access audit ends in records that cannot be read; chaining onto the last readable one (run wasl audit verify)"
+            );
+        }
+        Ok(Head { sequence: last, hash })
     }
 
     /// Appends a record of `actor` doing `action` to `resource` through `route`; returns once
@@ -470,6 +488,10 @@ impl Audit {
         Err(unavailable("the audit head kept moving"))
     }
 }
+
+/// How many unreadable records at the end of the audit a new record may chain past. More than
+/// this is not a stray message but a flood: audited reads then fail closed.
+const MAX_UNREADABLE_AT_HEAD: u64 = 1000;
 
 /// The record at `sequence`; a record that is missing or unreadable is [`AuditError::Broken`].
 async fn read_record(stream: &stream::Stream, sequence: u64) -> Result<Chained, AuditError> {

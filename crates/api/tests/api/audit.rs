@@ -392,6 +392,17 @@ async fn records_slipped_into_the_audit_do_not_keep_the_api_down_but_a_deletion_
         assert_eq!((anchored.sequence, anchored.hash.as_str()), (3, forged_hash.as_str()));
         stop(app).await;
     }
+    // Audited reads go on: the next record chains onto the last readable one, past the bytes
+    // at the head, and verification names only what was slipped in.
+    let app = build(&nats, &first, false).await.expect("a start");
+    read(app.state().audit(), 2).await;
+    stop(app).await;
+    match wasl_api::audit::verify(&stream, &key, None).await {
+        Err(wasl_api::audit::AuditError::Broken { sequence: 3, .. }) => {}
+        other => panic!("verification should name the forged record: {other:?}"),
+    }
+    let mut stream = stream;
+    assert_eq!(stream.info().await.expect("info").state.last_sequence, 6);
     // That anchor still holds the stream to where it was.
     replace_the_stream(&nats, 0).await;
     refused_as_gone_back(build(&nats, &first, false).await);
