@@ -253,3 +253,112 @@ async fn a_casework_role_for_an_admin_needs_a_second_admin_who_is_neither_the_as
     assert_eq!(created.body["errors"][0]["field"], "/roles");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_directory_change_is_audited_and_none_is_made_when_the_audit_cannot_be_written() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let (org, service) = h.organisation("Test Safe House", "shelter").await;
+    let admin = h.user(org, Role::Admin).await;
+    let admin_id = user_id(&admin).await;
+    let services = format!("/v1/organisations/{org}/services");
+    let added = admin
+        .post(
+            &services,
+            json!({"name": "Test second service", "category": "health", "areas": ["IQ-NI"], "languages": ["ar"]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let changed = admin
+        .send(
+            Method::PUT,
+            &format!("{services}/{service}"),
+            Some(
+                json!({"name": "Test renamed service", "category": "shelter", "areas": ["IQ-NI"], "languages": ["ar"]}),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let availability = format!("{services}/{service}/availability");
+    let closed = admin
+        .send(Method::PUT, &availability, Some(json!({"accepting": false})), &[])
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+
+    // The organisation's admin reads its own changes in its audit.
+    let audit = admin.get("/v1/audit").await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    let records = audit.body["items"].as_array().expect("records").clone();
+    let mut seen: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["user"] == json!(admin_id))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or_default().to_owned(),
+                r["resource"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.retain(|(action, _)| action != "audit.read");
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "service.add".to_owned(),
+                format!("organisation/{org}/service/{}", added.id())
+            ),
+            (
+                "service.change".to_owned(),
+                format!("organisation/{org}/service/{service}")
+            ),
+            (
+                "service.availability".to_owned(),
+                format!("organisation/{org}/service/{service}")
+            ),
+        ]
+    );
+    // The hub's registration and first service are in the audit under the coordinator.
+    let all = wasl_api::audit::records(h.state.audit().stream())
+        .await
+        .expect("the audit");
+    let by_hub: Vec<&str> = all
+        .iter()
+        .filter(|r| r.org == h.hub.to_string() && r.resource.contains(&org.to_string()))
+        .map(|r| r.action.as_str())
+        .collect();
+    assert_eq!(by_hub, ["directory.register", "service.add"]);
+
+    // Without an audit, no change is made.
+    let before = h
+        .state
+        .store()
+        .load::<wasl_domain::directory::Organisation>(org)
+        .await
+        .expect("the organisation")
+        .version;
+    let js = async_nats::jetstream::new(async_nats::connect(h.nats.url()).await.expect("NATS"));
+    js.delete_stream(wasl_api::audit::STREAM)
+        .await
+        .expect("delete the audit stream");
+    let refused = admin
+        .send(Method::PUT, &availability, Some(json!({"accepting": true})), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    let refused = h
+        .coordinator
+        .post(
+            "/v1/organisations",
+            json!({"name": "Test Unaudited NGO", "kind": "national_ngo"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    let after = h
+        .state
+        .store()
+        .load::<wasl_domain::directory::Organisation>(org)
+        .await
+        .expect("the organisation")
+        .version;
+    assert_eq!(after, before, "a change was made without its audit record");
+    h.stop().await;
+}
