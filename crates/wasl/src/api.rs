@@ -1,4 +1,6 @@
-//! `wasl api` (the HTTP API as a service) and `wasl users add` (the first admin of a new Wasl).
+//! `wasl api` (the HTTP API as a service), `wasl users add` (the first admin of a new Wasl) and
+//! `wasl users decide-roles` (the operator's break-glass for a role request no second admin can
+//! decide).
 
 use std::error::Error;
 use std::io::BufRead;
@@ -100,6 +102,55 @@ pub fn add_user(args: AddUserArgs) -> Result<String, Box<dyn Error>> {
         Ok(format!(
             "created user {} ({}) in organisation {}\n",
             user.username, user.id, user.org
+        ))
+    })
+}
+
+/// Options of `wasl users decide-roles`.
+#[derive(Debug, clap::Args)]
+pub struct DecideRolesArgs {
+    /// NATS server holding Wasl's accounts.
+    #[arg(long, env = "WASL_NATS_URL")]
+    nats_url: String,
+    /// NKey seed file to authenticate to NATS with (the hub's `hub.nk`), when the server
+    /// requires one.
+    #[arg(long, env = "WASL_NATS_NKEY")]
+    nats_nkey: Option<std::path::PathBuf>,
+    /// The user whose roles were asked for (id).
+    #[arg(long)]
+    user: String,
+    /// The pending request (the `id` of the 202 answer to `PUT /v1/users/{id}/roles`).
+    #[arg(long)]
+    request: String,
+    /// Reject it instead of approving it.
+    #[arg(long)]
+    reject: bool,
+    /// Replicas of the accounts stream when it is created here.
+    #[arg(long, env = "WASL_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+}
+
+/// Approves or rejects a pending role request as the operator: the break-glass for an
+/// organisation with a single admin, where no second admin can. The record names no admin and
+/// says the operator decided (`by_operator`), so the accounts log shows the break-glass was
+/// used.
+pub fn decide_roles(args: DecideRolesArgs) -> Result<String, Box<dyn Error>> {
+    let user = wasl_domain::ids::UserId::parse(&args.user)?;
+    let request = wasl_domain::ids::UserId::parse(&args.request)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = crate::connect::connect_with(&args.nats_url, args.nats_nkey.as_deref(), None).await?;
+        let accounts = Accounts::open(async_nats::jetstream::new(client), args.replicas).await?;
+        if accounts.role_request(request).is_none_or(|r| r.user != user) {
+            return Err(format!("no pending role request {request} for user {user}").into());
+        }
+        let decided = accounts.decide_role_request(None, request, !args.reject).await?;
+        let roles: Vec<&str> = decided.roles.iter().map(|r| r.code()).collect();
+        tracing::warn!(%request, %user, approved = !args.reject, "a role request was decided by the operator (break-glass)");
+        Ok(format!(
+            "{} role request {request} for user {user} as the operator (recorded); roles now: {}\n",
+            if args.reject { "rejected" } else { "approved" },
+            roles.join(", ")
         ))
     })
 }

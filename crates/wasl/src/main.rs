@@ -173,6 +173,9 @@ struct RetentionArgs {
 enum UsersCommand {
     /// Create a local account; the password is read from standard input.
     Add(api::AddUserArgs),
+    /// Approve (or `--reject`) a pending role request as the operator: the break-glass for an
+    /// organisation with one admin. Recorded as the operator's decision.
+    DecideRoles(api::DecideRolesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +219,9 @@ fn run(command: Command) -> ExitCode {
         Command::Users {
             command: UsersCommand::Add(args),
         } => print_or_fail(&mut out, api::add_user(args)),
+        Command::Users {
+            command: UsersCommand::DecideRoles(args),
+        } => print_or_fail(&mut out, api::decide_roles(args)),
         Command::Tokens {
             command: TokensCommand::Issue(args),
         } => print_or_fail(&mut out, api::issue_token(args)),

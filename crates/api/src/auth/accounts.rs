@@ -150,6 +150,27 @@ pub enum AccountEvent {
     },
     /// A user may no longer sign in.
     UserDisabled { user_id: String },
+    /// An admin asked for roles that need a second admin's approval (see
+    /// [`needs_second_admin`]); the record's `by` and `at` say who asked and when. Nothing
+    /// changes until a [`AccountEvent::RoleRequestDecided`] approves it.
+    RolesRequested {
+        /// The request's id.
+        request_id: String,
+        user_id: String,
+        /// The whole new set of roles' codes, as `RolesChanged` would set it.
+        roles: Vec<String>,
+    },
+    /// A pending role request was approved (the user's roles become the requested ones) or
+    /// rejected. The record's `by` is the approving admin; none, with `by_operator`, when the
+    /// operator approved it with `wasl users approve-roles` (the break-glass).
+    RoleRequestDecided {
+        request_id: String,
+        user_id: String,
+        approved: bool,
+        /// Decided by the operator on the command line rather than by an admin over the API.
+        #[serde(default)]
+        by_operator: bool,
+    },
     /// A partner API token was issued.
     TokenIssued {
         /// The token's id (also the actor id its commands are recorded under).
@@ -210,6 +231,40 @@ pub struct User {
     pub password_hash: String,
     /// Disabled users cannot sign in, and their sessions end.
     pub disabled: bool,
+}
+
+/// A pending request for roles that needs a second admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // plain data: the field names say what they hold
+pub struct RoleRequest {
+    /// The request's id.
+    pub id: UserId,
+    /// Whose roles.
+    pub user: UserId,
+    /// The whole new set of roles.
+    pub roles: Vec<Role>,
+    /// The admin who asked (none only if the record named no one).
+    pub requested_by: Option<UserId>,
+    pub requested_at: Timestamp,
+}
+
+/// The roles that read clients' personal data: case files (`caseworker`, `supervisor`) and the
+/// referrals addressed to the organisation (`focal_point`, `partner_system`).
+pub const PERSONAL_DATA_ROLES: &[Role] = &[
+    Role::Caseworker,
+    Role::Supervisor,
+    Role::FocalPoint,
+    Role::PartnerSystem,
+];
+
+/// Whether changing roles from `old` to `new` needs a second admin: the user is or will be an
+/// `admin` and will hold a role that reads personal data, and the change adds a role. An admin
+/// who could give a fellow admin (or an account it controls that is an admin) `supervisor`
+/// alone could read every case file; removing roles never needs a second admin.
+pub fn needs_second_admin(old: &[Role], new: &[Role]) -> bool {
+    new.contains(&Role::Admin)
+        && new.iter().any(|r| PERSONAL_DATA_ROLES.contains(r))
+        && new.iter().any(|r| !old.contains(r))
 }
 
 impl User {
@@ -303,6 +358,8 @@ struct State {
     tokens: HashMap<UserId, Token>,
     by_secret_hash: HashMap<String, UserId>,
     notifications: HashMap<UserId, NotificationSettings>,
+    /// Pending role requests by id.
+    role_requests: HashMap<UserId, RoleRequest>,
     /// The subject sequence of each user's subject, for optimistic appends.
     applied: u64,
     /// The newest records passed over.
@@ -321,7 +378,10 @@ impl State {
                 .collect()
         };
         let unknown = || corrupt(Unapplied::UnknownAccount);
-        match record.event {
+        let AccountRecord { at, by, event } = record;
+        // Who made the change: read only where it matters (older records may name anyone).
+        let by = || by.as_deref().map(user_id).transpose();
+        match event {
             AccountEvent::UserCreated {
                 user_id: id,
                 org,
@@ -350,8 +410,65 @@ impl State {
                 roles: codes,
             } => {
                 let roles = roles(&codes)?;
-                let user = self.users.get_mut(&user_id(&id)?).ok_or_else(unknown)?;
+                let id = user_id(&id)?;
+                let user = self.users.get_mut(&id).ok_or_else(unknown)?;
                 user.roles = roles;
+                // A request made for the roles the user had before lapses.
+                self.role_requests.retain(|_, r| r.user != id);
+            }
+            AccountEvent::RolesRequested {
+                request_id,
+                user_id: id,
+                roles: codes,
+            } => {
+                let request = user_id(&request_id)?;
+                let id = user_id(&id)?;
+                let roles = roles(&codes)?;
+                if !self.users.contains_key(&id) {
+                    return Err(unknown());
+                }
+                self.role_requests.insert(
+                    request,
+                    RoleRequest {
+                        id: request,
+                        user: id,
+                        roles,
+                        requested_by: by()?,
+                        requested_at: Timestamp::from_unix_millis(at),
+                    },
+                );
+            }
+            AccountEvent::RoleRequestDecided {
+                request_id,
+                user_id: id,
+                approved,
+                by_operator,
+            } => {
+                let request_id = user_id(&request_id)?;
+                let id = user_id(&id)?;
+                let request = self
+                    .role_requests
+                    .get(&request_id)
+                    .filter(|r| r.user == id)
+                    .ok_or_else(unknown)?;
+                // Four eyes, here too: neither the asker nor the user decides, and only the
+                // operator decides without being named.
+                let decider_ok = match by()? {
+                    Some(by) => !by_operator && Some(by) != request.requested_by && by != id,
+                    None => by_operator,
+                };
+                if !decider_ok {
+                    return Err(corrupt(Unapplied::InvalidValue));
+                }
+                if approved {
+                    let roles = request.roles.clone();
+                    let user = self.users.get_mut(&id).ok_or_else(unknown)?;
+                    user.roles = roles;
+                    // Other requests were made for the roles the user had before.
+                    self.role_requests.retain(|_, r| r.user != id);
+                } else {
+                    self.role_requests.remove(&request_id);
+                }
             }
             AccountEvent::PasswordChanged {
                 user_id: id,
@@ -361,8 +478,10 @@ impl State {
                 user.password_hash = password_hash;
             }
             AccountEvent::UserDisabled { user_id: id } => {
-                let user = self.users.get_mut(&user_id(&id)?).ok_or_else(unknown)?;
+                let id = user_id(&id)?;
+                let user = self.users.get_mut(&id).ok_or_else(unknown)?;
                 user.disabled = true;
+                self.role_requests.retain(|_, r| r.user != id);
             }
             AccountEvent::TokenIssued {
                 token_id,
@@ -638,6 +757,64 @@ impl Accounts {
         };
         self.record(user_subject(&username), None, Some(by), event).await?;
         self.user(user).ok_or(AccountError::NotFound)
+    }
+
+    /// Records a request for `roles` for `user` that a second admin must approve; nothing
+    /// changes yet.
+    pub async fn request_roles(&self, by: UserId, user: UserId, roles: &[Role]) -> Result<RoleRequest, AccountError> {
+        let username = self.user(user).ok_or(AccountError::NotFound)?.username;
+        let id = UserId::from_uuid(uuid::Uuid::now_v7()).map_err(unavailable)?;
+        let event = AccountEvent::RolesRequested {
+            request_id: id.to_string(),
+            user_id: user.to_string(),
+            roles: roles.iter().map(|r| r.code().to_owned()).collect(),
+        };
+        self.record(user_subject(&username), None, Some(by), event).await?;
+        self.role_request(id).ok_or(AccountError::NotFound)
+    }
+
+    /// Approves or rejects a pending role request. `by` is the deciding admin; none for the
+    /// operator's break-glass on the command line, which the record says. The caller has
+    /// checked that `by` is neither the asker nor the user: the follower refuses such a
+    /// record anyway (it changes nothing). Approving sets the requested roles.
+    pub async fn decide_role_request(
+        &self,
+        by: Option<UserId>,
+        request: UserId,
+        approved: bool,
+    ) -> Result<User, AccountError> {
+        let request = self.role_request(request).ok_or(AccountError::NotFound)?;
+        let username = self.user(request.user).ok_or(AccountError::NotFound)?.username;
+        let event = AccountEvent::RoleRequestDecided {
+            request_id: request.id.to_string(),
+            user_id: request.user.to_string(),
+            approved,
+            by_operator: by.is_none(),
+        };
+        self.record(user_subject(&username), None, by, event).await?;
+        if self.role_request(request.id).is_some() {
+            // The follower refused the record (see above): nothing was decided.
+            return Err(AccountError::NotFound);
+        }
+        self.user(request.user).ok_or(AccountError::NotFound)
+    }
+
+    /// A pending role request by id.
+    pub fn role_request(&self, id: UserId) -> Option<RoleRequest> {
+        self.read().role_requests.get(&id).cloned()
+    }
+
+    /// The pending role requests for `user`, oldest first.
+    pub fn role_requests_for(&self, user: UserId) -> Vec<RoleRequest> {
+        let mut requests: Vec<RoleRequest> = self
+            .read()
+            .role_requests
+            .values()
+            .filter(|r| r.user == user)
+            .cloned()
+            .collect();
+        requests.sort_by_key(|r| r.id);
+        requests
     }
 
     /// Disables a user: they can no longer sign in and their sessions stop working.

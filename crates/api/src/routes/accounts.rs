@@ -2,7 +2,9 @@
 //! partner API tokens.
 
 use super::{PageOf, Problems, field, now, path_id, require};
-use crate::auth::accounts::{AccountError, NotificationSettings, Token, User, normalise_username, valid_email};
+use crate::auth::accounts::{
+    AccountError, NotificationSettings, RoleRequest, Token, User, needs_second_admin, normalise_username, valid_email,
+};
 use crate::auth::session::COOKIE;
 use crate::auth::{Principal, Via, password};
 use crate::error::ApiError;
@@ -28,6 +30,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(my_notifications, set_my_notifications))
         .routes(routes!(create_user, list_users))
         .routes(routes!(set_roles))
+        .routes(routes!(list_role_requests))
+        .routes(routes!(approve_role_request))
+        .routes(routes!(reject_role_request))
         .routes(routes!(disable_user))
         .routes(routes!(issue_token, list_tokens))
         .routes(routes!(revoke_token))
@@ -439,6 +444,14 @@ pub async fn create_user(
         return Err(ApiError::invalid("/password", "must be at least 12 characters"));
     }
     let roles = assignable_roles(&body.roles, "/roles", true)?;
+    if needs_second_admin(&[], &roles) {
+        // The four-eyes rule of `PUT /v1/users/{id}/roles` cannot be stepped around by
+        // creating the account with the roles at once.
+        return Err(ApiError::invalid(
+            "/roles",
+            "an admin with a role that reads personal data needs a second admin: create the account without it, then ask for it with PUT /v1/users/{user_id}/roles",
+        ));
+    }
     let user = state
         .accounts()
         .create_user(
@@ -471,9 +484,40 @@ pub async fn list_users(State(state): State<AppState>, principal: Principal) -> 
 /// New roles.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct RolesRequest {
+    /// The whole new set of roles (it replaces the user's).
+    #[schema(example = json!(["caseworker"]))]
     pub roles: Vec<String>,
+}
+
+/// A request for roles waiting for a second admin.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoleRequestView {
+    /// The request's id.
+    pub id: String,
+    /// Whose roles.
+    pub user_id: String,
+    /// The whole new set of roles it asks for.
+    pub roles: Vec<String>,
+    /// The admin who asked.
+    pub requested_by: Option<String>,
+    /// When (Unix ms).
+    pub requested_at: i64,
+    /// Always `pending`: a decided request is no longer listed.
+    pub status: String,
+}
+
+impl From<RoleRequest> for RoleRequestView {
+    fn from(r: RoleRequest) -> Self {
+        Self {
+            id: r.id.to_string(),
+            user_id: r.user.to_string(),
+            roles: roles_of(&r.roles),
+            requested_by: r.requested_by.map(|u| u.to_string()),
+            requested_at: r.requested_at.unix_millis(),
+            status: "pending".to_owned(),
+        }
+    }
 }
 
 fn user_in_scope(state: &AppState, principal: &Principal, id: &str) -> Result<User, ApiError> {
@@ -483,29 +527,125 @@ fn user_in_scope(state: &AppState, principal: &Principal, id: &str) -> Result<Us
     Ok(user)
 }
 
-/// Replace a user's roles (an admin of their organisation, never their own: 403).
+/// Replace a user's roles (an admin of their organisation, never their own: 403). When the
+/// user is or will be an `admin` and the change adds a role that reads personal data
+/// (`caseworker`, `supervisor`, `focal_point`, `partner_system`), nothing changes yet: the
+/// answer is 202 with a pending request, which a different admin of the organisation approves
+/// (`POST /v1/users/{user_id}/role-requests/{request_id}/approve`). Removing roles never waits.
 #[utoipa::path(put, path = "/v1/users/{user_id}/roles", tag = "accounts", operation_id = "set_user_roles",
     request_body = RolesRequest,
     params(("user_id" = String, Path, description = "User id")),
-    responses((status = 200, description = "Changed", body = UserView), Problems),
+    responses((status = 200, description = "Changed", body = UserView),
+        (status = 202, description = "Needs a second admin: the pending request; the roles are unchanged", body = RoleRequestView),
+        Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn set_roles(
     State(state): State<AppState>,
     principal: Principal,
     Path(user_id): Path<String>,
     Json(body): Json<RolesRequest>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = user_in_scope(&state, &principal, &user_id)?;
     if user.id == principal.actor.user {
         // An admin who could give itself `supervisor` could read every case file.
         return Err(ApiError::Forbidden);
     }
     let roles = assignable_roles(&body.roles, "/roles", true)?;
+    if needs_second_admin(&user.roles, &roles) {
+        // Nor may one admin give another (or an admin account it holds) `supervisor` alone.
+        let request = state
+            .accounts()
+            .request_roles(principal.actor.user, user.id, &roles)
+            .await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(RoleRequestView::from(request))).into_response());
+    }
     let user = state
         .accounts()
         .set_roles(principal.actor.user, user.id, &roles)
         .await?;
+    Ok(axum::Json(UserView::from(user)).into_response())
+}
+
+/// The pending role requests for a user, oldest first (an admin of their organisation).
+#[utoipa::path(get, path = "/v1/users/{user_id}/role-requests", tag = "accounts", operation_id = "list_role_requests",
+    params(("user_id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The pending requests", body = Vec<RoleRequestView>), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_role_requests(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> Result<Json<Vec<RoleRequestView>>, ApiError> {
+    let user = user_in_scope(&state, &principal, &user_id)?;
+    Ok(Json(
+        state
+            .accounts()
+            .role_requests_for(user.id)
+            .into_iter()
+            .map(RoleRequestView::from)
+            .collect(),
+    ))
+}
+
+/// The pending request `request_id` for `user_id`, for a decision by the caller: an admin of the
+/// user's organisation (another organisation's: 404) who is neither the admin who asked nor
+/// the user (403).
+fn decidable(
+    state: &AppState,
+    principal: &Principal,
+    user_id: &str,
+    request_id: &str,
+) -> Result<RoleRequest, ApiError> {
+    let user = user_in_scope(state, principal, user_id)?;
+    let id = path_id(request_id, UserId::parse)?;
+    let request = state
+        .accounts()
+        .role_request(id)
+        .filter(|r| r.user == user.id)
+        .ok_or(ApiError::NotFound)?;
+    let me = principal.actor.user;
+    if request.requested_by == Some(me) || request.user == me {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(request)
+}
+
+/// Approve a pending role request: the user's roles become the requested ones. A different
+/// admin of the organisation than the one who asked, and not the user themself (403).
+#[utoipa::path(post, path = "/v1/users/{user_id}/role-requests/{request_id}/approve", tag = "accounts", operation_id = "approve_role_request",
+    params(("user_id" = String, Path, description = "User id"), ("request_id" = String, Path, description = "Role request id")),
+    responses((status = 200, description = "Approved; the user now", body = UserView), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn approve_role_request(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((user_id, request_id)): Path<(String, String)>,
+) -> Result<Json<UserView>, ApiError> {
+    let request = decidable(&state, &principal, &user_id, &request_id)?;
+    let user = state
+        .accounts()
+        .decide_role_request(Some(principal.actor.user), request.id, true)
+        .await?;
     Ok(Json(UserView::from(user)))
+}
+
+/// Reject a pending role request: nothing changes and it is no longer listed. The same admins
+/// may as may approve it.
+#[utoipa::path(post, path = "/v1/users/{user_id}/role-requests/{request_id}/reject", tag = "accounts", operation_id = "reject_role_request",
+    params(("user_id" = String, Path, description = "User id"), ("request_id" = String, Path, description = "Role request id")),
+    responses((status = 204, description = "Rejected"), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn reject_role_request(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((user_id, request_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let request = decidable(&state, &principal, &user_id, &request_id)?;
+    state
+        .accounts()
+        .decide_role_request(Some(principal.actor.user), request.id, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Disable a user: they can no longer sign in, and their sessions stop working (an admin of

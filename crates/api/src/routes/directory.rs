@@ -9,6 +9,7 @@ use crate::http::{CommandAnswer, Json, MinPosition, Path, Query, answered, with_
 use crate::policy::{Action, Resource};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -261,6 +262,8 @@ pub struct RegisterRequest {
 }
 
 /// Register an organisation in the directory (a coordinator, or an admin for their own).
+/// The change is recorded in the access audit (`directory.register`) before it is made; if it cannot be,
+/// nothing changes (503).
 #[utoipa::path(post, path = "/v1/organisations", tag = "directory", operation_id = "register_organisation",
     request_body = RegisterRequest,
     params(CreateHeaders),
@@ -270,6 +273,7 @@ pub struct RegisterRequest {
 pub async fn register_organisation(
     State(state): State<AppState>,
     request: CommandRequest,
+    headers: HeaderMap,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     require(&request.principal, Action::DirectoryMaintain, Resource::Collection)?;
@@ -287,6 +291,15 @@ pub async fn register_organisation(
         name: field("/name", &body.name, DisplayName::parse)?,
         kind: field("/kind", &body.kind, OrgKind::parse)?,
     };
+    audit_change(
+        &state,
+        &request,
+        &headers,
+        "directory.register",
+        format!("organisation/{id}"),
+        "POST /v1/organisations",
+    )
+    .await?;
     // A new organisation has no version to match.
     let outcome = state
         .store()
@@ -366,6 +379,34 @@ impl ServiceRequest {
     }
 }
 
+/// Records a change to the directory in the access audit (`directory.register`,
+/// `service.add`, `service.change`, `service.availability`): who, which organisation and
+/// service, what kind of change — never the new values. The record is written after the change
+/// is allowed and its request is valid, and before its event is appended: if the audit cannot
+/// be written, the change is refused (503) and nothing changes. A change refused after that
+/// (an `If-Match` that no longer holds, a rule of the directory) leaves its record: the audit
+/// then shows an attempt that changed nothing.
+async fn audit_change(
+    state: &AppState,
+    request: &CommandRequest,
+    headers: &HeaderMap,
+    action: &str,
+    resource: String,
+    route: &str,
+) -> Result<(), ApiError> {
+    state
+        .audit()
+        .record(
+            &request.principal.actor,
+            action,
+            resource,
+            route,
+            &super::request_id(headers),
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
 async fn maintain(state: &AppState, principal: &Principal, id: OrgId, action: Action) -> Result<(), ApiError> {
     require(principal, action, Resource::Organisation(id))?;
     let loaded = state.store().load::<Organisation>(id).await?;
@@ -373,6 +414,8 @@ async fn maintain(state: &AppState, principal: &Principal, id: OrgId, action: Ac
 }
 
 /// Add a service to an organisation.
+/// The change is recorded in the access audit (`service.add`) before it is made; if it cannot be,
+/// nothing changes (503).
 #[utoipa::path(post, path = "/v1/organisations/{org_id}/services", tag = "directory", operation_id = "add_service",
     request_body = ServiceRequest,
     params(("org_id" = String, Path, description = "Organisation id"),
@@ -383,6 +426,7 @@ async fn maintain(state: &AppState, principal: &Principal, id: OrgId, action: Ac
 pub async fn add_service(
     State(state): State<AppState>,
     request: CommandRequest,
+    headers: HeaderMap,
     Path(org_id): Path<String>,
     Json(body): Json<ServiceRequest>,
 ) -> Result<Response, ApiError> {
@@ -390,6 +434,15 @@ pub async fn add_service(
     maintain(&state, &request.principal, id, Action::ServiceChange).await?;
     let spec = body.spec()?;
     let service_id = request.new_id(ServiceId::from_uuid)?;
+    audit_change(
+        &state,
+        &request,
+        &headers,
+        "service.add",
+        format!("organisation/{id}/service/{service_id}"),
+        "POST /v1/organisations/{org_id}/services",
+    )
+    .await?;
     let command = OrganisationCommand::AddService { service_id, spec };
     let outcome = request.execute::<Organisation>(&state, id, &command).await?;
     Ok(answered(
@@ -400,6 +453,8 @@ pub async fn add_service(
 }
 
 /// Replace a service's description.
+/// The change is recorded in the access audit (`service.change`) before it is made; if it cannot be,
+/// nothing changes (503).
 #[utoipa::path(put, path = "/v1/organisations/{org_id}/services/{service_id}", tag = "directory", operation_id = "update_service",
     request_body = ServiceRequest,
     params(("org_id" = String, Path, description = "Organisation id"), ("service_id" = String, Path, description = "Service id"),
@@ -409,6 +464,7 @@ pub async fn add_service(
 pub async fn update_service(
     State(state): State<AppState>,
     request: CommandRequest,
+    headers: HeaderMap,
     Path((org_id, service_id)): Path<(String, String)>,
     Json(body): Json<ServiceRequest>,
 ) -> Result<Response, ApiError> {
@@ -416,6 +472,15 @@ pub async fn update_service(
     let service_id = path_id(&service_id, ServiceId::parse)?;
     maintain(&state, &request.principal, id, Action::ServiceChange).await?;
     let spec = body.spec()?;
+    audit_change(
+        &state,
+        &request,
+        &headers,
+        "service.change",
+        format!("organisation/{id}/service/{service_id}"),
+        "PUT /v1/organisations/{org_id}/services/{service_id}",
+    )
+    .await?;
     let command = OrganisationCommand::UpdateService { service_id, spec };
     let outcome = request.execute::<Organisation>(&state, id, &command).await?;
     Ok(answered(id.to_string(), outcome, None))
@@ -432,6 +497,8 @@ pub struct AvailabilityRequest {
 }
 
 /// Update whether a service takes referrals and how many places it has.
+/// The change is recorded in the access audit (`service.availability`) before it is made; if it cannot be,
+/// nothing changes (503).
 #[utoipa::path(put, path = "/v1/organisations/{org_id}/services/{service_id}/availability", tag = "directory", operation_id = "set_service_availability",
     request_body = AvailabilityRequest,
     params(("org_id" = String, Path, description = "Organisation id"), ("service_id" = String, Path, description = "Service id"),
@@ -441,12 +508,22 @@ pub struct AvailabilityRequest {
 pub async fn set_availability(
     State(state): State<AppState>,
     request: CommandRequest,
+    headers: HeaderMap,
     Path((org_id, service_id)): Path<(String, String)>,
     Json(body): Json<AvailabilityRequest>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&org_id, OrgId::parse)?;
     let service_id = path_id(&service_id, ServiceId::parse)?;
     maintain(&state, &request.principal, id, Action::AvailabilityChange).await?;
+    audit_change(
+        &state,
+        &request,
+        &headers,
+        "service.availability",
+        format!("organisation/{id}/service/{service_id}"),
+        "PUT /v1/organisations/{org_id}/services/{service_id}/availability",
+    )
+    .await?;
     let command = OrganisationCommand::SetAvailability {
         service_id,
         accepting: body.accepting,

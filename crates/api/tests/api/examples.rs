@@ -233,6 +233,23 @@ impl Net {
                     json!({"reason": {"code": "client_request"}}),
                 )
             }
+            "set_user_roles" => {
+                // A user of its own, whose roles the example sets.
+                let created = self
+                    .admin
+                    .post(
+                        "/v1/users",
+                        json!({"username": format!("test-{}", uuid::Uuid::new_v4().simple()),
+                            "password": "test password 0004", "roles": ["focal_point"]}),
+                    )
+                    .await;
+                assert!(created.status.is_success(), "{}", created.body);
+                (
+                    &self.admin,
+                    e.path.replace("{user_id}", &created.id()),
+                    json!({"roles": ["caseworker"]}),
+                )
+            }
             "acknowledge_escalation" => {
                 // The escalation must be of the kind the example acknowledges.
                 let body = with(json!({"kind": "decision"}), &e.pointer, e.value.clone());

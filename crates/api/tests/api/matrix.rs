@@ -59,7 +59,14 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
             (Admin, _) => hidden,
             _ => forbidden,
         },
-        "disable_user" | "revoke_token" => match (role, org) {
+        // Only an admin of the user's organisation sees or decides their role requests; the
+        // matrix's admin is neither the admin who asked nor the user (privilege.rs: those 403).
+        "list_role_requests" | "approve_role_request" => match (role, org) {
+            (Admin, Org::A) => ok,
+            (Admin, _) => hidden,
+            _ => forbidden,
+        },
+        "disable_user" | "revoke_token" | "reject_role_request" => match (role, org) {
             (Admin, Org::A) => done,
             (Admin, _) => hidden,
             _ => forbidden,
@@ -119,6 +126,9 @@ struct World {
     service: String,
     user_a: String,
     token_a: String,
+    /// Admins of A with a pending request for `supervisor`: one to approve, one to reject.
+    approve: (String, String),
+    reject: (String, String),
 }
 
 /// A valid body for `op`, so that only the policy and the version decide the answer.
@@ -140,6 +150,9 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "export_case"
         | "disable_user"
         | "revoke_token"
+        | "list_role_requests"
+        | "approve_role_request"
+        | "reject_role_request"
         | "list_cases"
         | "worklist"
         | "get_case"
@@ -192,13 +205,19 @@ fn fill(path: &str, op: &str, w: &World) -> String {
         "referral_candidates" => format!("?case_id={}&category=health", w.case),
         _ => String::new(),
     };
+    let (user, request) = match op {
+        "approve_role_request" => (&w.approve.0, &w.approve.1),
+        "reject_role_request" | "list_role_requests" => (&w.reject.0, &w.reject.1),
+        _ => (&w.user_a, &w.reject.1),
+    };
     let path = path
+        .replace("{request_id}", request)
         .replace("{case_id}", &w.case)
         .replace("{consent_id}", &w.consent)
         .replace("{referral_id}", &w.referral)
         .replace("{org_id}", &w.org_b)
         .replace("{service_id}", &w.service)
-        .replace("{user_id}", &w.user_a)
+        .replace("{user_id}", user)
         .replace("{token_id}", &w.token_a);
     format!("{path}{query}")
 }
@@ -257,7 +276,26 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
         .0
         .id
         .to_string();
+    let mut pending = Vec::new();
+    for name in ["test-matrix-approve", "test-matrix-reject"] {
+        let accounts = h.state.accounts();
+        let admin = accounts
+            .create_user(None, org_a, name, &[Role::Admin], "test password 0005")
+            .await
+            .expect("an admin");
+        let request = accounts
+            .request_roles(
+                wasl_domain::testing::fresh(),
+                admin.id,
+                &[Role::Admin, Role::Supervisor],
+            )
+            .await
+            .expect("a role request");
+        pending.push((admin.id.to_string(), request.id.to_string()));
+    }
     let world = World {
+        approve: pending[0].clone(),
+        reject: pending[1].clone(),
         case,
         consent,
         referral: requested.id(),

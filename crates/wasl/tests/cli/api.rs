@@ -155,3 +155,78 @@ fn an_operator_creates_the_first_admin_issues_a_token_and_serves_the_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_decides_a_role_request_of_a_single_admin_organisation_and_the_log_says_so() {
+    use wasl_domain::Role;
+    let nats = NatsServer::start().expect("a nats-server");
+    let url = nats.url();
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.expect("NATS"));
+    let accounts = wasl_api::auth::accounts::Accounts::open(js.clone(), 1)
+        .await
+        .expect("accounts");
+    let org = wasl_domain::testing::fresh();
+    let admin = accounts
+        .create_user(None, org, "test-sole-admin", &[Role::Admin], "test password 0008")
+        .await
+        .expect("the only admin");
+    let colleague = accounts
+        .create_user(None, org, "test-colleague", &[Role::Caseworker], "test password 0009")
+        .await
+        .expect("a caseworker");
+    let request = accounts
+        .request_roles(admin.id, colleague.id, &[Role::Caseworker, Role::Admin])
+        .await
+        .expect("a pending request");
+    let decide = |user: String, request: String| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::run(&[
+                "users",
+                "decide-roles",
+                "--nats-url",
+                &url,
+                "--user",
+                &user,
+                "--request",
+                &request,
+            ])
+        })
+    };
+    // A request that is not the user's is refused.
+    let (ok, _, err) = decide(admin.id.to_string(), request.id.to_string())
+        .await
+        .expect("wasl ran");
+    assert!(!ok && err.contains("no pending role request"), "{err}");
+    let (ok, out, err) = decide(colleague.id.to_string(), request.id.to_string())
+        .await
+        .expect("wasl ran");
+    assert!(ok, "{err}");
+    assert!(out.contains("approved"), "{out}");
+
+    // A fresh reader of the log sees the new roles and that the operator decided.
+    let reread = wasl_api::auth::accounts::Accounts::open(js.clone(), 1)
+        .await
+        .expect("accounts");
+    assert_eq!(
+        reread.user(colleague.id).expect("the colleague").roles,
+        [Role::Caseworker, Role::Admin]
+    );
+    assert!(reread.role_requests_for(colleague.id).is_empty());
+    let stream = js
+        .get_stream(wasl_api::auth::accounts::STREAM)
+        .await
+        .expect("the stream");
+    let last = stream.get_info().await.expect("info").state.last_sequence;
+    let record: wasl_api::auth::accounts::AccountRecord =
+        serde_json::from_slice(&stream.get_raw_message(last).await.expect("the record").payload).expect("a record");
+    assert_eq!(record.by, None);
+    assert!(matches!(
+        record.event,
+        wasl_api::auth::accounts::AccountEvent::RoleRequestDecided {
+            approved: true,
+            by_operator: true,
+            ..
+        }
+    ));
+}
