@@ -33,6 +33,7 @@ pub mod partners;
 pub mod probe;
 pub mod projections;
 pub mod server;
+pub mod signin;
 pub mod stats;
 pub mod store;
 pub mod table;

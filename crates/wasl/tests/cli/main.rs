@@ -11,6 +11,8 @@ mod bench_followup;
 mod bench_partners;
 #[cfg(feature = "bench")]
 mod bench_projections;
+#[cfg(feature = "bench")]
+mod bench_signin;
 mod cluster;
 mod durability;
 mod followup;
