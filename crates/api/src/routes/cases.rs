@@ -7,7 +7,7 @@ use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
 use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
 use crate::personal::{PersonalInput, PersonalOutput, case_personal};
-use crate::policy::{Action, Resource, case_scope};
+use crate::policy::{Action, Resource, case_scope, knows_case};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
+use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{CloseCode, EraseCode, Reason, ReasonCode, ServiceCategory};
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -263,7 +263,8 @@ fn split_list(column: &str) -> Vec<String> {
 }
 
 /// The case as its owner sees it in the read model, or 404 when it is missing or outside the
-/// caller's scope.
+/// caller's scope (another organisation's, or for a caseworker a case neither assigned nor
+/// shared to them).
 pub async fn scoped_case(
     state: &AppState,
     principal: &Principal,
@@ -271,18 +272,56 @@ pub async fn scoped_case(
     action: Action,
 ) -> Result<CaseRow, ApiError> {
     let row = state.models().case(id).await?.ok_or(ApiError::NotFound)?;
-    let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
-    require(principal, action, Resource::Case { owner_org })?;
+    require(principal, action, row_resource(principal, &row)?)?;
     Ok(row)
 }
 
+/// A case of the read model as the policy's resource, for the caller.
+fn row_resource(principal: &Principal, row: &CaseRow) -> Result<Resource, ApiError> {
+    let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
+    let caseworker = UserId::parse(&row.caseworker).map_err(ApiError::internal)?;
+    Ok(Resource::Case {
+        owner_org,
+        assigned: knows_case(&principal.actor, caseworker, &[]),
+    })
+}
+
+/// A case of the log as the policy's resource, for the caller.
+pub fn case_resource(principal: &Principal, case: &CaseState) -> Resource {
+    Resource::Case {
+        owner_org: case.owner_org,
+        assigned: knows_case(&principal.actor, case.caseworker, &[]),
+    }
+}
+
+/// Whether the caller needs to know case `id` as the read model has it (a missing case: no).
+pub async fn knows_case_in_model(state: &AppState, principal: &Principal, id: CaseId) -> Result<bool, ApiError> {
+    match state.models().case(id).await? {
+        Some(row) => Ok(matches!(
+            row_resource(principal, &row)?,
+            Resource::Case { assigned: true, .. }
+        )),
+        None => Ok(false),
+    }
+}
+
+/// The case from the log, as fresh as need-to-know requires: a case's owner never changes, so
+/// for a supervisor (who sees every case of the organisation) the cached state will do; its
+/// responsible caseworker and shares do change, so for anyone else it is read from the log.
+pub async fn case_for(state: &AppState, principal: &Principal, id: CaseId) -> Result<Option<CaseState>, ApiError> {
+    let loaded = if principal.actor.has(wasl_domain::Role::Supervisor) {
+        state.store().cached::<Case>(id).await?
+    } else {
+        state.store().load::<Case>(id).await?
+    };
+    Ok(loaded.state.state().cloned())
+}
+
 /// Checks the caller may change the case, from the store rather than the read model (which may
-/// lag behind a case opened a moment ago); a case's owner never changes, so the cached state
-/// will do.
+/// lag behind a case opened a moment ago).
 async fn changeable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
-    let loaded = state.store().cached::<Case>(id).await?;
-    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(principal, Action::CaseChange, Resource::Case { owner_org })
+    let case = case_for(state, principal, id).await?.ok_or(ApiError::NotFound)?;
+    require(principal, Action::CaseChange, case_resource(principal, &case))
 }
 
 fn case_path(id: &str) -> Result<CaseId, ApiError> {
@@ -413,7 +452,8 @@ pub struct CaseQuery {
     pub cursor: Option<String>,
 }
 
-/// List the organisation's cases, most recently changed first.
+/// List the cases the caller may see, most recently changed first: a supervisor's
+/// organisation's cases, a caseworker's own (those they are responsible for).
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", operation_id = "list_cases",
     params(CaseQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
     responses((status = 200, description = "A page of cases", body = PageOf<CaseSummary>), Problems),
@@ -425,7 +465,7 @@ pub async fn list_cases(
     headers: HeaderMap,
     Query(query): Query<CaseQuery>,
 ) -> Result<Json<PageOf<CaseSummary>>, ApiError> {
-    let owner_org = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
+    let scope = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
     let status = match query.status.as_deref() {
         None => None,
         Some("open") => Some(CaseStatus::Open),
@@ -433,8 +473,9 @@ pub async fn list_cases(
         Some(_) => return Err(ApiError::invalid("status", "must be open or closed")),
     };
     let filter = CaseFilter {
-        owner_org: Some(owner_org),
+        owner_org: Some(scope.org),
         caseworker: opt_field("caseworker", query.caseworker.as_deref(), UserId::parse)?,
+        assigned_to: scope.assigned_to,
         status,
         governorate: opt_field("governorate", query.governorate.as_deref(), Governorate::parse)?,
         survivor_code: query.survivor_code.clone(),
@@ -892,9 +933,14 @@ pub async fn erase_case(
     Json(body): Json<EraseRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    let loaded = state.store().cached::<Case>(id).await?;
-    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(&request.principal, Action::CaseErase, Resource::Case { owner_org })?;
+    let case = case_for(&state, &request.principal, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    require(
+        &request.principal,
+        Action::CaseErase,
+        case_resource(&request.principal, &case),
+    )?;
     let erased_already = matches!(
         state
             .vault()

@@ -1,6 +1,8 @@
 //! The authorisation matrix, generated from the API's own route table (its OpenAPI document):
 //! every route × every role × an actor in the referring organisation (A, which owns the case),
-//! the receiving organisation (B) and an unrelated one (Z), with the exact status expected.
+//! the receiving organisation (B) and an unrelated one (Z), with the exact status expected. In
+//! A the caseworker is the case's responsible caseworker; a colleague (another caseworker of A,
+//! the case neither assigned nor shared to them) is one more column: need-to-know.
 //!
 //! The expected answers below are the policy written out as a table, independently of the code
 //! that enforces it. A route without an entry fails the test, so a new route cannot slip in
@@ -27,6 +29,9 @@ const ROLES: [Role; 6] = [
 enum Org {
     /// Referring: owns the case and made the referral.
     A,
+    /// Referring, as a caseworker of A who is not the case's responsible caseworker and with
+    /// whom it is not shared (only asked with the caseworker role).
+    AColleague,
     /// Receiving: the referral is addressed to it; the service is its.
     B,
     /// Unrelated.
@@ -46,6 +51,28 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
     let forbidden = StatusCode::FORBIDDEN;
     let hidden = StatusCode::NOT_FOUND;
     let pick = |allowed: bool, yes: StatusCode, no: StatusCode| if allowed { yes } else { no };
+    // Need-to-know: the organisation's colleague does not see the case nor its referral, as if
+    // they did not exist; they may still list (their own), open cases and see their worklist.
+    if org == Org::AColleague {
+        return match op {
+            "get_case"
+            | "referral_candidates"
+            | "update_case_profile"
+            | "update_case_personal_data"
+            | "assign_case"
+            | "give_consent"
+            | "narrow_consent"
+            | "withdraw_consent"
+            | "close_case"
+            | "reopen_case"
+            | "request_referral"
+            | "get_referral"
+            | "referral_history"
+            | "cancel_referral"
+            | "record_follow_up" => hidden,
+            _ => expected(op, role, Org::A),
+        };
+    }
     match op {
         "healthz" | "readyz" | "me" | "search_services" | "list_organisations" | "get_organisation" => ok,
         // A token is not a session: there is nothing to sign out.
@@ -209,7 +236,8 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
     let (org_a, _) = h.organisation("Test Referring NGO", "psychosocial").await;
     let (org_b, service) = h.organisation("Test Health Partner", "health").await;
     let org_z: OrgId = wasl_domain::testing::fresh();
-    let caseworker = h.user(org_a, Role::Caseworker).await;
+    // The matrix's caseworker of A is the case's responsible caseworker.
+    let caseworker = h.token(org_a, Role::Caseworker).await;
     let opened = caseworker
         .post("/v1/cases", json!({"profile": profile("TEST-3000")}))
         .await;
@@ -283,9 +311,19 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
     let mut clients: Vec<(Role, Org, Client)> = Vec::new();
     for role in ROLES {
         for (org, id) in [(Org::A, org_a), (Org::B, org_b), (Org::Z, org_z)] {
-            clients.push((role, org, h.token(id, role).await));
+            let client = if (role, org) == (Role::Caseworker, Org::A) {
+                caseworker.clone()
+            } else {
+                h.token(id, role).await
+            };
+            clients.push((role, org, client));
         }
     }
+    clients.push((
+        Role::Caseworker,
+        Org::AColleague,
+        h.token(org_a, Role::Caseworker).await,
+    ));
     let mut wrong = BTreeMap::new();
     let mut cells = 0;
     for (method, path, op) in &routes {

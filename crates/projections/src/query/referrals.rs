@@ -33,6 +33,9 @@ pub struct ReferralFilter {
     pub to_org: Option<OrgId>,
     /// Made by this caseworker.
     pub from_user: Option<UserId>,
+    /// Only the referrals of cases this user needs to know (see
+    /// [`CaseFilter::assigned_to`](super::CaseFilter::assigned_to)).
+    pub case_assigned_to: Option<UserId>,
     /// In one of these statuses (empty: any).
     pub statuses: Vec<ReferralStatus>,
     /// For a service of this category.
@@ -171,6 +174,10 @@ impl ReadModels {
         select.eq("from_org", filter.from_org.map(|o| o.to_string()));
         select.eq("to_org", filter.to_org.map(|o| o.to_string()));
         select.eq("from_user", filter.from_user.map(|u| u.to_string()));
+        if let Some(user) = filter.case_assigned_to {
+            let assigned = super::cases::assigned_to(&mut select, user, "c.");
+            select.filter(format!("case_id IN (SELECT c.id FROM cases c WHERE {assigned})"));
+        }
         select.one_of("status", &codes(&filter.statuses));
         select.eq("category", filter.category.map(|c| c.code().to_owned()));
         select.eq("priority", filter.priority.map(|p| p.code().to_owned()));

@@ -256,6 +256,12 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
 
     let org = most_common(g.cases.values(), |c| c.owner_org);
     let worker = most_common(g.cases.values(), |c| c.caseworker);
+    let worker_org = g
+        .cases
+        .values()
+        .find(|c| c.caseworker == worker)
+        .expect("a case")
+        .owner_org;
     let place = most_common(g.cases.values(), |c| c.profile.location.governorate());
     let one = g.cases.values().nth(g.cases.len() / 2).expect("a case");
     let code = one.profile.survivor_code.as_str().to_owned();
@@ -277,6 +283,23 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
                 ..CaseFilter::default()
             },
             g.cases_where(|c| c.caseworker == worker),
+        ),
+        (
+            "need-to-know: the organisation's cases its caseworker is responsible for",
+            CaseFilter {
+                owner_org: Some(worker_org),
+                assigned_to: Some(worker),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.owner_org == worker_org && c.caseworker == worker),
+        ),
+        (
+            "no match: need-to-know of a user with no case",
+            CaseFilter {
+                assigned_to: Some(id(253)),
+                ..CaseFilter::default()
+            },
+            vec![],
         ),
         (
             "closed",
@@ -377,6 +400,13 @@ async fn referrals_are_filtered_and_paged_newest_change_first(db: TestDb) {
     let from_org = most_common(g.referrals.values(), |r| r.from_org);
     let to_org = most_common(g.referrals.values(), |r| r.to_org);
     let from_user = most_common(g.referrals.values(), |r| r.from_user);
+    let case_worker = most_common(g.referrals.values(), |r| g.cases[&r.case_id].caseworker);
+    let worker_org = g
+        .cases
+        .values()
+        .find(|c| c.caseworker == case_worker)
+        .expect("a case")
+        .owner_org;
     let category = most_common(g.referrals.values(), |r| r.category);
     let priority = most_common(g.referrals.values(), |r| r.priority);
     let ended = vec![ReferralStatus::Completed, ReferralStatus::Failed];
@@ -415,6 +445,15 @@ async fn referrals_are_filtered_and_paged_newest_change_first(db: TestDb) {
                 ..any()
             },
             g.referrals_where(|r| r.from_user == from_user),
+        ),
+        (
+            "need-to-know: the referrals made for the cases one caseworker is responsible for",
+            ReferralFilter {
+                from_org: Some(worker_org),
+                case_assigned_to: Some(case_worker),
+                ..any()
+            },
+            g.referrals_where(|r| r.from_org == worker_org && g.cases[&r.case_id].caseworker == case_worker),
         ),
         (
             "completed or failed",
