@@ -37,6 +37,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_profile))
         .routes(routes!(update_personal_data))
         .routes(routes!(assign_case))
+        .routes(routes!(share_case))
+        .routes(routes!(unshare_case))
         .routes(routes!(give_consent))
         .routes(routes!(narrow_consent))
         .routes(routes!(withdraw_consent))
@@ -196,6 +198,8 @@ pub struct CaseSummary {
     pub owner_org: String,
     /// Responsible caseworker.
     pub caseworker: String,
+    /// The other caseworkers the case is shared with (user ids).
+    pub shared_with: Vec<String>,
     /// `open` or `closed`.
     pub status: String,
     /// Opened (Unix ms).
@@ -236,6 +240,7 @@ fn summary(row: &CaseRow) -> CaseSummary {
         id: row.id.clone(),
         owner_org: row.owner_org.clone(),
         caseworker: row.caseworker.clone(),
+        shared_with: split_list(&row.shared_with),
         status: row.status.clone(),
         opened_at: row.opened_at,
         closed_at: row.closed_at,
@@ -280,9 +285,14 @@ pub async fn scoped_case(
 fn row_resource(principal: &Principal, row: &CaseRow) -> Result<Resource, ApiError> {
     let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
     let caseworker = UserId::parse(&row.caseworker).map_err(ApiError::internal)?;
+    let shared_with = split_list(&row.shared_with)
+        .iter()
+        .map(|u| UserId::parse(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
     Ok(Resource::Case {
         owner_org,
-        assigned: knows_case(&principal.actor, caseworker, &[]),
+        assigned: knows_case(&principal.actor, caseworker, &shared_with),
     })
 }
 
@@ -290,7 +300,11 @@ fn row_resource(principal: &Principal, row: &CaseRow) -> Result<Resource, ApiErr
 pub fn case_resource(principal: &Principal, case: &CaseState) -> Resource {
     Resource::Case {
         owner_org: case.owner_org,
-        assigned: knows_case(&principal.actor, case.caseworker, &[]),
+        assigned: knows_case(
+            &principal.actor,
+            case.caseworker,
+            &case.shared_with.iter().copied().collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -730,6 +744,100 @@ pub async fn assign_case(
     assignable_caseworker(&state, &request.principal, caseworker, "/caseworker")?;
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::Assign { caseworker })
+        .await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Share a case with another caseworker of the organisation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user": "test-example-colleague"}))]
+pub struct ShareRequest {
+    /// The caseworker: their user id, or the username of a local account of your organisation.
+    pub user: String,
+}
+
+/// The user a share names (`at`: where, for the error): a user id, or a local account's
+/// username; either must be a caseworker or supervisor of the caller's organisation, as for an
+/// assignment.
+fn share_user(state: &AppState, principal: &Principal, user: &str, at: &str) -> Result<UserId, ApiError> {
+    let id = match UserId::parse(user) {
+        Ok(id) => id,
+        Err(_) => state
+            .accounts()
+            .user_by_name(user)
+            .map(|u| u.id)
+            .ok_or_else(|| ApiError::invalid(at, "is not a user of your organisation"))?,
+    };
+    assignable_caseworker(state, principal, id, at)?;
+    Ok(id)
+}
+
+/// Checks the caller may share the case or take a share back: the case is theirs to change,
+/// and they are a supervisor or its responsible caseworker (one it is shared with may not pass
+/// it on: 403).
+async fn shareable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
+    let case = case_for(state, principal, id).await?.ok_or(ApiError::NotFound)?;
+    require(principal, Action::CaseChange, case_resource(principal, &case))?;
+    if principal.actor.has(wasl_domain::Role::Supervisor) || principal.actor.user == case.caseworker {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Share the case with another caseworker of the organisation (a supervisor or the responsible
+/// caseworker): they then see and work on it as the responsible caseworker does, with its
+/// referrals, until the share is taken back. Sharing twice with the same caseworker is refused
+/// (`already_recorded`), and so is sharing with the responsible caseworker.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "cases", operation_id = "share_case",
+    request_body = ShareRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           CommandHeaders),
+    responses((status = 200, description = "Shared", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn share_case(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(case_id): Path<String>,
+    Json(body): Json<ShareRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    shareable_case(&state, &request.principal, id).await?;
+    let user = share_user(&state, &request.principal, &body.user, "/user")?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Share { user })
+        .await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Take a share back (a supervisor or the responsible caseworker): the caseworker no longer
+/// sees the case nor its referrals. A case not shared with them is refused
+/// (`nothing_to_change`).
+#[utoipa::path(delete, path = "/v1/cases/{case_id}/shares/{user}", tag = "cases", operation_id = "unshare_case",
+    params(("case_id" = String, Path, description = "Case id"),
+           ("user" = String, Path, description = "The caseworker's user id, or a local account's username"),
+           CommandHeaders),
+    responses((status = 200, description = "The share is taken back", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn unshare_case(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path((case_id, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    shareable_case(&state, &request.principal, id).await?;
+    // A share is taken back from anyone, even a user since disabled or moved away.
+    let user = match UserId::parse(&user) {
+        Ok(user) => user,
+        Err(_) => state
+            .accounts()
+            .user_by_name(&user)
+            .map(|u| u.id)
+            .ok_or_else(|| ApiError::invalid("user", "is not a user of your organisation"))?,
+    };
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Unshare { user })
         .await?;
     Ok(answered(id.to_string(), outcome, None))
 }

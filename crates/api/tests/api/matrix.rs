@@ -60,6 +60,8 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
             | "update_case_profile"
             | "update_case_personal_data"
             | "assign_case"
+            | "share_case"
+            | "unshare_case"
             | "give_consent"
             | "narrow_consent"
             | "withdraw_consent"
@@ -102,6 +104,8 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         | "withdraw_consent"
         | "close_case"
         | "reopen_case" => pick(casework && org == Org::A, changed, hidden),
+        // The responsible caseworker (the matrix's caseworker of A) or a supervisor shares.
+        "share_case" | "unshare_case" => pick(casework && org == Org::A, changed, hidden),
         "request_referral" => pick(casework && org == Org::A, created, hidden),
         "list_referrals" => pick(casework || partner, ok, forbidden),
         "get_referral" | "referral_history" => {
@@ -167,6 +171,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "export_case"
         | "disable_user"
         | "revoke_token"
+        | "unshare_case"
         | "list_cases"
         | "worklist"
         | "get_case"
@@ -191,6 +196,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         "update_case_profile" => Some(profile("TEST-3002")),
         "update_case_personal_data" => Some(json!({"name": "Test Person Gamma"})),
         "assign_case" => Some(json!({"caseworker": w.user_a})),
+        "share_case" => Some(json!({"user": w.user_a})),
         "give_consent" | "narrow_consent" => Some(json!({"categories": ["health"]})),
         "close_case" => Some(json!({"reason": {"code": "needs_met"}, "cancel_open_referrals": true})),
         "reopen_case" => Some(json!({})),
@@ -226,6 +232,7 @@ fn fill(path: &str, op: &str, w: &World) -> String {
         .replace("{org_id}", &w.org_b)
         .replace("{service_id}", &w.service)
         .replace("{user_id}", &w.user_a)
+        .replace("{user}", &w.user_a)
         .replace("{token_id}", &w.token_a);
     format!("{path}{query}")
 }

@@ -1,6 +1,7 @@
-//! Need-to-know: a caseworker sees and acts on the cases they are responsible for, and the
-//! referrals made for them; a colleague's case answers like a case that does not exist. A
-//! supervisor sees the whole organisation's. The receiving organisation's side is unchanged.
+//! Need-to-know: a caseworker sees and acts on the cases they are responsible for or that are
+//! shared with them, and the referrals made for them; a colleague's case answers like a case
+//! that does not exist. A supervisor sees the whole organisation's. The receiving
+//! organisation's side is unchanged.
 
 use crate::support::{Answer, Client, Harness, TestDb, profile};
 use reqwest::{Method, StatusCode};
@@ -186,5 +187,64 @@ async fn only_their_cases(db: TestDb) {
         ids(&ben.get_at("/v1/referrals?direction=sent", at).await),
         vec![referral.clone()]
     );
+
+    // Shared with a colleague, the case and its referral are theirs to see and work on.
+    let shares = format!("/v1/cases/{case}/shares");
+    let ana_id = user_id(&ana).await;
+    let shared = ben.post(&shares, json!({"user": ana_id})).await;
+    assert_eq!(shared.status, StatusCode::OK, "{}", shared.body);
+    let at = shared.position();
+    let read = ana.get_at(&format!("/v1/cases/{case}"), at).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["shared_with"], json!([ana_id]));
+    assert_eq!(ids(&ana.get_at("/v1/cases", at).await), vec![case.clone()]);
+    assert_eq!(
+        ids(&ana.get_at("/v1/referrals?direction=sent", at).await),
+        vec![referral.clone()]
+    );
+    let read = ana.get_at(&format!("/v1/referrals/{referral}"), at).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    let changed = ana
+        .send(
+            Method::PUT,
+            &format!("/v1/cases/{case}/profile"),
+            Some(profile("TEST-4004")),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    // Once is enough; the one it is shared with does not pass it on; a share stays within the
+    // organisation.
+    let again = sam.post(&shares, json!({"user": ana_id})).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", again.body);
+    assert_eq!(again.body["code"], "already_recorded");
+    let carl = h.user(org_a, Role::Caseworker).await;
+    let passed_on = ana.post(&shares, json!({"user": user_id(&carl).await})).await;
+    assert_eq!(passed_on.status, StatusCode::FORBIDDEN, "{}", passed_on.body);
+    let outside = ben.post(&shares, json!({"user": user_id(&partner).await})).await;
+    assert_eq!(outside.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", outside.body);
+    assert_eq!(outside.body["errors"][0]["field"], "/user");
+    let unknown = ben.post(&shares, json!({"user": "test-no-such-user"})).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unknown.body);
+
+    // Taken back, the case is hidden again.
+    let unshared = sam.send(Method::DELETE, &format!("{shares}/{ana_id}"), None, &[]).await;
+    assert_eq!(unshared.status, StatusCode::OK, "{}", unshared.body);
+    let at = unshared.position();
+    as_if_missing(
+        &ana.get_at(&format!("/v1/cases/{case}"), at).await,
+        &no_case,
+        "read after unsharing",
+    );
+    as_if_missing(
+        &ana.get_at(&format!("/v1/referrals/{referral}"), at).await,
+        &no_referral,
+        "referral read after unsharing",
+    );
+    assert!(ids(&ana.get_at("/v1/cases", at).await).is_empty());
+    assert!(ids(&ana.get_at("/v1/referrals?direction=sent", at).await).is_empty());
+    let again = ben.send(Method::DELETE, &format!("{shares}/{ana_id}"), None, &[]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", again.body);
+    assert_eq!(again.body["code"], "nothing_to_change");
     h.stop().await;
 }

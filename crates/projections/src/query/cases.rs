@@ -39,10 +39,11 @@ const KEYSET: Keyset = Keyset {
 };
 
 /// The condition that the case row (its columns prefixed by `prefix`, e.g. `c.`) is one `user`
-/// needs to know: they are its responsible caseworker.
+/// needs to know: they are its responsible caseworker, or it is shared with them.
 pub(crate) fn assigned_to(select: &mut Select, user: UserId, prefix: &str) -> String {
     let p = select.bind(user.to_string());
-    format!("{prefix}caseworker = {p}")
+    // User ids are UUIDs: no `%` or `_` to escape, and the list column's commas delimit them.
+    format!("({prefix}caseworker = {p} OR {prefix}shared_with LIKE '%,' || {p} || ',%')")
 }
 
 impl ReadModels {
