@@ -33,6 +33,18 @@ fn ids(page: &Answer) -> Vec<String> {
         .collect()
 }
 
+/// The referral ids on a worklist, once the read model has reached `at`.
+async fn worklist(client: &Client, at: u64) -> Vec<String> {
+    let page = client.get_at("/v1/worklist", at).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["referral"]["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
 /// Asserts `answer` is the 404 a case or referral that does not exist gets (`missing`).
 fn as_if_missing(answer: &Answer, missing: &Answer, what: &str) {
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{what}: {}", answer.body);
@@ -154,6 +166,20 @@ async fn only_their_cases(db: TestDb) {
     let read = partner.get_at(&format!("/v1/referrals/{referral}"), at).await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
 
+    // Declined, the referral is on its caseworker's worklist.
+    let received = partner
+        .send(Method::POST, &format!("/v1/referrals/{referral}/receive"), None, &[])
+        .await;
+    assert_eq!(received.status, StatusCode::OK, "{}", received.body);
+    let declined = partner
+        .post(
+            &format!("/v1/referrals/{referral}/reject"),
+            json!({"reason": {"code": "no_capacity"}}),
+        )
+        .await;
+    assert_eq!(declined.status, StatusCode::OK, "{}", declined.body);
+    assert_eq!(worklist(&ana, declined.position()).await, vec![referral.clone()]);
+
     // Assigned to the colleague, the case moves with its referrals.
     let assigned = sam
         .post(
@@ -183,6 +209,7 @@ async fn only_their_cases(db: TestDb) {
     );
     assert!(ids(&ana.get_at("/v1/cases", at).await).is_empty());
     assert!(ids(&ana.get_at("/v1/referrals?direction=sent", at).await).is_empty());
+    assert!(worklist(&ana, at).await.is_empty());
     assert_eq!(
         ids(&ben.get_at("/v1/referrals?direction=sent", at).await),
         vec![referral.clone()]
