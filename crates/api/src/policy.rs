@@ -4,9 +4,10 @@
 //! turn the actor's scope into SQL filters with [`case_scope`] and [`referral_scope`], so
 //! nothing outside it is ever loaded. The rules follow docs/api.md:
 //!
-//! - caseworkers and supervisors work on their own organisation's cases and the referrals it
-//!   made; only supervisors mark entered-in-error and override consent (the domain checks
-//!   the override);
+//! - need-to-know: a caseworker works on the cases of their organisation they are responsible
+//!   for or that are shared with them, and the referrals made for those cases; a supervisor on
+//!   every case of the organisation and every referral it made; only supervisors mark
+//!   entered-in-error and override consent (the domain checks the override);
 //! - focal points and partner systems see and answer only the referrals addressed to their
 //!   organisation;
 //! - coordinators and admins keep the directory (as the domain's rule has it); an
@@ -20,7 +21,7 @@
 //! A resource outside the actor's scope is [`Decision::Hidden`] (404): its existence does not
 //! leak. An action the role never has on a collection is [`Decision::Forbidden`] (403).
 
-use wasl_domain::ids::OrgId;
+use wasl_domain::ids::{OrgId, UserId};
 use wasl_domain::{Actor, Role};
 
 /// What a route does.
@@ -89,6 +90,9 @@ pub enum Resource {
     Case {
         /// The organisation that owns it.
         owner_org: OrgId,
+        /// The actor is its responsible caseworker or it is shared with them
+        /// ([`knows_case`]).
+        assigned: bool,
     },
     /// A referral.
     Referral {
@@ -96,6 +100,9 @@ pub enum Resource {
         from_org: OrgId,
         /// The organisation it is addressed to.
         to_org: OrgId,
+        /// The actor is the responsible caseworker of the referral's case or it is shared with
+        /// them ([`knows_case`]); only the referring side asks.
+        assigned: bool,
     },
     /// An organisation's directory entry, users or tokens.
     Organisation(OrgId),
@@ -122,6 +129,9 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
     use Resource as R;
     let org = actor.org;
     let roles_allow = |roles: &[Role]| actor.has_any(roles);
+    // Need-to-know on the referring side: a supervisor sees every case of the organisation, a
+    // caseworker only those assigned or shared to them.
+    let knows = |assigned: bool| assigned || actor.has(Role::Supervisor);
     let scoped = |allowed_roles: bool, in_scope: bool| match (allowed_roles, in_scope, resource) {
         (true, true, _) => Decision::Allow,
         // On an id, a wrong role or organisation looks like a missing resource.
@@ -145,16 +155,27 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
         }
         (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
         (A::EscalationList, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
-        (A::CaseErase | A::CaseExport, R::Case { owner_org }) => scoped(actor.has(Role::Supervisor), owner_org == org),
-        (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org }) => {
-            scoped(roles_allow(CASEWORK), owner_org == org)
+        (A::CaseErase | A::CaseExport, R::Case { owner_org, .. }) => {
+            scoped(actor.has(Role::Supervisor), owner_org == org)
         }
-        (A::ReferralRead, R::Referral { from_org, to_org }) => scoped(
-            (roles_allow(CASEWORK) && from_org == org) || (roles_allow(PARTNER) && to_org == org),
+        (A::CaseRead | A::CaseChange | A::ReferralRequest, R::Case { owner_org, assigned }) => {
+            scoped(roles_allow(CASEWORK), owner_org == org && knows(assigned))
+        }
+        (
+            A::ReferralRead,
+            R::Referral {
+                from_org,
+                to_org,
+                assigned,
+            },
+        ) => scoped(
+            (roles_allow(CASEWORK) && from_org == org && knows(assigned)) || (roles_allow(PARTNER) && to_org == org),
             true,
         ),
         (A::ReferralRespond, R::Referral { to_org, .. }) => scoped(roles_allow(PARTNER), to_org == org),
-        (A::ReferralManage, R::Referral { from_org, .. }) => scoped(roles_allow(CASEWORK), from_org == org),
+        (A::ReferralManage, R::Referral { from_org, assigned, .. }) => {
+            scoped(roles_allow(CASEWORK), from_org == org && knows(assigned))
+        }
         (A::ReferralMarkError, R::Referral { from_org, .. }) => scoped(actor.has(Role::Supervisor), from_org == org),
         (A::ReferralAcknowledgeEscalation, R::Referral { .. }) => scoped(actor.has(Role::Coordinator), true),
         // The coordination hub keeps the directory; an organisation's admin only its own entry.
@@ -184,17 +205,37 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
     }
 }
 
-/// How a list of cases is narrowed for the actor: always to their organisation's cases.
+/// Whether `actor` needs to know a case whose responsible caseworker is `caseworker` and
+/// which is shared with `shared_with`: the [`Resource::Case`]'s `assigned`.
+pub fn knows_case(actor: &Actor, caseworker: UserId, shared_with: &[UserId]) -> bool {
+    caseworker == actor.user || shared_with.contains(&actor.user)
+}
+
+/// The cases an actor may list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseScope {
+    /// Always their own organisation's.
+    pub org: OrgId,
+    /// For a caseworker who is not a supervisor: only those this user is responsible for or
+    /// that are shared with them.
+    pub assigned_to: Option<UserId>,
+}
+
+/// How a list of cases (and of the referrals made for them) is narrowed for the actor: to
+/// their organisation's cases, and for a caseworker to those assigned or shared to them.
 /// `None` when the actor may not list cases at all.
-pub fn case_scope(actor: &Actor) -> Option<OrgId> {
-    (authorize(actor, Action::CaseList, Resource::Collection) == Decision::Allow).then_some(actor.org)
+pub fn case_scope(actor: &Actor) -> Option<CaseScope> {
+    (authorize(actor, Action::CaseList, Resource::Collection) == Decision::Allow).then(|| CaseScope {
+        org: actor.org,
+        assigned_to: (!actor.has(Role::Supervisor)).then_some(actor.user),
+    })
 }
 
 /// Which side of a referral the actor sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferralSide {
-    /// Referrals the organisation made.
-    Sent(OrgId),
+    /// Referrals the organisation made, for the cases the actor may see.
+    Sent(CaseScope),
     /// Referrals addressed to the organisation.
     Received(OrgId),
 }
@@ -202,8 +243,8 @@ pub enum ReferralSide {
 /// The sides of referrals an actor may list; empty when they may list none.
 pub fn referral_scope(actor: &Actor) -> Vec<ReferralSide> {
     let mut sides = Vec::new();
-    if actor.has_any(CASEWORK) {
-        sides.push(ReferralSide::Sent(actor.org));
+    if let Some(cases) = case_scope(actor) {
+        sides.push(ReferralSide::Sent(cases));
     }
     if actor.has_any(PARTNER) {
         sides.push(ReferralSide::Received(actor.org));
@@ -214,7 +255,6 @@ pub fn referral_scope(actor: &Actor) -> Vec<ReferralSide> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasl_domain::ids::UserId;
 
     fn org() -> OrgId {
         OrgId::from_uuid(uuid::Uuid::now_v7()).expect("v7")
@@ -232,14 +272,47 @@ mod tests {
     fn a_caseworker_sees_only_their_organisations_cases() {
         let (own, other) = (org(), org());
         let cw = actor(own, Role::Caseworker);
-        assert_eq!(
-            authorize(&cw, Action::CaseRead, Resource::Case { owner_org: own }),
-            Decision::Allow
-        );
-        assert_eq!(
-            authorize(&cw, Action::CaseRead, Resource::Case { owner_org: other }),
-            Decision::Hidden
-        );
+        let case = |owner_org| Resource::Case {
+            owner_org,
+            assigned: true,
+        };
+        assert_eq!(authorize(&cw, Action::CaseRead, case(own)), Decision::Allow);
+        assert_eq!(authorize(&cw, Action::CaseRead, case(other)), Decision::Hidden);
+    }
+
+    #[test]
+    fn a_caseworker_does_not_see_a_colleagues_case_but_a_supervisor_does() {
+        let own = org();
+        let colleagues = Resource::Case {
+            owner_org: own,
+            assigned: false,
+        };
+        let referral = Resource::Referral {
+            from_org: own,
+            to_org: org(),
+            assigned: false,
+        };
+        let cw = actor(own, Role::Caseworker);
+        for action in [Action::CaseRead, Action::CaseChange, Action::ReferralRequest] {
+            assert_eq!(authorize(&cw, action, colleagues), Decision::Hidden, "{action:?}");
+        }
+        for action in [Action::ReferralRead, Action::ReferralManage] {
+            assert_eq!(authorize(&cw, action, referral), Decision::Hidden, "{action:?}");
+        }
+        assert_eq!(case_scope(&cw).and_then(|s| s.assigned_to), Some(cw.user));
+        let supervisor = actor(own, Role::Supervisor);
+        assert_eq!(authorize(&supervisor, Action::CaseRead, colleagues), Decision::Allow);
+        assert_eq!(authorize(&supervisor, Action::ReferralRead, referral), Decision::Allow);
+        assert_eq!(case_scope(&supervisor).and_then(|s| s.assigned_to), None);
+    }
+
+    #[test]
+    fn a_case_is_known_to_its_caseworker_and_those_it_is_shared_with() {
+        let cw = actor(org(), Role::Caseworker);
+        let other = actor(cw.org, Role::Caseworker).user;
+        assert!(knows_case(&cw, cw.user, &[]));
+        assert!(knows_case(&cw, other, &[cw.user]));
+        assert!(!knows_case(&cw, other, &[]));
     }
 
     #[test]
@@ -247,7 +320,14 @@ mod tests {
         let own = org();
         let coordinator = actor(own, Role::Coordinator);
         assert_eq!(
-            authorize(&coordinator, Action::CaseRead, Resource::Case { owner_org: own }),
+            authorize(
+                &coordinator,
+                Action::CaseRead,
+                Resource::Case {
+                    owner_org: own,
+                    assigned: true
+                }
+            ),
             Decision::Hidden
         );
         assert_eq!(
@@ -281,10 +361,12 @@ mod tests {
         let sent_elsewhere = Resource::Referral {
             from_org: from,
             to_org: org(),
+            assigned: false,
         };
         let addressed = Resource::Referral {
             from_org: from,
             to_org: to,
+            assigned: false,
         };
         assert_eq!(authorize(&partner, Action::ReferralRespond, addressed), Decision::Allow);
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The `Case` aggregate: one client of one organisation, their profile, personal data (always
-//! encrypted), assignment, consent and open/closed status.
+//! encrypted), assignment and shares (who needs to know it), consent and open/closed status.
 //!
 //! Consent is a stream of events. A consent is *given* with a scope (service categories and
 //! organisations, each either listed or "any in the pathway") and an optional expiry, may be
@@ -127,6 +127,9 @@ pub struct CaseState {
     pub owner_org: OrgId,
     /// The caseworker responsible.
     pub caseworker: UserId,
+    /// The other caseworkers of the organisation the case is shared with: they see and work on
+    /// it as the responsible caseworker does (need-to-know).
+    pub shared_with: BTreeSet<UserId>,
     /// Open or closed.
     pub status: CaseStatus,
     /// The client's non-identifying profile.
@@ -196,6 +199,11 @@ pub enum CaseCommand {
     UpdatePersonalData(PersonalData),
     /// Make another caseworker responsible.
     Assign { caseworker: UserId },
+    /// Share the case with another caseworker of the organisation (a supervisor or the
+    /// responsible caseworker asks; the caller checks `user` is of the organisation).
+    Share { user: UserId },
+    /// Take a share back (a supervisor or the responsible caseworker).
+    Unshare { user: UserId },
     /// Record a consent.
     GiveConsent {
         /// The consent's id.
@@ -251,6 +259,10 @@ pub enum CaseEvent {
     },
     /// Another caseworker became responsible.
     Assigned { caseworker: UserId },
+    /// The case was shared with another caseworker of the organisation.
+    Shared { user: UserId },
+    /// A share was taken back.
+    Unshared { user: UserId },
     /// The client gave consent.
     ConsentGiven { consent_id: ConsentId, scope: ConsentScope },
     /// The client narrowed a consent.
@@ -361,6 +373,20 @@ impl Aggregate for Case {
                     caseworker: *caseworker,
                 }])
             }
+            CaseCommand::Share { user } | CaseCommand::Unshare { user } => {
+                // Need-to-know: only who may see the whole case, or answers for it, passes it on.
+                if !(actor.has(Role::Supervisor) || actor.user == case.caseworker) {
+                    return Err(DomainError::Forbidden(Forbidden::MissingRole));
+                }
+                let shared = case.shared_with.contains(user);
+                match command {
+                    CaseCommand::Share { .. } if *user == case.caseworker => Err(DomainError::NothingToChange),
+                    CaseCommand::Share { .. } if shared => Err(DomainError::AlreadyRecorded),
+                    CaseCommand::Share { .. } => Ok(vec![CaseEvent::Shared { user: *user }]),
+                    _ if !shared => Err(DomainError::NothingToChange),
+                    _ => Ok(vec![CaseEvent::Unshared { user: *user }]),
+                }
+            }
             CaseCommand::GiveConsent { consent_id, scope } => {
                 require_open()?;
                 if case.consents.contains_key(consent_id) {
@@ -431,6 +457,7 @@ impl Aggregate for Case {
                     id: *case_id,
                     owner_org: *owner_org,
                     caseworker: *caseworker,
+                    shared_with: BTreeSet::new(),
                     status: CaseStatus::Open,
                     profile: profile.clone(),
                     personal: personal.clone(),
@@ -446,6 +473,12 @@ impl Aggregate for Case {
             CaseEvent::ProfileUpdated { profile } => case.profile = profile.clone(),
             CaseEvent::PersonalDataUpdated { personal } => case.personal = personal.clone(),
             CaseEvent::Assigned { caseworker } => case.caseworker = *caseworker,
+            CaseEvent::Shared { user } => {
+                case.shared_with.insert(*user);
+            }
+            CaseEvent::Unshared { user } => {
+                case.shared_with.remove(user);
+            }
             CaseEvent::ConsentGiven { consent_id, scope } => {
                 case.consents.insert(
                     *consent_id,

@@ -101,6 +101,8 @@ event_types! {
     CaseProfileUpdated => Case, "wasl.case.profile_updated.v1";
     CasePersonalDataUpdated => Case, "wasl.case.personal_data_updated.v1";
     CaseAssigned => Case, "wasl.case.assigned.v1";
+    CaseShared => Case, "wasl.case.shared.v1";
+    CaseUnshared => Case, "wasl.case.unshared.v1";
     ConsentGiven => Case, "wasl.case.consent_given.v1";
     ConsentNarrowed => Case, "wasl.case.consent_narrowed.v1";
     ConsentWithdrawn => Case, "wasl.case.consent_withdrawn.v1";
@@ -148,6 +150,8 @@ impl DomainEvent {
                 CaseEvent::ProfileUpdated { .. } => T::CaseProfileUpdated,
                 CaseEvent::PersonalDataUpdated { .. } => T::CasePersonalDataUpdated,
                 CaseEvent::Assigned { .. } => T::CaseAssigned,
+                CaseEvent::Shared { .. } => T::CaseShared,
+                CaseEvent::Unshared { .. } => T::CaseUnshared,
                 CaseEvent::ConsentGiven { .. } => T::ConsentGiven,
                 CaseEvent::ConsentNarrowed { .. } => T::ConsentNarrowed,
                 CaseEvent::ConsentWithdrawn { .. } => T::ConsentWithdrawn,

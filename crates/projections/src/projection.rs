@@ -49,7 +49,9 @@ impl Projection {
             //    the worklist, the coordinators' escalation list).
             // 4: the `stalled` deadline (`stalled_due_at`).
             Self::Referrals => 4,
-            Self::Cases | Self::Directory => 1,
+            // 2: `cases.shared_with`, the caseworkers a case is shared with (need-to-know).
+            Self::Cases => 2,
+            Self::Directory => 1,
         }
     }
 

@@ -73,6 +73,8 @@ fn case_command(command: &CaseCommand) -> &'static str {
         CaseCommand::UpdateProfile(_) => "update_profile",
         CaseCommand::UpdatePersonalData(_) => "update_personal_data",
         CaseCommand::Assign { .. } => "assign",
+        CaseCommand::Share { .. } => "share",
+        CaseCommand::Unshare { .. } => "unshare",
         CaseCommand::GiveConsent { .. } => "give_consent",
         CaseCommand::NarrowConsent { .. } => "narrow_consent",
         CaseCommand::WithdrawConsent { .. } => "withdraw_consent",

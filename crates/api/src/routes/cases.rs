@@ -7,7 +7,7 @@ use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
 use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
 use crate::personal::{PersonalInput, PersonalOutput, case_personal};
-use crate::policy::{Action, Resource, case_scope};
+use crate::policy::{Action, Resource, case_scope, knows_case};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use wasl_domain::case::{Case, CaseCommand, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
+use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{CloseCode, EraseCode, Reason, ReasonCode, ServiceCategory};
 use wasl_domain::client::{
     Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
@@ -37,6 +37,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_profile))
         .routes(routes!(update_personal_data))
         .routes(routes!(assign_case))
+        .routes(routes!(share_case))
+        .routes(routes!(unshare_case))
         .routes(routes!(give_consent))
         .routes(routes!(narrow_consent))
         .routes(routes!(withdraw_consent))
@@ -196,6 +198,8 @@ pub struct CaseSummary {
     pub owner_org: String,
     /// Responsible caseworker.
     pub caseworker: String,
+    /// The other caseworkers the case is shared with (user ids).
+    pub shared_with: Vec<String>,
     /// `open` or `closed`.
     pub status: String,
     /// Opened (Unix ms).
@@ -236,6 +240,7 @@ fn summary(row: &CaseRow) -> CaseSummary {
         id: row.id.clone(),
         owner_org: row.owner_org.clone(),
         caseworker: row.caseworker.clone(),
+        shared_with: split_list(&row.shared_with),
         status: row.status.clone(),
         opened_at: row.opened_at,
         closed_at: row.closed_at,
@@ -263,7 +268,8 @@ fn split_list(column: &str) -> Vec<String> {
 }
 
 /// The case as its owner sees it in the read model, or 404 when it is missing or outside the
-/// caller's scope.
+/// caller's scope (another organisation's, or for a caseworker a case neither assigned nor
+/// shared to them).
 pub async fn scoped_case(
     state: &AppState,
     principal: &Principal,
@@ -271,18 +277,65 @@ pub async fn scoped_case(
     action: Action,
 ) -> Result<CaseRow, ApiError> {
     let row = state.models().case(id).await?.ok_or(ApiError::NotFound)?;
-    let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
-    require(principal, action, Resource::Case { owner_org })?;
+    require(principal, action, row_resource(principal, &row)?)?;
     Ok(row)
 }
 
+/// A case of the read model as the policy's resource, for the caller.
+fn row_resource(principal: &Principal, row: &CaseRow) -> Result<Resource, ApiError> {
+    let owner_org = OrgId::parse(&row.owner_org).map_err(ApiError::internal)?;
+    let caseworker = UserId::parse(&row.caseworker).map_err(ApiError::internal)?;
+    let shared_with = split_list(&row.shared_with)
+        .iter()
+        .map(|u| UserId::parse(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Resource::Case {
+        owner_org,
+        assigned: knows_case(&principal.actor, caseworker, &shared_with),
+    })
+}
+
+/// A case of the log as the policy's resource, for the caller.
+pub fn case_resource(principal: &Principal, case: &CaseState) -> Resource {
+    Resource::Case {
+        owner_org: case.owner_org,
+        assigned: knows_case(
+            &principal.actor,
+            case.caseworker,
+            &case.shared_with.iter().copied().collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// Whether the caller needs to know case `id` as the read model has it (a missing case: no).
+pub async fn knows_case_in_model(state: &AppState, principal: &Principal, id: CaseId) -> Result<bool, ApiError> {
+    match state.models().case(id).await? {
+        Some(row) => Ok(matches!(
+            row_resource(principal, &row)?,
+            Resource::Case { assigned: true, .. }
+        )),
+        None => Ok(false),
+    }
+}
+
+/// The case from the log, as fresh as need-to-know requires: a case's owner never changes, so
+/// for a supervisor (who sees every case of the organisation) the cached state will do; its
+/// responsible caseworker and shares do change, so for anyone else it is read from the log.
+pub async fn case_for(state: &AppState, principal: &Principal, id: CaseId) -> Result<Option<CaseState>, ApiError> {
+    let loaded = if principal.actor.has(wasl_domain::Role::Supervisor) {
+        state.store().cached::<Case>(id).await?
+    } else {
+        state.store().load::<Case>(id).await?
+    };
+    Ok(loaded.state.state().cloned())
+}
+
 /// Checks the caller may change the case, from the store rather than the read model (which may
-/// lag behind a case opened a moment ago); a case's owner never changes, so the cached state
-/// will do.
+/// lag behind a case opened a moment ago).
 async fn changeable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
-    let loaded = state.store().cached::<Case>(id).await?;
-    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(principal, Action::CaseChange, Resource::Case { owner_org })
+    let case = case_for(state, principal, id).await?.ok_or(ApiError::NotFound)?;
+    require(principal, Action::CaseChange, case_resource(principal, &case))
 }
 
 fn case_path(id: &str) -> Result<CaseId, ApiError> {
@@ -413,7 +466,8 @@ pub struct CaseQuery {
     pub cursor: Option<String>,
 }
 
-/// List the organisation's cases, most recently changed first.
+/// List the cases the caller may see, most recently changed first: a supervisor's
+/// organisation's cases, a caseworker's own (those they are responsible for).
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", operation_id = "list_cases",
     params(CaseQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
     responses((status = 200, description = "A page of cases", body = PageOf<CaseSummary>), Problems),
@@ -425,7 +479,7 @@ pub async fn list_cases(
     headers: HeaderMap,
     Query(query): Query<CaseQuery>,
 ) -> Result<Json<PageOf<CaseSummary>>, ApiError> {
-    let owner_org = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
+    let scope = case_scope(&principal.actor).ok_or(ApiError::Forbidden)?;
     let status = match query.status.as_deref() {
         None => None,
         Some("open") => Some(CaseStatus::Open),
@@ -433,8 +487,9 @@ pub async fn list_cases(
         Some(_) => return Err(ApiError::invalid("status", "must be open or closed")),
     };
     let filter = CaseFilter {
-        owner_org: Some(owner_org),
+        owner_org: Some(scope.org),
         caseworker: opt_field("caseworker", query.caseworker.as_deref(), UserId::parse)?,
+        assigned_to: scope.assigned_to,
         status,
         governorate: opt_field("governorate", query.governorate.as_deref(), Governorate::parse)?,
         survivor_code: query.survivor_code.clone(),
@@ -693,6 +748,100 @@ pub async fn assign_case(
     Ok(answered(id.to_string(), outcome, None))
 }
 
+/// Share a case with another caseworker of the organisation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user": "test-example-colleague"}))]
+pub struct ShareRequest {
+    /// The caseworker: their user id, or the username of a local account of your organisation.
+    pub user: String,
+}
+
+/// The user a share names (`at`: where, for the error): a user id, or a local account's
+/// username; either must be a caseworker or supervisor of the caller's organisation, as for an
+/// assignment.
+fn share_user(state: &AppState, principal: &Principal, user: &str, at: &str) -> Result<UserId, ApiError> {
+    let id = match UserId::parse(user) {
+        Ok(id) => id,
+        Err(_) => state
+            .accounts()
+            .user_by_name(user)
+            .map(|u| u.id)
+            .ok_or_else(|| ApiError::invalid(at, "is not a user of your organisation"))?,
+    };
+    assignable_caseworker(state, principal, id, at)?;
+    Ok(id)
+}
+
+/// Checks the caller may share the case or take a share back: the case is theirs to change,
+/// and they are a supervisor or its responsible caseworker (one it is shared with may not pass
+/// it on: 403).
+async fn shareable_case(state: &AppState, principal: &Principal, id: CaseId) -> Result<(), ApiError> {
+    let case = case_for(state, principal, id).await?.ok_or(ApiError::NotFound)?;
+    require(principal, Action::CaseChange, case_resource(principal, &case))?;
+    if principal.actor.has(wasl_domain::Role::Supervisor) || principal.actor.user == case.caseworker {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Share the case with another caseworker of the organisation (a supervisor or the responsible
+/// caseworker): they then see and work on it as the responsible caseworker does, with its
+/// referrals, until the share is taken back. Sharing twice with the same caseworker is refused
+/// (`already_recorded`), and so is sharing with the responsible caseworker.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "cases", operation_id = "share_case",
+    request_body = ShareRequest,
+    params(("case_id" = String, Path, description = "Case id"),
+           CommandHeaders),
+    responses((status = 200, description = "Shared", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn share_case(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path(case_id): Path<String>,
+    Json(body): Json<ShareRequest>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    shareable_case(&state, &request.principal, id).await?;
+    let user = share_user(&state, &request.principal, &body.user, "/user")?;
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Share { user })
+        .await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
+/// Take a share back (a supervisor or the responsible caseworker): the caseworker no longer
+/// sees the case nor its referrals. A case not shared with them is refused
+/// (`nothing_to_change`).
+#[utoipa::path(delete, path = "/v1/cases/{case_id}/shares/{user}", tag = "cases", operation_id = "unshare_case",
+    params(("case_id" = String, Path, description = "Case id"),
+           ("user" = String, Path, description = "The caseworker's user id, or a local account's username"),
+           CommandHeaders),
+    responses((status = 200, description = "The share is taken back", body = CommandAnswer), Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn unshare_case(
+    State(state): State<AppState>,
+    request: CommandRequest,
+    Path((case_id, user)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = case_path(&case_id)?;
+    shareable_case(&state, &request.principal, id).await?;
+    // A share is taken back from anyone, even a user since disabled or moved away.
+    let user = match UserId::parse(&user) {
+        Ok(user) => user,
+        Err(_) => state
+            .accounts()
+            .user_by_name(&user)
+            .map(|u| u.id)
+            .ok_or_else(|| ApiError::invalid("user", "is not a user of your organisation"))?,
+    };
+    let outcome = request
+        .execute::<Case>(&state, id, &CaseCommand::Unshare { user })
+        .await?;
+    Ok(answered(id.to_string(), outcome, None))
+}
+
 /// What a consent covers.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -892,9 +1041,14 @@ pub async fn erase_case(
     Json(body): Json<EraseRequest>,
 ) -> Result<Response, ApiError> {
     let id = case_path(&case_id)?;
-    let loaded = state.store().cached::<Case>(id).await?;
-    let owner_org = loaded.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(&request.principal, Action::CaseErase, Resource::Case { owner_org })?;
+    let case = case_for(&state, &request.principal, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    require(
+        &request.principal,
+        Action::CaseErase,
+        case_resource(&request.principal, &case),
+    )?;
     let erased_already = matches!(
         state
             .vault()

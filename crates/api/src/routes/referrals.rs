@@ -100,12 +100,12 @@ pub async fn request_referral(
         return Err(ApiError::invalid("/notes", "is longer than 20000 characters"));
     }
     let case = state.store().load::<Case>(case_id).await?;
-    let owner_org = case.state.state().map(|s| s.owner_org).ok_or(ApiError::NotFound)?;
-    require(
-        &request.principal,
-        Action::ReferralRequest,
-        Resource::Case { owner_org },
-    )?;
+    let resource = case
+        .state
+        .state()
+        .map(|c| super::cases::case_resource(&request.principal, c))
+        .ok_or(ApiError::NotFound)?;
+    require(&request.principal, Action::ReferralRequest, resource)?;
     let provider = state.store().load::<Organisation>(to_org).await?;
     if provider.state.state().is_none() {
         return Err(ApiError::invalid("/to_org", "is not an organisation in the directory"));
@@ -407,8 +407,9 @@ pub async fn list_referrals(
         ..ReferralFilter::default()
     };
     let referring = match side {
-        ReferralSide::Sent(org) => {
-            filter.from_org = Some(org);
+        ReferralSide::Sent(cases) => {
+            filter.from_org = Some(cases.org);
+            filter.case_assigned_to = cases.assigned_to;
             filter.case_id = opt_field("case_id", query.case_id.as_deref(), CaseId::parse)?;
             true
         }
@@ -481,9 +482,7 @@ pub async fn referral_candidates(
     require(
         &principal,
         Action::ReferralRequest,
-        Resource::Case {
-            owner_org: case.owner_org,
-        },
+        super::cases::case_resource(&principal, &case),
     )?;
     let need = wasl_projections::query::Need {
         category,
@@ -514,7 +513,20 @@ async fn scoped_referral(state: &AppState, principal: &Principal, id: ReferralId
     let row = state.models().referral(id).await?.ok_or(ApiError::NotFound)?;
     let from_org = OrgId::parse(&row.from_org).map_err(ApiError::internal)?;
     let to_org = OrgId::parse(&row.to_org).map_err(ApiError::internal)?;
-    require(principal, Action::ReferralRead, Resource::Referral { from_org, to_org })?;
+    // Need-to-know on the referring side follows the referral's case.
+    let assigned = from_org == principal.actor.org && {
+        let case_id = CaseId::parse(&row.case_id).map_err(ApiError::internal)?;
+        super::cases::knows_case_in_model(state, principal, case_id).await?
+    };
+    require(
+        principal,
+        Action::ReferralRead,
+        Resource::Referral {
+            from_org,
+            to_org,
+            assigned,
+        },
+    )?;
     Ok(row)
 }
 
@@ -660,12 +672,23 @@ async fn authorised(
     // the command handler decides the action itself on the log's state.
     let loaded = state.store().cached::<Referral>(id).await?;
     let referral = loaded.state.state().cloned().ok_or(ApiError::NotFound)?;
+    // Need-to-know on the referring side follows the referral's case, as the log has it now.
+    let assigned = referral.from_org == principal.actor.org
+        && super::cases::case_for(state, principal, referral.case_id)
+            .await?
+            .is_some_and(|case| {
+                matches!(
+                    super::cases::case_resource(principal, &case),
+                    Resource::Case { assigned: true, .. }
+                )
+            });
     require(
         principal,
         action,
         Resource::Referral {
             from_org: referral.from_org,
             to_org: referral.to_org,
+            assigned,
         },
     )?;
     Ok(referral)

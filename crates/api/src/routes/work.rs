@@ -7,7 +7,7 @@ use super::{PageOf, PageParams, Problems, caught_up, opt_field, require};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{Json, MinPosition, Query};
-use crate::policy::{Action, Resource};
+use crate::policy::{Action, Resource, case_scope};
 use crate::state::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -159,7 +159,8 @@ pub struct Suggestion {
 ///   progress (`stalled`) deadline that still applies (`kind: overdue`, with the missed deadlines).
 /// - Follow-ups due: completed or failed, and no follow-up recorded (`kind: follow_up_due`).
 /// - Newest action first: by the time the referral last changed.
-/// - Only the caller's own referrals.
+/// - Only the caller's own referrals, and for a caseworker only those of the cases they are
+///   responsible for or that are shared with them.
 #[utoipa::path(get, path = "/v1/worklist", tag = "work", operation_id = "worklist",
     params(PageParams, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
     responses((status = 200, description = "A page of the worklist", body = PageOf<WorkItemView>), Problems),
@@ -172,7 +173,12 @@ pub async fn worklist(
 ) -> Result<Json<PageOf<WorkItemView>>, ApiError> {
     require(&principal, Action::WorklistRead, Resource::Collection)?;
     caught_up(&state, min, READS).await?;
-    let page = state.models().worklist(principal.actor.user, &page.request()?).await?;
+    // Need-to-know: a caseworker's referrals follow their cases (a supervisor sees every case).
+    let need_to_know = case_scope(&principal.actor).is_some_and(|scope| scope.assigned_to.is_some());
+    let page = state
+        .models()
+        .worklist(principal.actor.user, need_to_know, &page.request()?)
+        .await?;
     Ok(Json(PageOf {
         items: page
             .items

@@ -114,6 +114,18 @@ impl Net {
         let caseworker = h.user(a, Role::Caseworker).await;
         let admin = h.user(a, Role::Admin).await;
         let supervisor = h.user(a, Role::Supervisor).await;
+        // The colleague the share example names.
+        h.state
+            .accounts()
+            .create_user(
+                None,
+                a,
+                "test-example-colleague",
+                &[Role::Caseworker],
+                "test password 0004",
+            )
+            .await
+            .expect("the example's colleague");
         let opened = caseworker
             .post("/v1/cases", json!({"profile": profile("TEST-4000")}))
             .await;
@@ -193,6 +205,11 @@ impl Net {
                     profile("TEST-4002"),
                 )
             }
+            "share_case" => (
+                &self.caseworker,
+                e.path.replace("{case_id}", &self.case),
+                json!({"user": "test-example-colleague"}),
+            ),
             "request_referral" => (
                 &self.caseworker,
                 e.path.clone(),

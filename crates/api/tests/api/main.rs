@@ -10,6 +10,7 @@ mod examples;
 mod limits;
 mod markers;
 mod matrix;
+mod need_to_know;
 mod notifications;
 mod oidc;
 mod openapi;

@@ -1,6 +1,8 @@
 //! The authorisation matrix, generated from the API's own route table (its OpenAPI document):
 //! every route × every role × an actor in the referring organisation (A, which owns the case),
-//! the receiving organisation (B) and an unrelated one (Z), with the exact status expected.
+//! the receiving organisation (B) and an unrelated one (Z), with the exact status expected. In
+//! A the caseworker is the case's responsible caseworker; a colleague (another caseworker of A,
+//! the case neither assigned nor shared to them) is one more column: need-to-know.
 //!
 //! The expected answers below are the policy written out as a table, independently of the code
 //! that enforces it. A route without an entry fails the test, so a new route cannot slip in
@@ -27,6 +29,9 @@ const ROLES: [Role; 6] = [
 enum Org {
     /// Referring: owns the case and made the referral.
     A,
+    /// Referring, as a caseworker of A who is not the case's responsible caseworker and with
+    /// whom it is not shared (only asked with the caseworker role).
+    AColleague,
     /// Receiving: the referral is addressed to it; the service is its.
     B,
     /// Unrelated.
@@ -46,6 +51,30 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
     let forbidden = StatusCode::FORBIDDEN;
     let hidden = StatusCode::NOT_FOUND;
     let pick = |allowed: bool, yes: StatusCode, no: StatusCode| if allowed { yes } else { no };
+    // Need-to-know: the organisation's colleague does not see the case nor its referral, as if
+    // they did not exist; they may still list (their own), open cases and see their worklist.
+    if org == Org::AColleague {
+        return match op {
+            "get_case"
+            | "referral_candidates"
+            | "update_case_profile"
+            | "update_case_personal_data"
+            | "assign_case"
+            | "share_case"
+            | "unshare_case"
+            | "give_consent"
+            | "narrow_consent"
+            | "withdraw_consent"
+            | "close_case"
+            | "reopen_case"
+            | "request_referral"
+            | "get_referral"
+            | "referral_history"
+            | "cancel_referral"
+            | "record_follow_up" => hidden,
+            _ => expected(op, role, Org::A),
+        };
+    }
     match op {
         "healthz" | "readyz" | "me" | "search_services" | "list_organisations" | "get_organisation" => ok,
         // A token is not a session: there is nothing to sign out.
@@ -82,6 +111,8 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         | "withdraw_consent"
         | "close_case"
         | "reopen_case" => pick(casework && org == Org::A, changed, hidden),
+        // The responsible caseworker (the matrix's caseworker of A) or a supervisor shares.
+        "share_case" | "unshare_case" => pick(casework && org == Org::A, changed, hidden),
         "request_referral" => pick(casework && org == Org::A, created, hidden),
         "list_referrals" => pick(casework || partner, ok, forbidden),
         "get_referral" | "referral_history" => {
@@ -153,6 +184,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "list_role_requests"
         | "approve_role_request"
         | "reject_role_request"
+        | "unshare_case"
         | "list_cases"
         | "worklist"
         | "get_case"
@@ -177,6 +209,7 @@ fn body(op: &str, w: &World) -> Option<Value> {
         "update_case_profile" => Some(profile("TEST-3002")),
         "update_case_personal_data" => Some(json!({"name": "Test Person Gamma"})),
         "assign_case" => Some(json!({"caseworker": w.user_a})),
+        "share_case" => Some(json!({"user": w.user_a})),
         "give_consent" | "narrow_consent" => Some(json!({"categories": ["health"]})),
         "close_case" => Some(json!({"reason": {"code": "needs_met"}, "cancel_open_referrals": true})),
         "reopen_case" => Some(json!({})),
@@ -218,6 +251,7 @@ fn fill(path: &str, op: &str, w: &World) -> String {
         .replace("{org_id}", &w.org_b)
         .replace("{service_id}", &w.service)
         .replace("{user_id}", user)
+        .replace("{user}", &w.user_a)
         .replace("{token_id}", &w.token_a);
     format!("{path}{query}")
 }
@@ -228,7 +262,8 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
     let (org_a, _) = h.organisation("Test Referring NGO", "psychosocial").await;
     let (org_b, service) = h.organisation("Test Health Partner", "health").await;
     let org_z: OrgId = wasl_domain::testing::fresh();
-    let caseworker = h.user(org_a, Role::Caseworker).await;
+    // The matrix's caseworker of A is the case's responsible caseworker.
+    let caseworker = h.token(org_a, Role::Caseworker).await;
     let opened = caseworker
         .post("/v1/cases", json!({"profile": profile("TEST-3000")}))
         .await;
@@ -321,9 +356,19 @@ async fn every_route_answers_every_role_in_every_organisation_as_the_policy_says
     let mut clients: Vec<(Role, Org, Client)> = Vec::new();
     for role in ROLES {
         for (org, id) in [(Org::A, org_a), (Org::B, org_b), (Org::Z, org_z)] {
-            clients.push((role, org, h.token(id, role).await));
+            let client = if (role, org) == (Role::Caseworker, Org::A) {
+                caseworker.clone()
+            } else {
+                h.token(id, role).await
+            };
+            clients.push((role, org, client));
         }
     }
+    clients.push((
+        Role::Caseworker,
+        Org::AColleague,
+        h.token(org_a, Role::Caseworker).await,
+    ));
     let mut wrong = BTreeMap::new();
     let mut cells = 0;
     for (method, path, op) in &routes {

@@ -118,6 +118,49 @@ fn a_supervisor_reassigns_the_case() {
 }
 
 #[test]
+fn the_responsible_caseworker_shares_the_case_once_and_takes_the_share_back() {
+    let colleague = id(98);
+    let case = given(open())
+        .when(C::Share { user: colleague }, &caseworker())
+        .then(vec![E::Shared { user: colleague }]);
+    assert!(case.state().expect("case").shared_with.contains(&colleague));
+    given(vec![case_opened(), E::Shared { user: colleague }])
+        .when(C::Share { user: colleague }, &supervisor())
+        .then_refused(DomainError::AlreadyRecorded);
+    let case = given(vec![case_opened(), E::Shared { user: colleague }])
+        .when(C::Unshare { user: colleague }, &supervisor())
+        .then(vec![E::Unshared { user: colleague }]);
+    assert!(case.state().expect("case").shared_with.is_empty());
+    given(open())
+        .when(C::Unshare { user: colleague }, &caseworker())
+        .then_refused(DomainError::NothingToChange);
+    given(open())
+        .when(
+            C::Share {
+                user: caseworker().actor.user,
+            },
+            &supervisor(),
+        )
+        .then_refused(DomainError::NothingToChange);
+}
+
+#[test]
+fn only_a_supervisor_or_the_responsible_caseworker_shares_a_case() {
+    let colleague = id(98);
+    let mut shared_colleague = caseworker();
+    shared_colleague.actor.user = colleague;
+    given(vec![case_opened(), E::Shared { user: colleague }])
+        .when(C::Share { user: id(97) }, &shared_colleague)
+        .then_refused(DomainError::Forbidden(Forbidden::MissingRole));
+    given(vec![case_opened(), E::Shared { user: colleague }])
+        .when(C::Unshare { user: colleague }, &shared_colleague)
+        .then_refused(DomainError::Forbidden(Forbidden::MissingRole));
+    given(open())
+        .when(C::Share { user: colleague }, &outsider_caseworker())
+        .then_refused(DomainError::Forbidden(Forbidden::NotCaseOwner));
+}
+
+#[test]
 fn consent_is_given_with_a_scope_and_a_future_expiry() {
     let scope = ConsentScope {
         expires_at: Some(T0.plus_hours(24 * 90)),

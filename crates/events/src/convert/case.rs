@@ -34,6 +34,12 @@ pub(super) fn to_pb(event: &CaseEvent) -> P {
         CaseEvent::Assigned { caseworker } => P::CaseAssigned(pb::CaseAssigned {
             caseworker_id: caseworker.to_string(),
         }),
+        CaseEvent::Shared { user } => P::CaseShared(pb::CaseShared {
+            user_id: user.to_string(),
+        }),
+        CaseEvent::Unshared { user } => P::CaseUnshared(pb::CaseUnshared {
+            user_id: user.to_string(),
+        }),
         CaseEvent::ConsentGiven { consent_id, scope } => P::ConsentGiven(pb::ConsentGiven {
             consent_id: consent_id.to_string(),
             scope: Some(consent_scope_to_pb(scope)),
@@ -86,6 +92,18 @@ pub(super) fn personal_data_updated(m: pb::CasePersonalDataUpdated) -> Result<Ca
 pub(super) fn assigned(m: &pb::CaseAssigned) -> Result<CaseEvent, DecodeError> {
     Ok(CaseEvent::Assigned {
         caseworker: id(&m.caseworker_id, "CaseAssigned.caseworker_id")?,
+    })
+}
+
+pub(super) fn shared(m: &pb::CaseShared) -> Result<CaseEvent, DecodeError> {
+    Ok(CaseEvent::Shared {
+        user: id(&m.user_id, "CaseShared.user_id")?,
+    })
+}
+
+pub(super) fn unshared(m: &pb::CaseUnshared) -> Result<CaseEvent, DecodeError> {
+    Ok(CaseEvent::Unshared {
+        user: id(&m.user_id, "CaseUnshared.user_id")?,
     })
 }
 

@@ -168,6 +168,8 @@ pub(crate) fn payload_from_pb(aggregate_id: &str, payload: P) -> Result<DomainEv
         P::CaseProfileUpdated(m) => case(case::profile_updated(m)?)?,
         P::CasePersonalDataUpdated(m) => case(case::personal_data_updated(m)?)?,
         P::CaseAssigned(m) => case(case::assigned(&m)?)?,
+        P::CaseShared(m) => case(case::shared(&m)?)?,
+        P::CaseUnshared(m) => case(case::unshared(&m)?)?,
         P::ConsentGiven(m) => case(case::consent_given(m)?)?,
         P::ConsentNarrowed(m) => case(case::consent_narrowed(m)?)?,
         P::ConsentWithdrawn(m) => case(case::consent_withdrawn(&m)?)?,

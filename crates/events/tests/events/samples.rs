@@ -223,6 +223,8 @@ pub fn sample_number(t: EventType) -> u64 {
         T::ServiceAvailabilityChanged => 29,
         T::ServiceRetired => 30,
         T::CasePersonalDataErased => 31,
+        T::CaseShared => 32,
+        T::CaseUnshared => 33,
     }
 }
 
@@ -265,6 +267,8 @@ pub fn sample(t: EventType) -> StoredEvent {
             },
         ),
         T::CaseAssigned => case(supervisor(), CaseEvent::Assigned { caseworker: user(0xa4) }),
+        T::CaseShared => case(supervisor(), CaseEvent::Shared { user: user(0xa5) }),
+        T::CaseUnshared => case(caseworker(), CaseEvent::Unshared { user: user(0xa5) }),
         T::ConsentGiven => case(
             caseworker(),
             CaseEvent::ConsentGiven {

@@ -4,6 +4,7 @@ CREATE TABLE cases_g{g} (
     id                   TEXT PRIMARY KEY,
     owner_org            TEXT   NOT NULL,
     caseworker           TEXT   NOT NULL,
+    shared_with          TEXT   NOT NULL,
     status               TEXT   NOT NULL,
     opened_at            BIGINT NOT NULL,
     closed_at            BIGINT,

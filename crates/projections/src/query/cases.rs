@@ -16,6 +16,9 @@ pub struct CaseFilter {
     pub owner_org: Option<OrgId>,
     /// With this responsible caseworker.
     pub caseworker: Option<UserId>,
+    /// Only the cases this user needs to know: those they are the responsible caseworker of,
+    /// or that are shared with them (a caseworker's own list).
+    pub assigned_to: Option<UserId>,
     /// Open or closed.
     pub status: Option<CaseStatus>,
     /// The client lives in this governorate.
@@ -35,6 +38,14 @@ const KEYSET: Keyset = Keyset {
     descending: true,
 };
 
+/// The condition that the case row (its columns prefixed by `prefix`, e.g. `c.`) is one `user`
+/// needs to know: they are its responsible caseworker, or it is shared with them.
+pub(crate) fn assigned_to(select: &mut Select, user: UserId, prefix: &str) -> String {
+    let p = select.bind(user.to_string());
+    // User ids are UUIDs: no `%` or `_` to escape, and the list column's commas delimit them.
+    format!("({prefix}caseworker = {p} OR {prefix}shared_with LIKE '%,' || {p} || ',%')")
+}
+
 impl ReadModels {
     /// The cases `filter` matches, most recently changed first.
     #[tracing::instrument(level = "debug", skip_all)]
@@ -42,6 +53,10 @@ impl ReadModels {
         let mut select = Select::default();
         select.eq("owner_org", filter.owner_org.map(|o| o.to_string()));
         select.eq("caseworker", filter.caseworker.map(|u| u.to_string()));
+        if let Some(user) = filter.assigned_to {
+            let condition = assigned_to(&mut select, user, "");
+            select.filter(condition);
+        }
         select.eq("status", filter.status.map(|s| status_code(s).to_owned()));
         select.eq("governorate", filter.governorate.map(|g| g.code().to_owned()));
         if let Some(code) = &filter.survivor_code {

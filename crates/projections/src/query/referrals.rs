@@ -33,6 +33,9 @@ pub struct ReferralFilter {
     pub to_org: Option<OrgId>,
     /// Made by this caseworker.
     pub from_user: Option<UserId>,
+    /// Only the referrals of cases this user needs to know (see
+    /// [`CaseFilter::assigned_to`](super::CaseFilter::assigned_to)).
+    pub case_assigned_to: Option<UserId>,
     /// In one of these statuses (empty: any).
     pub statuses: Vec<ReferralStatus>,
     /// For a service of this category.
@@ -171,6 +174,10 @@ impl ReadModels {
         select.eq("from_org", filter.from_org.map(|o| o.to_string()));
         select.eq("to_org", filter.to_org.map(|o| o.to_string()));
         select.eq("from_user", filter.from_user.map(|u| u.to_string()));
+        if let Some(user) = filter.case_assigned_to {
+            let assigned = super::cases::assigned_to(&mut select, user, "c.");
+            select.filter(format!("case_id IN (SELECT c.id FROM cases c WHERE {assigned})"));
+        }
         select.one_of("status", &codes(&filter.statuses));
         select.eq("category", filter.category.map(|c| c.code().to_owned()));
         select.eq("priority", filter.priority.map(|p| p.code().to_owned()));
@@ -279,15 +286,28 @@ impl ReadModels {
     }
 
     /// The worklist of caseworker `user`: their own referrals that wait for them (see
-    /// [`WorkNeed`]), newest first by the referral's latest event.
+    /// [`WorkNeed`]), newest first by the referral's latest event. With `need_to_know` (a
+    /// caseworker who is not a supervisor), only those whose case they still need to know:
+    /// responsible for it, or it is shared with them (see
+    /// [`CaseFilter::assigned_to`](super::CaseFilter::assigned_to)); a case assigned to someone
+    /// else takes its referrals off their list.
     ///
     /// A decline stays until the client is referred again for the same category (a referral of
     /// the same case requested after the decline, to any organisation) or a follow-on referral
     /// names it as `redirected_from`.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn worklist(&self, user: UserId, page: &PageRequest) -> Result<Page<WorkItem>, ProjectionError> {
+    pub async fn worklist(
+        &self,
+        user: UserId,
+        need_to_know: bool,
+        page: &PageRequest,
+    ) -> Result<Page<WorkItem>, ProjectionError> {
         let mut select = Select::default();
         select.eq("r.from_user", Some(user.to_string()));
+        if need_to_know {
+            let assigned = super::cases::assigned_to(&mut select, user, "c.");
+            select.filter(format!("r.case_id IN (SELECT c.id FROM cases c WHERE {assigned})"));
+        }
         let completed = select.bind(ReferralStatus::Completed.code().to_owned());
         let failed = select.bind(ReferralStatus::Failed.code().to_owned());
         let rejected = select.bind(ReferralStatus::Rejected.code().to_owned());

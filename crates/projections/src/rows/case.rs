@@ -18,6 +18,8 @@ row!(
         owner_org: String,
         /// Responsible caseworker.
         caseworker: String,
+        /// The other caseworkers the case is shared with (user ids), as a list column.
+        shared_with: String,
         /// `open` or `closed`.
         status: String,
         /// When opened (Unix ms).
@@ -186,6 +188,7 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
             id: id.to_owned(),
             owner_org: owner_org.to_string(),
             caseworker: caseworker.to_string(),
+            shared_with: crate::sql::list([]),
             status: "open".to_owned(),
             opened_at: at.at,
             closed_at: None,
@@ -230,6 +233,17 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
         }
         CaseEvent::PersonalDataUpdated { personal } => set_personal(row, personal),
         CaseEvent::Assigned { caseworker } => row.caseworker = caseworker.to_string(),
+        CaseEvent::Shared { user } => {
+            let user = user.to_string();
+            let mut shared: Vec<&str> = crate::sql::items(&row.shared_with).filter(|u| *u != user).collect();
+            shared.push(&user);
+            shared.sort_unstable();
+            row.shared_with = crate::sql::list(shared);
+        }
+        CaseEvent::Unshared { user } => {
+            let user = user.to_string();
+            row.shared_with = crate::sql::list(crate::sql::items(&row.shared_with).filter(|u| *u != user));
+        }
         CaseEvent::ConsentGiven { consent_id, scope } => {
             let mut consents = read_consents(row)?;
             let id = consent_id.to_string();

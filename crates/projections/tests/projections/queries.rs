@@ -256,6 +256,12 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
 
     let org = most_common(g.cases.values(), |c| c.owner_org);
     let worker = most_common(g.cases.values(), |c| c.caseworker);
+    let worker_org = g
+        .cases
+        .values()
+        .find(|c| c.caseworker == worker)
+        .expect("a case")
+        .owner_org;
     let place = most_common(g.cases.values(), |c| c.profile.location.governorate());
     let one = g.cases.values().nth(g.cases.len() / 2).expect("a case");
     let code = one.profile.survivor_code.as_str().to_owned();
@@ -277,6 +283,23 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
                 ..CaseFilter::default()
             },
             g.cases_where(|c| c.caseworker == worker),
+        ),
+        (
+            "need-to-know: the organisation's cases its caseworker is responsible for",
+            CaseFilter {
+                owner_org: Some(worker_org),
+                assigned_to: Some(worker),
+                ..CaseFilter::default()
+            },
+            g.cases_where(|c| c.owner_org == worker_org && c.caseworker == worker),
+        ),
+        (
+            "no match: need-to-know of a user with no case",
+            CaseFilter {
+                assigned_to: Some(id(253)),
+                ..CaseFilter::default()
+            },
+            vec![],
         ),
         (
             "closed",
@@ -377,6 +400,13 @@ async fn referrals_are_filtered_and_paged_newest_change_first(db: TestDb) {
     let from_org = most_common(g.referrals.values(), |r| r.from_org);
     let to_org = most_common(g.referrals.values(), |r| r.to_org);
     let from_user = most_common(g.referrals.values(), |r| r.from_user);
+    let case_worker = most_common(g.referrals.values(), |r| g.cases[&r.case_id].caseworker);
+    let worker_org = g
+        .cases
+        .values()
+        .find(|c| c.caseworker == case_worker)
+        .expect("a case")
+        .owner_org;
     let category = most_common(g.referrals.values(), |r| r.category);
     let priority = most_common(g.referrals.values(), |r| r.priority);
     let ended = vec![ReferralStatus::Completed, ReferralStatus::Failed];
@@ -415,6 +445,15 @@ async fn referrals_are_filtered_and_paged_newest_change_first(db: TestDb) {
                 ..any()
             },
             g.referrals_where(|r| r.from_user == from_user),
+        ),
+        (
+            "need-to-know: the referrals made for the cases one caseworker is responsible for",
+            ReferralFilter {
+                from_org: Some(worker_org),
+                case_assigned_to: Some(case_worker),
+                ..any()
+            },
+            g.referrals_where(|r| r.from_org == worker_org && g.cases[&r.case_id].caseworker == case_worker),
         ),
         (
             "completed or failed",
@@ -571,7 +610,7 @@ async fn a_cursor_the_api_did_not_issue_is_refused(db: TestDb) {
             "referrals {cursor:?}"
         );
         assert!(refused(models.inbox(org, &[], &p).await), "inbox {cursor:?}");
-        assert!(refused(models.worklist(user, &p).await), "worklist {cursor:?}");
+        assert!(refused(models.worklist(user, false, &p).await), "worklist {cursor:?}");
         assert!(
             refused(models.search_services(&DirectorySearch::default(), &p).await),
             "directory {cursor:?}"
@@ -589,7 +628,7 @@ async fn a_cursor_the_api_did_not_issue_is_refused(db: TestDb) {
         Err(ProjectionError::BadCursor)
     ));
     assert!(matches!(
-        models.worklist(user, &p).await,
+        models.worklist(user, false, &p).await,
         Err(ProjectionError::BadCursor)
     ));
     // Refused even when the filter alone would answer without the database.
@@ -696,10 +735,11 @@ async fn each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them(db
     users.sort();
     users.dedup();
     let mut needs: HashMap<WorkNeed, usize> = HashMap::new();
+    let mut reassigned = 0;
     for user in users {
         let items = all_pages(3, |p| {
             let models = &models;
-            async move { models.worklist(user, &p).await }
+            async move { models.worklist(user, false, &p).await }
         })
         .await;
         let mut expected: Vec<(i64, String, WorkNeed)> = g
@@ -715,10 +755,32 @@ async fn each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them(db
             .collect();
         assert_eq!(got, expected, "worklist of {user}");
         assert!(items.iter().all(|i| i.referral.from_user == user.to_string()));
+        // Need-to-know: only the referrals of the cases still assigned to them.
+        let known = all_pages(3, |p| {
+            let models = &models;
+            async move { models.worklist(user, true, &p).await }
+        })
+        .await;
+        let known: Vec<String> = known.iter().map(|i| i.referral.id.clone()).collect();
+        let want: Vec<String> = got
+            .iter()
+            .filter(|(_, id, _)| {
+                g.referrals
+                    .values()
+                    .any(|r| r.id.to_string() == *id && g.cases[&r.case_id].caseworker == user)
+            })
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        assert_eq!(known, want, "need-to-know worklist of {user}");
+        reassigned += got.len() - want.len();
         for (_, _, need) in got {
             *needs.entry(need).or_default() += 1;
         }
     }
+    assert!(
+        reassigned > 0,
+        "the history reassigns some cases with referrals on a worklist"
+    );
     // The generated histories answer every referral in the end, so no overdue is left; the
     // scenarios below cover it.
     for need in [WorkNeed::FollowUpDue, WorkNeed::Declined] {
@@ -1111,7 +1173,7 @@ async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(d
         let models = &models;
         async move {
             let page = models
-                .worklist(user, &PageRequest::default())
+                .worklist(user, false, &PageRequest::default())
                 .await
                 .expect("the worklist");
             assert_eq!(page.next, None);
@@ -1136,7 +1198,7 @@ async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(d
     let paged = all_pages(1, |p| {
         let models = &models;
         let user = caseworker.user;
-        async move { models.worklist(user, &p).await }
+        async move { models.worklist(user, false, &p).await }
     })
     .await;
     assert_eq!(paged.len(), 3);
@@ -1365,7 +1427,7 @@ async fn every_decline_stays_on_the_worklist_until_the_client_is_referred_again(
     world.publish(&models).await;
     let worklist = || async {
         let page = models
-            .worklist(caseworker.user, &PageRequest::default())
+            .worklist(caseworker.user, false, &PageRequest::default())
             .await
             .expect("the worklist");
         page.items
