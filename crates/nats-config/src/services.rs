@@ -130,7 +130,8 @@ impl HubUser {
             },
             HubUser::Api => {
                 let mut publish = never_removed();
-                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub());
+                // The API keeps the session bucket's age at the configured session lifetime.
+                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub(&[SESSIONS_BUCKET]));
                 publish.push(grant("wasl.out.>", "the partner feeds are the router's"));
                 publish.push(grant("wasl.cmd.>", "partner commands come from partners"));
                 publish.push(grant(&kv(ROUTER_BUCKET), "the router's checkpoint is the router's"));
@@ -141,7 +142,7 @@ impl HubUser {
             }
             HubUser::Store => {
                 let mut publish = never_removed();
-                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub());
+                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub(&[]));
                 publish.push(grant(AUDIT_SUBJECTS, "only the API writes the audit"));
                 publish.push(grant(ACCOUNT_SUBJECTS, "only the API keeps the accounts"));
                 publish.push(grant("wasl.out.>", "the partner feeds are the router's"));
@@ -169,7 +170,7 @@ impl HubUser {
             }
             HubUser::Router => {
                 let mut publish = never_removed();
-                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub());
+                publish.extend(no_stream_removal_or_reconfiguration_of_the_hub(&[]));
                 publish.push(grant(EVENT_SUBJECTS, "only the store's users append to the log"));
                 publish.push(grant(AUDIT_SUBJECTS, "only the API writes the audit"));
                 publish.push(grant(ACCOUNT_SUBJECTS, "only the API keeps the accounts"));
@@ -251,21 +252,23 @@ fn never_removed() -> Vec<Grant> {
 }
 
 /// A service removes no stream and no message, and changes none of the hub's own streams (the
-/// operator does). It may change the streams it keeps itself: the router a partner's feed, the
-/// webhook service its bucket.
-fn no_stream_removal_or_reconfiguration_of_the_hub() -> Vec<Grant> {
+/// operator does) except `own_buckets`. It may change the streams it keeps itself: the router a
+/// partner's feed and the webhook bucket, the API its session bucket.
+fn no_stream_removal_or_reconfiguration_of_the_hub(own_buckets: &[&str]) -> Vec<Grant> {
     let mut out = vec![
         grant("$JS.API.STREAM.DELETE.*", "services delete no stream"),
         grant("$JS.API.STREAM.PURGE.*", "services purge no stream"),
         grant("$JS.API.STREAM.MSG.DELETE.*", "services delete no message"),
     ];
-    for stream in [
+    let hub_streams = [
         EVENTS_STREAM.to_owned(),
         AUDIT_STREAM.to_owned(),
         ACCOUNTS_STREAM.to_owned(),
         kv_stream(KEYS_BUCKET),
         kv_stream(SESSIONS_BUCKET),
-    ] {
+    ];
+    let own: Vec<String> = own_buckets.iter().map(|b| kv_stream(b)).collect();
+    for stream in hub_streams.into_iter().filter(|s| !own.contains(s)) {
         out.push(grant_owned(
             format!("$JS.API.STREAM.UPDATE.{stream}"),
             "the hub's own streams are changed by the operator only",

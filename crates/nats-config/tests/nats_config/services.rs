@@ -3,7 +3,7 @@
 
 use async_nats::jetstream::stream;
 use wasl_nats_config::HubUser;
-use wasl_nats_config::services::{ACCOUNTS_STREAM, AUDIT_STREAM, EVENTS_STREAM, KEYS_BUCKET};
+use wasl_nats_config::services::{ACCOUNTS_STREAM, AUDIT_STREAM, EVENTS_STREAM, KEYS_BUCKET, SESSIONS_BUCKET};
 
 use crate::support::*;
 
@@ -214,4 +214,48 @@ async fn the_api_does_not_write_the_partners_feeds() {
         .await
         .expect("stored");
     assert_eq!(net.feed_len(net.a).await, MESSAGES_PER_FEED as u64 + 1);
+}
+
+#[tokio::test]
+async fn only_the_api_changes_the_session_bucket_and_nobody_the_logs_settings() {
+    let net = Net::start().await;
+    hub_streams(&net).await;
+    let operator = net.hub_user(HubUser::Operator).await;
+    let sessions = operator
+        .js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: SESSIONS_BUCKET.into(),
+            history: 1,
+            max_age: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .expect("sessions bucket");
+    drop(sessions);
+    let mut config = operator
+        .js
+        .get_stream("KV_WASL_SESSIONS")
+        .await
+        .expect("bucket stream")
+        .cached_info()
+        .config
+        .clone();
+    config.max_age = std::time::Duration::from_secs(7200);
+    let api = net.hub_user(HubUser::Api).await;
+    api.js
+        .update_stream(config.clone())
+        .await
+        .expect("the API sets its sessions' lifetime");
+    for other in [HubUser::Store, HubUser::Router] {
+        let mut user = net.hub_user(other).await;
+        assert!(user.js.update_stream(config.clone()).await.is_err());
+        user.expect_violation("$JS.API.STREAM.UPDATE.KV_WASL_SESSIONS").await;
+    }
+    for user in [HubUser::Api, HubUser::Store, HubUser::Router] {
+        let mut user = net.hub_user(user).await;
+        for stream in [EVENTS_STREAM, AUDIT_STREAM] {
+            user.denied_request(&format!("$JS.API.STREAM.UPDATE.{stream}"), r#"{"max_age":1}"#)
+                .await;
+        }
+    }
 }

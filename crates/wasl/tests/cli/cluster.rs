@@ -425,8 +425,10 @@ async fn a_referral_survives_losing_a_nats_node_of_the_deployed_cluster() {
             assert_eq!(info.state.messages, 6, "the partner's feed holds each step once");
             break;
         }
+        // Patience, not a speed claim: under a full parallel test run on two cores, the router
+        // on a cluster that just lost a node took more than a minute to catch up once.
         assert!(
-            began.elapsed() < Duration::from_secs(60),
+            began.elapsed() < Duration::from_secs(180),
             "the partner's feed never got every step\nrouter: {}",
             std::fs::read_to_string(root.join("router.log")).unwrap_or_default()
         );
