@@ -25,20 +25,11 @@ use sqlx::{AnyPool, Row as _};
 use std::sync::OnceLock;
 use tokio::sync::{Mutex, watch};
 use wasl_domain::Actor;
-use zeroize::Zeroizing;
 
 /// The key of the chain's HMAC: derived from the master key (see
 /// [`wasl_vault::LocalMasterKey::derive`]), named by the master key's id in every record.
-pub struct AuditKey {
-    id: String,
-    key: Zeroizing<[u8; 32]>,
-}
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuditKey({}, <redacted>)", self.id)
-    }
-}
+#[derive(Debug)]
+pub struct AuditKey(wasl_vault::DerivedKey);
 
 impl AuditKey {
     /// The purpose the key is derived for.
@@ -46,21 +37,17 @@ impl AuditKey {
 
     /// The chain key of `master`.
     pub fn from_master(master: &wasl_vault::LocalMasterKey) -> Self {
-        use wasl_vault::MasterKey as _;
-        Self {
-            id: master.id().to_owned(),
-            key: master.derive(Self::PURPOSE),
-        }
+        Self(wasl_vault::DerivedKey::from_master(master, Self::PURPOSE))
     }
 
     /// The master key's id it was derived from.
     pub fn id(&self) -> &str {
-        &self.id
+        self.0.id()
     }
 
     fn mac(&self, prev_hash: &str, record: &AccessRecord) -> Result<String, AuditError> {
         let body = serde_json::to_vec(record).map_err(unavailable)?;
-        let mut mac = <hmac::Hmac<Sha256>>::new_from_slice(self.key.as_ref()).map_err(unavailable)?;
+        let mut mac = <hmac::Hmac<Sha256>>::new_from_slice(self.0.bytes()).map_err(unavailable)?;
         mac.update(prev_hash.as_bytes());
         mac.update(b"\n");
         mac.update(&body);
@@ -457,7 +444,7 @@ impl Audit {
                 record: record.clone(),
                 prev_hash: current.hash.clone(),
                 hash: hash.clone(),
-                key_id: Some(self.key.id.clone()),
+                key_id: Some(self.key.id().to_owned()),
             };
             let payload = serde_json::to_vec(&chained).map_err(unavailable)?;
             let message = PublishMessage::build()

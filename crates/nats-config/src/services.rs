@@ -149,23 +149,16 @@ impl HubUser {
                 publish.push(grant(&kv(SESSIONS_BUCKET), "sessions are the API's"));
                 publish.push(grant(&kv(WEBHOOKS_BUCKET), "webhook endpoints are set through the API"));
                 publish.push(grant(&kv(ROUTER_BUCKET), "the router's checkpoint is the router's"));
-                let mut subscribe = Vec::new();
-                for stream in [
-                    AUDIT_STREAM.to_owned(),
-                    ACCOUNTS_STREAM.to_owned(),
-                    kv_stream(SESSIONS_BUCKET),
-                    kv_stream(WEBHOOKS_BUCKET),
-                ] {
-                    publish.extend(reads_of(&stream));
-                }
-                for subjects in [
-                    AUDIT_SUBJECTS.to_owned(),
-                    ACCOUNT_SUBJECTS.to_owned(),
-                    kv(SESSIONS_BUCKET),
-                    kv(WEBHOOKS_BUCKET),
-                ] {
-                    subscribe.push(grant_owned(subjects, "not the store's to read"));
-                }
+                let subscribe = keep_from_reading(
+                    &mut publish,
+                    &[
+                        AUDIT,
+                        ACCOUNTS,
+                        Private::Bucket(SESSIONS_BUCKET),
+                        Private::Bucket(WEBHOOKS_BUCKET),
+                    ],
+                    "not the store's to read",
+                );
                 HubPermissions::Deny { publish, subscribe }
             }
             HubUser::Router => {
@@ -176,23 +169,16 @@ impl HubUser {
                 publish.push(grant(ACCOUNT_SUBJECTS, "only the API keeps the accounts"));
                 publish.push(grant(&kv(KEYS_BUCKET), "the data keys are the vault's"));
                 publish.push(grant(&kv(SESSIONS_BUCKET), "sessions are the API's"));
-                let mut subscribe = Vec::new();
-                for stream in [
-                    AUDIT_STREAM.to_owned(),
-                    ACCOUNTS_STREAM.to_owned(),
-                    kv_stream(KEYS_BUCKET),
-                    kv_stream(SESSIONS_BUCKET),
-                ] {
-                    publish.extend(reads_of(&stream));
-                }
-                for subjects in [
-                    AUDIT_SUBJECTS.to_owned(),
-                    ACCOUNT_SUBJECTS.to_owned(),
-                    kv(KEYS_BUCKET),
-                    kv(SESSIONS_BUCKET),
-                ] {
-                    subscribe.push(grant_owned(subjects, "not the router's to read"));
-                }
+                let subscribe = keep_from_reading(
+                    &mut publish,
+                    &[
+                        AUDIT,
+                        ACCOUNTS,
+                        Private::Bucket(KEYS_BUCKET),
+                        Private::Bucket(SESSIONS_BUCKET),
+                    ],
+                    "not the router's to read",
+                );
                 HubPermissions::Deny { publish, subscribe }
             }
             HubUser::Projector => {
@@ -275,6 +261,32 @@ fn no_stream_removal_or_reconfiguration_of_the_hub(own_buckets: &[&str]) -> Vec<
         ));
     }
     out
+}
+
+/// Something a user may not read: a stream with its subjects, or a KV bucket.
+#[derive(Clone, Copy)]
+enum Private {
+    Stream(&'static str, &'static str),
+    Bucket(&'static str),
+}
+
+const AUDIT: Private = Private::Stream(AUDIT_STREAM, AUDIT_SUBJECTS);
+const ACCOUNTS: Private = Private::Stream(ACCOUNTS_STREAM, ACCOUNT_SUBJECTS);
+
+/// Denies reading each of `private` through JetStream (added to `publish`, where the API
+/// requests go) and returns the subscriptions to deny (a core subscription on the subjects
+/// would see every new message).
+fn keep_from_reading(publish: &mut Vec<Grant>, private: &[Private], reason: &'static str) -> Vec<Grant> {
+    let mut subscribe = Vec::new();
+    for p in private {
+        let (stream, subjects) = match *p {
+            Private::Stream(stream, subjects) => (stream.to_owned(), subjects.to_owned()),
+            Private::Bucket(bucket) => (kv_stream(bucket), kv(bucket)),
+        };
+        publish.extend(reads_of(&stream));
+        subscribe.push(grant_owned(subjects, reason));
+    }
+    subscribe
 }
 
 /// Every JetStream API request that reads a stream's messages.

@@ -182,3 +182,38 @@ impl MasterKey for LocalMasterKey {
         Ok(key)
     }
 }
+
+/// A key derived from the master key for one purpose ([`LocalMasterKey::derive`]), named by the
+/// master key's id so that what it keyed or sealed says which master key to derive it from: the
+/// audit chain's HMAC key, the webhook secrets' sealing key. Its bytes never print.
+#[derive(Clone)]
+pub struct DerivedKey {
+    id: String,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DerivedKey({}, <redacted>)", self.id)
+    }
+}
+
+impl DerivedKey {
+    /// The key of `master` for `purpose`.
+    pub fn from_master(master: &LocalMasterKey, purpose: &str) -> Self {
+        Self {
+            id: master.id().to_owned(),
+            key: master.derive(purpose),
+        }
+    }
+
+    /// The id of the master key it was derived from.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its bytes, for the HMAC or cipher it keys.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+}

@@ -20,6 +20,6 @@ pub mod seal;
 mod vault;
 
 pub use error::VaultError;
-pub use keys::{DataKey, LocalMasterKey, MasterKey};
+pub use keys::{DataKey, DerivedKey, LocalMasterKey, MasterKey};
 pub use seal::{PiiField, Revealed};
 pub use vault::{KeyState, RotationReport, Vault, VaultConfig};

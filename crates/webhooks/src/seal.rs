@@ -18,17 +18,8 @@ use wasl_domain::ids::OrgId;
 use zeroize::Zeroizing;
 
 /// The key that seals signing secrets: derived from the master key, named by its id.
-#[derive(Clone)]
-pub struct SecretsKey {
-    id: String,
-    key: Zeroizing<[u8; 32]>,
-}
-
-impl std::fmt::Debug for SecretsKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretsKey({}, <redacted>)", self.id)
-    }
-}
+#[derive(Clone, Debug)]
+pub struct SecretsKey(wasl_vault::DerivedKey);
 
 impl SecretsKey {
     /// The purpose the key is derived for (see [`wasl_vault::LocalMasterKey::derive`]).
@@ -36,16 +27,12 @@ impl SecretsKey {
 
     /// The sealing key of `master`.
     pub fn from_master(master: &wasl_vault::LocalMasterKey) -> Self {
-        use wasl_vault::MasterKey as _;
-        Self {
-            id: master.id().to_owned(),
-            key: master.derive(Self::PURPOSE),
-        }
+        Self(wasl_vault::DerivedKey::from_master(master, Self::PURPOSE))
     }
 
     /// The id of the master key it was derived from (stored with every secret it seals).
     pub fn id(&self) -> &str {
-        &self.id
+        self.0.id()
     }
 
     fn aad(&self, org: OrgId, slot: Slot) -> Vec<u8> {
@@ -53,7 +40,7 @@ impl SecretsKey {
         aad.extend_from_slice(org.as_uuid().as_bytes());
         aad.extend_from_slice(slot.name().as_bytes());
         aad.push(0);
-        aad.extend_from_slice(self.id.as_bytes());
+        aad.extend_from_slice(self.id().as_bytes());
         aad
     }
 
@@ -61,7 +48,7 @@ impl SecretsKey {
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|_| WebhookError::Random)?;
         let plain = secret.expose();
-        let sealed = XChaCha20Poly1305::new(&(*self.key).into())
+        let sealed = XChaCha20Poly1305::new(&(*self.0.bytes()).into())
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
@@ -71,7 +58,7 @@ impl SecretsKey {
             )
             .map_err(|_| WebhookError::Random)?;
         Ok(SealedSecret {
-            master_key_id: self.id.clone(),
+            master_key_id: self.id().to_owned(),
             nonce: STANDARD.encode(nonce),
             ciphertext: STANDARD.encode(sealed),
         })
@@ -91,10 +78,10 @@ impl SecretsKey {
             StoredSecret::Plain(text) => return Secret::parse(text).map_err(|_| corrupt()),
             StoredSecret::Sealed(sealed) => sealed,
         };
-        if sealed.master_key_id != self.id {
+        if sealed.master_key_id != self.id() {
             return Err(WebhookError::WrongMasterKey {
                 sealed_by: sealed.master_key_id.clone(),
-                given: self.id.clone(),
+                given: self.id().to_owned(),
             });
         }
         let nonce: [u8; 24] = STANDARD
@@ -104,7 +91,7 @@ impl SecretsKey {
             .ok_or_else(corrupt)?;
         let ciphertext = STANDARD.decode(&sealed.ciphertext).map_err(|_| corrupt())?;
         let opened = Zeroizing::new(
-            XChaCha20Poly1305::new(&(*self.key).into())
+            XChaCha20Poly1305::new(&(*self.0.bytes()).into())
                 .decrypt(
                     &XNonce::from(nonce),
                     Payload {
