@@ -27,14 +27,7 @@ async fn a_push_consumer_cannot_deliver_into_commands_feeds_the_event_log_or_the
         .expect("event log");
     let mut commands = net.hub.subscribe(ALL_COMMAND_SUBJECTS).await.unwrap();
     net.hub.flush().await.unwrap();
-    // A literal inbox subject, as nats-py's pull subscriptions hold one: the server delivers to
-    // literal subscriptions.
-    let mut a_inbox = net
-        .hub
-        .subscribe(format!("{}.pull", inbox_prefix(net.a)))
-        .await
-        .unwrap();
-    net.hub.flush().await.unwrap();
+    let mut a_inbox = literal_inbox_of(&net, net.a).await;
     let mut b = net.partner(net.b).await;
     let targets = [
         command_subject(net.a, fresh(), "accept"),
@@ -88,14 +81,7 @@ async fn a_push_consumer_cannot_deliver_into_commands_feeds_the_event_log_or_the
 #[tokio::test]
 async fn the_router_removes_a_push_consumer_an_older_wasl_let_a_partner_create() {
     let net = Net::start().await;
-    // A literal inbox subject, as nats-py's pull subscriptions hold one: the server delivers to
-    // literal subscriptions.
-    let mut a_inbox = net
-        .hub
-        .subscribe(format!("{}.pull", inbox_prefix(net.a)))
-        .await
-        .unwrap();
-    net.hub.flush().await.unwrap();
+    let mut a_inbox = literal_inbox_of(&net, net.a).await;
     let feed = net.hub_js.get_stream(out_stream(net.b)).await.expect("B's feed");
     // What a partner could do before: a push consumer on its own feed aimed at A's inbox.
     feed.create_consumer(push::Config {
@@ -117,4 +103,13 @@ async fn the_router_removes_a_push_consumer_an_older_wasl_let_a_partner_create()
     assert!(!names.contains(&"redirect".to_owned()), "{names:?}");
     // Kept consumers survive a second pass, and nothing else is removed.
     assert_eq!(wasl_router::keep_partner_consumers(&feed).await.expect("again"), 0);
+}
+
+/// A subscription on a literal subject under `org`'s inbox prefix, as nats-py's pull
+/// subscriptions hold one: the server delivers to literal subscriptions, so this is where a
+/// redirected push consumer would land.
+async fn literal_inbox_of(net: &Net, org: wasl_domain::ids::OrgId) -> async_nats::Subscriber {
+    let inbox = net.hub.subscribe(format!("{}.pull", inbox_prefix(org))).await.unwrap();
+    net.hub.flush().await.unwrap();
+    inbox
 }
