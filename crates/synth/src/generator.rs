@@ -973,7 +973,17 @@ impl Generator {
             return false;
         }
         // What follows from the recorded command.
+        let org_id = self.orgs[org].id;
         match command {
+            CaseCommand::Assign { caseworker } => {
+                // A handover: the previous caseworker keeps seeing the case (need-to-know)
+                // until it is closed. Already shared with them: nothing to record.
+                let by = self::actor(caseworker, org_id, Role::Caseworker);
+                let share = CaseCommand::Share {
+                    user: current_caseworker,
+                };
+                let _ = self.record::<Case>(case_id, &share, &by, now);
+            }
             CaseCommand::Close(close) => {
                 for referral in close.open_referrals {
                     self.pending.push_back(Job::Cancel {
@@ -985,6 +995,14 @@ impl Generator {
                     self.unplanned += track.planned;
                     track.planned = 0;
                     track.redirects.clear();
+                }
+                // A closed case is taken back from whoever it was shared with.
+                if let Some(state) = self.cases.get(&case_id).and_then(Case::state) {
+                    let by = self::actor(state.caseworker, org_id, Role::Caseworker);
+                    let shared: Vec<UserId> = state.shared_with.iter().copied().collect();
+                    for user in shared {
+                        let _ = self.record::<Case>(case_id, &CaseCommand::Unshare { user }, &by, now);
+                    }
                 }
             }
             CaseCommand::WithdrawConsent { consent_id } => {
