@@ -3,7 +3,8 @@
 //!
 //! [`Generator`] plays a synthetic network of organisations for as long as it takes to make the
 //! configured number of referrals: caseworkers open cases and record consent, refer clients to
-//! other organisations' services, follow up and close; focal points and partner systems receive,
+//! other organisations' services, hand cases over (the previous caseworker keeps a share until
+//! the case closes), follow up and close; focal points and partner systems receive,
 //! accept, decline (redirecting some), deliver, hold and fail; deadlines pass and escalate;
 //! coordinators keep the directory. Every event is decided by the domain's own `decide` on the
 //! state its `evolve` built, exactly as the command handler would, so a history holds only what
