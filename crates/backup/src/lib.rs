@@ -15,7 +15,7 @@
 //!   erased, and every erasure is applied again.
 //!
 //! Read models are not backed up: `wasl projections rebuild` makes them from the restored log.
-//! Partners' durable consumers are not either: they create them again.
+//! Partners' durable consumers are not either: the router creates them again on start.
 
 mod backup;
 mod erasures;
