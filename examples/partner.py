@@ -51,8 +51,10 @@ async def listen(nc, org, until_idle):
     js = nc.jetstream()
     # Name the stream: looking it up by subject would list streams, which is not allowed.
     # The hub keeps the durable consumer "referrals" on your stream; it remembers what was
-    # acknowledged, so the next run starts after it. Partners cannot create consumers.
-    sub = await js.pull_subscribe(f"wasl.out.{org}.>", durable="referrals", stream=f"WASL_OUT_{org}")
+    # acknowledged, so the next run starts after it. Partners cannot create consumers: bind to
+    # it (NotFoundError in the moment between the hub making your feed and its consumer).
+    await js.consumer_info(f"WASL_OUT_{org}", "referrals")
+    sub = await js.pull_subscribe_bind("referrals", stream=f"WASL_OUT_{org}")
     while True:
         try:
             msgs = await sub.fetch(10, timeout=2)
@@ -115,7 +117,7 @@ async def main():
         ok = await answer(nc, args.org, args.command, args.referral_id, args.command_id, args.reason, args.suggested_org)
         return 0 if ok else 1
     except nats.js.errors.NotFoundError:
-        print(f"partner.py: your feed WASL_OUT_{args.org} does not exist (yet)", file=sys.stderr)
+        print(f"partner.py: your feed WASL_OUT_{args.org} or its consumer does not exist (yet)", file=sys.stderr)
         return 2
     except nats.errors.NoRespondersError:
         print("partner.py: nobody serves partner commands (is `wasl router` running?)", file=sys.stderr)
