@@ -128,13 +128,10 @@ impl OutStreams {
         self.open(org).await.map(|_| ())
     }
 
+    /// `org`'s feed, created when missing. A feed that existed when the router started got the
+    /// partners' consumers then (`Router::open`); a feed made here gets them at once, so
+    /// reopening a feed after an error costs no consumer requests.
     async fn open(&mut self, org: OrgId) -> Result<stream::Stream, RouterError> {
-        let stream = self.get_or_create(org).await?;
-        keep_partner_consumers(&stream).await?;
-        Ok(stream)
-    }
-
-    async fn get_or_create(&mut self, org: OrgId) -> Result<stream::Stream, RouterError> {
         let config = out_stream_config(org, &self.config);
         let name = config.name.clone();
         match self.js.get_stream(&name).await {
@@ -147,6 +144,7 @@ impl OutStreams {
             Ok(stream) => {
                 self.metrics.streams_created.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(org = %org, stream = %name, "partner feed created");
+                keep_partner_consumers(&stream).await?;
                 Ok(stream)
             }
             // Created meanwhile by another router: use it. Otherwise the creation's own error
