@@ -11,10 +11,14 @@ use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wasl_domain::case::CaseEvent;
+use wasl_domain::client::{
+    ClientProfile, Identifying, IdentifyingFacts, SealedFacts, SurvivorCode, SurvivorCodeLookup, Vulnerability,
+};
 use wasl_domain::ids::{CaseId, EventId, ReferralId};
 use wasl_domain::pii::{EncryptedPii, PersonalData};
 use wasl_domain::referral::ReferralEvent;
 use wasl_events::DomainEvent;
+use wasl_projections::rows::case::CaseRow;
 use wasl_vault::{PiiField, Revealed};
 
 /// Personal data as a caseworker writes it. Every field is optional; none is ever logged.
@@ -269,4 +273,90 @@ pub async fn seal_referral_notes(
         )),
         None => Ok(None),
     }
+}
+
+/// The identifying facts of a profile as the read model holds them, opened for a reader with
+/// the right to the case (the caller has audited the read): `None` once the case was erased.
+/// A profile recorded before the facts were sealed has them in the row in the clear.
+pub async fn row_identifying(state: &AppState, row: &CaseRow) -> Result<Option<IdentifyingFacts>, ApiError> {
+    let (Some(code), Some(age), Some(vulnerabilities), Some(event), Some(lookup)) = (
+        &row.sealed_survivor_code,
+        &row.sealed_age_years,
+        &row.sealed_vulnerabilities,
+        &row.profile_event,
+        &row.survivor_code_lookup,
+    ) else {
+        if row.personal_data_erased != 0 || row.survivor_code.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(IdentifyingFacts {
+            survivor_code: SurvivorCode::parse(&row.survivor_code).map_err(ApiError::internal)?,
+            age_years: row.age_years.and_then(|y| u8::try_from(y).ok()),
+            vulnerabilities: row
+                .vulnerabilities
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(Vulnerability::parse)
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::internal)?,
+        }));
+    };
+    let case = CaseId::parse(&row.id).map_err(ApiError::internal)?;
+    let event = EventId::parse(event).map_err(ApiError::internal)?;
+    let sealed = |bytes: &Vec<u8>| wasl_events::decode_sealed(bytes).map_err(ApiError::internal);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(lookup, &mut bytes).map_err(ApiError::internal)?;
+    let facts = SealedFacts {
+        survivor_code: sealed(code)?,
+        lookup: SurvivorCodeLookup::from_bytes(bytes),
+        age_years: sealed(age)?,
+        vulnerabilities: sealed(vulnerabilities)?,
+    };
+    Ok(state.vault().open_identifying(case, event, &facts).await?)
+}
+
+/// The case's current profile as the log has it, with its identifying facts opened into the
+/// clear form: `None` when the case has none or was erased. Read from the log, not the read
+/// model, so that a command compares against what it will be decided on.
+pub async fn logged_profile(state: &AppState, case: CaseId) -> Result<Option<ClientProfile>, ApiError> {
+    let subject = format!("wasl.evt.case.{case}");
+    let recorded = state.store().read_history(&subject, 1).await?;
+    let mut latest: Option<(EventId, ClientProfile)> = None;
+    for r in recorded {
+        let DomainEvent::Case(_, event) = r.event.event else {
+            continue;
+        };
+        match event {
+            CaseEvent::Opened { profile, .. } | CaseEvent::ProfileUpdated { profile } => {
+                latest = Some((r.event.meta.event_id, profile));
+            }
+            CaseEvent::PersonalDataErased { .. } => return Ok(None),
+            _ => {}
+        }
+    }
+    let Some((event, mut profile)) = latest else {
+        return Ok(None);
+    };
+    if let Identifying::Sealed(sealed) = &profile.identifying {
+        let Some(facts) = state.vault().open_identifying(case, event, sealed).await? else {
+            return Ok(None);
+        };
+        profile.identifying = Identifying::Clear(facts);
+    }
+    Ok(Some(profile.normalised()))
+}
+
+/// Seals the identifying facts of a profile stated in the clear, for event `event` of `case`;
+/// a profile already sealed is returned as it is.
+pub async fn seal_profile(
+    state: &AppState,
+    case: CaseId,
+    event: EventId,
+    mut profile: ClientProfile,
+) -> Result<ClientProfile, ApiError> {
+    if let Identifying::Clear(facts) = &profile.identifying {
+        let sealed = state.vault().seal_identifying(case, event, facts).await?;
+        profile.identifying = Identifying::sealed(sealed);
+    }
+    Ok(profile)
 }

@@ -46,7 +46,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasl_domain::case::{Case, CaseCommand, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{Priority, ServiceCategory};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use wasl_domain::client::{
+    Age, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, Sex, SurvivorCode,
+};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId, uuid_v7_from_parts};
@@ -794,7 +796,7 @@ impl Network {
         let open = CaseCommand::Open(OpenCase {
             case_id,
             caseworker: None,
-            profile: profile(n)?,
+            profile: profile(n, case_id)?,
             personal: PersonalData::default(),
         });
         record(&mut case, case_id, &open, &context(opened), &mut self.ids, out)?;
@@ -834,18 +836,28 @@ impl Network {
     }
 }
 
-/// A client profile with the synthetic survivor code `SYN-<n>`.
-fn profile(n: usize) -> Result<ClientProfile, BenchError> {
-    Ok(ClientProfile {
-        survivor_code: SurvivorCode::parse(&format!("SYN-{n:07}")).map_err(data_error)?,
+/// A client profile of case `case` with the synthetic survivor code `SYN-<n>`, its identifying
+/// facts sealed by stand-ins (nothing here opens them).
+fn profile(n: usize, case: CaseId) -> Result<ClientProfile, BenchError> {
+    let age = Age::years(18 + (n % 50) as u8).map_err(data_error)?;
+    let profile = ClientProfile {
         sex: if n.is_multiple_of(2) { Sex::Female } else { Sex::Male },
-        age: Age::years(18 + (n % 50) as u8).map_err(data_error)?,
+        age_group: age.group(),
         population_group: PopulationGroup::Returnee,
         nationality: Nationality::parse("IQ").map_err(data_error)?,
         location: Location::governorate_only(Governorate::Ninawa),
         language: Language::parse("ar").map_err(data_error)?,
-        vulnerabilities: vec![],
-    })
+        identifying: Identifying::Clear(IdentifyingFacts {
+            survivor_code: SurvivorCode::parse(&format!("SYN-{n:07}")).map_err(data_error)?,
+            age_years: age.exact_years(),
+            vulnerabilities: vec![],
+        }),
+    };
+    Ok(wasl_synth::profile::with_stand_in_seals(
+        &mut wasl_synth::Rng::new(n as u64),
+        case,
+        profile,
+    ))
 }
 
 /// Decides `command` on `state` as the command handler would, applies the events to it and

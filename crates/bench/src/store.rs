@@ -39,7 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasl_domain::case::{Case, CaseCommand, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{HoldCode, Priority, Reason, ServiceCategory};
-use wasl_domain::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use wasl_domain::client::{
+    AgeGroup, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, Sex, SurvivorCode,
+};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::{
@@ -673,16 +675,23 @@ impl Network {
         let open = CaseCommand::Open(OpenCase {
             case_id: network.case,
             caseworker: None,
-            profile: ClientProfile {
-                survivor_code: SurvivorCode::parse("TEST-0001").map_err(data)?,
-                sex: Sex::Female,
-                age: Age::years(30).map_err(data)?,
-                population_group: PopulationGroup::Returnee,
-                nationality: Nationality::parse("IQ").map_err(data)?,
-                location: Location::governorate_only(Governorate::Ninawa),
-                language: arabic,
-                vulnerabilities: vec![],
-            },
+            profile: wasl_synth::profile::with_stand_in_seals(
+                &mut wasl_synth::Rng::new(1),
+                network.case,
+                ClientProfile {
+                    sex: Sex::Female,
+                    age_group: AgeGroup::Age25To59,
+                    population_group: PopulationGroup::Returnee,
+                    nationality: Nationality::parse("IQ").map_err(data)?,
+                    location: Location::governorate_only(Governorate::Ninawa),
+                    language: arabic,
+                    identifying: Identifying::Clear(IdentifyingFacts {
+                        survivor_code: SurvivorCode::parse("TEST-0001").map_err(data)?,
+                        age_years: Some(30),
+                        vulnerabilities: vec![],
+                    }),
+                },
+            ),
             personal: PersonalData::default(),
         });
         let consent = CaseCommand::GiveConsent {

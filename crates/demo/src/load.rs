@@ -9,6 +9,7 @@ use std::time::Instant;
 use wasl_api::auth::accounts::{AccountError, User};
 use wasl_domain::case::{Case, CaseCommand, CloseCase, OpenCase, Scope};
 use wasl_domain::catalogue::{Decline, Reason, ReasonCode};
+use wasl_domain::client::Identifying;
 use wasl_domain::client::Sex;
 use wasl_domain::directory::{DisplayName, Eligibility, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::ids::{CaseId, CommandId, EventId};
@@ -331,10 +332,15 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                     ),
                     notes: Some(self.seal(c.id, event, PiiField::NOTES, NOTES).await?),
                 };
+                let mut profile = c.profile.clone();
+                if let Identifying::Clear(facts) = &profile.identifying {
+                    profile.identifying =
+                        Identifying::sealed(self.parts.vault.seal_identifying(c.id, event, facts).await?);
+                }
                 let command = CaseCommand::Open(OpenCase {
                     case_id: c.id,
                     caseworker: None,
-                    profile: c.profile.clone(),
+                    profile,
                     personal,
                 });
                 let meta = meta(self.actor(c.org, Role::Caseworker));

@@ -9,7 +9,7 @@ use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{
     CancelCode, CloseCode, DeclineCode, FailCode, HoldCode, Priority, ReasonCode, ServiceCategory,
 };
-use wasl_domain::client::{ClientProfile, Language, SurvivorCode, Vulnerability};
+use wasl_domain::client::{ClientProfile, Identifying, IdentifyingFacts, Language, SurvivorCode, Vulnerability};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
 use wasl_domain::referral::ReferralStatus;
@@ -243,11 +243,22 @@ struct Planner {
     raw: Vec<(i64, usize, Action)>,
 }
 
+/// The vulnerabilities of a planned client, whose profile is in the clear until the loader
+/// seals it.
+fn vulnerabilities(profile: &ClientProfile) -> &[Vulnerability] {
+    match &profile.identifying {
+        Identifying::Clear(facts) => &facts.vulnerabilities,
+        Identifying::Sealed(_) => &[],
+    }
+}
+
 /// The client's age in years, as a range: one year when known exactly, else the band.
 fn age_range(profile: &ClientProfile) -> (u8, u8) {
-    match profile.age.exact_years() {
-        Some(years) => (years, years),
-        None => profile.age.group().bounds(),
+    match &profile.identifying {
+        Identifying::Clear(IdentifyingFacts {
+            age_years: Some(years), ..
+        }) => (*years, *years),
+        _ => profile.age_group.bounds(),
     }
 }
 
@@ -392,7 +403,7 @@ impl Planner {
 
     /// The categories a client needs, most pressing first (at most three).
     fn needs(&mut self, profile: &ClientProfile) -> Vec<ServiceCategory> {
-        let has = |v| profile.vulnerabilities.contains(&v);
+        let has = |v| vulnerabilities(profile).contains(&v);
         let (youngest, oldest) = age_range(profile);
         let mut needs = Vec::new();
         if has(Vulnerability::GbvSurvivor) {
@@ -568,7 +579,7 @@ impl Planner {
                 (2 * HOUR, 6 * DAY)
             };
             let emergency_need = category == ServiceCategory::Health
-                && profile.vulnerabilities.contains(&Vulnerability::GbvSurvivor)
+                && vulnerabilities(&profile).contains(&Vulnerability::GbvSurvivor)
                 && self.rng.chance_per_mille(500);
             t = self.later(t, gap.0, gap.1, emergency_need);
             if t >= self.end - 10 * MINUTE {

@@ -7,7 +7,7 @@
 //! active consent covering its organisation and category at the time it is made.
 
 use crate::catalogue::{CloseCode, EraseCode, Reason, ServiceCategory};
-use crate::client::ClientProfile;
+use crate::client::{ClientProfile, Identifying};
 use crate::error::{DomainError, Forbidden, ValidationError};
 use crate::ids::{CaseId, ConsentId, OrgId, ReferralId, UserId};
 use crate::pii::{EncryptedPii, PersonalData};
@@ -302,6 +302,7 @@ impl Aggregate for Case {
             return match command {
                 CaseCommand::Open(open) => {
                     actor.require_any(CASE_ROLES)?;
+                    require_sealed(&open.profile)?;
                     Ok(vec![CaseEvent::Opened {
                         case_id: open.case_id,
                         owner_org: actor.org,
@@ -346,6 +347,7 @@ impl Aggregate for Case {
                 if case.personal_data_erased {
                     return Err(DomainError::PersonalDataErased);
                 }
+                require_sealed(profile)?;
                 let profile = profile.clone().normalised();
                 if profile == case.profile {
                     return Err(DomainError::NothingToChange);
@@ -506,6 +508,18 @@ impl Aggregate for Case {
             }
         }
         Self(Some(case))
+    }
+}
+
+/// The survivor code, exact age and vulnerabilities are written sealed, never in the clear: the
+/// clear form exists only for events written before they were sealed.
+fn require_sealed(profile: &ClientProfile) -> Result<(), ValidationError> {
+    match profile.identifying {
+        Identifying::Sealed(_) => Ok(()),
+        Identifying::Clear(_) => Err(ValidationError::new(
+            "profile",
+            "the survivor code, exact age and vulnerabilities must be sealed",
+        )),
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::codes::code_enum;
 use crate::error::ValidationError;
 use crate::geo::Location;
+use crate::pii::EncryptedPii;
 use std::fmt;
 
 /// The code a caseworker uses instead of the client's name, e.g. `NIN-2026-0042`.
@@ -267,30 +268,191 @@ impl Language {
     }
 }
 
-/// The non-identifying facts about a client that the case holds in plain form.
+/// A survivor code's keyed hash (HMAC-SHA256 under a key derived from the master key): how a
+/// case is found by its code while the code itself is sealed. Only the api, which holds the key,
+/// can compute one; the read models compare them and never see the code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SurvivorCodeLookup([u8; 32]);
+
+impl SurvivorCodeLookup {
+    /// The hash's bytes as computed.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Its bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, as the read models store it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Shows only a prefix: enough to tell two apart in a test, too little to search with.
+impl fmt::Debug for SurvivorCodeLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SurvivorCodeLookup({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+/// Which identifying fact a sealed value holds: part of what the seal is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentifyingField {
+    /// The survivor code.
+    SurvivorCode,
+    /// The exact age in years.
+    AgeYears,
+    /// The vulnerabilities.
+    Vulnerabilities,
+}
+
+/// The facts of a profile that single a person out, in the clear: the survivor code, the exact
+/// age and the vulnerabilities (`gbv_survivor`, …). They are sealed under the case's key in
+/// every event written (see [`SealedFacts`]), so that erasing the case's key erases them too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyingFacts {
+    /// The survivor code used instead of a name.
+    pub survivor_code: SurvivorCode,
+    /// The exact age in years, when known (it falls in the profile's age group).
+    pub age_years: Option<u8>,
+    /// Vulnerabilities, without duplicates, in code order.
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+/// The sealed texts are padded to these lengths, so a ciphertext's length says nothing about
+/// the value: not a code's length, whether the age is known, nor how many vulnerabilities.
+const CODE_WIDTH: usize = 32;
+const AGE_WIDTH: usize = 3;
+const VULNERABILITIES_WIDTH: usize = 320;
+
+fn padded(mut text: String, width: usize) -> String {
+    while text.len() < width {
+        text.push(' ');
+    }
+    text
+}
+
+impl IdentifyingFacts {
+    /// Sorts and de-duplicates the vulnerabilities so that equal facts compare equal.
+    pub fn normalised(mut self) -> Self {
+        self.vulnerabilities.sort();
+        self.vulnerabilities.dedup();
+        self
+    }
+
+    /// The text each field is sealed as, padded to a fixed length per field: the code; the
+    /// age as three digits or `---`; the vulnerability codes joined by `,`.
+    pub fn sealed_text(&self, field: IdentifyingField) -> String {
+        match field {
+            IdentifyingField::SurvivorCode => padded(self.survivor_code.as_str().to_owned(), CODE_WIDTH),
+            IdentifyingField::AgeYears => match self.age_years {
+                Some(years) => format!("{years:03}"),
+                None => "---".to_owned(),
+            },
+            IdentifyingField::Vulnerabilities => {
+                let codes: Vec<&str> = self.vulnerabilities.iter().map(|v| v.code()).collect();
+                padded(codes.join(","), VULNERABILITIES_WIDTH)
+            }
+        }
+    }
+
+    /// The facts from their opened texts ([`Self::sealed_text`]), checked like typed input.
+    pub fn from_sealed_texts(code: &str, age: &str, vulnerabilities: &str) -> Result<Self, ValidationError> {
+        let age_years = match age.trim() {
+            "---" => None,
+            digits => Some(
+                digits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|y| *y <= 120 && age.len() == AGE_WIDTH)
+                    .ok_or_else(|| ValidationError::new("age_years", "is not a sealed age"))?,
+            ),
+        };
+        let vulnerabilities = vulnerabilities
+            .trim_end()
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(Vulnerability::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            survivor_code: SurvivorCode::parse(code.trim_end())?,
+            age_years,
+            vulnerabilities,
+        }
+        .normalised())
+    }
+}
+
+/// The identifying facts sealed under the case's data key, each field on its own, with the
+/// survivor code's keyed hash for lookups. The values are opened only by the api for a reader
+/// with the right to the case; once the case's key is destroyed they read "erased" everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedFacts {
+    /// The survivor code ([`IdentifyingFacts::sealed_text`]).
+    pub survivor_code: EncryptedPii,
+    /// The survivor code's keyed hash.
+    pub lookup: SurvivorCodeLookup,
+    /// The exact age, or that it is unknown.
+    pub age_years: EncryptedPii,
+    /// The vulnerabilities.
+    pub vulnerabilities: EncryptedPii,
+}
+
+impl SealedFacts {
+    /// The sealed value of `field`.
+    pub fn get(&self, field: IdentifyingField) -> &EncryptedPii {
+        match field {
+            IdentifyingField::SurvivorCode => &self.survivor_code,
+            IdentifyingField::AgeYears => &self.age_years,
+            IdentifyingField::Vulnerabilities => &self.vulnerabilities,
+        }
+    }
+}
+
+/// How an event holds the identifying facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identifying {
+    /// Sealed: what every command writes.
+    Sealed(Box<SealedFacts>),
+    /// In the clear, as events written before they were sealed hold them (read, never
+    /// written: the domain refuses a command that carries them so).
+    Clear(IdentifyingFacts),
+}
+
+/// The facts about a client that a case holds: coded, non-identifying categories in the clear
+/// for matching, referrals and statistics, and the identifying facts sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ClientProfile {
-    /// The survivor code used instead of a name.
-    pub survivor_code: SurvivorCode,
     pub sex: Sex,
-    /// Age group and optional years.
-    pub age: Age,
+    /// Always known; the exact age, when known, is among the identifying facts.
+    pub age_group: AgeGroup,
     pub population_group: PopulationGroup,
     pub nationality: Nationality,
     /// Where the client lives now.
     pub location: Location,
     /// Preferred language.
     pub language: Language,
-    /// Vulnerabilities, without duplicates, in code order.
-    pub vulnerabilities: Vec<Vulnerability>,
+    /// The survivor code, exact age and vulnerabilities.
+    pub identifying: Identifying,
+}
+
+impl Identifying {
+    /// The sealed form.
+    pub fn sealed(facts: SealedFacts) -> Self {
+        Self::Sealed(Box::new(facts))
+    }
 }
 
 impl ClientProfile {
-    /// Sorts and de-duplicates the vulnerabilities so that equal profiles compare equal.
+    /// Sorts and de-duplicates clear vulnerabilities so that equal profiles compare equal.
     pub fn normalised(mut self) -> Self {
-        self.vulnerabilities.sort();
-        self.vulnerabilities.dedup();
+        if let Identifying::Clear(facts) = self.identifying {
+            self.identifying = Identifying::Clear(facts.normalised());
+        }
         self
     }
 }
@@ -298,6 +460,72 @@ impl ClientProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts(code: &str, age: Option<u8>, vulnerabilities: Vec<Vulnerability>) -> IdentifyingFacts {
+        IdentifyingFacts {
+            survivor_code: SurvivorCode::parse(code).unwrap(),
+            age_years: age,
+            vulnerabilities,
+        }
+    }
+
+    #[test]
+    fn identifying_facts_survive_their_sealed_texts() {
+        for f in [
+            facts("TEST-1", None, vec![]),
+            facts(
+                "TEST-0042-ABCDEFGHIJKLMNOPQRSTUV",
+                Some(0),
+                vec![Vulnerability::GbvSurvivor],
+            ),
+            facts("TEST-7", Some(120), Vulnerability::ALL.to_vec()),
+        ] {
+            let text = |field| f.sealed_text(field);
+            let back = IdentifyingFacts::from_sealed_texts(
+                &text(IdentifyingField::SurvivorCode),
+                &text(IdentifyingField::AgeYears),
+                &text(IdentifyingField::Vulnerabilities),
+            )
+            .unwrap();
+            assert_eq!(back, f.clone().normalised());
+        }
+    }
+
+    #[test]
+    fn sealed_texts_have_one_length_per_field_whatever_the_value() {
+        let short = facts("AB1", None, vec![]);
+        let long = facts(
+            "TEST-0042-ABCDEFGHIJKLMNOPQRSTUV",
+            Some(120),
+            Vulnerability::ALL.to_vec(),
+        );
+        for field in [
+            IdentifyingField::SurvivorCode,
+            IdentifyingField::AgeYears,
+            IdentifyingField::Vulnerabilities,
+        ] {
+            assert_eq!(
+                short.sealed_text(field).len(),
+                long.sealed_text(field).len(),
+                "{field:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sealed_text_that_is_not_one_is_refused() {
+        assert!(IdentifyingFacts::from_sealed_texts("TEST-1", "abc", "").is_err());
+        assert!(IdentifyingFacts::from_sealed_texts("TEST-1", "121", "").is_err());
+        assert!(IdentifyingFacts::from_sealed_texts("TEST-1", "---", "no_such_thing").is_err());
+        assert!(IdentifyingFacts::from_sealed_texts("Fatima", "---", "").is_err());
+    }
+
+    #[test]
+    fn a_lookup_hash_prints_only_a_prefix() {
+        let lookup = SurvivorCodeLookup::from_bytes([0xab; 32]);
+        assert_eq!(format!("{lookup:?}"), "SurvivorCodeLookup(abab…)");
+        assert_eq!(lookup.to_hex().len(), 64);
+    }
 
     #[test]
     fn survivor_codes_are_normalised_to_upper_case() {

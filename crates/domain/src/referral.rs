@@ -794,7 +794,7 @@ fn decide_request(request: &RequestReferral, ctx: &Context) -> Result<Vec<Referr
         priority: request.priority,
         client: ClientSummary {
             sex: profile.sex,
-            age_group: profile.age.group(),
+            age_group: profile.age_group,
             population_group: profile.population_group,
             language: profile.language.clone(),
             location: profile.location,

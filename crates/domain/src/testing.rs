@@ -7,9 +7,13 @@
 //! fixture. Nothing here is personal data: survivor codes are `TEST-…`-like, people are ids.
 
 use crate::case::{ConsentScope, Scope};
-use crate::client::{Age, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode};
+use crate::client::{
+    AgeGroup, ClientProfile, Identifying, IdentifyingFacts, IdentifyingField, Language, Nationality, PopulationGroup,
+    SealedFacts, Sex, SurvivorCode, SurvivorCodeLookup,
+};
 use crate::geo::{District, Governorate, Location};
 use crate::ids::{OrgId, UserId, uuid_v7_from_parts};
+use crate::pii::{Cipher, EncryptedPii, KeyId};
 use crate::time::Timestamp;
 use crate::{Actor, Context, Role};
 use std::fmt::Debug;
@@ -85,18 +89,50 @@ pub fn mosul() -> Location {
     Location::new(Governorate::Ninawa, Some(District::parse("mosul").expect("district"))).expect("location")
 }
 
-/// A synthetic client: survivor code `code`, a 30-year-old woman, a returnee of Iraqi
-/// nationality living in Ninawa, speaking Arabic, no vulnerabilities recorded.
+/// A synthetic client: survivor code `code`, a woman aged 25 to 59, a returnee of Iraqi
+/// nationality living in Ninawa, speaking Arabic. The identifying facts (the code, age 30, no
+/// vulnerabilities) are "sealed" by [`sealed_facts`]: stand-ins of the right shape, for tests
+/// that never open them.
 pub fn profile(code: &str) -> ClientProfile {
     ClientProfile {
-        survivor_code: SurvivorCode::parse(code).expect("a survivor code"),
         sex: Sex::Female,
-        age: Age::years(30).expect("age"),
+        age_group: AgeGroup::Age25To59,
         population_group: PopulationGroup::Returnee,
         nationality: Nationality::parse("IQ").expect("nationality"),
         location: Location::governorate_only(Governorate::Ninawa),
         language: Language::parse("ar").expect("language"),
-        vulnerabilities: vec![],
+        identifying: Identifying::sealed(sealed_facts(&IdentifyingFacts {
+            survivor_code: SurvivorCode::parse(code).expect("a survivor code"),
+            age_years: Some(30),
+            vulnerabilities: vec![],
+        })),
+    }
+}
+
+/// Stand-ins for sealed facts: each value's length is that of its real ciphertext, the
+/// "ciphertext" is its padded text (never secret: test data only) and the lookup hash is the
+/// code's bytes, so that different codes differ. Nothing can open them.
+pub fn sealed_facts(facts: &IdentifyingFacts) -> SealedFacts {
+    let stand_in = |field| {
+        let mut bytes = facts.sealed_text(field).into_bytes();
+        bytes.extend_from_slice(&[0u8; 16]);
+        EncryptedPii::new(
+            Cipher::XChaCha20Poly1305,
+            KeyId::parse("case:test").expect("key id"),
+            vec![0u8; 24],
+            bytes,
+        )
+        .expect("a sealed value")
+    };
+    let mut lookup = [0u8; 32];
+    for (slot, byte) in lookup.iter_mut().zip(facts.survivor_code.as_str().bytes()) {
+        *slot = byte;
+    }
+    SealedFacts {
+        survivor_code: stand_in(IdentifyingField::SurvivorCode),
+        lookup: SurvivorCodeLookup::from_bytes(lookup),
+        age_years: stand_in(IdentifyingField::AgeYears),
+        vulnerabilities: stand_in(IdentifyingField::Vulnerabilities),
     }
 }
 

@@ -8,19 +8,30 @@
 
 include!(concat!(env!("OUT_DIR"), "/wasl.v1.rs"));
 
-/// Redacts the survivor code: it identifies a person to whoever holds the case file.
+/// Redacts the identifying facts of the clear form (events written before they were sealed):
+/// the survivor code, exact age and vulnerabilities single a person out.
 impl std::fmt::Debug for ClientProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientProfile")
             .field("survivor_code", &"<redacted>")
             .field("sex", &self.sex)
             .field("age_group", &self.age_group)
-            .field("age_years", &self.age_years)
+            .field("age_years", &self.age_years.map(|_| "<redacted>"))
             .field("population_group", &self.population_group)
             .field("nationality", &self.nationality)
             .field("location", &self.location)
             .field("language", &self.language)
-            .field("vulnerabilities", &self.vulnerabilities)
+            .field(
+                "vulnerabilities",
+                &format_args!("<{} redacted>", self.vulnerabilities.len()),
+            )
+            .field("sealed_survivor_code", &self.sealed_survivor_code)
+            .field(
+                "survivor_code_lookup",
+                &format_args!("<{} bytes>", self.survivor_code_lookup.len()),
+            )
+            .field("sealed_age_years", &self.sealed_age_years)
+            .field("sealed_vulnerabilities", &self.sealed_vulnerabilities)
             .finish()
     }
 }
@@ -45,9 +56,16 @@ mod tests {
     fn debug_output_hides_the_survivor_code_and_the_sealed_bytes() {
         let profile = ClientProfile {
             survivor_code: "TEST-4242".into(),
+            age_years: Some(37),
+            vulnerabilities: vec![Vulnerability::GbvSurvivor as i32],
+            survivor_code_lookup: vec![0x42; 32],
             ..Default::default()
         };
-        assert!(!format!("{profile:?}").contains("4242"));
+        let shown = format!("{profile:?}");
+        assert!(
+            !shown.contains("4242") && !shown.contains("37") && !shown.contains("66"),
+            "{shown}"
+        );
         let pii = EncryptedPii {
             cipher: Cipher::Aes256Gcm as i32,
             key_id: "k".into(),

@@ -50,7 +50,9 @@ impl Projection {
             // 4: the `stalled` deadline (`stalled_due_at`).
             Self::Referrals => 4,
             // 2: `cases.shared_with`, the caseworkers a case is shared with (need-to-know).
-            Self::Cases => 2,
+            // 3: the profile's identifying facts sealed (`sealed_*`, `survivor_code_lookup`,
+            //    `profile_event`).
+            Self::Cases => 3,
             Self::Directory => 1,
         }
     }

@@ -6,7 +6,10 @@
 use crate::rng::Rng;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{Reason, ReasonCode, ServiceCategory};
-use wasl_domain::client::{ClientProfile, Language, Sex, SurvivorCode, Vulnerability};
+use wasl_domain::client::{
+    ClientProfile, Identifying, IdentifyingFacts, IdentifyingField, Language, SealedFacts, Sex, SurvivorCode,
+    SurvivorCodeLookup, Vulnerability,
+};
 use wasl_domain::directory::{DisplayName, Eligibility, ServiceSpec};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::OrgId;
@@ -132,8 +135,9 @@ pub(crate) fn service_spec(
 }
 
 /// A client's profile: survivor code `SYN-<number>`, living where services work (`places`)
-/// mostly, else anywhere in Iraq; the rest is [`crate::profile`]'s model.
-pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate]) -> ClientProfile {
+/// mostly, else anywhere in Iraq; the rest is [`crate::profile`]'s model. Its identifying facts
+/// are sealed under `key` ([`sealed_facts`]).
+pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate], key: &KeyId) -> ClientProfile {
     let survivor_code = SurvivorCode::parse(&format!("SYN-{number:06}"))
         .unwrap_or_else(|_| unreachable!("SYN- and six or more digits is a valid survivor code"));
     let governorate = if places.is_empty() || rng.chance_per_mille(250) {
@@ -142,13 +146,50 @@ pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate]) -> Cli
         *rng.pick(places)
     };
     let home = location_in(rng, governorate, 600);
-    crate::profile::client_profile(rng, survivor_code, home)
+    let mut profile = crate::profile::client_profile(rng, survivor_code, home);
+    if let Identifying::Clear(facts) = &profile.identifying {
+        profile.identifying = Identifying::sealed(sealed_facts(rng, key, facts));
+    }
+    profile
 }
 
-/// The same profile with one thing changed (a move, an age, a vulnerability, the language).
-pub(crate) fn changed_profile(rng: &mut Rng, profile: &ClientProfile, places: &[Governorate]) -> ClientProfile {
+/// Identifying facts "sealed" the way the vault seals them — each value as long as its real
+/// ciphertext, a random nonce, a 32-byte lookup hash — with random bytes that are never opened.
+pub(crate) fn sealed_facts(rng: &mut Rng, key: &KeyId, facts: &IdentifyingFacts) -> SealedFacts {
+    let mut seal = |field| {
+        let len = facts.sealed_text(field).len();
+        let mut value = sealed(rng, key, len);
+        // One cipher for all of a profile's facts, as the vault seals them.
+        while value.cipher() != Cipher::XChaCha20Poly1305 {
+            value = sealed(rng, key, len);
+        }
+        value
+    };
+    let survivor_code = seal(IdentifyingField::SurvivorCode);
+    let age_years = seal(IdentifyingField::AgeYears);
+    let vulnerabilities = seal(IdentifyingField::Vulnerabilities);
+    let lookup: [u8; 32] = rng
+        .bytes(32)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("32 bytes were asked for"));
+    SealedFacts {
+        survivor_code,
+        lookup: SurvivorCodeLookup::from_bytes(lookup),
+        age_years,
+        vulnerabilities,
+    }
+}
+
+/// The same profile with one thing changed: a move, the language, or the identifying facts
+/// (a corrected age, a new vulnerability) sealed anew.
+pub(crate) fn changed_profile(
+    rng: &mut Rng,
+    profile: &ClientProfile,
+    places: &[Governorate],
+    key: &KeyId,
+) -> ClientProfile {
     let mut profile = profile.clone();
-    match rng.below(4) {
+    match rng.below(3) {
         0 => {
             let governorate = if places.is_empty() {
                 *rng.pick(Governorate::ALL)
@@ -157,11 +198,27 @@ pub(crate) fn changed_profile(rng: &mut Rng, profile: &ClientProfile, places: &[
             };
             profile.location = location_in(rng, governorate, 600);
         }
-        1 => profile.age = crate::profile::corrected_age(rng),
-        2 => profile.vulnerabilities.push(*rng.pick(Vulnerability::ALL)),
+        1 => {
+            // Sealed texts have one length per field, so a stand-in code gives the shape; the
+            // client keeps their code, and so its lookup hash.
+            let stand_in = SurvivorCode::parse("SYN-000000")
+                .unwrap_or_else(|_| unreachable!("SYN- and six digits is a valid survivor code"));
+            let age = crate::profile::corrected_age(rng);
+            let facts = IdentifyingFacts {
+                survivor_code: stand_in,
+                age_years: age.exact_years(),
+                vulnerabilities: vec![*rng.pick(Vulnerability::ALL)],
+            };
+            let mut sealed = sealed_facts(rng, key, &facts);
+            if let Identifying::Sealed(old) = &profile.identifying {
+                sealed.lookup = old.lookup;
+            }
+            profile.age_group = age.group();
+            profile.identifying = Identifying::sealed(sealed);
+        }
         _ => profile.language = crate::profile::language(rng, profile.location, profile.nationality),
     }
-    profile.normalised()
+    profile
 }
 
 /// The key id under which a case's values are sealed.
@@ -306,10 +363,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn survivor_codes_are_synthetic_and_valid() {
+    fn profiles_are_sealed_with_stand_ins_of_the_real_lengths() {
         let mut rng = Rng::new(3);
-        let profile = profile(&mut rng, 123, &[Governorate::Ninawa]);
-        assert_eq!(profile.survivor_code.as_str(), "SYN-000123");
+        let profile = profile(&mut rng, 123, &[Governorate::Ninawa], &case_key("test"));
+        let Identifying::Sealed(sealed) = &profile.identifying else {
+            panic!("a profile in the clear");
+        };
+        let facts = IdentifyingFacts {
+            survivor_code: SurvivorCode::parse("SYN-000123").expect("code"),
+            age_years: None,
+            vulnerabilities: vec![],
+        };
+        for field in [
+            IdentifyingField::SurvivorCode,
+            IdentifyingField::AgeYears,
+            IdentifyingField::Vulnerabilities,
+        ] {
+            assert_eq!(
+                sealed.get(field).ciphertext().len(),
+                facts.sealed_text(field).len() + 16
+            );
+        }
     }
 
     #[test]

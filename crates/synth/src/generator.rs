@@ -709,7 +709,7 @@ impl Generator {
         let case_id: CaseId = typed(new_uuid(&mut self.rng, now));
         let key = data::case_key(case_id);
         self.cases_opened += 1;
-        let profile = data::profile(&mut self.rng, self.cases_opened, &self.places);
+        let profile = data::profile(&mut self.rng, self.cases_opened, &self.places, &key);
         let personal = data::personal_data(&mut self.rng, &key);
         let info = &self.orgs[org];
         let (actor, caseworker) = if self.rng.chance_per_mille(800) {
@@ -906,7 +906,7 @@ impl Generator {
                 )
             }
             CaseMove::UpdateProfile => (
-                CaseCommand::UpdateProfile(data::changed_profile(&mut self.rng, &profile, &self.places)),
+                CaseCommand::UpdateProfile(data::changed_profile(&mut self.rng, &profile, &self.places, &key)),
                 self.case_actor(case_id, 150),
             ),
             CaseMove::UpdatePersonalData => (
@@ -1080,7 +1080,7 @@ impl Generator {
             (Priority::Emergency, 10),
         ]);
         let own_too = self.orgs.len() == 1 || self.rng.chance_per_mille(50);
-        let (sex, age) = (state.profile.sex, state.profile.age.group());
+        let (sex, age) = (state.profile.sex, state.profile.age_group);
         let mut candidates: Vec<(usize, ServiceId, ServiceCategory)> = Vec::new();
         for (org_id, org) in &self.organisations {
             let Some(&i) = self.org_index.get(org_id) else {

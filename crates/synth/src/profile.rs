@@ -11,11 +11,14 @@
 
 use crate::rng::Rng;
 use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+    Age, AgeGroup, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, Sex,
+    SurvivorCode, Vulnerability,
 };
 use wasl_domain::geo::{Governorate, Location};
+use wasl_domain::ids::CaseId;
 
-/// A client living at `home`, with `survivor_code`.
+/// A client living at `home`, with `survivor_code`, as a caseworker states it: the identifying
+/// facts in the clear, to be sealed before a command carries them.
 pub fn client_profile(rng: &mut Rng, survivor_code: SurvivorCode, home: Location) -> ClientProfile {
     let sex = *rng.weighted(&[
         (Sex::Female, 60),
@@ -26,17 +29,32 @@ pub fn client_profile(rng: &mut Rng, survivor_code: SurvivorCode, home: Location
     let years = years(rng);
     let population_group = population_group(rng, home.governorate());
     let nationality = nationality(rng, population_group);
+    let age = age(rng, years);
     ClientProfile {
-        survivor_code,
         sex,
-        age: age(rng, years),
+        age_group: age.group(),
         population_group,
         nationality,
         location: home,
         language: language(rng, home, nationality),
-        vulnerabilities: vulnerabilities(rng, sex, years, population_group),
+        identifying: Identifying::Clear(IdentifyingFacts {
+            survivor_code,
+            age_years: age.exact_years(),
+            vulnerabilities: vulnerabilities(rng, sex, years, population_group),
+        }),
     }
     .normalised()
+}
+
+/// `profile` with its clear identifying facts replaced by stand-ins sealed under `case`'s key
+/// id: random bytes of the real ciphertexts' lengths, for histories and benchmarks whose sealed
+/// values are never opened (what the domain requires of a command, without a vault).
+pub fn with_stand_in_seals(rng: &mut Rng, case: CaseId, mut profile: ClientProfile) -> ClientProfile {
+    if let Identifying::Clear(facts) = &profile.identifying {
+        let sealed = crate::data::sealed_facts(rng, &crate::data::case_key(case), facts);
+        profile.identifying = Identifying::sealed(sealed);
+    }
+    profile
 }
 
 /// An age in years: a fifth children, most adults under 60.
@@ -155,6 +173,13 @@ mod tests {
     use super::*;
     use wasl_domain::geo::District;
 
+    fn facts(p: &ClientProfile) -> &IdentifyingFacts {
+        match &p.identifying {
+            Identifying::Clear(facts) => facts,
+            Identifying::Sealed(_) => panic!("a stated profile is in the clear"),
+        }
+    }
+
     fn code(n: u32) -> SurvivorCode {
         SurvivorCode::parse(&format!("SYN-{n:06}")).expect("a survivor code")
     }
@@ -165,7 +190,7 @@ mod tests {
         let home = Location::new(Governorate::Ninawa, District::parse("sinjar").ok()).expect("sinjar is in Ninawa");
         for n in 0..500 {
             let profile = client_profile(&mut rng, code(n), home);
-            assert_eq!(profile.survivor_code, code(n));
+            assert_eq!(facts(&profile).survivor_code, code(n));
             assert_eq!(profile.location, home);
             assert_eq!(profile, profile.clone().normalised());
         }
@@ -177,13 +202,13 @@ mod tests {
         let home = Location::governorate_only(Governorate::Duhok);
         for n in 0..3_000 {
             let p = client_profile(&mut rng, code(n), home);
-            let (_, oldest) = p.age.group().bounds();
-            let has = |v| p.vulnerabilities.contains(&v);
+            let (_, oldest) = p.age_group.bounds();
+            let has = |v| facts(&p).vulnerabilities.contains(&v);
             if has(Vulnerability::GbvSurvivor) || has(Vulnerability::PregnantOrLactating) {
                 assert_eq!(p.sex, Sex::Female);
             }
             if has(Vulnerability::SeparatedChild) || has(Vulnerability::UnaccompaniedChild) {
-                assert!(p.age.group().is_child());
+                assert!(p.age_group.is_child());
             }
             if has(Vulnerability::OlderPersonAtRisk) {
                 assert!(oldest > 59);
@@ -210,8 +235,11 @@ mod tests {
             assert!(profiles.iter().any(|p| p.population_group == *group), "no {group:?}");
         }
         for v in Vulnerability::ALL {
-            assert!(profiles.iter().any(|p| p.vulnerabilities.contains(v)), "no {v:?}");
+            assert!(
+                profiles.iter().any(|p| facts(p).vulnerabilities.contains(v)),
+                "no {v:?}"
+            );
         }
-        assert!(profiles.iter().any(|p| p.age.exact_years().is_none()));
+        assert!(profiles.iter().any(|p| facts(p).age_years.is_none()));
     }
 }

@@ -9,12 +9,15 @@
 //! - [`Vault`]: wrapped keys in the JetStream KV bucket `WASL_KEYS` (history 1, file storage, the
 //!   events' replication); a short-lived in-memory cache; erasure (secure erase of the stored key
 //!   plus a purge marker, so the key can never be recreated); master-key rotation.
+//! - [`identifying`]: the profile's survivor code, exact age and vulnerabilities, sealed, and the
+//!   survivor code's keyed hash for lookups.
 //! - [`erase`]: the erasure command path and the retention job.
 //!
 //! Why a KV bucket and not SQL: [ADR 0004](../../../docs/adr/0004-data-keys-in-a-jetstream-kv-bucket.md).
 
 pub mod erase;
 pub mod error;
+pub mod identifying;
 pub mod keys;
 pub mod seal;
 mod vault;

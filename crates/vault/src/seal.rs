@@ -30,6 +30,12 @@ impl PiiField {
     pub const ADDRESS: Self = Self("case.address");
     /// Case notes.
     pub const NOTES: Self = Self("case.notes");
+    /// The survivor code (an identifying fact of the profile).
+    pub const SURVIVOR_CODE: Self = Self("case.survivor_code");
+    /// The exact age in years (an identifying fact of the profile).
+    pub const AGE_YEARS: Self = Self("case.age_years");
+    /// The vulnerabilities (an identifying fact of the profile).
+    pub const VULNERABILITIES: Self = Self("case.vulnerabilities");
     /// A reason's explanatory text.
     pub const REASON_TEXT: Self = Self("reason.text");
     /// Notes sent with a referral.

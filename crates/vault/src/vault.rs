@@ -61,6 +61,8 @@ pub struct Vault<M: MasterKey> {
     master: M,
     ttl: Duration,
     cache: Arc<KeyCache>,
+    /// The survivor-code lookup key, once read or made (it is never erased).
+    lookup: tokio::sync::OnceCell<Arc<DataKey>>,
     watcher: tokio::task::AbortHandle,
 }
 
@@ -213,6 +215,7 @@ impl<M: MasterKey> Vault<M> {
             master,
             ttl: config.cache_ttl,
             cache,
+            lookup: tokio::sync::OnceCell::new(),
             watcher,
         })
     }
@@ -252,6 +255,42 @@ impl<M: MasterKey> Vault<M> {
     /// Drops every opened key from memory.
     pub fn forget_all(&self) {
         self.cache.forget_all();
+    }
+
+    /// The survivor-code lookup key, made on first use ([`crate::identifying`]).
+    pub(crate) async fn lookup_key(&self) -> Result<Arc<DataKey>, VaultError> {
+        use crate::identifying::{LOOKUP_KEY_NAME, lookup_key_owner};
+        let owner = lookup_key_owner();
+        let corrupt = |reason: String| VaultError::Corrupt {
+            case: LOOKUP_KEY_NAME.to_owned(),
+            reason,
+        };
+        self.lookup
+            .get_or_try_init(|| async {
+                loop {
+                    match self.kv.entry(LOOKUP_KEY_NAME).await.map_err(VaultError::unavailable)? {
+                        Some(entry) if entry.operation == kv::Operation::Put => {
+                            let wrapped: WrappedKey =
+                                serde_json::from_slice(&entry.value).map_err(|e| corrupt(e.to_string()))?;
+                            return Ok(Arc::new(self.master.unwrap(owner, &wrapped).await?));
+                        }
+                        Some(_) => return Err(corrupt("the lookup key was deleted".to_owned())),
+                        None => {
+                            let key = DataKey::generate()?;
+                            let wrapped = self.master.wrap(owner, &key).await?;
+                            let value = serde_json::to_vec(&wrapped).map_err(|e| corrupt(e.to_string()))?;
+                            match self.kv.create(LOOKUP_KEY_NAME, value.into()).await {
+                                Ok(_) => return Ok(Arc::new(key)),
+                                // Made concurrently by another process: read theirs.
+                                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                                Err(err) => return Err(VaultError::unavailable(err)),
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The case's key, as the bucket has it.
@@ -377,13 +416,15 @@ impl<M: MasterKey> Vault<M> {
                 report.erased += 1;
                 continue;
             }
-            let case = name
-                .strip_prefix("case.")
-                .and_then(|id| CaseId::parse(id).ok())
-                .ok_or_else(|| VaultError::Corrupt {
-                    case: name.clone(),
-                    reason: "not a case key".into(),
-                })?;
+            let case = if name == crate::identifying::LOOKUP_KEY_NAME {
+                Some(crate::identifying::lookup_key_owner())
+            } else {
+                name.strip_prefix("case.").and_then(|id| CaseId::parse(id).ok())
+            };
+            let case = case.ok_or_else(|| VaultError::Corrupt {
+                case: name.clone(),
+                reason: "not a case key".into(),
+            })?;
             let wrapped: WrappedKey = serde_json::from_slice(&entry.value).map_err(|e| VaultError::Corrupt {
                 case: case.to_string(),
                 reason: e.to_string(),

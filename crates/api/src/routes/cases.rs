@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
 use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
-use crate::personal::{PersonalInput, PersonalOutput, case_personal};
+use crate::personal::{PersonalInput, PersonalOutput, case_personal, logged_profile, row_identifying, seal_profile};
 use crate::policy::{Action, Resource, case_scope, knows_case};
 use crate::state::AppState;
 use axum::extract::State;
@@ -16,16 +16,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wasl_domain::DomainError;
 use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, CloseCase, ConsentScope, OpenCase, Scope};
 use wasl_domain::catalogue::{CloseCode, EraseCode, Reason, ReasonCode, ServiceCategory};
 use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+    Age, AgeGroup, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, Sex,
+    SurvivorCode, Vulnerability,
 };
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, EventId, OrgId, ReferralId, UserId};
 use wasl_domain::time::Timestamp;
 use wasl_projections::Projection;
-use wasl_projections::query::{CaseFilter, OPEN_STATUSES, PageRequest, ReferralFilter};
+use wasl_projections::query::{CaseFilter, OPEN_STATUSES, Page, PageRequest, ReferralFilter, SurvivorCodeQuery};
 use wasl_projections::rows::case::{CaseRow, ConsentEntry};
 use wasl_vault::PiiField;
 
@@ -86,7 +88,8 @@ pub struct ProfileInput {
 
 impl ProfileInput {
     /// Parses the profile found at the JSON pointer `at` of the request body (`""` for the whole
-    /// body), naming its fields by their pointers.
+    /// body), naming its fields by their pointers. The identifying facts are in the clear: seal
+    /// them ([`seal_profile`]) before the command is decided.
     fn parse(&self, at: &str) -> Result<ClientProfile, ApiError> {
         let f = |name: &str| format!("{at}/{name}");
         let group = opt_field(&f("age_group"), self.age_group.as_deref(), AgeGroup::parse)?;
@@ -109,14 +112,17 @@ impl ProfileInput {
             .map(|v| field(&f("vulnerabilities"), v, Vulnerability::parse))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ClientProfile {
-            survivor_code: field(&f("survivor_code"), &self.survivor_code, SurvivorCode::parse)?,
             sex: field(&f("sex"), &self.sex, Sex::parse)?,
-            age,
+            age_group: age.group(),
             population_group: field(&f("population_group"), &self.population_group, PopulationGroup::parse)?,
             nationality: field(&f("nationality"), &self.nationality, Nationality::parse)?,
             location,
             language: field(&f("language"), &self.language, Language::parse)?,
-            vulnerabilities,
+            identifying: Identifying::Clear(IdentifyingFacts {
+                survivor_code: field(&f("survivor_code"), &self.survivor_code, SurvivorCode::parse)?,
+                age_years: age.exact_years(),
+                vulnerabilities,
+            }),
         }
         .normalised())
     }
@@ -135,7 +141,9 @@ pub struct OpenCaseRequest {
     pub personal: Option<PersonalInput>,
 }
 
-/// A client's profile as stored.
+/// A client's profile as stored. The survivor code, exact age and vulnerabilities are sealed in
+/// the log and opened for the reader; once the case's personal data is erased the code is empty,
+/// the age in years absent and the vulnerabilities an empty list.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[allow(missing_docs)] // plain data: the field names say what they hold
 pub struct ProfileOutput {
@@ -235,8 +243,10 @@ pub struct CaseDetail {
     pub position: i64,
 }
 
-fn summary(row: &CaseRow) -> CaseSummary {
-    CaseSummary {
+/// A case as the reader sees it, the identifying facts opened (the caller has audited the read).
+async fn summary(state: &AppState, row: &CaseRow) -> Result<CaseSummary, ApiError> {
+    let facts = row_identifying(state, row).await?;
+    Ok(CaseSummary {
         id: row.id.clone(),
         owner_org: row.owner_org.clone(),
         caseworker: row.caseworker.clone(),
@@ -245,22 +255,28 @@ fn summary(row: &CaseRow) -> CaseSummary {
         opened_at: row.opened_at,
         closed_at: row.closed_at,
         profile: ProfileOutput {
-            survivor_code: row.survivor_code.clone(),
+            survivor_code: facts
+                .as_ref()
+                .map(|f| f.survivor_code.as_str().to_owned())
+                .unwrap_or_default(),
             sex: row.sex.clone(),
             age_group: row.age_group.clone(),
-            age_years: row.age_years,
+            age_years: facts.as_ref().and_then(|f| f.age_years).map(i64::from),
             population_group: row.population_group.clone(),
             nationality: row.nationality.clone(),
             governorate: row.governorate.clone(),
             district: row.district.clone(),
             language: row.language.clone(),
-            vulnerabilities: split_list(&row.vulnerabilities),
+            vulnerabilities: facts
+                .iter()
+                .flat_map(|f| f.vulnerabilities.iter().map(|v| v.code().to_owned()))
+                .collect(),
         },
         consents_active: row.consents_active,
         personal_data_erased: row.personal_data_erased != 0,
         updated_at: row.updated_at,
         version: row.version,
-    }
+    })
 }
 
 fn split_list(column: &str) -> Vec<String> {
@@ -432,6 +448,7 @@ pub async fn open_case(
         Some(p) => p.seal(&state, id, request.event(0)).await?,
         None => wasl_domain::pii::PersonalData::default(),
     };
+    let profile = seal_profile(&state, id, request.event(0), profile).await?;
     let command = CaseCommand::Open(OpenCase {
         case_id: id,
         caseworker,
@@ -492,7 +509,20 @@ pub async fn list_cases(
         assigned_to: scope.assigned_to,
         status,
         governorate: opt_field("governorate", query.governorate.as_deref(), Governorate::parse)?,
-        survivor_code: query.survivor_code.clone(),
+        survivor_code: None,
+    };
+    // A text that is not a survivor code matches no case; a code is looked up by its keyed
+    // hash (and, for cases recorded before the codes were sealed, as it is).
+    let code = query.survivor_code.as_deref().map(SurvivorCode::parse);
+    let filter = match &code {
+        Some(Ok(code)) => CaseFilter {
+            survivor_code: Some(SurvivorCodeQuery {
+                code: code.clone(),
+                lookup: state.vault().survivor_code_lookup(code).await?,
+            }),
+            ..filter
+        },
+        _ => filter,
     };
     caught_up(&state, min, READS).await?;
     let page = PageParams {
@@ -500,14 +530,17 @@ pub async fn list_cases(
         cursor: query.cursor,
     }
     .request()?;
-    let page = state.models().cases(&filter, &page).await?;
+    let page = match code {
+        Some(Err(_)) => Page::empty(),
+        _ => state.models().cases(&filter, &page).await?,
+    };
     // A page names clients by survivor code, age, place and vulnerabilities: it is recorded
     // in the access audit before it is sent, like a single case, and not sent if it cannot be.
     // A search by survivor code is recorded even when it finds nothing (the code itself is not
     // written down: it is the client's).
-    if !page.items.is_empty() || filter.survivor_code.is_some() {
+    if !page.items.is_empty() || query.survivor_code.is_some() {
         let ids: Vec<String> = page.items.iter().map(|row| row.id.clone()).collect();
-        let action = if filter.survivor_code.is_some() {
+        let action = if query.survivor_code.is_some() {
             "case.lookup"
         } else {
             "case.list"
@@ -524,10 +557,11 @@ pub async fn list_cases(
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     }
-    Ok(Json(PageOf {
-        items: page.items.iter().map(summary).collect(),
-        next: page.next,
-    }))
+    let mut items = Vec::with_capacity(page.items.len());
+    for row in &page.items {
+        items.push(summary(&state, row).await?);
+    }
+    Ok(Json(PageOf { items, next: page.next }))
 }
 
 /// Read a case with its consents and personal data. The read is recorded in the access audit
@@ -567,7 +601,7 @@ pub async fn get_case(
 async fn case_detail(state: &AppState, row: &CaseRow, id: CaseId) -> Result<CaseDetail, ApiError> {
     let consents: Vec<ConsentEntry> = serde_json::from_str(&row.consents).map_err(ApiError::internal)?;
     Ok(CaseDetail {
-        summary: summary(row),
+        summary: summary(state, row).await?,
         close_code: row.close_code.clone(),
         consents: consents.into_iter().map(ConsentOutput::from).collect(),
         personal: case_personal(state, id).await?,
@@ -688,6 +722,14 @@ pub async fn update_profile(
     let id = case_path(&case_id)?;
     changeable_case(&state, &request.principal, id).await?;
     let profile = body.parse("")?;
+    // Sealed values differ at every seal, so the sameness the domain checks is decided here,
+    // in the clear, against the profile the log holds. An erased case has none: the domain
+    // refuses the update.
+    let profile = match logged_profile(&state, id).await? {
+        Some(current) if current == profile => return Err(ApiError::Refused(DomainError::NothingToChange)),
+        Some(_) => seal_profile(&state, id, request.event(0), profile).await?,
+        None => profile,
+    };
     let outcome = request
         .execute::<Case>(&state, id, &CaseCommand::UpdateProfile(profile))
         .await?;

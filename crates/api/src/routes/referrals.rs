@@ -487,7 +487,7 @@ pub async fn referral_candidates(
     let need = wasl_projections::query::Need {
         category,
         sex: case.profile.sex,
-        age_group: case.profile.age.group(),
+        age_group: case.profile.age_group,
         language: case.profile.language.clone(),
         location: case.profile.location,
     };

@@ -1153,3 +1153,111 @@ async fn a_supervisor_exports_everything_held_about_a_case_for_the_person() {
     );
     net.stop().await;
 }
+
+/// The profile events of the case in the log, each with its event id.
+async fn logged_profiles(
+    net: &Net,
+    case: CaseId,
+) -> Vec<(wasl_domain::ids::EventId, wasl_domain::client::ClientProfile)> {
+    let history = net
+        .h
+        .state
+        .store()
+        .read_history(&format!("wasl.evt.case.{case}"), 1)
+        .await
+        .expect("history");
+    history
+        .into_iter()
+        .filter_map(|r| match r.event.event {
+            DomainEvent::Case(_, wasl_domain::case::CaseEvent::Opened { profile, .. })
+            | DomainEvent::Case(_, wasl_domain::case::CaseEvent::ProfileUpdated { profile }) => {
+                Some((r.event.meta.event_id, profile))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivor_code_exact_age_and_vulnerabilities_are_sealed_in_the_log_and_gone_once_erased() {
+    use wasl_domain::client::Identifying;
+    let net = Net::start(TestDb::sqlite()).await;
+    let case = CaseId::parse(&net.case).expect("case id");
+    let path = format!("/v1/cases/{case}");
+    let mut stated = profile(SURVIVOR_CODE);
+    stated["age_years"] = json!(47);
+    stated["vulnerabilities"] = json!(["gbv_survivor", "detention_survivor"]);
+    let put = |body: Value| {
+        let (client, path) = (&net.caseworker, format!("{path}/profile"));
+        async move { client.send(reqwest::Method::PUT, &path, Some(body), &[]).await }
+    };
+    let updated = put(stated.clone()).await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    // The same profile again changes nothing, though every seal of it differs.
+    let same = put(stated.clone()).await;
+    assert_eq!(same.body["code"], "nothing_to_change", "{}", same.body);
+
+    // In the log: sealed, never in the clear, in the open and in the update alike.
+    let logged = logged_profiles(&net, case).await;
+    assert_eq!(logged.len(), 2);
+    for (_, p) in &logged {
+        assert!(
+            matches!(p.identifying, Identifying::Sealed(_)),
+            "a profile in the clear in the log"
+        );
+    }
+    let raw = net
+        .h
+        .state
+        .store()
+        .stream()
+        .get_last_raw_message_by_subject(&format!("wasl.evt.case.{case}"))
+        .await
+        .expect("the last event");
+    assert!(
+        !raw.payload
+            .windows(SURVIVOR_CODE.len())
+            .any(|w| w == SURVIVOR_CODE.as_bytes()),
+        "the survivor code is in the log's bytes"
+    );
+
+    // The caseworker reads them opened, and finds the case by its code as typed.
+    let read = net.caseworker.get_at(&path, updated.position()).await;
+    let shown = &read.body["profile"];
+    assert_eq!(shown["survivor_code"], SURVIVOR_CODE, "{}", read.body);
+    assert_eq!(shown["age_years"], 47);
+    assert_eq!(shown["age_group"], "25_59");
+    assert_eq!(shown["vulnerabilities"], json!(["gbv_survivor", "detention_survivor"]));
+    let query = format!("/v1/cases?survivor_code={}", SURVIVOR_CODE.to_ascii_lowercase());
+    let found = net.caseworker.get_at(&query, updated.position()).await;
+    assert_eq!(found.body["items"].as_array().map(Vec::len), Some(1), "{}", found.body);
+    assert_eq!(found.body["items"][0]["profile"]["survivor_code"], SURVIVOR_CODE);
+
+    // Erased: the read model forgets them, the lookup finds nothing, and what the log still
+    // holds can no longer be opened by anyone.
+    let supervisor = net.h.user(net.a, Role::Supervisor).await;
+    let erased = supervisor
+        .post(&format!("{path}/erase"), json!({"reason": {"code": "client_request"}}))
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    let read = net.caseworker.get_at(&path, erased.position()).await;
+    let shown = &read.body["profile"];
+    assert_eq!(shown["survivor_code"], "", "{}", read.body);
+    assert!(shown.get("age_years").is_none(), "{}", read.body);
+    assert_eq!(shown["vulnerabilities"], json!([]));
+    assert_eq!(
+        shown["age_group"], "25_59",
+        "the coded categories stay for the statistics"
+    );
+    assert_eq!(shown["sex"], "female");
+    let found = net.caseworker.get_at(&query, erased.position()).await;
+    assert_eq!(found.body["items"], json!([]), "{}", found.body);
+    for (event, p) in logged_profiles(&net, case).await {
+        let Identifying::Sealed(sealed) = &p.identifying else {
+            panic!("a profile in the clear in the log");
+        };
+        let opened = net.h.state.vault().open_identifying(case, event, sealed).await;
+        assert!(matches!(opened, Ok(None)), "{opened:?}");
+    }
+    net.stop().await;
+}

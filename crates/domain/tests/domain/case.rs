@@ -2,11 +2,13 @@
 
 use crate::support::Given;
 use crate::support::*;
+use wasl_domain::case::OpenCase;
 use wasl_domain::case::{Case, CaseCommand as C, CaseEvent as E, CaseStatus, CloseCase, ConsentScope, Scope};
 use wasl_domain::catalogue::{CloseCode, Reason, ServiceCategory};
-use wasl_domain::client::Vulnerability;
+use wasl_domain::client::{ClientProfile, Identifying, Vulnerability};
 use wasl_domain::ids::ConsentId;
 use wasl_domain::pii::PersonalData;
+use wasl_domain::testing::sealed_facts;
 use wasl_domain::{Aggregate, DomainError, Forbidden};
 
 fn open() -> Vec<E> {
@@ -72,21 +74,43 @@ fn another_organisation_cannot_see_or_change_the_case() {
 
 #[test]
 fn the_profile_is_replaced_and_an_unchanged_profile_is_refused() {
-    let mut changed = profile();
-    changed.vulnerabilities = vec![
-        Vulnerability::Disability,
-        Vulnerability::GbvSurvivor,
-        Vulnerability::Disability,
-    ];
-    let mut normalised = changed.clone();
-    normalised.vulnerabilities = vec![Vulnerability::GbvSurvivor, Vulnerability::Disability];
-    normalised.vulnerabilities.sort();
+    let changed = ClientProfile {
+        identifying: Identifying::sealed(sealed_facts(&facts(vec![
+            Vulnerability::Disability,
+            Vulnerability::GbvSurvivor,
+        ]))),
+        ..profile()
+    };
     given(open())
-        .when(C::UpdateProfile(changed), &caseworker())
-        .then(vec![E::ProfileUpdated { profile: normalised }]);
+        .when(C::UpdateProfile(changed.clone()), &caseworker())
+        .then(vec![E::ProfileUpdated { profile: changed }]);
     given(open())
         .when(C::UpdateProfile(profile()), &caseworker())
         .then_refused(DomainError::NothingToChange);
+}
+
+#[test]
+fn a_profile_with_the_identifying_facts_in_the_clear_is_refused_so_they_are_never_written_so() {
+    let clear = ClientProfile {
+        identifying: Identifying::Clear(facts(vec![Vulnerability::GbvSurvivor])),
+        ..profile()
+    };
+    let refused = |result: Result<Vec<E>, DomainError>| {
+        assert!(
+            matches!(&result, Err(DomainError::Invalid(v)) if v.field == "profile"),
+            "{result:?}"
+        );
+    };
+    refused(Case::default().decide(
+        &C::Open(OpenCase {
+            case_id: case_id(),
+            caseworker: None,
+            profile: clear.clone(),
+            personal: PersonalData::default(),
+        }),
+        &caseworker(),
+    ));
+    refused(Case::replay(&[case_opened()]).decide(&C::UpdateProfile(clear), &caseworker()));
 }
 
 #[test]
@@ -457,8 +481,10 @@ fn an_erased_case_takes_no_new_profile_so_the_survivor_code_stays_forgotten() {
         .then(vec![E::PersonalDataErased {
             reason: Reason::coded(wasl_domain::catalogue::EraseCode::ClientRequest),
         }]);
-    let mut changed = profile();
-    changed.vulnerabilities = Vec::new();
+    let changed = ClientProfile {
+        identifying: Identifying::sealed(sealed_facts(&facts(Vec::new()))),
+        ..profile()
+    };
     Given::from_state(erased)
         .when(C::UpdateProfile(changed), &supervisor())
         .then_refused(DomainError::PersonalDataErased);

@@ -48,7 +48,7 @@ fn a_caseworker_refers_a_consenting_client_and_only_minimum_data_travels() {
     assert_eq!(r.priority, Priority::Urgent);
     assert_eq!(r.consent, ConsentBasis::Consent(consent_id()));
     assert_eq!(r.client.location, mosul());
-    assert_eq!(r.client.age_group, profile().age.group());
+    assert_eq!(r.client.age_group, profile().age_group);
     let state = Referral::replay(&[E::Requested(r)]);
     assert_eq!(state.status(), Some(ReferralStatus::Requested));
 }

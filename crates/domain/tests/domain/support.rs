@@ -3,7 +3,7 @@
 
 use wasl_domain::case::{Case, CaseCommand, CaseEvent, ConsentScope, OpenCase};
 use wasl_domain::catalogue::{Priority, Reason, ReasonCode, ServiceCategory};
-use wasl_domain::client::{ClientProfile, Language, Vulnerability};
+use wasl_domain::client::{ClientProfile, Identifying, IdentifyingFacts, Language, Vulnerability};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationEvent, ServiceSpec};
 use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
@@ -106,8 +106,19 @@ pub fn explained<C: ReasonCode>(code: C) -> Reason<C> {
 pub fn profile() -> ClientProfile {
     ClientProfile {
         location: mosul(),
-        vulnerabilities: vec![Vulnerability::GbvSurvivor],
+        identifying: Identifying::sealed(wasl_domain::testing::sealed_facts(&facts(vec![
+            Vulnerability::GbvSurvivor,
+        ]))),
         ..wasl_domain::testing::profile("TEST-0001")
+    }
+}
+
+/// The standard client's identifying facts (code `TEST-0001`, 30 years) with `vulnerabilities`.
+pub fn facts(vulnerabilities: Vec<Vulnerability>) -> IdentifyingFacts {
+    IdentifyingFacts {
+        survivor_code: wasl_domain::client::SurvivorCode::parse("TEST-0001").expect("code"),
+        age_years: Some(30),
+        vulnerabilities,
     }
 }
 

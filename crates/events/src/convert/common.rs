@@ -12,7 +12,8 @@ use wasl_domain::catalogue::{
     Priority, Reason, ServiceCategory,
 };
 use wasl_domain::client::{
-    Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, SurvivorCode, Vulnerability,
+    Age, AgeGroup, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, SealedFacts,
+    Sex, SurvivorCode, SurvivorCodeLookup, Vulnerability,
 };
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, ServiceSpec};
 use wasl_domain::geo::{District, Governorate, Location};
@@ -289,35 +290,95 @@ fn locations_from_pb(locations: &[pb::Location]) -> Result<Vec<Location>, Decode
 }
 
 pub(crate) fn profile_to_pb(profile: &ClientProfile) -> pb::ClientProfile {
-    pb::ClientProfile {
-        survivor_code: profile.survivor_code.as_str().to_owned(),
+    let mut out = pb::ClientProfile {
         sex: profile.sex.to_pb(),
-        age_group: profile.age.group().to_pb(),
-        age_years: profile.age.exact_years().map(u32::from),
+        age_group: profile.age_group.to_pb(),
         population_group: profile.population_group.to_pb(),
         nationality: profile.nationality.as_str().to_owned(),
         location: Some(location_to_pb(&profile.location)),
         language: profile.language.as_str().to_owned(),
-        vulnerabilities: enums_to_pb(&profile.vulnerabilities),
+        ..Default::default()
+    };
+    match &profile.identifying {
+        Identifying::Sealed(sealed) => {
+            out.sealed_survivor_code = Some(pii_to_pb(&sealed.survivor_code));
+            out.survivor_code_lookup = sealed.lookup.as_bytes().to_vec();
+            out.sealed_age_years = Some(pii_to_pb(&sealed.age_years));
+            out.sealed_vulnerabilities = Some(pii_to_pb(&sealed.vulnerabilities));
+        }
+        Identifying::Clear(facts) => {
+            out.survivor_code = facts.survivor_code.as_str().to_owned();
+            out.age_years = facts.age_years.map(u32::from);
+            out.vulnerabilities = enums_to_pb(&facts.vulnerabilities);
+        }
     }
+    out
 }
 
 pub(crate) fn profile_from_pb(profile: pb::ClientProfile) -> Result<ClientProfile, DecodeError> {
-    let group = AgeGroup::from_pb(profile.age_group, "ClientProfile.age_group")?;
-    let years = profile
-        .age_years
-        .map(|y| small(y, "ClientProfile.age_years"))
-        .transpose()?;
+    let age_group = AgeGroup::from_pb(profile.age_group, "ClientProfile.age_group")?;
+    let sealed = profile.sealed_survivor_code.is_some()
+        || !profile.survivor_code_lookup.is_empty()
+        || profile.sealed_age_years.is_some()
+        || profile.sealed_vulnerabilities.is_some();
+    let identifying = if sealed {
+        // One form or the other: a clear value beside sealed ones would defeat the sealing.
+        if !profile.survivor_code.is_empty() {
+            return Err(DecodeError::invalid_because(
+                "ClientProfile.survivor_code",
+                "is set beside the sealed facts",
+            ));
+        }
+        if profile.age_years.is_some() {
+            return Err(DecodeError::invalid_because(
+                "ClientProfile.age_years",
+                "is set beside the sealed facts",
+            ));
+        }
+        if !profile.vulnerabilities.is_empty() {
+            return Err(DecodeError::invalid_because(
+                "ClientProfile.vulnerabilities",
+                "is set beside the sealed facts",
+            ));
+        }
+        let lookup: [u8; 32] = profile
+            .survivor_code_lookup
+            .as_slice()
+            .try_into()
+            .map_err(|_| DecodeError::invalid_because("ClientProfile.survivor_code_lookup", "must be 32 bytes"))?;
+        Identifying::sealed(SealedFacts {
+            survivor_code: pii_from_pb(required(
+                profile.sealed_survivor_code,
+                "ClientProfile.sealed_survivor_code",
+            )?)?,
+            lookup: SurvivorCodeLookup::from_bytes(lookup),
+            age_years: pii_from_pb(required(profile.sealed_age_years, "ClientProfile.sealed_age_years")?)?,
+            vulnerabilities: pii_from_pb(required(
+                profile.sealed_vulnerabilities,
+                "ClientProfile.sealed_vulnerabilities",
+            )?)?,
+        })
+    } else {
+        let years = profile
+            .age_years
+            .map(|y| small(y, "ClientProfile.age_years"))
+            .transpose()?;
+        Age::new(age_group, years).at("ClientProfile.age_years")?;
+        Identifying::Clear(IdentifyingFacts {
+            survivor_code: SurvivorCode::parse(&profile.survivor_code).at("ClientProfile.survivor_code")?,
+            age_years: years,
+            // Kept in wire order: the domain normalised it before the event was decided.
+            vulnerabilities: enums(&profile.vulnerabilities, "ClientProfile.vulnerabilities")?,
+        })
+    };
     Ok(ClientProfile {
-        survivor_code: SurvivorCode::parse(&profile.survivor_code).at("ClientProfile.survivor_code")?,
         sex: Sex::from_pb(profile.sex, "ClientProfile.sex")?,
-        age: Age::new(group, years).at("ClientProfile.age_years")?,
+        age_group,
         population_group: PopulationGroup::from_pb(profile.population_group, "ClientProfile.population_group")?,
         nationality: Nationality::parse(&profile.nationality).at("ClientProfile.nationality")?,
         location: location_from_pb(&required(profile.location, "ClientProfile.location")?)?,
         language: Language::parse(&profile.language).at("ClientProfile.language")?,
-        // Kept in wire order: the domain normalised it before the event was decided.
-        vulnerabilities: enums(&profile.vulnerabilities, "ClientProfile.vulnerabilities")?,
+        identifying,
     })
 }
 

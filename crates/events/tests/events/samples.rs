@@ -11,7 +11,10 @@ use wasl_domain::catalogue::{
     AcknowledgeCode, CancelCode, CloseCode, Decline, DeclineCode, EraseCode, ErrorCode, FailCode, HoldCode,
     OverrideCode, Priority, Reason, ServiceCategory,
 };
-use wasl_domain::client::{Age, AgeGroup, ClientProfile, Language, Nationality, PopulationGroup, Sex, Vulnerability};
+use wasl_domain::client::{
+    AgeGroup, ClientProfile, Identifying, IdentifyingFacts, Language, Nationality, PopulationGroup, SealedFacts, Sex,
+    SurvivorCode, SurvivorCodeLookup, Vulnerability,
+};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, OrganisationEvent, ServiceSpec};
 use wasl_domain::geo::{Governorate, Location};
 use wasl_domain::ids::{CaseId, CommandId, ConsentId, EventId, OrgId, ReferralId, ServiceId, UserId};
@@ -104,26 +107,50 @@ pub fn pii_aes(tag: u8) -> EncryptedPii {
     .unwrap()
 }
 
+/// A profile as the golden fixtures hold it: the identifying facts in the clear, as events
+/// written before they were sealed have them (the fixtures prove such bytes still read).
 pub fn profile() -> ClientProfile {
     ClientProfile {
-        age: Age::years(29).unwrap(),
+        age_group: AgeGroup::Age25To59,
         population_group: PopulationGroup::Idp,
         location: mosul(),
-        vulnerabilities: vec![Vulnerability::GbvSurvivor, Vulnerability::FemaleHeadedHousehold],
+        identifying: Identifying::Clear(IdentifyingFacts {
+            survivor_code: SurvivorCode::parse("TEST-0001").unwrap(),
+            age_years: Some(29),
+            vulnerabilities: vec![Vulnerability::GbvSurvivor, Vulnerability::FemaleHeadedHousehold],
+        }),
         ..testing::profile("TEST-0001")
     }
 }
 
 /// Every field at an edge: undisclosed sex, an age group only, an unknown nationality, a
-/// governorate without district, a regional language tag, no vulnerabilities.
+/// governorate without district, a regional language tag, no vulnerabilities (in the clear).
 fn profile_minimal() -> ClientProfile {
     ClientProfile {
         sex: Sex::Undisclosed,
-        age: Age::group_only(AgeGroup::Age12To17),
+        age_group: AgeGroup::Age12To17,
         nationality: Nationality::parse("XX").unwrap(),
         location: Location::governorate_only(Governorate::Halabja),
         language: Language::parse("ckb-IQ").unwrap(),
+        identifying: Identifying::Clear(IdentifyingFacts {
+            survivor_code: SurvivorCode::parse("TEST-0002").unwrap(),
+            age_years: None,
+            vulnerabilities: vec![],
+        }),
         ..testing::profile("TEST-0002")
+    }
+}
+
+/// A profile as every command writes it now: the identifying facts sealed.
+pub fn profile_sealed() -> ClientProfile {
+    ClientProfile {
+        identifying: Identifying::sealed(SealedFacts {
+            survivor_code: pii(0x11),
+            lookup: SurvivorCodeLookup::from_bytes([0x5a; 32]),
+            age_years: pii_aes(0x12),
+            vulnerabilities: pii(0x13),
+        }),
+        ..profile()
     }
 }
 
@@ -451,6 +478,22 @@ pub fn variations() -> Vec<StoredEvent> {
                 caseworker: user(0xa2),
                 profile: profile_minimal(),
                 personal: PersonalData::default(),
+            },
+        ),
+        case(
+            T::CaseOpened,
+            CaseEvent::Opened {
+                case_id: case_id(),
+                owner_org: org_a(),
+                caseworker: user(0xa2),
+                profile: profile_sealed(),
+                personal: PersonalData::default(),
+            },
+        ),
+        case(
+            T::CaseProfileUpdated,
+            CaseEvent::ProfileUpdated {
+                profile: profile_sealed(),
             },
         ),
         case(

@@ -10,6 +10,7 @@ CREATE TABLE cases_g{g} (
     closed_at            BIGINT,
     close_code           TEXT,
     survivor_code        TEXT   NOT NULL,
+    survivor_code_lookup TEXT,
     sex                  TEXT   NOT NULL,
     age_group            TEXT   NOT NULL,
     age_years            BIGINT,
@@ -19,6 +20,10 @@ CREATE TABLE cases_g{g} (
     district             TEXT,
     language             TEXT   NOT NULL,
     vulnerabilities      TEXT   NOT NULL,
+    sealed_survivor_code BYTEA,
+    sealed_age_years     BYTEA,
+    sealed_vulnerabilities BYTEA,
+    profile_event        TEXT,
     consents             TEXT   NOT NULL,
     consents_active      BIGINT NOT NULL,
     consent_categories   TEXT   NOT NULL,
@@ -35,3 +40,4 @@ CREATE TABLE cases_g{g} (
 CREATE INDEX cases_g{g}_owner_idx ON cases_g{g} (owner_org, updated_at, id);
 CREATE INDEX cases_g{g}_caseworker_idx ON cases_g{g} (caseworker, updated_at, id);
 CREATE INDEX cases_g{g}_updated_idx ON cases_g{g} (updated_at, id);
+CREATE INDEX cases_g{g}_lookup_idx ON cases_g{g} (survivor_code_lookup);

@@ -5,7 +5,7 @@ use crate::db::ReadModels;
 use crate::error::ProjectionError;
 use crate::rows::case::{CaseRow, status_code};
 use wasl_domain::case::CaseStatus;
-use wasl_domain::client::SurvivorCode;
+use wasl_domain::client::{SurvivorCode, SurvivorCodeLookup};
 use wasl_domain::geo::Governorate;
 use wasl_domain::ids::{CaseId, OrgId, UserId};
 
@@ -23,9 +23,18 @@ pub struct CaseFilter {
     pub status: Option<CaseStatus>,
     /// The client lives in this governorate.
     pub governorate: Option<Governorate>,
-    /// Exactly this survivor code, compared as the case stores it (trimmed, upper-case). A
-    /// text that is not a valid survivor code matches no case.
-    pub survivor_code: Option<String>,
+    /// Exactly this survivor code: its keyed hash for a sealed profile, the code itself for a
+    /// profile recorded in the clear before sealing.
+    pub survivor_code: Option<SurvivorCodeQuery>,
+}
+
+/// A survivor code to find, with its keyed hash (which only the api can compute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivorCodeQuery {
+    /// The code, for profiles recorded in the clear.
+    pub code: SurvivorCode,
+    /// Its keyed hash, for sealed profiles.
+    pub lookup: SurvivorCodeLookup,
 }
 
 const KEYSET: Keyset = Keyset {
@@ -59,13 +68,10 @@ impl ReadModels {
         }
         select.eq("status", filter.status.map(|s| status_code(s).to_owned()));
         select.eq("governorate", filter.governorate.map(|g| g.code().to_owned()));
-        if let Some(code) = &filter.survivor_code {
-            let Ok(code) = SurvivorCode::parse(code) else {
-                // Still a cursor check, so a bad cursor is refused whatever the filter.
-                KEYSET.check(page)?;
-                return Ok(Page::empty());
-            };
-            select.eq("survivor_code", Some(code.as_str().to_owned()));
+        if let Some(query) = &filter.survivor_code {
+            let lookup = select.bind(query.lookup.to_hex());
+            let code = select.bind(query.code.as_str().to_owned());
+            select.filter(format!("(survivor_code_lookup = {lookup} OR survivor_code = {code})"));
         }
         select
             .fetch_page(

@@ -11,7 +11,7 @@ mod directory;
 mod page;
 mod referrals;
 
-pub use cases::CaseFilter;
+pub use cases::{CaseFilter, SurvivorCodeQuery};
 pub use directory::{Candidate, DirectorySearch, Need, ServiceListing};
 pub use page::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use referrals::{EscalationFilter, OPEN_STATUSES, ReferralFilter, WorkItem, WorkNeed};

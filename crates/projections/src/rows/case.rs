@@ -4,7 +4,7 @@ use super::{ApplyError, EventAt};
 use crate::sql::row;
 use serde::{Deserialize, Serialize};
 use wasl_domain::case::{CaseEvent, CaseStatus, ConsentScope, Scope};
-use wasl_domain::client::ClientProfile;
+use wasl_domain::client::{ClientProfile, Identifying};
 use wasl_domain::pii::{EncryptedPii, PersonalData};
 use wasl_events::encode_sealed;
 
@@ -28,12 +28,16 @@ row!(
         closed_at: Option<i64>,
         /// Close reason code; none while open.
         close_code: Option<String>,
-        /// The survivor code (pseudonym, see docs/data-protection.md).
+        /// The survivor code in the clear: only for a profile recorded before the identifying
+        /// facts were sealed; empty otherwise (see docs/data-protection.md).
         survivor_code: String,
+        /// The survivor code's keyed hash (hex), for finding the case by its code; none for a
+        /// clear profile and once erased.
+        survivor_code_lookup: Option<String>,
         sex: String,
         /// Age group code.
         age_group: String,
-        /// Exact age, when recorded.
+        /// Exact age in the clear, when recorded in a clear profile.
         age_years: Option<i64>,
         /// Population group code.
         population_group: String,
@@ -43,8 +47,16 @@ row!(
         district: Option<String>,
         /// Preferred language.
         language: String,
-        /// Vulnerability codes, as a list column.
+        /// Vulnerability codes of a clear profile, as a list column.
         vulnerabilities: String,
+        /// The sealed survivor code; none for a clear profile and once erased.
+        sealed_survivor_code: Option<Vec<u8>>,
+        /// The sealed exact age.
+        sealed_age_years: Option<Vec<u8>>,
+        /// The sealed vulnerabilities.
+        sealed_vulnerabilities: Option<Vec<u8>>,
+        /// The id of the event that recorded the profile, which its sealed facts are bound to.
+        profile_event: Option<String>,
         /// Every consent with its scope (JSON, see [`ConsentEntry`]).
         consents: String,
         /// How many consents are not withdrawn (some may have expired).
@@ -108,27 +120,45 @@ fn sealed(value: Option<&EncryptedPii>) -> Option<Vec<u8>> {
     value.map(encode_sealed)
 }
 
-fn set_profile(row: &mut CaseRow, profile: &ClientProfile) {
-    row.survivor_code = profile.survivor_code.as_str().to_owned();
+fn set_profile(row: &mut CaseRow, profile: &ClientProfile, at: &EventAt) {
     row.sex = profile.sex.code().to_owned();
-    row.age_group = profile.age.group().code().to_owned();
-    row.age_years = profile.age.exact_years().map(i64::from);
+    row.age_group = profile.age_group.code().to_owned();
     row.population_group = profile.population_group.code().to_owned();
     row.nationality = profile.nationality.as_str().to_owned();
     row.governorate = profile.location.governorate().code().to_owned();
     row.district = profile.location.district().map(|d| d.code().to_owned());
     row.language = profile.language.as_str().to_owned();
-    row.vulnerabilities = crate::sql::list(profile.vulnerabilities.iter().map(|v| v.code()));
+    forget_identifying_profile(row);
+    match &profile.identifying {
+        Identifying::Sealed(facts) => {
+            row.survivor_code_lookup = Some(facts.lookup.to_hex());
+            row.sealed_survivor_code = Some(encode_sealed(&facts.survivor_code));
+            row.sealed_age_years = Some(encode_sealed(&facts.age_years));
+            row.sealed_vulnerabilities = Some(encode_sealed(&facts.vulnerabilities));
+            row.profile_event = Some(at.event_id.clone());
+        }
+        Identifying::Clear(facts) => {
+            row.survivor_code = facts.survivor_code.as_str().to_owned();
+            row.age_years = facts.age_years.map(i64::from);
+            row.vulnerabilities = crate::sql::list(facts.vulnerabilities.iter().map(|v| v.code()));
+        }
+    }
 }
 
 /// After an erasure the profile keeps only what cannot single the person out: sex, age group,
 /// population group, nationality, place and language stay for the statistics; the survivor code
-/// (a lookup key), the exact age and the vulnerabilities (`gbv_survivor`, …) go. A profile
-/// update recorded after an erasure (the domain refuses new ones) is cut the same way.
+/// and its lookup hash, the exact age and the vulnerabilities (`gbv_survivor`, …) go, sealed or
+/// clear. A profile update recorded after an erasure (the domain refuses new ones) is cut the
+/// same way.
 fn forget_identifying_profile(row: &mut CaseRow) {
     row.survivor_code = String::new();
+    row.survivor_code_lookup = None;
     row.age_years = None;
     row.vulnerabilities = String::new();
+    row.sealed_survivor_code = None;
+    row.sealed_age_years = None;
+    row.sealed_vulnerabilities = None;
+    row.profile_event = None;
 }
 
 fn set_personal(row: &mut CaseRow, personal: &PersonalData) {
@@ -194,6 +224,7 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
             closed_at: None,
             close_code: None,
             survivor_code: String::new(),
+            survivor_code_lookup: None,
             sex: String::new(),
             age_group: String::new(),
             age_years: None,
@@ -203,6 +234,10 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
             district: None,
             language: String::new(),
             vulnerabilities: String::new(),
+            sealed_survivor_code: None,
+            sealed_age_years: None,
+            sealed_vulnerabilities: None,
+            profile_event: None,
             consents: String::new(),
             consents_active: 0,
             consent_categories: String::new(),
@@ -216,7 +251,7 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
             version: 1,
             position: at.seq,
         };
-        set_profile(&mut row, profile);
+        set_profile(&mut row, profile, at);
         set_personal(&mut row, personal);
         write_consents(&mut row, Vec::new());
         *slot = Some(row);
@@ -226,7 +261,7 @@ pub(crate) fn apply(slot: &mut Option<CaseRow>, id: &str, event: &CaseEvent, at:
     match event {
         CaseEvent::Opened { .. } => unreachable!("handled above"),
         CaseEvent::ProfileUpdated { profile } => {
-            set_profile(row, profile);
+            set_profile(row, profile, at);
             if row.personal_data_erased == 1 {
                 forget_identifying_profile(row);
             }

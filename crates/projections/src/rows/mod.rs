@@ -20,6 +20,8 @@ pub(crate) struct EventAt {
     pub actor_org: String,
     /// Its type name.
     pub event_type: &'static str,
+    /// Its id (what sealed values in it are bound to).
+    pub event_id: String,
 }
 
 impl EventAt {
@@ -30,6 +32,7 @@ impl EventAt {
             actor_user: event.meta.actor.user.to_string(),
             actor_org: event.meta.actor.org.to_string(),
             event_type: event.event.event_type(),
+            event_id: event.meta.event_id.to_string(),
         }
     }
 }

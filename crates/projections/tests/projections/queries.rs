@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, OpenCase, Scope};
 use wasl_domain::catalogue::{AcknowledgeCode, Decline, DeclineCode, Priority, Reason, ServiceCategory};
-use wasl_domain::client::{Age, Language, Sex};
+use wasl_domain::client::{Age, Identifying, Language, Sex, SurvivorCode, SurvivorCodeLookup};
 use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, OrganisationState};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId, uuid_v7_from_parts};
@@ -24,7 +24,8 @@ use wasl_domain::{Actor, Context, Role};
 use wasl_events::{DomainEvent, EventMeta, StoredEvent};
 use wasl_projections::apply::Entry;
 use wasl_projections::query::{
-    CaseFilter, DirectorySearch, EscalationFilter, Need, OPEN_STATUSES, Page, PageRequest, ReferralFilter, WorkNeed,
+    CaseFilter, DirectorySearch, EscalationFilter, Need, OPEN_STATUSES, Page, PageRequest, ReferralFilter,
+    SurvivorCodeQuery, WorkNeed,
 };
 use wasl_projections::{Projection, ProjectionError, ReadModels};
 use wasl_store::{StoredAggregate, event_id};
@@ -269,7 +270,16 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
         c.profile.location.governorate()
     });
     let one = g.cases.values().nth(g.cases.len() / 2).expect("a case");
-    let code = one.profile.survivor_code.as_str().to_owned();
+    let lookup_of = |profile: &wasl_domain::client::ClientProfile| match &profile.identifying {
+        Identifying::Sealed(sealed) => Some(sealed.lookup),
+        Identifying::Clear(_) => None,
+    };
+    let lookup = lookup_of(&one.profile).expect("synthetic histories seal the identifying facts");
+    let by_code = |lookup: [u8; 32]| SurvivorCodeQuery {
+        // Every case of the history is sealed: only the lookup hash can match.
+        code: SurvivorCode::parse("TEST-0000").expect("code"),
+        lookup: SurvivorCodeLookup::from_bytes(lookup),
+    };
 
     let checks: Vec<(&str, CaseFilter, Vec<String>)> = vec![
         ("every case", CaseFilter::default(), g.cases_where(|_| true)),
@@ -323,12 +333,12 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
             g.cases_where(|c| c.profile.location.governorate() == place),
         ),
         (
-            "survivor code typed in lower case with spaces",
+            "survivor code, by its keyed hash",
             CaseFilter {
-                survivor_code: Some(format!("  {}  ", code.to_ascii_lowercase())),
+                survivor_code: Some(by_code(*lookup.as_bytes())),
                 ..CaseFilter::default()
             },
-            g.cases_where(|c| c.profile.survivor_code.as_str() == code),
+            g.cases_where(|c| lookup_of(&c.profile) == Some(lookup)),
         ),
         (
             "open cases of one organisation in one governorate",
@@ -343,9 +353,9 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
             }),
         ),
         (
-            "no match: a text that is no survivor code",
+            "no match: a survivor code no case has",
             CaseFilter {
-                survivor_code: Some("not a code!".to_owned()),
+                survivor_code: Some(by_code([0; 32])),
                 ..CaseFilter::default()
             },
             vec![],
@@ -376,7 +386,7 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
         }
     }
     assert_eq!(
-        g.cases_where(|c| c.profile.survivor_code.as_str() == code).len(),
+        g.cases_where(|c| lookup_of(&c.profile) == Some(lookup)).len(),
         1,
         "survivor codes are unique"
     );
@@ -388,7 +398,13 @@ async fn cases_are_filtered_and_paged_newest_change_first(db: TestDb) {
         .expect("the case exists");
     assert_eq!(row.id, one.id.to_string());
     assert_eq!(row.owner_org, one.owner_org.to_string());
-    assert_eq!(row.survivor_code, code);
+    // The code is in the row only as its keyed hash; the facts are sealed, bound to the event
+    // that recorded them, and gone once the case is erased.
+    assert_eq!(row.survivor_code, "", "no code in the clear");
+    let kept = row.personal_data_erased == 0;
+    assert_eq!(row.survivor_code_lookup, kept.then(|| lookup.to_hex()));
+    assert_eq!(row.sealed_survivor_code.is_some(), kept);
+    assert_eq!(row.profile_event.is_some(), kept);
     assert_eq!(models.case(id(251)).await.expect("read a case"), None);
 }
 on_both!(
@@ -636,9 +652,12 @@ async fn a_cursor_the_api_did_not_issue_is_refused(db: TestDb) {
         models.worklist(user, false, &p).await,
         Err(ProjectionError::BadCursor)
     ));
-    // Refused even when the filter alone would answer without the database.
+    // Refused with a survivor code filter as well.
     let no_code = CaseFilter {
-        survivor_code: Some("?".to_owned()),
+        survivor_code: Some(SurvivorCodeQuery {
+            code: SurvivorCode::parse("TEST-0000").expect("code"),
+            lookup: SurvivorCodeLookup::from_bytes([0; 32]),
+        }),
         ..CaseFilter::default()
     };
     let garbled = PageRequest::continuing(10, "garbage");
@@ -760,7 +779,7 @@ async fn each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them(db
             .collect();
         assert_eq!(got, expected, "worklist of {user}");
         assert!(items.iter().all(|i| i.referral.from_user == user.to_string()));
-        // Need-to-know: only the referrals of the cases still assigned to them.
+        // Need-to-know: only the referrals of the cases still assigned or shared to them.
         let known = all_pages(3, |p| {
             let models = &models;
             async move { models.worklist(user, true, &p).await }
@@ -770,9 +789,10 @@ async fn each_worklist_holds_the_caseworkers_own_referrals_that_wait_for_them(db
         let want: Vec<String> = got
             .iter()
             .filter(|(_, id, _)| {
-                g.referrals
-                    .values()
-                    .any(|r| r.id.to_string() == *id && g.cases[&r.case_id].caseworker == user)
+                g.referrals.values().any(|r| {
+                    let case = &g.cases[&r.case_id];
+                    r.id.to_string() == *id && (case.caseworker == user || case.shared_with.contains(&user))
+                })
             })
             .map(|(_, id, _)| id.clone())
             .collect();
