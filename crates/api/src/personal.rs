@@ -120,25 +120,46 @@ fn plain(revealed: Option<Revealed>) -> Option<String> {
     }
 }
 
-/// The case's personal data as the log has it now, opened.
-pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOutput, ApiError> {
+/// What the log holds now of a case's sealed values: its latest personal data and profile, each
+/// with the id of the event that recorded it (what their seals are bound to), and whether the
+/// case's personal data was erased. One read of the case's history.
+struct LoggedCase {
+    personal: Option<(EventId, PersonalData)>,
+    profile: Option<(EventId, ClientProfile)>,
+    erased: bool,
+}
+
+async fn logged_case(state: &AppState, case: CaseId) -> Result<LoggedCase, ApiError> {
     let subject = format!("wasl.evt.case.{case}");
     let recorded = state.store().read_history(&subject, 1).await?;
-    let mut latest: Option<(EventId, PersonalData)> = None;
-    let mut erased = false;
+    let mut logged = LoggedCase {
+        personal: None,
+        profile: None,
+        erased: false,
+    };
     for r in recorded {
         let DomainEvent::Case(_, event) = r.event.event else {
             continue;
         };
+        let id = r.event.meta.event_id;
         match event {
-            CaseEvent::Opened { personal, .. } | CaseEvent::PersonalDataUpdated { personal } => {
-                latest = Some((r.event.meta.event_id, personal));
+            CaseEvent::Opened { personal, profile, .. } => {
+                logged.personal = Some((id, personal));
+                logged.profile = Some((id, profile));
             }
-            CaseEvent::PersonalDataErased { .. } => erased = true,
+            CaseEvent::PersonalDataUpdated { personal } => logged.personal = Some((id, personal)),
+            CaseEvent::ProfileUpdated { profile } => logged.profile = Some((id, profile)),
+            CaseEvent::PersonalDataErased { .. } => logged.erased = true,
             _ => {}
         }
     }
-    let Some((event, personal)) = latest.filter(|_| !erased) else {
+    Ok(logged)
+}
+
+/// The case's personal data as the log has it now, opened.
+pub async fn case_personal(state: &AppState, case: CaseId) -> Result<PersonalOutput, ApiError> {
+    let LoggedCase { personal, erased, .. } = logged_case(state, case).await?;
+    let Some((event, personal)) = personal.filter(|_| !erased) else {
         return Ok(PersonalOutput {
             erased,
             ..PersonalOutput::default()
@@ -319,22 +340,8 @@ pub async fn row_identifying(state: &AppState, row: &CaseRow) -> Result<Option<I
 /// clear form: `None` when the case has none or was erased. Read from the log, not the read
 /// model, so that a command compares against what it will be decided on.
 pub async fn logged_profile(state: &AppState, case: CaseId) -> Result<Option<ClientProfile>, ApiError> {
-    let subject = format!("wasl.evt.case.{case}");
-    let recorded = state.store().read_history(&subject, 1).await?;
-    let mut latest: Option<(EventId, ClientProfile)> = None;
-    for r in recorded {
-        let DomainEvent::Case(_, event) = r.event.event else {
-            continue;
-        };
-        match event {
-            CaseEvent::Opened { profile, .. } | CaseEvent::ProfileUpdated { profile } => {
-                latest = Some((r.event.meta.event_id, profile));
-            }
-            CaseEvent::PersonalDataErased { .. } => return Ok(None),
-            _ => {}
-        }
-    }
-    let Some((event, mut profile)) = latest else {
+    let LoggedCase { profile, erased, .. } = logged_case(state, case).await?;
+    let Some((event, mut profile)) = profile.filter(|_| !erased) else {
         return Ok(None);
     };
     if let Identifying::Sealed(sealed) = &profile.identifying {
@@ -344,19 +351,4 @@ pub async fn logged_profile(state: &AppState, case: CaseId) -> Result<Option<Cli
         profile.identifying = Identifying::Clear(facts);
     }
     Ok(Some(profile.normalised()))
-}
-
-/// Seals the identifying facts of a profile stated in the clear, for event `event` of `case`;
-/// a profile already sealed is returned as it is.
-pub async fn seal_profile(
-    state: &AppState,
-    case: CaseId,
-    event: EventId,
-    mut profile: ClientProfile,
-) -> Result<ClientProfile, ApiError> {
-    if let Identifying::Clear(facts) = &profile.identifying {
-        let sealed = state.vault().seal_identifying(case, event, facts).await?;
-        profile.identifying = Identifying::sealed(sealed);
-    }
-    Ok(profile)
 }

@@ -9,7 +9,6 @@ use std::time::Instant;
 use wasl_api::auth::accounts::{AccountError, User};
 use wasl_domain::case::{Case, CaseCommand, CloseCase, OpenCase, Scope};
 use wasl_domain::catalogue::{Decline, Reason, ReasonCode};
-use wasl_domain::client::Identifying;
 use wasl_domain::client::Sex;
 use wasl_domain::directory::{DisplayName, Eligibility, Organisation, OrganisationCommand, ServiceSpec};
 use wasl_domain::ids::{CaseId, CommandId, EventId};
@@ -332,11 +331,7 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                     ),
                     notes: Some(self.seal(c.id, event, PiiField::NOTES, NOTES).await?),
                 };
-                let mut profile = c.profile.clone();
-                if let Identifying::Clear(facts) = &profile.identifying {
-                    profile.identifying =
-                        Identifying::sealed(self.parts.vault.seal_identifying(c.id, event, facts).await?);
-                }
+                let profile = self.parts.vault.seal_profile(c.id, event, c.profile.clone()).await?;
                 let command = CaseCommand::Open(OpenCase {
                     case_id: c.id,
                     caseworker: None,

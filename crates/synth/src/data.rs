@@ -146,7 +146,12 @@ pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate], key: &
         *rng.pick(places)
     };
     let home = location_in(rng, governorate, 600);
-    let mut profile = crate::profile::client_profile(rng, survivor_code, home);
+    let profile = crate::profile::client_profile(rng, survivor_code, home);
+    stand_in_seals(rng, key, profile)
+}
+
+/// `profile` with its clear identifying facts replaced by [`sealed_facts`] under `key`.
+pub(crate) fn stand_in_seals(rng: &mut Rng, key: &KeyId, mut profile: ClientProfile) -> ClientProfile {
     if let Identifying::Clear(facts) = &profile.identifying {
         profile.identifying = Identifying::sealed(sealed_facts(rng, key, facts));
     }
@@ -156,15 +161,8 @@ pub(crate) fn profile(rng: &mut Rng, number: u64, places: &[Governorate], key: &
 /// Identifying facts "sealed" the way the vault seals them — each value as long as its real
 /// ciphertext, a random nonce, a 32-byte lookup hash — with random bytes that are never opened.
 pub(crate) fn sealed_facts(rng: &mut Rng, key: &KeyId, facts: &IdentifyingFacts) -> SealedFacts {
-    let mut seal = |field| {
-        let len = facts.sealed_text(field).len();
-        let mut value = sealed(rng, key, len);
-        // One cipher for all of a profile's facts, as the vault seals them.
-        while value.cipher() != Cipher::XChaCha20Poly1305 {
-            value = sealed(rng, key, len);
-        }
-        value
-    };
+    // The vault's cipher, for every fact.
+    let mut seal = |field| sealed_with(rng, Cipher::XChaCha20Poly1305, key, facts.sealed_text(field).len());
     let survivor_code = seal(IdentifyingField::SurvivorCode);
     let age_years = seal(IdentifyingField::AgeYears);
     let vulnerabilities = seal(IdentifyingField::Vulnerabilities);
@@ -235,6 +233,11 @@ pub(crate) fn sealed(rng: &mut Rng, key: &KeyId, len: usize) -> EncryptedPii {
     } else {
         Cipher::Aes256Gcm
     };
+    sealed_with(rng, cipher, key, len)
+}
+
+/// A sealed value of `len` plaintext bytes under `cipher`.
+fn sealed_with(rng: &mut Rng, cipher: Cipher, key: &KeyId, len: usize) -> EncryptedPii {
     let nonce = rng.bytes(cipher.nonce_len());
     let ciphertext = rng.bytes(len + 16);
     EncryptedPii::new(cipher, key.clone(), nonce, ciphertext)

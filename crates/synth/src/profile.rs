@@ -49,12 +49,8 @@ pub fn client_profile(rng: &mut Rng, survivor_code: SurvivorCode, home: Location
 /// `profile` with its clear identifying facts replaced by stand-ins sealed under `case`'s key
 /// id: random bytes of the real ciphertexts' lengths, for histories and benchmarks whose sealed
 /// values are never opened (what the domain requires of a command, without a vault).
-pub fn with_stand_in_seals(rng: &mut Rng, case: CaseId, mut profile: ClientProfile) -> ClientProfile {
-    if let Identifying::Clear(facts) = &profile.identifying {
-        let sealed = crate::data::sealed_facts(rng, &crate::data::case_key(case), facts);
-        profile.identifying = Identifying::sealed(sealed);
-    }
-    profile
+pub fn with_stand_in_seals(rng: &mut Rng, case: CaseId, profile: ClientProfile) -> ClientProfile {
+    crate::data::stand_in_seals(rng, &crate::data::case_key(case), profile)
 }
 
 /// An age in years: a fifth children, most adults under 60.

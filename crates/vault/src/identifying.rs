@@ -11,10 +11,12 @@
 
 use crate::error::VaultError;
 use crate::keys::{DataKey, MasterKey};
-use crate::seal::{self, PiiField, Revealed};
-use crate::vault::Vault;
+use crate::seal::{self, PiiField};
+use crate::vault::{KeyState, Vault};
 use hmac::{KeyInit as _, Mac as _};
-use wasl_domain::client::{IdentifyingFacts, IdentifyingField, SealedFacts, SurvivorCode, SurvivorCodeLookup};
+use wasl_domain::client::{
+    ClientProfile, Identifying, IdentifyingFacts, IdentifyingField, SealedFacts, SurvivorCode, SurvivorCodeLookup,
+};
 use wasl_domain::ids::{CaseId, EventId, uuid_v7_from_parts};
 
 /// The bucket entry holding the survivor-code lookup key.
@@ -34,12 +36,6 @@ pub fn pii_field(field: IdentifyingField) -> PiiField {
         IdentifyingField::Vulnerabilities => PiiField::VULNERABILITIES,
     }
 }
-
-const FIELDS: [IdentifyingField; 3] = [
-    IdentifyingField::SurvivorCode,
-    IdentifyingField::AgeYears,
-    IdentifyingField::Vulnerabilities,
-];
 
 /// HMAC-SHA256 of the code under the lookup key, with a domain-separating prefix.
 pub(crate) fn lookup_with(key: &DataKey, code: &SurvivorCode) -> SurvivorCodeLookup {
@@ -73,6 +69,20 @@ impl<M: MasterKey> Vault<M> {
         })
     }
 
+    /// `profile` with its clear identifying facts sealed for event `event` of `case`, as every
+    /// command must carry them; a profile already sealed is returned as it is.
+    pub async fn seal_profile(
+        &self,
+        case: CaseId,
+        event: EventId,
+        mut profile: ClientProfile,
+    ) -> Result<ClientProfile, VaultError> {
+        if let Identifying::Clear(facts) = &profile.identifying {
+            profile.identifying = Identifying::sealed(self.seal_identifying(case, event, facts).await?);
+        }
+        Ok(profile)
+    }
+
     /// Opens the facts sealed in event `event` of `case`; `None` once the case was erased.
     pub async fn open_identifying(
         &self,
@@ -80,19 +90,23 @@ impl<M: MasterKey> Vault<M> {
         event: EventId,
         sealed: &SealedFacts,
     ) -> Result<Option<IdentifyingFacts>, VaultError> {
-        let mut texts = Vec::with_capacity(FIELDS.len());
-        for field in FIELDS {
-            match self.open(case, event, pii_field(field), sealed.get(field)).await? {
-                Revealed::Plain(text) => texts.push(text),
-                Revealed::Erased => return Ok(None),
-            }
-        }
-        IdentifyingFacts::from_sealed_texts(&texts[0], &texts[1], &texts[2])
-            .map(Some)
-            .map_err(|e| VaultError::Corrupt {
-                case: case.to_string(),
-                reason: format!("a sealed identifying fact does not read back: {e}"),
-            })
+        // One key fetch for the three values (a list page opens them for every case on it).
+        let key = match self.key(case).await? {
+            KeyState::Active(key) => key,
+            KeyState::Erased => return Ok(None),
+            KeyState::Missing => return Err(VaultError::KeyMissing(case.to_string())),
+        };
+        let open = |field| seal::open_with(&key, case, event, pii_field(field), sealed.get(field));
+        IdentifyingFacts::from_sealed_texts(
+            &open(IdentifyingField::SurvivorCode)?,
+            &open(IdentifyingField::AgeYears)?,
+            &open(IdentifyingField::Vulnerabilities)?,
+        )
+        .map(Some)
+        .map_err(|e| VaultError::Corrupt {
+            case: case.to_string(),
+            reason: format!("a sealed identifying fact does not read back: {e}"),
+        })
     }
 }
 

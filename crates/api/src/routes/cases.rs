@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::command::{CommandHeaders, CommandRequest, CreateHeaders};
 use crate::error::ApiError;
 use crate::http::{CommandAnswer, Json, MinPosition, NoBody, Path, Query, answered, with_etag};
-use crate::personal::{PersonalInput, PersonalOutput, case_personal, logged_profile, row_identifying, seal_profile};
+use crate::personal::{PersonalInput, PersonalOutput, case_personal, logged_profile, row_identifying};
 use crate::policy::{Action, Resource, case_scope, knows_case};
 use crate::state::AppState;
 use axum::extract::State;
@@ -89,7 +89,7 @@ pub struct ProfileInput {
 impl ProfileInput {
     /// Parses the profile found at the JSON pointer `at` of the request body (`""` for the whole
     /// body), naming its fields by their pointers. The identifying facts are in the clear: seal
-    /// them ([`seal_profile`]) before the command is decided.
+    /// them (`Vault::seal_profile`) before the command is decided.
     fn parse(&self, at: &str) -> Result<ClientProfile, ApiError> {
         let f = |name: &str| format!("{at}/{name}");
         let group = opt_field(&f("age_group"), self.age_group.as_deref(), AgeGroup::parse)?;
@@ -448,7 +448,7 @@ pub async fn open_case(
         Some(p) => p.seal(&state, id, request.event(0)).await?,
         None => wasl_domain::pii::PersonalData::default(),
     };
-    let profile = seal_profile(&state, id, request.event(0), profile).await?;
+    let profile = state.vault().seal_profile(id, request.event(0), profile).await?;
     let command = CaseCommand::Open(OpenCase {
         case_id: id,
         caseworker,
@@ -503,26 +503,22 @@ pub async fn list_cases(
         Some("closed") => Some(CaseStatus::Closed),
         Some(_) => return Err(ApiError::invalid("status", "must be open or closed")),
     };
+    // A text that is not a survivor code matches no case; a code is looked up by its keyed
+    // hash (and, for cases recorded before the codes were sealed, as it is).
+    let code = query.survivor_code.as_deref().map(SurvivorCode::parse);
     let filter = CaseFilter {
         owner_org: Some(scope.org),
         caseworker: opt_field("caseworker", query.caseworker.as_deref(), UserId::parse)?,
         assigned_to: scope.assigned_to,
         status,
         governorate: opt_field("governorate", query.governorate.as_deref(), Governorate::parse)?,
-        survivor_code: None,
-    };
-    // A text that is not a survivor code matches no case; a code is looked up by its keyed
-    // hash (and, for cases recorded before the codes were sealed, as it is).
-    let code = query.survivor_code.as_deref().map(SurvivorCode::parse);
-    let filter = match &code {
-        Some(Ok(code)) => CaseFilter {
-            survivor_code: Some(SurvivorCodeQuery {
+        survivor_code: match &code {
+            Some(Ok(code)) => Some(SurvivorCodeQuery {
                 code: code.clone(),
                 lookup: state.vault().survivor_code_lookup(code).await?,
             }),
-            ..filter
+            _ => None,
         },
-        _ => filter,
     };
     caught_up(&state, min, READS).await?;
     let page = PageParams {
@@ -727,7 +723,7 @@ pub async fn update_profile(
     // refuses the update.
     let profile = match logged_profile(&state, id).await? {
         Some(current) if current == profile => return Err(ApiError::Refused(DomainError::NothingToChange)),
-        Some(_) => seal_profile(&state, id, request.event(0), profile).await?,
+        Some(_) => state.vault().seal_profile(id, request.event(0), profile).await?,
         None => profile,
     };
     let outcome = request
