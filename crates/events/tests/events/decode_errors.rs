@@ -338,3 +338,53 @@ fn an_expired_cancellation_travels_as_the_next_free_number() {
         })
     );
 }
+
+#[test]
+fn a_profile_with_identifying_facts_both_sealed_and_in_the_clear_is_refused() {
+    let sealed = || {
+        let mut event = wire(EventType::CaseOpened);
+        let Some(P::CaseOpened(c)) = &mut event.payload else {
+            unreachable!()
+        };
+        let profile = c.profile.as_mut().unwrap();
+        let seal = |tag: u8| pb::EncryptedPii {
+            cipher: pb::Cipher::Xchacha20Poly1305 as i32,
+            key_id: "case:test".into(),
+            nonce: vec![tag; 24],
+            ciphertext: vec![tag; 40],
+        };
+        profile.survivor_code = String::new();
+        profile.age_years = None;
+        profile.vulnerabilities = Vec::new();
+        profile.sealed_survivor_code = Some(seal(1));
+        profile.survivor_code_lookup = vec![7; 32];
+        profile.sealed_age_years = Some(seal(2));
+        profile.sealed_vulnerabilities = Some(seal(3));
+        event
+    };
+    assert!(decode_wire(&sealed()).is_ok(), "the sealed form alone reads");
+    let broken = |f: &dyn Fn(&mut pb::ClientProfile), field: &str| {
+        let mut event = sealed();
+        let Some(P::CaseOpened(c)) = &mut event.payload else {
+            unreachable!()
+        };
+        f(c.profile.as_mut().unwrap());
+        match decode_wire(&event) {
+            Err(DecodeError::Invalid { field: got, .. }) | Err(DecodeError::MissingField { field: got }) => {
+                assert_eq!(got, field);
+            }
+            other => panic!("expected an error in {field}, got {other:?}"),
+        }
+    };
+    broken(&|p| p.survivor_code = "TEST-0001".into(), "ClientProfile.survivor_code");
+    broken(&|p| p.age_years = Some(30), "ClientProfile.age_years");
+    broken(
+        &|p| p.vulnerabilities = vec![pb::Vulnerability::GbvSurvivor as i32],
+        "ClientProfile.vulnerabilities",
+    );
+    broken(
+        &|p| p.survivor_code_lookup = vec![7; 31],
+        "ClientProfile.survivor_code_lookup",
+    );
+    broken(&|p| p.sealed_age_years = None, "ClientProfile.sealed_age_years");
+}
