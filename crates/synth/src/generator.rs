@@ -1469,6 +1469,28 @@ impl Generator {
     }
 }
 
+/// The history of `referrals` referrals from the first seed, counting from 11, that leaves a
+/// referral still waiting for its receipt, with its events: for the partner demos and tests that
+/// answer one, whatever one seed's history holds. The same code always gives the same history.
+pub fn history_with_a_waiting_referral(referrals: usize) -> (Generator, Vec<StoredEvent>) {
+    let mut last = None;
+    for seed in 11..111 {
+        let mut generator = Generator::new(HistoryConfig::new(seed, referrals));
+        let events: Vec<StoredEvent> = generator.by_ref().collect();
+        let waits = generator
+            .referrals()
+            .values()
+            .filter_map(Referral::state)
+            .any(|s| s.status == ReferralStatus::Requested);
+        if waits {
+            return (generator, events);
+        }
+        last = Some((generator, events));
+    }
+    // A hundred histories without one is not a history a seed can change: give the last.
+    last.unwrap_or_else(|| unreachable!("the range of seeds is not empty"))
+}
+
 impl Iterator for Generator {
     type Item = StoredEvent;
 

@@ -33,6 +33,6 @@ pub mod profile;
 mod publish;
 mod rng;
 
-pub use generator::{Generator, HistoryConfig};
+pub use generator::{Generator, HistoryConfig, history_with_a_waiting_referral};
 pub use publish::{PublishError, Publisher, publish};
 pub use rng::Rng;

@@ -11,7 +11,7 @@
 //!
 //! `publish` prints one line per referral: `referral <id> to <org> status <status> events <n>`,
 //! its final status and how many referral events it has (each becomes one message in the
-//! receiving organisation's feed once `wasl router` runs). The same seed always gives the same
+//! receiving organisation's feed once `wasl router` runs). Every run gives the same
 //! organisations and referrals.
 
 use std::collections::BTreeMap;
@@ -19,12 +19,14 @@ use std::error::Error;
 use std::process::ExitCode;
 use wasl_domain::ids::ReferralId;
 use wasl_events::DomainEvent;
+use wasl_events::StoredEvent;
 use wasl_store::StoreConfig;
-use wasl_synth::{Generator, HistoryConfig};
+use wasl_synth::Generator;
 
-/// The history: 30 referrals among 12 organisations, from a fixed seed.
-fn history() -> HistoryConfig {
-    HistoryConfig::new(11, 30)
+/// The history: 30 referrals among 12 organisations, one of them still waiting for its receipt
+/// (the example answers it), from the first seed that gives one.
+fn history() -> (Generator, Vec<StoredEvent>) {
+    wasl_synth::history_with_a_waiting_referral(30)
 }
 
 const USAGE: &str = "usage: seed_partner_demo orgs | seed_partner_demo publish <nats-url> <hub-seed-file>";
@@ -48,8 +50,7 @@ fn main() -> ExitCode {
 
 /// Prints the organisation ids of the history.
 fn orgs() -> Result<(), Box<dyn Error>> {
-    let mut generator = Generator::new(history());
-    generator.by_ref().for_each(drop);
+    let (generator, _) = history();
     for org in generator.organisations().keys() {
         println!("{org}");
     }
@@ -59,8 +60,7 @@ fn orgs() -> Result<(), Box<dyn Error>> {
 /// Publishes the history with the hub's NKey and prints its referrals.
 fn publish(url: &str, seed_file: &str) -> Result<(), Box<dyn Error>> {
     let seed = std::fs::read_to_string(seed_file).map_err(|e| format!("cannot read {seed_file}: {e}"))?;
-    let mut generator = Generator::new(history());
-    let events: Vec<_> = generator.by_ref().collect();
+    let (generator, events) = history();
     let mut per_referral: BTreeMap<ReferralId, usize> = BTreeMap::new();
     for event in &events {
         if let DomainEvent::Referral(id, _) = &event.event {

@@ -92,22 +92,8 @@ fn listen_all(url: &str, out: &Path, org: OrgId) -> (Vec<String>, Vec<BTreeSet<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_listens_to_its_own_feed_and_answers_over_nats() {
     // A synthetic network; its organisations get credentials before the server starts.
-    // The first small history with a referral still waiting for a receipt (answered below), so
-    // the test does not count on what one seed's history holds.
-    let (generator, events) = (11..111)
-        .map(|seed| {
-            let mut generator = wasl_synth::Generator::new(wasl_synth::HistoryConfig::new(seed, 30));
-            let events: Vec<_> = generator.by_ref().collect();
-            (generator, events)
-        })
-        .find(|(generator, _)| {
-            generator
-                .referrals()
-                .values()
-                .filter_map(|r| r.state())
-                .any(|s| s.status == ReferralStatus::Requested)
-        })
-        .expect("a history with a referral waiting for its receipt");
+    // A small history with a referral still waiting for a receipt (answered below).
+    let (generator, events) = wasl_synth::history_with_a_waiting_referral(30);
     let orgs: Vec<OrgId> = generator.organisations().keys().copied().collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("nats");
