@@ -72,6 +72,10 @@ pub struct ApiConfig {
     /// `/readyz` answers 503 while a read model is more than this many events behind the log.
     #[arg(long, env = "WASL_READY_MAX_LAG", default_value_t = 10_000)]
     pub ready_max_lag: u64,
+    /// Small-cell suppression threshold k of the dashboards and exports: counts from 1 to k − 1
+    /// are hidden (at least 2).
+    #[arg(long, env = "WASL_SUPPRESSION_K", default_value_t = 5, value_parser = suppression_k)]
+    pub suppression_k: u64,
     /// Start although the access audit went backwards since this API last saw it — only after
     /// a deliberate reset (a restore from a backup) and `wasl audit verify`: logged as an
     /// error, and the audit checkpoint is anchored at the stream's current head.
@@ -174,6 +178,8 @@ impl ApiConfig {
                 body_limit: self.body_limit,
                 secure_cookies: self.secure_cookies,
                 ready_max_lag: self.ready_max_lag,
+                suppression_k: wasl_domain::suppression::Threshold::new(self.suppression_k)
+                    .map_err(|e| dep("suppression threshold")(e.to_string()))?,
                 ..Limits::default()
             },
             metrics_listen: self.metrics_addr,
@@ -182,4 +188,12 @@ impl ApiConfig {
         };
         Application::build(client, settings, self.listen).await
     }
+}
+
+/// Parses `--suppression-k`: a whole number of at least 2.
+fn suppression_k(text: &str) -> Result<u64, String> {
+    let k: u64 = text.parse().map_err(|_| "must be a whole number".to_owned())?;
+    wasl_domain::suppression::Threshold::new(k)
+        .map(|t| t.get())
+        .map_err(|e| e.to_string())
 }

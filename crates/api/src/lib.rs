@@ -72,6 +72,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(routes::referrals::routes())
         .merge(routes::work::routes())
         .merge(routes::directory::routes())
+        .merge(routes::dashboard::routes())
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
     components.schemas.extend(routes::problem_schemas());

@@ -15,6 +15,8 @@
 //!   their availability;
 //! - coordinators acknowledge escalations and see no case or referral; they and admins list the
 //!   escalations, which name referrals by id and codes only, never a client;
+//! - coordinators and admins read the network's dashboards and indicator report (aggregates
+//!   only, suppressed); a focal point reads how their own organisation answers its referrals;
 //! - admins manage their own organisation's users and tokens;
 //! - anyone signed in may read the directory and `/v1/me`.
 //!
@@ -51,6 +53,11 @@ pub enum Action {
     ReferralAcknowledgeEscalation,
     /// List the network's escalations (coordinators and admins).
     EscalationList,
+    /// Read the network's dashboards and indicator report (coordinators and admins).
+    DashboardRead,
+    /// Read how organisations answer their referrals (coordinators and admins: every
+    /// organisation; focal points: their own beside the network's).
+    PartnerReportRead,
     /// Read the partner inbox.
     InboxRead,
     /// Read the caseworker worklist.
@@ -154,7 +161,8 @@ pub fn authorize(actor: &Actor, action: Action, resource: Resource) -> Decision 
             scoped(roles_allow(roles), true)
         }
         (A::InboxRead, R::Collection) => scoped(roles_allow(PARTNER), true),
-        (A::EscalationList, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
+        (A::EscalationList | A::DashboardRead, R::Collection) => scoped(roles_allow(MAINTAINERS), true),
+        (A::PartnerReportRead, R::Collection) => scoped(roles_allow(MAINTAINERS) || actor.has(Role::FocalPoint), true),
         (A::CaseErase | A::CaseExport, R::Case { owner_org, .. }) => {
             scoped(actor.has(Role::Supervisor), owner_org == org)
         }

@@ -28,6 +28,8 @@ pub struct Limits {
     /// Passwords checked at once (argon2id takes 19 MiB and tens of milliseconds each); more
     /// sign-ins wait, and after a few seconds are answered 429.
     pub concurrent_password_checks: usize,
+    /// Small-cell suppression of the dashboards and exports: counts from 1 to k − 1 are hidden.
+    pub suppression_k: wasl_domain::suppression::Threshold,
 }
 
 impl Default for Limits {
@@ -39,6 +41,7 @@ impl Default for Limits {
             ready_max_lag: 10_000,
             server: crate::serve::ServerLimits::default(),
             concurrent_password_checks: 2,
+            suppression_k: wasl_domain::suppression::Threshold::DEFAULT,
         }
     }
 }

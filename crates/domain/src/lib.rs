@@ -15,6 +15,7 @@ pub mod client;
 mod codes;
 pub mod directory;
 pub mod error;
+pub mod gcm;
 pub mod geo;
 pub mod ids;
 pub mod pii;

@@ -417,6 +417,9 @@ pub struct ReferralRequested {
     pub redirected_from: Option<ReferralId>,
     /// Notes, encrypted.
     pub notes: Option<EncryptedPii>,
+    /// The GCM objectives its service served when it was made, ascending; empty in referrals
+    /// recorded before objectives were (read them with [`crate::gcm::objectives_or_default`]).
+    pub gcm_objectives: Vec<crate::gcm::GcmObjective>,
 }
 
 /// What a referral records.
@@ -802,5 +805,6 @@ fn decide_request(request: &RequestReferral, ctx: &Context) -> Result<Vec<Referr
         consent,
         redirected_from,
         notes: request.notes.clone(),
+        gcm_objectives: crate::gcm::default_objectives(category).to_vec(),
     }))])
 }

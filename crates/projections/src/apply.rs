@@ -6,6 +6,7 @@
 use crate::error::ProjectionError;
 use crate::projection::{Projection, physical};
 use crate::rows::case::{self, CaseRow};
+use crate::rows::dashboard::{self, DashboardRow};
 use crate::rows::directory::{self, OrganisationRow, ServiceRow, Touched};
 use crate::rows::referral::{self, HistoryRow, ReferralRow};
 use crate::rows::{ApplyError, EventAt};
@@ -127,6 +128,7 @@ pub(crate) async fn apply_batch(
         Projection::Cases => cases(conn, generation, entries, parked).await,
         Projection::Referrals => referrals(conn, generation, entries, parked).await,
         Projection::Directory => directory(conn, generation, entries, parked).await,
+        Projection::Dashboard => dashboard(conn, generation, entries, parked).await,
     }
 }
 
@@ -331,6 +333,65 @@ async fn referrals(
             .await?;
         }
     }
+    Ok(out)
+}
+
+async fn dashboard(
+    conn: &mut AnyConnection,
+    generation: i64,
+    entries: &[Entry],
+    parked: &mut HashSet<String>,
+) -> Result<Applied, ProjectionError> {
+    let table = physical("dashboard_referrals", generation);
+    let ids = ids_of(Projection::Dashboard, entries, parked, |e| match &e.event {
+        DomainEvent::Referral(id, _) => vec![id.to_string()],
+        _ => vec![],
+    });
+    let mut loaded = load_rows(
+        conn,
+        &table,
+        DashboardRow::COLUMNS,
+        "id",
+        &ids,
+        DashboardRow::from_row,
+        |r| r.id.clone(),
+    )
+    .await?;
+    let mut slots: HashMap<String, Option<DashboardRow>> = ids
+        .into_iter()
+        .map(|id| {
+            let row = loaded.remove(&id);
+            (id, row)
+        })
+        .collect();
+    let mut dirty = BTreeSet::new();
+    let mut out = Applied::default();
+    for entry in entries {
+        match triage(Projection::Dashboard, entry, parked) {
+            Triage::Skip => {}
+            Triage::Park(error) => out.park(entry, error, parked),
+            Triage::Apply(event) => {
+                let DomainEvent::Referral(id, e) = &event.event else {
+                    continue;
+                };
+                let key = id.to_string();
+                let slot = slots.entry(key.clone()).or_default();
+                match dashboard::apply(slot, &key, e, &EventAt::of(entry.seq, event)) {
+                    Ok(()) => {
+                        dirty.insert(key);
+                        out.applied += 1;
+                    }
+                    Err(error) => out.failed(entry, &error, parked),
+                }
+            }
+        }
+    }
+    let rows = dirty
+        .iter()
+        .filter_map(|k| slots.remove(k).flatten())
+        .map(DashboardRow::values)
+        .collect();
+    insert_rows(conn, &table, DashboardRow::COLUMNS, Some("id"), rows).await?;
     Ok(out)
 }
 

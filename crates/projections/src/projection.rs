@@ -16,11 +16,13 @@ pub enum Projection {
     Referrals,
     /// `organisations` and `services`: the service directory.
     Directory,
+    /// `dashboard_referrals`: what the coordinators' dashboards and indicator report count.
+    Dashboard,
 }
 
 impl Projection {
     /// Every projection.
-    pub const ALL: &'static [Projection] = &[Self::Cases, Self::Referrals, Self::Directory];
+    pub const ALL: &'static [Projection] = &[Self::Cases, Self::Referrals, Self::Directory, Self::Dashboard];
 
     /// Its name, as `wasl projections rebuild NAME` takes it.
     pub const fn name(self) -> &'static str {
@@ -28,6 +30,7 @@ impl Projection {
             Self::Cases => "cases",
             Self::Referrals => "referrals",
             Self::Directory => "directory",
+            Self::Dashboard => "dashboard",
         }
     }
 
@@ -37,6 +40,7 @@ impl Projection {
             Self::Cases => &["cases"],
             Self::Referrals => &["referrals", "referral_history", "referral_erased_cases"],
             Self::Directory => &["organisations", "services"],
+            Self::Dashboard => &["dashboard_referrals"],
         }
     }
 
@@ -54,6 +58,7 @@ impl Projection {
             //    `profile_event`).
             Self::Cases => 3,
             Self::Directory => 1,
+            Self::Dashboard => 1,
         }
     }
 
@@ -65,6 +70,7 @@ impl Projection {
             (Self::Cases, AggregateKind::Case)
                 | (Self::Referrals, AggregateKind::Referral | AggregateKind::Case)
                 | (Self::Directory, AggregateKind::Organisation)
+                | (Self::Dashboard, AggregateKind::Referral)
         )
     }
 
@@ -78,6 +84,8 @@ impl Projection {
             (Self::Cases, Sqlite) => include_str!("../schema/sqlite/cases.sql"),
             (Self::Referrals, Sqlite) => include_str!("../schema/sqlite/referrals.sql"),
             (Self::Directory, Sqlite) => include_str!("../schema/sqlite/directory.sql"),
+            (Self::Dashboard, Postgres) => include_str!("../schema/postgres/dashboard.sql"),
+            (Self::Dashboard, Sqlite) => include_str!("../schema/sqlite/dashboard.sql"),
         }
     }
 

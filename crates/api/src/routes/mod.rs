@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod cases;
+pub mod dashboard;
 pub mod directory;
 pub mod health;
 pub mod referrals;

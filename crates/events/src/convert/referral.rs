@@ -9,6 +9,7 @@ use crate::pb;
 use crate::pb::event::Payload as P;
 use crate::pb::referral_requested::ConsentBasis as PbBasis;
 use wasl_domain::catalogue::{Decline, Priority, ServiceCategory};
+use wasl_domain::gcm::{GcmObjective, check_objectives};
 use wasl_domain::referral::{
     ConsentBasis, FollowUp, OverdueKind, ReferralEvent, ReferralRequested, Satisfaction, ServiceReceived,
 };
@@ -75,6 +76,7 @@ fn requested_to_pb(r: &ReferralRequested) -> pb::ReferralRequested {
         }),
         redirected_from_referral_id: r.redirected_from.map(|id| id.to_string()),
         notes: opt_pii_to_pb(r.notes.as_ref()),
+        gcm_objectives: r.gcm_objectives.iter().map(|o| o.number()).collect(),
     }
 }
 
@@ -99,7 +101,19 @@ pub(super) fn requested(m: pb::ReferralRequested) -> Result<ReferralEvent, Decod
             "ReferralRequested.redirected_from_referral_id",
         )?,
         notes: opt_pii_from_pb(m.notes)?,
+        gcm_objectives: objectives_from_pb(&m.gcm_objectives)?,
     })))
+}
+
+/// The objectives of a request: each 1 to 23, ascending, no duplicates.
+fn objectives_from_pb(numbers: &[u32]) -> Result<Vec<GcmObjective>, DecodeError> {
+    const FIELD: &str = "ReferralRequested.gcm_objectives";
+    let objectives = numbers
+        .iter()
+        .map(|n| GcmObjective::new(*n).at(FIELD))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_objectives(&objectives).at(FIELD)?;
+    Ok(objectives)
 }
 
 pub(super) fn rejected(m: pb::ReferralRejected) -> Result<ReferralEvent, DecodeError> {

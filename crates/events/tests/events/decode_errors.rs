@@ -235,6 +235,16 @@ fn values_the_domain_refuses_are_invalid() {
     };
     s.spec.as_mut().unwrap().eligibility.as_mut().unwrap().max_age = 256;
     assert_invalid(&event, "Eligibility.max_age");
+
+    // GCM objectives: 1 to 23, ascending, once each.
+    for objectives in [vec![24], vec![0], vec![15, 7], vec![7, 7]] {
+        let mut event = wire(EventType::ReferralRequested);
+        let Some(P::ReferralRequested(r)) = &mut event.payload else {
+            unreachable!()
+        };
+        r.gcm_objectives = objectives;
+        assert_invalid(&event, "ReferralRequested.gcm_objectives");
+    }
 }
 
 #[test]

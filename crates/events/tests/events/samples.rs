@@ -178,6 +178,8 @@ pub fn requested() -> ReferralRequested {
         consent: ConsentBasis::Consent(consent_id()),
         redirected_from: Some(earlier_referral_id()),
         notes: Some(pii(0x40)),
+        // As recorded before referrals carried objectives (the golden fixture is that old).
+        gcm_objectives: vec![],
     }
 }
 
@@ -559,6 +561,16 @@ pub fn variations() -> Vec<StoredEvent> {
             T::ReferralRequested,
             ReferralEvent::Requested(Box::new(ReferralRequested {
                 consent: ConsentBasis::Override(Reason::coded(OverrideCode::LifeThreatening)),
+                ..requested()
+            })),
+        ),
+        referral(
+            T::ReferralRequested,
+            ReferralEvent::Requested(Box::new(ReferralRequested {
+                gcm_objectives: [7, 15]
+                    .into_iter()
+                    .map(|n| wasl_domain::gcm::GcmObjective::new(n).unwrap())
+                    .collect(),
                 ..requested()
             })),
         ),

@@ -2,6 +2,7 @@
 //! be tested on their own and the projector stays a loop of load, apply, write.
 
 pub mod case;
+pub mod dashboard;
 pub mod directory;
 pub mod referral;
 

@@ -5,30 +5,29 @@
 //! the named scenarios are built command by command through the domain.
 
 use crate::support::{Open, TestDb};
+use crate::world::{World, admin, consenting_case, decline, referral_request, register, spec, whole};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use wasl_domain::Role;
 use wasl_domain::case::{Case, CaseCommand, CaseState, CaseStatus, OpenCase, Scope};
 use wasl_domain::catalogue::{AcknowledgeCode, Decline, DeclineCode, Priority, Reason, ServiceCategory};
 use wasl_domain::client::{Age, Identifying, Language, Sex, SurvivorCode, SurvivorCodeLookup};
-use wasl_domain::directory::{DisplayName, Eligibility, OrgKind, Organisation, OrganisationCommand, OrganisationState};
+use wasl_domain::directory::{Eligibility, OrgKind, Organisation, OrganisationCommand, OrganisationState};
 use wasl_domain::geo::{District, Governorate, Location};
-use wasl_domain::ids::{CaseId, CommandId, ConsentId, OrgId, ReferralId, ServiceId, UserId, uuid_v7_from_parts};
+use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId, UserId};
 use wasl_domain::pii::PersonalData;
 use wasl_domain::referral::{
     FollowUp, OverdueKind, Referral, ReferralCommand, ReferralEvent, ReferralState, ReferralStatus, RequestReferral,
     ServiceReceived,
 };
-use wasl_domain::testing::{self, actor, any_consent, id, profile};
-use wasl_domain::time::Timestamp;
-use wasl_domain::{Actor, Context, Role};
-use wasl_events::{DomainEvent, EventMeta, StoredEvent};
+use wasl_domain::testing::{actor, any_consent, id, profile};
+use wasl_events::{DomainEvent, StoredEvent};
 use wasl_projections::apply::Entry;
 use wasl_projections::query::{
     CaseFilter, DirectorySearch, EscalationFilter, Need, OPEN_STATUSES, Page, PageRequest, ReferralFilter,
     SurvivorCodeQuery, WorkNeed,
 };
 use wasl_projections::{Projection, ProjectionError, ReadModels};
-use wasl_store::{StoredAggregate, event_id};
 use wasl_synth::{Generator, HistoryConfig};
 use wasl_testkit::on_both;
 
@@ -947,129 +946,6 @@ on_both!(
     the_escalation_list_holds_every_escalated_referral_newest_escalation_first
 );
 
-// ---------------------------------------------------------------------------------------------
-// A world built command by command
-
-/// Records commands as the store would: decided by the domain at a clock that moves a minute
-/// per command, wrapped with metadata, numbered in log order, projected on `publish`.
-struct World {
-    now: Timestamp,
-    seq: u64,
-    commands: u8,
-    pending: Vec<Entry>,
-}
-
-impl World {
-    fn new() -> Self {
-        Self {
-            now: testing::T0,
-            seq: 0,
-            commands: 0,
-            pending: Vec::new(),
-        }
-    }
-
-    #[track_caller]
-    fn run<A: StoredAggregate>(&mut self, state: &mut A, id: A::Id, command: A::Command, actor: &Actor) {
-        self.now = self.now.plus_millis(60_000);
-        self.commands += 1;
-        let command_id = CommandId::try_from(uuid_v7_from_parts(self.now.unix_millis() as u64, [self.commands; 10]))
-            .expect("a v7 uuid");
-        let ctx = Context {
-            now: self.now,
-            actor: actor.clone(),
-        };
-        let events = state
-            .decide(&command, &ctx)
-            .unwrap_or_else(|e| panic!("the domain refused a command of the scenario: {e:?}"));
-        for (index, event) in events.into_iter().enumerate() {
-            *state = std::mem::take(state).evolve(&event);
-            self.seq += 1;
-            let stored = StoredEvent {
-                meta: EventMeta {
-                    event_id: event_id(command_id, self.now, index),
-                    command_id,
-                    occurred_at: self.now,
-                    actor: actor.clone(),
-                },
-                event: A::wrap(id, event),
-            };
-            self.pending.push(Entry::of(self.seq, stored));
-        }
-    }
-
-    async fn publish(&mut self, models: &ReadModels) {
-        let entries = std::mem::take(&mut self.pending);
-        models.project(Projection::ALL, &entries).await.expect("project");
-    }
-}
-
-fn name(text: &str) -> DisplayName {
-    DisplayName::parse(text).expect("a display name")
-}
-
-fn languages(tags: &[&str]) -> Vec<Language> {
-    tags.iter()
-        .map(|t| Language::parse(t).expect("a language tag"))
-        .collect()
-}
-
-fn spec(
-    title: &str,
-    category: ServiceCategory,
-    areas: Vec<Location>,
-    tags: &[&str],
-) -> wasl_domain::directory::ServiceSpec {
-    wasl_domain::directory::ServiceSpec {
-        name: name(title),
-        category,
-        areas,
-        languages: languages(tags),
-        eligibility: Eligibility::everyone(),
-    }
-}
-
-fn whole(governorate: Governorate) -> Location {
-    Location::governorate_only(governorate)
-}
-
-fn admin() -> Actor {
-    actor(id(200), id(9), Role::Admin)
-}
-
-/// Registers an organisation with services (`(n, spec)`: the service id is `id(n)`).
-fn register(
-    world: &mut World,
-    org_id: OrgId,
-    title: &str,
-    kind: OrgKind,
-    services: Vec<(u8, wasl_domain::directory::ServiceSpec)>,
-) -> Organisation {
-    let mut org = Organisation::default();
-    world.run(
-        &mut org,
-        org_id,
-        OrganisationCommand::Register {
-            org_id,
-            name: name(title),
-            kind,
-        },
-        &admin(),
-    );
-    for (n, spec) in services {
-        world.run(
-            &mut org,
-            org_id,
-            OrganisationCommand::AddService {
-                service_id: id(n),
-                spec,
-            },
-            &admin(),
-        );
-    }
-    org
-}
-
 async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(db: TestDb) {
     let models = db.open().await;
     let mut world = World::new();
@@ -1173,8 +1049,8 @@ async fn the_worklist_shows_what_the_caseworker_must_do_and_drops_what_is_done(d
     world.run(&mut ref2, r2, request(22, &provider_b, health, None), &caseworker);
     // R3: unanswered past its acknowledgement deadline.
     world.run(&mut ref3, r3, request(23, &provider_b, health, None), &caseworker);
-    let due_at = world.now.plus_millis(30_000);
-    world.now = world.now.plus_millis(60_000);
+    let due_at = world.now().plus_millis(30_000);
+    world.at(world.now().plus_millis(120_000));
     world.run(
         &mut ref3,
         r3,
@@ -1335,51 +1211,6 @@ on_both!(
 );
 
 /// A case of organisation A with consent to any organisation, opened by `caseworker`.
-fn consenting_case(world: &mut World, case_id: CaseId, caseworker: &Actor) -> Case {
-    let mut case = Case::default();
-    world.run(
-        &mut case,
-        case_id,
-        CaseCommand::Open(OpenCase {
-            case_id,
-            caseworker: None,
-            profile: profile("SYN-900001"),
-            personal: PersonalData::default(),
-        }),
-        caseworker,
-    );
-    world.run(
-        &mut case,
-        case_id,
-        CaseCommand::GiveConsent {
-            consent_id: id::<ConsentId>(40),
-            scope: any_consent(),
-        },
-        caseworker,
-    );
-    case
-}
-
-fn referral_request(n: u8, case: &Case, provider: &Organisation, service: ServiceId) -> ReferralCommand {
-    ReferralCommand::Request(Box::new(RequestReferral {
-        referral_id: id(n),
-        case: case.clone(),
-        provider: provider.clone(),
-        service_id: service,
-        priority: Priority::Urgent,
-        redirected_from: None,
-        consent_override: None,
-        notes: None,
-    }))
-}
-
-fn decline(code: DeclineCode, suggested_org: Option<OrgId>) -> ReferralCommand {
-    ReferralCommand::Reject(Decline {
-        reason: Reason::coded(code),
-        suggested_org,
-    })
-}
-
 async fn every_decline_stays_on_the_worklist_until_the_client_is_referred_again(db: TestDb) {
     let models = db.open().await;
     let mut world = World::new();
@@ -1529,7 +1360,7 @@ async fn an_escalation_shows_its_missed_deadline_and_leaves_the_open_list_when_a
         referral_request(21, &case, &provider_b, health),
         &caseworker,
     );
-    let due_at = world.now.plus_millis(30_000);
+    let due_at = world.now().plus_millis(30_000);
     world.run(
         &mut l,
         late,
@@ -1547,7 +1378,7 @@ async fn an_escalation_shows_its_missed_deadline_and_leaves_the_open_list_when_a
         },
         &system,
     );
-    let escalated_at = world.now.unix_millis();
+    let escalated_at = world.now().unix_millis();
     world.run(
         &mut f,
         fresh,
@@ -1615,7 +1446,7 @@ async fn an_escalation_shows_its_missed_deadline_and_leaves_the_open_list_when_a
     assert_eq!(acknowledged[0].acknowledged, ",decision,");
     assert_eq!(acknowledged[0].open_escalations, 0);
     assert_eq!(acknowledged[0].acknowledge_code.as_deref(), Some("partner_contacted"));
-    assert_eq!(acknowledged[0].acknowledged_at, Some(world.now.unix_millis()));
+    assert_eq!(acknowledged[0].acknowledged_at, Some(world.now().unix_millis()));
     assert_eq!(list(None).await.len(), 1, "open and acknowledged alike");
     // Still overdue for the partner until it answers.
     assert_eq!(acknowledged[0].response_overdue, 1);
