@@ -3,7 +3,7 @@
 //! person. Coordinators and admins read the network; a focal point reads how its own
 //! organisation answers beside the network's figures; caseworkers read none.
 
-use super::{Problems, caught_up, field, opt_field, require};
+use super::{Problems, caught_up, opt_field, require};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{Json, MinPosition, Query};
@@ -175,10 +175,10 @@ dashboard_query!(
         /// `failed`, `cancelled`, `open`, `service_gap` (declined for capacity, service not
         /// offered or eligibility) or `unmet_need` (declined for capacity or service not offered).
         measure: Option<String>,
-        /// The rows: `week`, `quarter`, `governorate`, `district`, `category`, `service`,
-        /// `receiving_org`, `referring_org`, `priority`, `status`, `population_group`, `sex`,
-        /// `age_group` or `decline_reason`.
-        rows: String,
+        /// The rows: `week`, `quarter`, `governorate` (default), `district`, `category`,
+        /// `service`, `receiving_org`, `referring_org`, `priority`, `status`,
+        /// `population_group`, `sex`, `age_group` or `decline_reason`.
+        rows: Option<String>,
         /// The columns (any of the same); absent for a one-way breakdown.
         columns: Option<String>,
         /// `json` (default) or `csv`.
@@ -281,7 +281,7 @@ pub async fn table(
     require(&principal, Action::DashboardRead, Resource::Collection)?;
     let filter = query.filter()?;
     let measure = opt_field("measure", query.measure.as_deref(), Measure::parse)?.unwrap_or(Measure::Made);
-    let rows = field("rows", &query.rows, Dimension::parse)?;
+    let rows = opt_field("rows", query.rows.as_deref(), Dimension::parse)?.unwrap_or(Dimension::Governorate);
     let columns = opt_field("columns", query.columns.as_deref(), Dimension::parse)?;
     if columns == Some(rows) {
         return Err(ApiError::invalid("columns", "must differ from rows"));

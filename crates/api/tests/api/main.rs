@@ -6,6 +6,7 @@ mod account_poison;
 mod accounts;
 mod audit;
 mod closed_loop;
+mod dashboard;
 mod examples;
 mod limits;
 mod markers;

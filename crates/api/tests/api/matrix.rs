@@ -129,6 +129,10 @@ fn expected(op: &str, role: Role, org: Org) -> StatusCode {
         "acknowledge_escalation" => hidden,
         "inbox" | "inbox_counts" => pick(partner, ok, forbidden),
         "list_escalations" => pick(maintainer, ok, forbidden),
+        // The network's aggregates: coordinators and admins; how an organisation answers: also
+        // its focal points (their own row beside the network's figures).
+        "dashboard_headline" | "dashboard_table" | "gcm_indicators" => pick(maintainer, ok, forbidden),
+        "dashboard_partners" => pick(maintainer || role == FocalPoint, ok, forbidden),
         // A new organisation is the coordination hub's to register (an admin registers only
         // its own organisation's id, which the matrix's body does not name).
         "register_organisation" => pick(role == Coordinator, created, forbidden),
@@ -195,6 +199,10 @@ fn body(op: &str, w: &World) -> Option<Value> {
         | "inbox"
         | "inbox_counts"
         | "list_escalations"
+        | "dashboard_headline"
+        | "dashboard_table"
+        | "dashboard_partners"
+        | "gcm_indicators"
         | "withdraw_consent"
         | "receive_referral"
         | "accept_referral"
