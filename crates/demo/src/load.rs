@@ -445,6 +445,27 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                 let meta = meta(self.actor(plan.cases[r.case].org, Role::Caseworker));
                 self.execute::<Referral>(r.id, &command, &meta, label).await
             }
+            Action::Overdue { referral, kind, due_at } => {
+                let command = ReferralCommand::MarkResponseOverdue {
+                    kind,
+                    due_at: Timestamp::from_unix_millis(due_at),
+                };
+                let meta = meta(system_actor());
+                self.execute::<Referral>(plan.referrals[referral].id, &command, &meta, label)
+                    .await
+            }
+            Action::Escalate { referral, kind } => {
+                let command = ReferralCommand::Escalate { kind };
+                let meta = meta(system_actor());
+                self.execute::<Referral>(plan.referrals[referral].id, &command, &meta, label)
+                    .await
+            }
+            Action::AcknowledgeEscalation { referral, kind } => {
+                let command = ReferralCommand::AcknowledgeEscalation { kind, note: None };
+                let meta = meta(self.actor(HUB, Role::Coordinator));
+                self.execute::<Referral>(plan.referrals[referral].id, &command, &meta, label)
+                    .await
+            }
             Action::FollowUp { referral, plan: f } => {
                 let r = &plan.referrals[referral];
                 if self.present::<Referral>(r.id, command_id).await? {
@@ -471,6 +492,20 @@ impl<M: MasterKey> Loader<'_, '_, M> {
                 self.execute::<Referral>(r.id, &command, &meta, label).await
             }
         }
+    }
+}
+
+/// The follow-up service's actor: the demo records what it would have recorded.
+fn system_actor() -> Actor {
+    use wasl_domain::ids::{OrgId, UserId};
+    let parse = |user: &str, org: &str| Some((UserId::parse(user).ok()?, OrgId::parse(org).ok()?));
+    match parse(wasl_followup::SYSTEM_USER, wasl_followup::SYSTEM_ORG) {
+        Some((user, org)) => Actor {
+            user,
+            org,
+            roles: vec![Role::System],
+        },
+        None => unreachable!("the follow-up service's ids are valid"),
     }
 }
 

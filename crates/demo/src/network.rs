@@ -86,6 +86,16 @@ const fn closing(mut def: ServiceDef) -> ServiceDef {
     def
 }
 
+/// The partner that answers late: its focal point takes five times as long as the others to
+/// acknowledge, decide and start, so it often misses its deadlines (the dashboards' partner
+/// responsiveness shows it).
+pub(crate) const LATE_PARTNER: &str = "health.duhok";
+
+/// Governorates short of services: a referral of a client living there is declined for want of
+/// capacity or because the service is not offered four times in ten (the dashboards' service
+/// gaps show them).
+pub(crate) const SHORT_OF_SERVICES: &[&str] = &["IQ-AN", "IQ-BA"];
+
 /// The coordination hub: first in the list; holds the admin and coordinator logins.
 pub(crate) const HUB: usize = 0;
 

@@ -3,7 +3,7 @@
 //! anchor's day) while planning, so the plan is a pure function of seed, days and anchor.
 
 use crate::ids;
-use crate::network::{ORGS, OrgDef, ServiceDef};
+use crate::network::{LATE_PARTNER, ORGS, OrgDef, SHORT_OF_SERVICES, ServiceDef};
 use std::collections::BTreeSet;
 use wasl_domain::case::{ConsentScope, Scope};
 use wasl_domain::catalogue::{
@@ -12,7 +12,7 @@ use wasl_domain::catalogue::{
 use wasl_domain::client::{ClientProfile, Identifying, IdentifyingFacts, Language, SurvivorCode, Vulnerability};
 use wasl_domain::geo::{District, Governorate, Location};
 use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
-use wasl_domain::referral::ReferralStatus;
+use wasl_domain::referral::{OverdueKind, ReferralStatus};
 use wasl_domain::time::Timestamp;
 use wasl_synth::Rng;
 use wasl_synth::outcomes::{self, FollowUpDraw};
@@ -152,6 +152,23 @@ pub(crate) enum Action {
         referral: usize,
         plan: FollowUpDraw,
     },
+    /// The follow-up service records a missed response deadline (as the system).
+    Overdue {
+        referral: usize,
+        kind: OverdueKind,
+        /// The deadline: relative ms while planning, Unix ms in the plan's steps.
+        due_at: i64,
+    },
+    /// The follow-up service escalates it to the coordinators.
+    Escalate {
+        referral: usize,
+        kind: OverdueKind,
+    },
+    /// A coordinator acknowledges the escalation.
+    AcknowledgeEscalation {
+        referral: usize,
+        kind: OverdueKind,
+    },
     CloseCase {
         case: usize,
         code: CloseCode,
@@ -178,6 +195,11 @@ impl Action {
             Self::Respond { referral, step, round } => format!("cmd/referral/{referral}/{}/{round}", step.label()),
             Self::Cancel { referral, .. } => format!("cmd/referral/{referral}/cancel"),
             Self::FollowUp { referral, .. } => format!("cmd/referral/{referral}/follow-up"),
+            Self::Overdue { referral, kind, .. } => format!("cmd/referral/{referral}/overdue/{kind}"),
+            Self::Escalate { referral, kind } => format!("cmd/referral/{referral}/escalate/{kind}"),
+            Self::AcknowledgeEscalation { referral, kind } => {
+                format!("cmd/referral/{referral}/acknowledge-escalation/{kind}")
+            }
             Self::CloseCase { case, .. } => format!("cmd/case/{case}/close"),
         }
     }
@@ -297,9 +319,11 @@ impl Planner {
     }
 
     /// When the receiving organisation answers something sent at `t`: eight times sooner for an
-    /// urgent or emergency referral, and then at any hour.
-    fn respond(&mut self, t: i64, lo: i64, hi: i64, urgent: bool) -> i64 {
+    /// urgent or emergency referral, and then at any hour; five times later for the late
+    /// partner.
+    fn respond(&mut self, t: i64, lo: i64, hi: i64, urgent: bool, late: bool) -> i64 {
         let (lo, hi) = if urgent { (lo / 8, hi / 8) } else { (lo, hi) };
+        let (lo, hi) = if late { (lo * 5, hi * 5) } else { (lo, hi) };
         self.later(t, lo, hi, urgent)
     }
 
@@ -627,6 +651,53 @@ impl Planner {
         }
     }
 
+    /// What the follow-up service would have recorded about a referral requested at `t` with
+    /// these `steps`, at the time it would have: a response deadline (acknowledgement,
+    /// decision) of the default policy that passed while it still applied, and its escalation;
+    /// a coordinator acknowledges six escalations in ten within two days. The steps stay in
+    /// time order. (Progress and follow-up deadlines are left to the running service.)
+    fn deadlines(
+        &mut self,
+        referral: usize,
+        t: i64,
+        category: ServiceCategory,
+        priority: Priority,
+        steps: &mut Vec<(i64, Action)>,
+    ) {
+        let windows = wasl_followup::DeadlinePolicy::default().windows(category, priority);
+        let status_at = |steps: &[(i64, Action)], x: i64| {
+            steps.iter().filter(|(at, _)| *at <= x).fold(
+                ReferralStatus::Requested,
+                |status, (_, action)| match action {
+                    Action::Respond { step, .. } => step.status(),
+                    Action::Cancel { .. } => ReferralStatus::Cancelled,
+                    _ => status,
+                },
+            )
+        };
+        let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        for (kind, window) in [
+            (OverdueKind::Acknowledgement, windows.acknowledge),
+            (OverdueKind::Decision, windows.decide),
+        ] {
+            let due_at = t.saturating_add(millis(window));
+            let applies = |status| match kind {
+                OverdueKind::Acknowledgement => status == ReferralStatus::Requested,
+                _ => matches!(status, ReferralStatus::Requested | ReferralStatus::Received),
+            };
+            if due_at + 2 * MINUTE >= self.end || !applies(status_at(steps, due_at + 2 * MINUTE)) {
+                continue;
+            }
+            steps.push((due_at + MINUTE, Action::Overdue { referral, kind, due_at }));
+            steps.push((due_at + 2 * MINUTE, Action::Escalate { referral, kind }));
+            if self.rng.chance_per_mille(600) {
+                let at = self.later(due_at, HOUR, 2 * DAY, false);
+                steps.push((at, Action::AcknowledgeEscalation { referral, kind }));
+            }
+        }
+        steps.sort_by_key(|(at, _)| *at);
+    }
+
     fn last_step_of(&self, referral: usize) -> i64 {
         self.raw
             .iter()
@@ -680,18 +751,40 @@ impl Planner {
         let mut steps: Vec<(i64, Action)> = Vec::new();
         let mut now = t;
         let mut status = ReferralStatus::Requested;
+        let late = ORGS[self.plan.services[service].org].key == LATE_PARTNER;
+        let short = SHORT_OF_SERVICES.contains(&profile.location.governorate().code());
         while now < self.end {
             let next = outcomes::next_steps(status, false);
             if next.is_empty() {
                 break;
             }
-            let step = *self.rng.weighted(next);
+            let mut step = *self.rng.weighted(next);
+            // Where services run short, four in ten are declined for capacity or the service not
+            // being offered.
+            let gap = short
+                && matches!(status, ReferralStatus::Requested | ReferralStatus::Received)
+                && step != outcomes::Step::Receive
+                && self.rng.chance_per_mille(400);
+            if gap {
+                step = outcomes::Step::Decline;
+            }
             let (at, action) = match step {
-                outcomes::Step::Receive => (self.respond(now, HOUR, 48 * HOUR, urgent), Move::Receive),
-                outcomes::Step::Accept => (self.respond(now, 2 * HOUR, 72 * HOUR, urgent), Move::Accept),
-                outcomes::Step::Start => (self.respond(now, HOUR, 4 * DAY, urgent), Move::Start),
+                outcomes::Step::Receive => (self.respond(now, HOUR, 48 * HOUR, urgent, late), Move::Receive),
+                outcomes::Step::Accept => (self.respond(now, 2 * HOUR, 72 * HOUR, urgent, late), Move::Accept),
+                outcomes::Step::Start => (self.respond(now, HOUR, 4 * DAY, urgent, late), Move::Start),
+                outcomes::Step::Decline if gap => {
+                    let code = if self.rng.chance_per_mille(600) {
+                        DeclineCode::NoCapacity
+                    } else {
+                        DeclineCode::ServiceNotOffered
+                    };
+                    (
+                        self.respond(now, 2 * HOUR, 72 * HOUR, urgent, late),
+                        Move::Reject(code, None),
+                    )
+                }
                 outcomes::Step::Decline => {
-                    let at = self.respond(now, 2 * HOUR, 72 * HOUR, urgent);
+                    let at = self.respond(now, 2 * HOUR, 72 * HOUR, urgent, late);
                     // A redirect names another organisation's service that takes the client; the
                     // follow-on referral comes within three days, so it must still take it then.
                     let (from_org, to_org) = (self.plan.cases[case].org, self.plan.services[service].org);
@@ -742,6 +835,7 @@ impl Planner {
             status = action.status();
         }
 
+        self.deadlines(index, t, category, priority, &mut steps);
         for (at, action) in steps {
             if at >= self.end - MINUTE {
                 break;
@@ -814,7 +908,15 @@ pub(crate) fn build(seed: u64, days: u32, anchor: Timestamp) -> Plan {
         .into_iter()
         .map(|(t, _, action)| Step {
             at: Timestamp::from_unix_millis(start_abs + t),
-            action,
+            // The one time an action carries, made absolute like the step's.
+            action: match action {
+                Action::Overdue { referral, kind, due_at } => Action::Overdue {
+                    referral,
+                    kind,
+                    due_at: start_abs + due_at,
+                },
+                other => other,
+            },
         })
         .collect();
     debug_assert_eq!(

@@ -15,7 +15,7 @@ pub enum ProjectionError {
     #[error("unsupported read-model database URL (use postgres://… or sqlite:…): {0}")]
     UnsupportedUrl(String),
     /// No projection has this name.
-    #[error("no projection is called {0:?} (known: cases, referrals, directory)")]
+    #[error("no projection is called {0:?} (known: cases, referrals, directory, dashboard)")]
     UnknownProjection(String),
     /// The event log cannot be read now.
     #[error("the event log is unavailable: {0}")]

@@ -81,6 +81,8 @@ struct Log {
     referrals: HashMap<ReferralId, Referral>,
     referral_notes: usize,
     follow_ups: usize,
+    /// Each referral's client governorate.
+    governorates: HashMap<ReferralId, String>,
     /// Every message's subject, headers and body, as stored.
     raw: Vec<u8>,
 }
@@ -135,6 +137,10 @@ async fn read_log(parts: &Parts) -> Log {
                     ReferralEvent::Requested(requested) if requested.notes.is_some() => log.referral_notes += 1,
                     ReferralEvent::FollowUpRecorded(_) => log.follow_ups += 1,
                     _ => {}
+                }
+                if let ReferralEvent::Requested(requested) = &event {
+                    let governorate = requested.client.location.governorate().code().to_owned();
+                    log.governorates.insert(id, governorate);
                 }
                 let referral = log.referrals.remove(&id).unwrap_or_default();
                 log.referrals.insert(id, referral.evolve(&event));
@@ -213,6 +219,57 @@ async fn the_demo_loads_through_the_command_path_and_a_second_load_adds_nothing(
         let earlier = log.referrals[earlier].state().expect("the earlier referral");
         assert_eq!(earlier.status, ReferralStatus::Rejected);
     }
+    // Something for the dashboards to show. A partner that answers late: its referrals miss
+    // their response deadlines far more often, recorded (and escalated) as the follow-up
+    // service would have; coordinators acknowledge some escalations.
+    let late = first
+        .logins
+        .iter()
+        .find(|l| l.username == "demo.focal.health.duhok")
+        .expect("the late partner's focal point")
+        .org_id;
+    let missed = |to_late: bool| {
+        let of: Vec<_> = log
+            .referrals
+            .values()
+            .filter_map(|r| r.state())
+            .filter(|s| (s.to_org == late) == to_late)
+            .collect();
+        let missed = of.iter().filter(|s| !s.overdue.is_empty()).count();
+        (missed, of.len())
+    };
+    let ((late_missed, late_all), (others_missed, others_all)) = (missed(true), missed(false));
+    assert!(late_missed >= 5, "the late partner missed {late_missed} of {late_all}");
+    assert!(
+        late_missed * others_all > 3 * others_missed * late_all,
+        "late: {late_missed} of {late_all}; the others: {others_missed} of {others_all}"
+    );
+    let states: Vec<_> = log.referrals.values().filter_map(|r| r.state()).collect();
+    assert!(states.iter().any(|s| !s.escalated.is_empty()));
+    assert!(states.iter().any(|s| !s.acknowledged.is_empty()));
+    // Service gaps in Anbar and Basrah: declines for capacity or a service not offered.
+    let gaps = |short: bool| {
+        let of: Vec<_> = log
+            .referrals
+            .iter()
+            .filter(|(id, _)| ["IQ-AN", "IQ-BA"].contains(&log.governorates[*id].as_str()) == short)
+            .filter_map(|(_, r)| r.state())
+            .collect();
+        let declined = of
+            .iter()
+            .filter(|s| {
+                s.decline
+                    .as_ref()
+                    .is_some_and(|d| matches!(d.reason.code, DeclineCode::NoCapacity | DeclineCode::ServiceNotOffered))
+            })
+            .count();
+        (declined, of.len())
+    };
+    let ((short_declined, short_all), (elsewhere_declined, elsewhere_all)) = (gaps(true), gaps(false));
+    assert!(
+        short_declined * elsewhere_all > 3 * elsewhere_declined * short_all,
+        "short of services: {short_declined} of {short_all}; elsewhere: {elsewhere_declined} of {elsewhere_all}"
+    );
     let completed = statuses[&ReferralStatus::Completed];
     assert!(
         completed * 2 > first.referrals,

@@ -376,9 +376,18 @@ async fn parked_then_retried(db: TestDb) {
         parked[0].error
     );
     assert!(parked[1..].iter().all(|p| p.error == wasl_projections::apply::WAITING));
+    // The dashboard reads referral events too: it parked the same ones, and the metric counts
+    // both.
+    let dashboard = wasl_projections::parked::list(&models, &[Projection::Dashboard])
+        .await
+        .expect("list");
+    assert_eq!(
+        dashboard.iter().map(|p| p.seq).collect::<Vec<_>>(),
+        parked.iter().map(|p| p.seq).collect::<Vec<_>>()
+    );
     assert_eq!(
         projector.metrics().parked.load(Ordering::Relaxed),
-        parked.len() as u64,
+        (parked.len() + dashboard.len()) as u64,
         "counted"
     );
     // Other projections do not read referral events and parked nothing.

@@ -115,6 +115,6 @@ async fn backup_restore_and_rebuild_bring_the_demo_network_back() {
     assert!(
         rebuilt[1]
             .0
-            .starts_with("rebuilt cases, referrals, directory up to sequence")
+            .starts_with("rebuilt cases, referrals, directory, dashboard up to sequence")
     );
 }

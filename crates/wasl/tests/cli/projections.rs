@@ -39,7 +39,9 @@ async fn rebuild_status_and_the_projector_follow_the_log() {
     let (ok, out, err) = run(&[&["projections", "rebuild"][..], &conn[..]].concat());
     assert!(ok, "{err}");
     assert!(
-        out.starts_with(&format!("rebuilt cases, referrals, directory up to sequence {last}:")),
+        out.starts_with(&format!(
+            "rebuilt cases, referrals, directory, dashboard up to sequence {last}:"
+        )),
         "{out}"
     );
     assert!(out.contains(", 0 parked"), "{out}");
