@@ -17,6 +17,7 @@
 //! See docs/api.md.
 
 pub mod app;
+pub mod asof;
 pub mod audit;
 pub mod auth;
 pub mod command;

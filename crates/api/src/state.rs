@@ -72,12 +72,16 @@ pub type ServiceCheck = Arc<dyn Fn() -> Result<serde_json::Value, String> + Send
 
 /// Shared, cheaply cloned state of the API.
 #[derive(Clone)]
-pub struct AppState(Arc<Parts>, Arc<RwLock<Vec<(String, ServiceCheck)>>>);
+pub struct AppState(
+    Arc<Parts>,
+    Arc<RwLock<Vec<(String, ServiceCheck)>>>,
+    Arc<crate::asof::AsOf>,
+);
 
 impl AppState {
     /// Wraps the parts.
     pub fn new(parts: Parts) -> Self {
-        Self(Arc::new(parts), Arc::default())
+        Self(Arc::new(parts), Arc::default(), Arc::default())
     }
 
     /// Adds a check of another service in this process to `/readyz`: its report appears under
@@ -110,6 +114,11 @@ impl AppState {
     /// The read models.
     pub fn models(&self) -> &ReadModels {
         &self.0.models
+    }
+
+    /// The dashboards' replays of past days.
+    pub fn as_of(&self) -> &crate::asof::AsOf {
+        &self.2
     }
 
     /// The vault.

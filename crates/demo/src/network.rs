@@ -92,7 +92,7 @@ const fn closing(mut def: ServiceDef) -> ServiceDef {
 pub(crate) const LATE_PARTNER: &str = "health.duhok";
 
 /// Governorates short of services: a referral of a client living there is declined for want of
-/// capacity or because the service is not offered four times in ten (the dashboards' service
+/// capacity or because the service is not offered six times in ten (the dashboards' service
 /// gaps show them).
 pub(crate) const SHORT_OF_SERVICES: &[&str] = &["IQ-AN", "IQ-BA"];
 

@@ -759,12 +759,12 @@ impl Planner {
                 break;
             }
             let mut step = *self.rng.weighted(next);
-            // Where services run short, four in ten are declined for capacity or the service not
+            // Where services run short, six in ten are declined for capacity or the service not
             // being offered.
             let gap = short
                 && matches!(status, ReferralStatus::Requested | ReferralStatus::Received)
                 && step != outcomes::Step::Receive
-                && self.rng.chance_per_mille(400);
+                && self.rng.chance_per_mille(600);
             if gap {
                 step = outcomes::Step::Decline;
             }

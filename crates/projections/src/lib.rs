@@ -38,5 +38,5 @@ pub use db::{Backend, ConnectError, ReadModels, ReadModelsConfig, connect};
 pub use error::ProjectionError;
 pub use projection::Projection;
 pub use projector::{Projector, ProjectorConfig, ProjectorMetrics};
-pub use rebuild::{Progress, RebuildReport, rebuild};
+pub use rebuild::{Progress, RebuildReport, rebuild, replay_until};
 pub use schema::{LiveState, Standing, live_state, standings};

@@ -246,3 +246,41 @@ async fn swap(
     }
     Ok(None)
 }
+
+/// Fills `projections` of `models` — read models of their own, a scratch database that serves
+/// nothing else — from the whole log as it stood at `until`: every event that happened before
+/// `until` is applied, every later one is passed over. Queries over them then answer "as of"
+/// `until`, exactly as the live read models would have answered at that moment. Reads the log
+/// from sequence 1 up to its end when called; returns the events applied.
+pub async fn replay_until(
+    models: &ReadModels,
+    stream: &Stream,
+    projections: &[Projection],
+    until: wasl_domain::time::Timestamp,
+    batch_size: usize,
+) -> Result<u64, ProjectionError> {
+    let end = last_sequence(stream).await?;
+    let mut applied = 0;
+    if end == 0 {
+        return Ok(0);
+    }
+    let mut feed = follow(stream, 1, crate::feed::store_decoder, None, 2 * batch_size).await?;
+    loop {
+        let mut batch = next_batch(&mut feed, batch_size)
+            .await
+            .ok_or_else(|| ProjectionError::Log("the log subscription ended".to_owned()))??;
+        let last = batch.last().map_or(end, |e| e.seq);
+        batch.retain(|e| e.seq <= end);
+        for entry in &mut batch {
+            // Later events are passed over, as an operator's skip would be: nothing parks.
+            if entry.event.as_ref().is_ok_and(|e| e.meta.occurred_at >= until) {
+                entry.skipped = true;
+            }
+        }
+        models.project(projections, &batch).await?;
+        applied += batch.iter().filter(|e| !e.skipped).count() as u64;
+        if last >= end {
+            return Ok(applied);
+        }
+    }
+}

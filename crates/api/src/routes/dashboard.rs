@@ -11,8 +11,12 @@ use crate::policy::{Action, Resource};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
 use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,14 +28,16 @@ use wasl_domain::client::{AgeGroup, PopulationGroup, Sex};
 use wasl_domain::gcm::GcmObjective;
 use wasl_domain::geo::{District, Governorate};
 use wasl_domain::ids::{OrgId, ServiceId};
+use wasl_domain::suppression::Threshold;
 use wasl_domain::time::{Date, Quarter};
-use wasl_projections::Projection;
 use wasl_projections::query::{DashboardFilter, Dimension, Measure, Span};
+use wasl_projections::{Projection, ReadModels};
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(headline))
+        .routes(routes!(live))
         .routes(routes!(table))
         .routes(routes!(partners))
         .routes(routes!(indicators))
@@ -79,10 +85,18 @@ macro_rules! dashboard_query {
             pub gcm_objective: Option<String>,
             /// Declined with this reason code.
             pub decline_reason: Option<String>,
+            /// The numbers as they stood at the end of this day (`YYYY-MM-DD`, Iraq time),
+            /// replayed from the event log; today or earlier.
+            pub as_of: Option<String>,
             $($(#[$fdoc])* pub $field: $ty,)*
         }
 
         impl $name {
+            /// The read models to count in: the live ones, or a replay as of a past day.
+            async fn models(&self, state: &AppState) -> Result<ReadModels, ApiError> {
+                source(state, self.as_of.as_deref()).await
+            }
+
             fn filter(&self) -> Result<DashboardFilter, ApiError> {
                 filter(&Filters {
                     from: self.from.as_deref(),
@@ -125,6 +139,17 @@ struct Filters<'a> {
     priority: Option<&'a str>,
     gcm_objective: Option<&'a str>,
     decline_reason: Option<&'a str>,
+}
+
+/// The live read models, or those of a replay as of the end of `as_of`.
+async fn source(state: &AppState, as_of: Option<&str>) -> Result<ReadModels, ApiError> {
+    let Some(day) = opt_field("as_of", as_of, Date::parse)? else {
+        return Ok(state.models().clone());
+    };
+    if day > Date::of(super::now()) {
+        return Err(ApiError::invalid("as_of", "must not be in the future"));
+    }
+    state.as_of().models(state.store().stream(), day).await
 }
 
 fn filter(f: &Filters<'_>) -> Result<DashboardFilter, ApiError> {
@@ -239,21 +264,97 @@ pub async fn headline(
     require(&principal, Action::DashboardRead, Resource::Collection)?;
     let filter = query.filter()?;
     caught_up(&state, min, READS).await?;
-    let models = state.models();
-    let numbers = models.dashboard_headline(&filter).await?;
+    let models = query.models(&state).await?;
+    Ok(Json(
+        headline_report(&models, &filter, state.limits().suppression_k).await?,
+    ))
+}
+
+async fn headline_report(
+    models: &ReadModels,
+    filter: &DashboardFilter,
+    k: Threshold,
+) -> Result<HeadlineReport, ApiError> {
+    let numbers = models.dashboard_headline(filter).await?;
     let by_status = models
-        .dashboard_counts(&filter, Measure::Made, Dimension::Status, None)
+        .dashboard_counts(filter, Measure::Made, Dimension::Status, None)
         .await?;
     let mut durations = Vec::new();
     for span in Span::ALL {
-        durations.push((*span, models.dashboard_durations(&filter, *span).await?));
+        durations.push((*span, models.dashboard_durations(filter, *span).await?));
     }
-    Ok(Json(reports::headline(
-        &numbers,
-        &by_status,
-        &durations,
-        state.limits().suppression_k,
-    )))
+    Ok(reports::headline(&numbers, &by_status, &durations, k))
+}
+
+/// How often a live dashboard looks for new events.
+const LIVE_POLL: Duration = Duration::from_secs(2);
+/// How long one live stream lasts; the browser's `EventSource` then connects again (and a
+/// stream never outlives a shutdown by more than this).
+const LIVE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// The headline numbers as they change, over server-sent events (coordinators and admins).
+///
+/// - A `headline` event at once, then one whenever the dashboard read model moved on (looked at
+///   every two seconds); its data is the `HeadlineReport` of `GET /v1/dashboard/headline` with
+///   the same filters, its id the read model's position.
+/// - Suppressed as the headline is; nothing else is sent but keep-alive comments.
+/// - The stream ends after ten minutes; `EventSource` reconnects by itself.
+#[utoipa::path(get, path = "/v1/dashboard/live", tag = "dashboard", operation_id = "dashboard_live",
+    params(FilterQuery),
+    responses(
+        (status = 200, description = "`headline` events, each with a HeadlineReport as JSON", body = String, content_type = "text/event-stream"),
+        Problems),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn live(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<FilterQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    require(&principal, Action::DashboardRead, Resource::Collection)?;
+    let filter = query.filter()?;
+    if query.as_of.is_some() {
+        return Err(ApiError::invalid("as_of", "a live dashboard shows the numbers of now"));
+    }
+    let started = Instant::now();
+    let stream = futures_util::stream::unfold(
+        (state, filter, None::<u64>),
+        move |(state, filter, mut last)| async move {
+            loop {
+                if started.elapsed() > LIVE_LIFETIME {
+                    return None;
+                }
+                if last.is_some() {
+                    tokio::time::sleep(LIVE_POLL).await;
+                }
+                let position = match wasl_projections::live_state(state.models(), Projection::Dashboard).await {
+                    Ok(live) => live.checkpoint,
+                    Err(error) => {
+                        tracing::warn!(%error, "a live dashboard cannot read the read model's position; it ends");
+                        return None;
+                    }
+                };
+                if last == Some(position) {
+                    continue;
+                }
+                last = Some(position);
+                let event = match headline_report(state.models(), &filter, state.limits().suppression_k).await {
+                    Ok(report) => Event::default()
+                        .event("headline")
+                        .id(position.to_string())
+                        .json_data(report),
+                    Err(_) => {
+                        tracing::warn!("a live dashboard cannot read the numbers; it ends");
+                        return None;
+                    }
+                };
+                match event {
+                    Ok(event) => return Some((Ok(event), (state, filter, last))),
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// Referrals counted by one or two dimensions, as a table with its totals (coordinators and
@@ -268,8 +369,8 @@ pub async fn headline(
 #[utoipa::path(get, path = "/v1/dashboard/table", tag = "dashboard", operation_id = "dashboard_table",
     params(TableQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
     responses(
-        (status = 200, description = "The table", body = Breakdown, content_type = "application/json"),
-        (status = 200, description = "The table as CSV (`format=csv`)", body = String, content_type = "text/csv"),
+        (status = 200, description = "The table: JSON, or CSV with `format=csv`",
+            content((Breakdown = "application/json"), (String = "text/csv"))),
         Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn table(
@@ -288,7 +389,8 @@ pub async fn table(
     }
     let as_csv = wants_csv(query.format.as_deref())?;
     caught_up(&state, min, READS).await?;
-    let counts = state.models().dashboard_counts(&filter, measure, rows, columns).await?;
+    let models = query.models(&state).await?;
+    let counts = models.dashboard_counts(&filter, measure, rows, columns).await?;
     let table = breakdown(
         counts.into_iter().map(|c| ((c.row, c.column), c.count)),
         rows.code(),
@@ -324,7 +426,8 @@ pub async fn partners(
     require(&principal, Action::PartnerReportRead, Resource::Collection)?;
     let filter = query.filter()?;
     caught_up(&state, min, READS).await?;
-    let rows = state.models().dashboard_responsiveness(&filter).await?;
+    let models = query.models(&state).await?;
+    let rows = models.dashboard_responsiveness(&filter).await?;
     let actor = &principal.actor;
     let network = actor.has(Role::Coordinator) || actor.has(Role::Admin);
     let own = actor.org.to_string();
@@ -345,8 +448,8 @@ pub async fn partners(
 #[utoipa::path(get, path = "/v1/indicators/gcm", tag = "dashboard", operation_id = "gcm_indicators",
     params(IndicatorQuery, ("Wasl-Min-Position" = Option<u64>, Header, description = "Wait until the read model reflects this stream position")),
     responses(
-        (status = 200, description = "The indicator report", body = IndicatorReport, content_type = "application/json"),
-        (status = 200, description = "The indicator report as CSV (`format=csv`)", body = String, content_type = "text/csv"),
+        (status = 200, description = "The indicator report: JSON, or CSV with `format=csv`",
+            content((IndicatorReport = "application/json"), (String = "text/csv"))),
         Problems),
     security(("bearer" = []), ("session" = [])))]
 pub async fn indicators(
@@ -359,7 +462,8 @@ pub async fn indicators(
     let filter = query.filter()?;
     let as_csv = wants_csv(query.format.as_deref())?;
     caught_up(&state, min, READS).await?;
-    let counts = state.models().indicator_counts(&filter).await?;
+    let models = query.models(&state).await?;
+    let counts = models.indicator_counts(&filter).await?;
     let report = reports::indicators(&counts, state.limits().suppression_k);
     Ok(if as_csv {
         csv("wasl-gcm-indicators", report.to_csv())

@@ -10,6 +10,7 @@ use wasl_api::Limits;
 use wasl_domain::Role;
 use wasl_domain::ids::OrgId;
 use wasl_domain::suppression::Threshold;
+use wasl_domain::time::{Date, Timestamp};
 
 const MARKERS: [&str; 3] = ["MarkerNameDq4", "MarkerNotesDq4", "MarkerReasonDq4"];
 
@@ -136,6 +137,26 @@ async fn the_dashboards_count_without_singling_anyone_out(db: TestDb) {
         b["rates"]["acceptance"],
         json!({"display": "x", "suppressed": "too_few"})
     );
+
+    // As of a day: replayed from the log. Yesterday nothing was made; today's end is now.
+    let today = Date::of(Timestamp::from_unix_millis(wasl_api::auth::accounts::now_millis()));
+    let yesterday = get_ok(
+        coordinator,
+        &format!("/v1/dashboard/headline?as_of={}", today.plus_days(-1)),
+        p,
+        s,
+    )
+    .await;
+    assert_eq!(
+        yesterday.body["referrals"]["total"],
+        json!({"display": "0", "value": 0})
+    );
+    let as_of_today = get_ok(coordinator, &format!("/v1/dashboard/headline?as_of={today}"), p, s).await;
+    assert_eq!(as_of_today.body, headline.body);
+    let tomorrow = coordinator
+        .get(&format!("/v1/dashboard/table?as_of={}", today.plus_days(1)))
+        .await;
+    assert_eq!(tomorrow.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", tomorrow.body);
 
     // One person: a filter on the one decline.
     let narrow = get_ok(
@@ -264,5 +285,81 @@ async fn the_threshold_is_the_one_configured() {
     let headline = h.coordinator.get_at("/v1/dashboard/headline", made.position).await;
     assert_eq!(headline.body["k"], 7);
     assert_eq!(headline.body["referrals"]["total"]["display"], "<7");
+    h.stop().await;
+}
+
+/// The next server-sent event of `response`: its name and data.
+async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> (String, Value) {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if name.is_empty() {
+                continue; // a keep-alive comment
+            }
+            return (name, serde_json::from_str(&data).expect("the data is JSON"));
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), response.chunk())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_headline_follows_new_referrals() {
+    let h = Harness::start(TestDb::sqlite()).await;
+    let made = six_referrals(&h).await;
+    h.models
+        .wait_for(
+            &[wasl_projections::Projection::Dashboard],
+            made.position,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("caught up");
+    let mut response = h.coordinator.stream("/v1/dashboard/live").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let (name, first) = next_event(&mut response, &mut buffer).await;
+    assert_eq!(name, "headline");
+    assert_eq!(first["referrals"]["total"]["value"], 6);
+    assert_clean(
+        &Answer {
+            status: StatusCode::OK,
+            headers: Default::default(),
+            body: first.clone(),
+        },
+        &made.secrets,
+    );
+    // Six more: the next event counts twelve.
+    let more = six_referrals(&h).await;
+    let mut latest = first;
+    while latest["referrals"]["total"]["value"] != 12 {
+        latest = next_event(&mut response, &mut buffer).await.1;
+    }
+    assert_eq!(latest["referrals"]["total"]["value"], 12);
+    assert!(more.position > made.position);
+    // A live dashboard is of now.
+    let as_of = h.coordinator.stream("/v1/dashboard/live?as_of=2026-01-01").await;
+    assert_eq!(as_of.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Only coordinators and admins.
+    let caseworker = h.token(made.referrer, Role::Caseworker).await;
+    assert_eq!(
+        caseworker.stream("/v1/dashboard/live").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    drop(response);
     h.stop().await;
 }

@@ -299,6 +299,15 @@ impl Client {
         Answer { status, headers, body }
     }
 
+    /// A GET whose answer is read as it comes (a server-sent event stream).
+    pub async fn stream(&self, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(secret) = &self.bearer {
+            request = request.bearer_auth(secret);
+        }
+        request.send().await.expect("the API answers")
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.send(Method::GET, path, None, &[]).await
     }
