@@ -27,6 +27,7 @@
 //! scratch databases they drop.
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod followup;
 pub mod partners;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod table;
 
 pub use api::{ApiBenchOptions, ApiBenchReport};
+pub use dashboard::{DashboardBenchOptions, DashboardBenchReport};
 pub use error::BenchError;
 pub use followup::{FollowupBenchOptions, FollowupBenchReport};
 pub use partners::{PartnersBenchOptions, PartnersBenchReport};

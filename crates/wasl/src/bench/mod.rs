@@ -3,6 +3,7 @@
 //! and print the reports. Built only with the `bench` feature.
 
 mod api;
+mod dashboard;
 mod followup;
 mod partners;
 mod projections;
@@ -20,6 +21,10 @@ pub enum BenchTarget {
     /// The projector: raw log read rate, raw batched insert rate and full rebuild rate on
     /// SQLite and PostgreSQL.
     Projections(projections::ProjectionsBenchArgs),
+    /// The coordinators' dashboards over a national network's history: p50/p99 of the
+    /// headline and the indicator report on SQLite and PostgreSQL, and what the dashboard
+    /// projection costs the projector.
+    Dashboard(dashboard::DashboardBenchArgs),
     /// The HTTP API under a realistic load of caseworker and partner-system clients, against
     /// the store's command rate measured in the same run.
     Api(api::ApiBenchArgs),
@@ -65,6 +70,7 @@ pub fn run(what: BenchTarget) -> Result<String, Box<dyn Error>> {
         BenchTarget::Store(args) => store(args),
         BenchTarget::Projections(args) => projections::run(args),
         BenchTarget::Api(args) => api::run(args),
+        BenchTarget::Dashboard(args) => dashboard::run(args),
         BenchTarget::Partners(args) => partners::run(args),
         BenchTarget::Followup(args) => followup::run(args),
         BenchTarget::Signin(args) => signin::run(args),

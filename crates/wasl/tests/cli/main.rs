@@ -6,6 +6,8 @@ mod backup;
 #[cfg(feature = "bench")]
 mod bench_api;
 #[cfg(feature = "bench")]
+mod bench_dashboard;
+#[cfg(feature = "bench")]
 mod bench_followup;
 #[cfg(feature = "bench")]
 mod bench_partners;
