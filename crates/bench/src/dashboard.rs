@@ -315,11 +315,12 @@ async fn copy_to_postgres(
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for row in &rows {
             for column in columns {
-                // Each column is a text or an integer (nullable); the row says which.
-                if let Ok(v) = row.try_get::<Option<i64>, _>(*column) {
-                    query = query.bind(v);
-                } else {
+                // Each column is a text or an integer (nullable), as the schema declares it: a
+                // NULL says nothing about which.
+                if TEXT_COLUMNS.contains(column) {
                     query = query.bind(row.try_get::<Option<String>, _>(*column).map_err(|e| e.to_string())?);
+                } else {
+                    query = query.bind(row.try_get::<Option<i64>, _>(*column).map_err(|e| e.to_string())?);
                 }
             }
         }
@@ -331,6 +332,30 @@ async fn copy_to_postgres(
         .map_err(|e| e.to_string())?;
     Ok(models)
 }
+
+/// The text columns of `dashboard_referrals` (schema/*/dashboard.sql); the others are integers.
+const TEXT_COLUMNS: &[&str] = &[
+    "id",
+    "week",
+    "quarter",
+    "governorate",
+    "district",
+    "category",
+    "service_id",
+    "to_org",
+    "from_org",
+    "priority",
+    "status",
+    "population_group",
+    "sex",
+    "age_group",
+    "objectives",
+    "decline_code",
+    "overdue_now",
+    "overdue_recorded",
+    "escalated",
+    "acknowledged",
+];
 
 /// The queries, as the API runs them.
 async fn latencies(
