@@ -147,22 +147,34 @@ fn ids_of<'a>(
     seen.into_iter().collect()
 }
 
-async fn cases(
+/// A projection that keeps one row per aggregate: the rows the batch touches are loaded with one
+/// query, each event applied in memory, each changed row written once.
+struct OneRowEach<R> {
+    projection: Projection,
+    table: &'static str,
+    columns: &'static [&'static str],
+    from_row: fn(&sqlx::any::AnyRow) -> Result<R, sqlx::Error>,
+    key: fn(&R) -> String,
+    values: fn(R) -> Vec<Value>,
+    /// The id of the aggregate an event changes a row of, if it changes one.
+    id_of: fn(&DomainEvent) -> Option<String>,
+    /// Applies one event that `id_of` named a row for.
+    apply: fn(&mut Option<R>, &str, &DomainEvent, &EventAt) -> Result<(), ApplyError>,
+}
+
+async fn one_row_each<R>(
     conn: &mut AnyConnection,
     generation: i64,
     entries: &[Entry],
     parked: &mut HashSet<String>,
+    p: &OneRowEach<R>,
 ) -> Result<Applied, ProjectionError> {
-    let table = physical("cases", generation);
-    let ids = ids_of(Projection::Cases, entries, parked, |e| match &e.event {
-        DomainEvent::Case(id, _) => vec![id.to_string()],
-        _ => vec![],
+    let table = physical(p.table, generation);
+    let ids = ids_of(p.projection, entries, parked, |e| {
+        (p.id_of)(&e.event).into_iter().collect()
     });
-    let mut loaded = load_rows(conn, &table, CaseRow::COLUMNS, "id", &ids, CaseRow::from_row, |r| {
-        r.id.clone()
-    })
-    .await?;
-    let mut slots: HashMap<String, Option<CaseRow>> = ids
+    let mut loaded = load_rows(conn, &table, p.columns, "id", &ids, p.from_row, p.key).await?;
+    let mut slots: HashMap<String, Option<R>> = ids
         .into_iter()
         .map(|id| {
             let row = loaded.remove(&id);
@@ -172,16 +184,15 @@ async fn cases(
     let mut dirty = BTreeSet::new();
     let mut out = Applied::default();
     for entry in entries {
-        match triage(Projection::Cases, entry, parked) {
+        match triage(p.projection, entry, parked) {
             Triage::Skip => {}
             Triage::Park(error) => out.park(entry, error, parked),
             Triage::Apply(event) => {
-                let DomainEvent::Case(id, e) = &event.event else {
+                let Some(key) = (p.id_of)(&event.event) else {
                     continue;
                 };
-                let key = id.to_string();
-                let slot = slots.entry(key.clone()).or_default();
-                match case::apply(slot, &key, e, &EventAt::of(entry.seq, event)) {
+                let slot = slots.entry(key.clone()).or_insert(None);
+                match (p.apply)(slot, &key, &event.event, &EventAt::of(entry.seq, event)) {
                     Ok(()) => {
                         dirty.insert(key);
                         out.applied += 1;
@@ -194,10 +205,35 @@ async fn cases(
     let rows = dirty
         .iter()
         .filter_map(|k| slots.remove(k).flatten())
-        .map(CaseRow::values)
+        .map(p.values)
         .collect();
-    insert_rows(conn, &table, CaseRow::COLUMNS, Some("id"), rows).await?;
+    insert_rows(conn, &table, p.columns, Some("id"), rows).await?;
     Ok(out)
+}
+
+async fn cases(
+    conn: &mut AnyConnection,
+    generation: i64,
+    entries: &[Entry],
+    parked: &mut HashSet<String>,
+) -> Result<Applied, ProjectionError> {
+    let rows = OneRowEach {
+        projection: Projection::Cases,
+        table: "cases",
+        columns: CaseRow::COLUMNS,
+        from_row: CaseRow::from_row,
+        key: |r| r.id.clone(),
+        values: CaseRow::values,
+        id_of: |e| match e {
+            DomainEvent::Case(id, _) => Some(id.to_string()),
+            _ => None,
+        },
+        apply: |slot, key, event, at| match event {
+            DomainEvent::Case(_, e) => case::apply(slot, key, e, at),
+            _ => Ok(()),
+        },
+    };
+    one_row_each(conn, generation, entries, parked, &rows).await
 }
 
 async fn referrals(
@@ -342,57 +378,23 @@ async fn dashboard(
     entries: &[Entry],
     parked: &mut HashSet<String>,
 ) -> Result<Applied, ProjectionError> {
-    let table = physical("dashboard_referrals", generation);
-    let ids = ids_of(Projection::Dashboard, entries, parked, |e| match &e.event {
-        DomainEvent::Referral(id, _) => vec![id.to_string()],
-        _ => vec![],
-    });
-    let mut loaded = load_rows(
-        conn,
-        &table,
-        DashboardRow::COLUMNS,
-        "id",
-        &ids,
-        DashboardRow::from_row,
-        |r| r.id.clone(),
-    )
-    .await?;
-    let mut slots: HashMap<String, Option<DashboardRow>> = ids
-        .into_iter()
-        .map(|id| {
-            let row = loaded.remove(&id);
-            (id, row)
-        })
-        .collect();
-    let mut dirty = BTreeSet::new();
-    let mut out = Applied::default();
-    for entry in entries {
-        match triage(Projection::Dashboard, entry, parked) {
-            Triage::Skip => {}
-            Triage::Park(error) => out.park(entry, error, parked),
-            Triage::Apply(event) => {
-                let DomainEvent::Referral(id, e) = &event.event else {
-                    continue;
-                };
-                let key = id.to_string();
-                let slot = slots.entry(key.clone()).or_default();
-                match dashboard::apply(slot, &key, e, &EventAt::of(entry.seq, event)) {
-                    Ok(()) => {
-                        dirty.insert(key);
-                        out.applied += 1;
-                    }
-                    Err(error) => out.failed(entry, &error, parked),
-                }
-            }
-        }
-    }
-    let rows = dirty
-        .iter()
-        .filter_map(|k| slots.remove(k).flatten())
-        .map(DashboardRow::values)
-        .collect();
-    insert_rows(conn, &table, DashboardRow::COLUMNS, Some("id"), rows).await?;
-    Ok(out)
+    let rows = OneRowEach {
+        projection: Projection::Dashboard,
+        table: "dashboard_referrals",
+        columns: DashboardRow::COLUMNS,
+        from_row: DashboardRow::from_row,
+        key: |r| r.id.clone(),
+        values: DashboardRow::values,
+        id_of: |e| match e {
+            DomainEvent::Referral(id, _) => Some(id.to_string()),
+            _ => None,
+        },
+        apply: |slot, key, event, at| match event {
+            DomainEvent::Referral(_, e) => dashboard::apply(slot, key, e, at),
+            _ => Ok(()),
+        },
+    };
+    one_row_each(conn, generation, entries, parked, &rows).await
 }
 
 async fn directory(

@@ -19,18 +19,17 @@
 
 use crate::log::Log;
 use crate::support::{Open, TestDb};
-use crate::world::{World, decline, register, spec, whole};
+use crate::world::{World, consenting_case_in, decline, register, spec, whole};
 use std::time::Duration;
 use wasl_dashboard::reports;
-use wasl_domain::case::{Case, CaseCommand, OpenCase};
+use wasl_domain::case::Case;
 use wasl_domain::catalogue::{DeclineCode, FailCode, Priority, Reason, ServiceCategory};
 use wasl_domain::directory::OrgKind;
-use wasl_domain::geo::{Governorate, Location};
-use wasl_domain::ids::{CaseId, ConsentId, OrgId, ReferralId, ServiceId};
-use wasl_domain::pii::PersonalData;
+use wasl_domain::geo::Governorate;
+use wasl_domain::ids::{OrgId, ReferralId, ServiceId};
 use wasl_domain::referral::{FollowUp, OverdueKind, Referral, ReferralCommand, RequestReferral, ServiceReceived};
 use wasl_domain::suppression::Threshold;
-use wasl_domain::testing::{T0, actor, any_consent, id, profile};
+use wasl_domain::testing::{T0, actor, id};
 use wasl_domain::time::Timestamp;
 use wasl_domain::{Actor, Role};
 use wasl_projections::query::{Count, DashboardFilter, Dimension, Measure, Span};
@@ -43,34 +42,6 @@ const DAY: i64 = 24 * HOUR;
 struct Scenario {
     org_b: OrgId,
     org_c: OrgId,
-}
-
-fn case_in(world: &mut World, n: u8, governorate: Governorate, caseworker: &Actor) -> Case {
-    let case_id: CaseId = id(n);
-    let mut case = Case::default();
-    let mut profile = profile("SYN-910000");
-    profile.location = Location::governorate_only(governorate);
-    world.run(
-        &mut case,
-        case_id,
-        CaseCommand::Open(OpenCase {
-            case_id,
-            caseworker: None,
-            profile,
-            personal: PersonalData::default(),
-        }),
-        caseworker,
-    );
-    world.run(
-        &mut case,
-        case_id,
-        CaseCommand::GiveConsent {
-            consent_id: id::<ConsentId>(n),
-            scope: any_consent(),
-        },
-        caseworker,
-    );
-    case
 }
 
 /// Builds the history and returns its events.
@@ -123,7 +94,7 @@ fn history(world: &mut World) -> Scenario {
     };
     let day = |d: i64| T0.unix_millis() + d * DAY;
     for i in 1..=8u8 {
-        let case = case_in(world, 40 + i, Governorate::Ninawa, &caseworker);
+        let case = consenting_case_in(world, id(40 + i), &caseworker, whole(Governorate::Ninawa));
         let mut r = Referral::default();
         let t = day(i64::from(i));
         let h = i64::from(i);
@@ -184,7 +155,7 @@ fn history(world: &mut World) -> Scenario {
         }
     }
     for i in 9..=14u8 {
-        let case = case_in(world, 40 + i, Governorate::Ninawa, &caseworker);
+        let case = consenting_case_in(world, id(40 + i), &caseworker, whole(Governorate::Ninawa));
         let mut r = Referral::default();
         let t = day(i64::from(i));
         run(
@@ -215,7 +186,7 @@ fn history(world: &mut World) -> Scenario {
         run(world, i, t + 3 * DAY, answer, &focal_c, &mut r);
     }
     for i in 15..=17u8 {
-        let case = case_in(world, 40 + i, Governorate::Erbil, &caseworker);
+        let case = consenting_case_in(world, id(40 + i), &caseworker, whole(Governorate::Erbil));
         let mut r = Referral::default();
         let t = day(i64::from(i));
         run(

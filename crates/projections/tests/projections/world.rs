@@ -155,14 +155,21 @@ pub fn register(
 }
 
 pub fn consenting_case(world: &mut World, case_id: CaseId, caseworker: &Actor) -> Case {
+    consenting_case_in(world, case_id, caseworker, whole(Governorate::Ninawa))
+}
+
+/// A case of a client living at `location`, with consent to anything in the pathway.
+pub fn consenting_case_in(world: &mut World, case_id: CaseId, caseworker: &Actor, location: Location) -> Case {
     let mut case = Case::default();
+    let mut profile = profile("SYN-900001");
+    profile.location = location;
     world.run(
         &mut case,
         case_id,
         CaseCommand::Open(OpenCase {
             case_id,
             caseworker: None,
-            profile: profile("SYN-900001"),
+            profile,
             personal: PersonalData::default(),
         }),
         caseworker,
