@@ -84,20 +84,12 @@ impl fmt::Debug for DemoReport {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian; Howard Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian, by `wasl_domain::time::civil_from_days`).
 pub(crate) fn utc(at: Timestamp) -> String {
     let millis = at.unix_millis();
     let days = millis.div_euclid(86_400_000);
     let minutes = millis.rem_euclid(86_400_000) / 60_000;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = wasl_domain::time::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         minutes / 60,
